@@ -1,0 +1,90 @@
+import { existsSync, mkdirSync, watch, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRootLogger, type LogLevel } from '../telemetry/logger.js';
+import { createCgroup } from './cgroup.js';
+import { LocalCluster, type NodeComponent } from './cluster.js';
+import { clusterBpfDir, clusterCgroupDir, clusterPaths } from './layout.js';
+import { teardownCluster } from './teardown.js';
+
+export interface LocalDaemonConfig {
+  readonly cluster: string;
+  readonly manifests: string;
+  readonly nodes: number;
+  readonly runRoot: string;
+  /** The cgroup v2 mount to build under. */
+  readonly cgroupRoot: string;
+  readonly bpfRoot: string;
+  readonly logLevel: LogLevel;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** Composition root of the local daemon: builds the cluster, watches the manifests, tears down on SIGTERM. */
+export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
+  const paths = clusterPaths(cfg.runRoot, cfg.cluster);
+  mkdirSync(paths.dir, { recursive: true });
+  const log = createRootLogger({ name: 'ambit-local', level: cfg.logLevel, file: paths.daemonLog });
+  writeFileSync(paths.lock, `${process.pid}\n`);
+  const cgroupDir = clusterCgroupDir(cfg.cgroupRoot, cfg.cluster);
+  const control = join(cgroupDir, 'control');
+  createCgroup(control);
+  writeFileSync(join(control, 'cgroup.procs'), String(process.pid));
+
+  const components: NodeComponent[] = [];
+  const cluster = new LocalCluster(
+    {
+      cluster: cfg.cluster,
+      manifests: cfg.manifests,
+      nodes: cfg.nodes,
+      paths,
+      cgroupDir,
+      proberScript: join(here, 'prober-main.js'),
+    },
+    log,
+    components,
+  );
+
+  let shuttingDown = false;
+  const shutdown = async (code: number): Promise<never> => {
+    if (shuttingDown) return new Promise(() => undefined);
+    shuttingDown = true;
+    log.info({ progress: true }, 'shutting down the local cluster');
+    try {
+      await cluster.stop();
+    } catch (err) {
+      log.error({ err }, 'stopping pods failed; removing them by force');
+    }
+    // Leave the cluster cgroup first: teardown kills everything still in it.
+    writeFileSync(join(cfg.cgroupRoot, 'cgroup.procs'), String(process.pid));
+    const report = await teardownCluster({
+      cluster: cfg.cluster,
+      clusterCgroup: cgroupDir,
+      runDir: paths.dir,
+      bpfDir: clusterBpfDir(cfg.bpfRoot, cfg.cluster),
+      selfPid: process.pid,
+    });
+    log.info({ progress: true, event: 'down', ...report, killed: report.killed.length }, 'local cluster removed');
+    process.exit(code);
+  };
+  process.on('SIGTERM', () => void shutdown(0));
+  process.on('SIGINT', () => void shutdown(0));
+
+  try {
+    await cluster.start();
+  } catch (err) {
+    log.error({ err, progress: true, event: 'failed' }, `local cluster failed to start: ${(err as Error).message}`);
+    await shutdown(1);
+  }
+
+  // The manifests folder is the source of truth: edits apply live, per object.
+  const watched = existsSync(cfg.manifests) ? cfg.manifests : dirname(cfg.manifests);
+  let timer: NodeJS.Timeout | undefined;
+  watch(watched, { recursive: true }, () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      log.info({ manifests: cfg.manifests }, 'manifests changed; reconciling');
+      void cluster.requestReload();
+    }, 200);
+  });
+}

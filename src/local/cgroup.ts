@@ -1,0 +1,114 @@
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AmbitError, ErrorCode } from '../errors.js';
+import { run } from './run-command.js';
+
+/** Where Ambit mounts a cgroup v2 hierarchy on machines that only have cgroup v1 mounted. */
+export const OWN_CGROUP2_MOUNT = '/run/ambit-cgroup2';
+
+/** Mount points of cgroup v2 hierarchies, from /proc/self/mountinfo. */
+export function cgroup2Mounts(mountinfo = readFileSync('/proc/self/mountinfo', 'utf8')): string[] {
+  const out: string[] = [];
+  for (const line of mountinfo.split('\n')) {
+    // fields: id parent major:minor root mountpoint options ... - fstype source superoptions
+    const sep = line.indexOf(' - ');
+    if (sep < 0) continue;
+    const fstype = line.slice(sep + 3).split(' ')[0];
+    const mountPoint = line.split(' ')[4];
+    if (fstype === 'cgroup2' && mountPoint !== undefined) out.push(mountPoint.replace(/\\040/g, ' '));
+  }
+  return out;
+}
+
+/**
+ * The cgroup v2 root to use: the configured one, else /sys/fs/cgroup when it is cgroup v2 (real
+ * nodes), else another cgroup v2 mount (hybrid hosts mount it at /sys/fs/cgroup/unified), else none.
+ */
+export function detectCgroup2Root(configured?: string, mounts = cgroup2Mounts()): string | undefined {
+  if (configured !== undefined && configured !== '') return configured;
+  if (mounts.includes('/sys/fs/cgroup')) return '/sys/fs/cgroup';
+  return mounts[0];
+}
+
+/** Finds the cgroup v2 root, mounting one of Ambit's own when the machine has none. */
+export async function ensureCgroup2Root(configured?: string): Promise<string> {
+  const found = detectCgroup2Root(configured);
+  if (found !== undefined) {
+    if (!existsSync(join(found, 'cgroup.procs'))) {
+      throw new AmbitError(ErrorCode.PRECONDITION, `${found} is not a cgroup v2 hierarchy (no cgroup.procs); set AMBIT_CGROUP2_ROOT`);
+    }
+    return found;
+  }
+  mkdirSync(OWN_CGROUP2_MOUNT, { recursive: true });
+  await run('mount', ['-t', 'cgroup2', 'none', OWN_CGROUP2_MOUNT]);
+  return OWN_CGROUP2_MOUNT;
+}
+
+export function createCgroup(path: string): void {
+  mkdirSync(path, { recursive: true });
+}
+
+/** The cgroup id the kernel (and bpf_get_current_cgroup_id) uses: the directory's inode number. */
+export function cgroupId(path: string): bigint {
+  return statSync(path, { bigint: true }).ino;
+}
+
+export function cgroupPids(path: string): number[] {
+  try {
+    return readFileSync(join(path, 'cgroup.procs'), 'utf8')
+      .split('\n')
+      .filter((l) => l !== '')
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** Every cgroup directory under `path` (inclusive), deepest first. */
+export function cgroupTree(path: string): string[] {
+  if (!existsSync(path)) return [];
+  const out: string[] = [];
+  const walk = (dir: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) walk(join(dir, e.name));
+    out.push(dir);
+  };
+  walk(path);
+  return out;
+}
+
+/**
+ * Kills every process in a cgroup subtree: `cgroup.kill` where the kernel has it (5.14+), else
+ * SIGKILL to each PID listed in the tree. Returns the PIDs that were signalled.
+ */
+export function killCgroupTree(path: string): number[] {
+  const tree = cgroupTree(path);
+  const pids = tree.flatMap(cgroupPids);
+  const killFile = join(path, 'cgroup.kill');
+  if (existsSync(killFile)) {
+    try {
+      writeFileSync(killFile, '1');
+      return pids;
+    } catch {
+      // fall through to per-PID signals
+    }
+  }
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  return pids;
+}
+
+/** Removes a cgroup subtree (it must hold no processes). Missing directories are fine. */
+export function removeCgroupTree(path: string): void {
+  for (const dir of cgroupTree(path)) {
+    try {
+      rmdirSync(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+}

@@ -1,0 +1,135 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AmbitError, ErrorCode } from '../errors.js';
+
+/*
+ * How a local pod runs, mirroring a container runtime's sandbox:
+ * - the pod's network namespace and cgroup are created first;
+ * - a pause process (`sleep infinity`) is started in the cgroup through `ip netns exec`, which gives it a
+ *   private mount namespace with the pod's hosts and resolv.conf bind-mounted over /etc; it mounts a private
+ *   tmpfs on /tmp, so every pod has its own scratch space like a container's writable layer;
+ * - each container (and `ambit local exec`) joins the pause process's mount and network namespaces with
+ *   nsenter, after writing its own PID into the pod cgroup, so the kernel sees it as the pod from its
+ *   first instruction (which is what the eBPF redirection keys on).
+ * Each step execs the next, so the PID the runtime holds is the application's own.
+ */
+
+const SH = '/bin/sh';
+// $0 is the cgroup.procs file; the rest of argv is the command to exec once the process is in the cgroup.
+const JOIN_CGROUP = 'echo $$ >"$0" && exec "$@"';
+
+export interface SandboxPaths {
+  readonly netns: string;
+  /** Absolute cgroup directory. */
+  readonly cgroupDir: string;
+  /** Folder of this pod's logs. */
+  readonly podDir: string;
+}
+
+/** Starts the pod's pause process and waits until it holds the pod's namespaces. */
+export async function startPause(sb: SandboxPaths): Promise<ChildProcess> {
+  mkdirSync(sb.podDir, { recursive: true });
+  const log = openSync(join(sb.podDir, 'pause.log'), 'a');
+  const child = spawn(
+    SH,
+    [
+      '-c',
+      JOIN_CGROUP,
+      join(sb.cgroupDir, 'cgroup.procs'),
+      'ip',
+      'netns',
+      'exec',
+      sb.netns,
+      SH,
+      '-c',
+      'mount -t tmpfs -o mode=1777,size=256m ambit-pod-tmp /tmp && exec sleep infinity',
+    ],
+    { detached: true, stdio: ['ignore', log, log] },
+  );
+  closeSync(log);
+  const pid = child.pid;
+  if (pid === undefined) throw new AmbitError(ErrorCode.COMMAND_FAILED, `cannot start the sandbox of ${sb.netns}`);
+  const target = statSync(join('/run/netns', sb.netns)).ino;
+  const deadline = Date.now() + 10_000;
+  // The pause process is ready when it has become `sleep` (after the tmpfs mount) inside the pod netns.
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new AmbitError(
+        ErrorCode.COMMAND_FAILED,
+        `the sandbox of ${sb.netns} exited during start: ${readTail(join(sb.podDir, 'pause.log'))}`,
+      );
+    }
+    if (procComm(pid) === 'sleep' && netnsInode(pid) === target) return child;
+    if (Date.now() > deadline) throw new AmbitError(ErrorCode.TIMEOUT, `the sandbox of ${sb.netns} did not start in 10s`);
+    await sleep(5);
+  }
+}
+
+function procComm(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+function netnsInode(pid: number): number | undefined {
+  try {
+    const link = readlinkSync(`/proc/${pid}/ns/net`);
+    const m = /\[(\d+)\]/.exec(link);
+    return m === null ? undefined : Number(m[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+function readTail(path: string): string {
+  try {
+    return readFileSync(path, 'utf8').trim().split('\n').slice(-3).join('; ') || 'no output';
+  } catch {
+    return 'no output';
+  }
+}
+
+/** argv that runs `command` inside a pod: joins its cgroup, then its mount and network namespaces. */
+export function podCommand(sb: { cgroupDir: string }, pausePid: number, workingDir: string, command: readonly string[]): string[] {
+  return [
+    SH,
+    '-c',
+    JOIN_CGROUP,
+    join(sb.cgroupDir, 'cgroup.procs'),
+    'nsenter',
+    '-t',
+    String(pausePid),
+    '-m',
+    '-n',
+    `--wdns=${workingDir}`,
+    '--',
+    ...command,
+  ];
+}
+
+/** Starts one container process with its output appended to `logFile`. */
+export function startContainer(
+  sb: SandboxPaths,
+  pausePid: number,
+  c: { command: readonly string[]; workingDir: string; env: Readonly<Record<string, string>>; logFile: string },
+): ChildProcess {
+  const log = openSync(c.logFile, 'a');
+  const [cmd, ...args] = podCommand(sb, pausePid, c.workingDir, c.command);
+  const child = spawn(cmd!, args, { detached: true, stdio: ['ignore', log, log], env: { ...c.env } });
+  closeSync(log);
+  return child;
+}
+
+/** Sends SIGTERM, then SIGKILL after the grace period; resolves when the process has exited. */
+export async function stopProcess(child: ChildProcess, graceMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}

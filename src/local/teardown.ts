@@ -1,0 +1,98 @@
+import { existsSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { cgroupPids, cgroupTree, killCgroupTree, removeCgroupTree } from './cgroup.js';
+import { netnsEtcDir } from './layout.js';
+import { deleteNetns, listNetns } from './network.js';
+import { run } from './run-command.js';
+
+export interface TeardownReport {
+  readonly killed: number[];
+  readonly netns: string[];
+  readonly cgroups: number;
+}
+
+/**
+ * Removes everything a local cluster made, found by name rather than from its state file, so that it
+ * also works after `up` or the daemon was killed half-way: processes (by cgroup, then by netns),
+ * namespaces (their links and nftables tables go with them), cgroups, /etc/netns files, pinned BPF
+ * objects and the run folder. Idempotent.
+ */
+export async function teardownCluster(opts: {
+  readonly cluster: string;
+  readonly clusterCgroup: string | undefined;
+  readonly runDir: string;
+  readonly bpfDir?: string;
+  /** The calling process, which must not kill itself. */
+  readonly selfPid?: number;
+}): Promise<TeardownReport> {
+  const killed: number[] = [];
+  const prefix = `${opts.cluster}.`;
+  if (opts.clusterCgroup !== undefined && existsSync(opts.clusterCgroup)) {
+    killed.push(...killCgroupTree(opts.clusterCgroup).filter((p) => p !== opts.selfPid));
+  }
+  const namespaces = listNetns().filter((n) => n.startsWith(prefix));
+  // Processes that entered a namespace without joining a cgroup (an interrupted `exec`) are found by netns.
+  for (const ns of namespaces) {
+    const out = await run('ip', ['netns', 'pids', ns], { okStderr: /./ }).catch(() => '');
+    for (const pid of out.split('\n').filter((l) => l !== '').map(Number)) {
+      if (pid === opts.selfPid || pid === process.pid) continue;
+      try {
+        process.kill(pid, 'SIGKILL');
+        killed.push(pid);
+      } catch {
+        // gone already
+      }
+    }
+  }
+  if (opts.clusterCgroup !== undefined) await waitEmpty(opts.clusterCgroup, opts.selfPid);
+  for (const ns of namespaces) await deleteNetns(ns);
+  for (const ns of namespaces) rmSync(netnsEtcDir(ns), { recursive: true, force: true });
+  let cgroups = 0;
+  if (opts.clusterCgroup !== undefined) {
+    cgroups = cgroupTree(opts.clusterCgroup).length;
+    removeCgroupTree(opts.clusterCgroup);
+  }
+  if (opts.bpfDir !== undefined) rmSync(opts.bpfDir, { recursive: true, force: true });
+  rmSync(opts.runDir, { recursive: true, force: true });
+  // Shared parents go too once the last cluster is gone.
+  const parents = [dirname(opts.runDir), '/etc/netns'];
+  if (opts.clusterCgroup !== undefined) parents.push(dirname(opts.clusterCgroup));
+  if (opts.bpfDir !== undefined) parents.push(dirname(opts.bpfDir));
+  for (const dir of parents) removeIfEmpty(dir);
+  return { killed, netns: namespaces, cgroups };
+}
+
+function removeIfEmpty(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {
+    // not empty, busy or absent: leave it
+  }
+}
+
+async function waitEmpty(cgroup: string, selfPid: number | undefined): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const left = cgroupTree(cgroup)
+      .flatMap(cgroupPids)
+      .filter((p) => p !== selfPid);
+    if (left.length === 0) return;
+    await sleep(20);
+  }
+}
+
+/** True when a PID is alive and is the process we think (its cmdline mentions `needle`). */
+export function pidAlive(pid: number, needle?: string): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  if (needle === undefined) return true;
+  try {
+    return readFileSync(join('/proc', String(pid), 'cmdline'), 'utf8').includes(needle);
+  } catch {
+    return false;
+  }
+}
