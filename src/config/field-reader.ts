@@ -67,7 +67,10 @@ export class Fields {
     const v = this.value[key];
     if (v === undefined || v === null) return this.missing(key, opts);
     if (typeof v !== 'string') {
-      this.error(key, `${show(v)} is not a string${typeof v === 'number' || typeof v === 'boolean' ? ' (quote it)' : ''}`);
+      this.error(
+        key,
+        `${show(v)} is not a string${typeof v === 'number' || typeof v === 'boolean' ? ' (quote it)' : ''}`,
+      );
       return undefined;
     }
     if (v === '' && !opts?.allowEmpty) {
@@ -109,7 +112,10 @@ export class Fields {
   }
 
   /** An integer port number or a named port (`http`). */
-  intOrString(key: string, opts?: Req & { min?: number; max?: number; check?: StringCheck }): number | string | undefined {
+  intOrString(
+    key: string,
+    opts?: Req & { min?: number; max?: number; check?: StringCheck },
+  ): number | string | undefined {
     const v = this.value[key];
     if (v === undefined || v === null) return this.missing(key, opts);
     if (typeof v === 'string') {
@@ -138,7 +144,8 @@ export class Fields {
       return undefined;
     }
     if (opts?.nonEmpty && v.length === 0) this.error(key, 'must not be empty');
-    if (opts?.max !== undefined && v.length > opts.max) this.error(key, `has ${v.length} items; at most ${opts.max} are allowed`);
+    if (opts?.max !== undefined && v.length > opts.max)
+      this.error(key, `has ${v.length} items; at most ${opts.max} are allowed`);
     const out: T[] = [];
     v.forEach((entry, i) => {
       const parsed = item(entry, this.at(key).concat(i));
@@ -148,7 +155,11 @@ export class Fields {
   }
 
   /** A list of mappings, each read through its own Fields. */
-  objects<T>(key: string, item: (f: Fields) => T | undefined, opts?: Req & { nonEmpty?: boolean; max?: number }): T[] | undefined {
+  objects<T>(
+    key: string,
+    item: (f: Fields) => T | undefined,
+    opts?: Req & { nonEmpty?: boolean; max?: number },
+  ): T[] | undefined {
     return this.list(
       key,
       (value, path) => {
@@ -164,7 +175,10 @@ export class Fields {
       key,
       (value, path) => {
         if (typeof value !== 'string') {
-          this.sink.error(path, `${show(value)} is not a string${typeof value === 'number' ? ' (quote it)' : ''}`);
+          this.sink.error(
+            path,
+            `${show(value)} is not a string${typeof value === 'number' ? ' (quote it)' : ''}`,
+          );
           return undefined;
         }
         const reason = opts?.check?.(value);
@@ -194,7 +208,10 @@ export class Fields {
         continue;
       }
       if (typeof v !== 'string') {
-        f.error(k, `${show(v)} is not a string${typeof v === 'number' || typeof v === 'boolean' ? ' (quote it)' : ''}`);
+        f.error(
+          k,
+          `${show(v)} is not a string${typeof v === 'number' || typeof v === 'boolean' ? ' (quote it)' : ''}`,
+        );
         continue;
       }
       const vr = opts?.valueCheck?.(v);

@@ -36,7 +36,9 @@ export function formatPath(path: FieldPath): string {
 export function formatIssue(issue: ConfigIssue): string {
   const where = `${issue.file}:${issue.line}`;
   const prefix = issue.severity === 'warning' ? 'warning: ' : '';
-  return issue.path === '' ? `${where} ${prefix}${issue.message}` : `${where} ${prefix}${issue.path}: ${issue.message}`;
+  return issue.path === ''
+    ? `${where} ${prefix}${issue.message}`
+    : `${where} ${prefix}${issue.path}: ${issue.message}`;
 }
 
 /** A value as it should appear inside a message: strings quoted, objects abbreviated. */

@@ -24,14 +24,20 @@ export function listManifestFiles(path: string): string[] {
   try {
     st = statSync(path);
   } catch (err) {
-    throw new AmbitError(ErrorCode.CONFIG_READ, `${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
-      cause: err,
-    });
+    throw new AmbitError(
+      ErrorCode.CONFIG_READ,
+      `${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      {
+        cause: err,
+      },
+    );
   }
   if (st.isFile()) return [path];
   const out: string[] = [];
   const walk = (dir: string): void => {
-    for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) =>
+      a.name.localeCompare(b.name),
+    )) {
       if (entry.name.startsWith('.')) continue;
       const p = join(dir, entry.name);
       if (entry.isDirectory()) walk(p);
@@ -39,7 +45,8 @@ export function listManifestFiles(path: string): string[] {
     }
   };
   walk(path);
-  if (out.length === 0) throw new AmbitError(ErrorCode.CONFIG_READ, `${path}: no .yaml, .yml or .json files in this folder`);
+  if (out.length === 0)
+    throw new AmbitError(ErrorCode.CONFIG_READ, `${path}: no .yaml, .yml or .json files in this folder`);
   return out;
 }
 
@@ -54,22 +61,30 @@ export function loadManifests(path: string, opts: ParseOptions, displayBase = pr
     try {
       return { file: relative(displayBase, file) || file, text: readFileSync(file, 'utf8') };
     } catch (err) {
-      throw new AmbitError(ErrorCode.CONFIG_READ, `${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
-        cause: err,
-      });
+      throw new AmbitError(
+        ErrorCode.CONFIG_READ,
+        `${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+        {
+          cause: err,
+        },
+      );
     }
   });
   return parseManifestTexts(texts, opts);
 }
 
 /** Parses manifest texts already in memory (also what the tests drive). */
-export function parseManifestTexts(texts: readonly { file: string; text: string }[], opts: ParseOptions): LoadResult {
+export function parseManifestTexts(
+  texts: readonly { file: string; text: string }[],
+  opts: ParseOptions,
+): LoadResult {
   const issues: ConfigIssue[] = [];
   const objects: MeshObject[] = [];
   const lineOf = new Map<MeshObject, (path: FieldPath) => number>();
   for (const { file, text } of texts) {
     const { documents, errors } = parseYamlDocuments(text, file);
-    for (const e of errors) issues.push({ severity: 'error', file, line: e.line, path: '', message: `invalid YAML: ${e.message}` });
+    for (const e of errors)
+      issues.push({ severity: 'error', file, line: e.line, path: '', message: `invalid YAML: ${e.message}` });
     for (const doc of documents) {
       for (const item of expandList(doc)) {
         const docIssues: ConfigIssue[] = [];
@@ -86,12 +101,19 @@ export function parseManifestTexts(texts: readonly { file: string; text: string 
   }
   issues.push(...crossObjectIssues(objects, (o, path) => lineOf.get(o)?.(path) ?? o.source.line));
   // An object with any error is rejected whole, so that nothing half-valid reaches the mesh.
-  const failed = new Set(issues.filter((i) => i.severity === 'error' && i.object !== undefined).map((i) => i.object));
+  const failed = new Set(
+    issues.filter((i) => i.severity === 'error' && i.object !== undefined).map((i) => i.object),
+  );
   const kept = objects.filter((o) => !failed.has(objectKey(o)));
   const fileOrder = new Map(texts.map((t, i) => [t.file, i]));
   const sorted = issues
     .map((issue, i) => ({ issue, i }))
-    .sort((a, b) => (fileOrder.get(a.issue.file) ?? 0) - (fileOrder.get(b.issue.file) ?? 0) || a.issue.line - b.issue.line || a.i - b.i)
+    .sort(
+      (a, b) =>
+        (fileOrder.get(a.issue.file) ?? 0) - (fileOrder.get(b.issue.file) ?? 0) ||
+        a.issue.line - b.issue.line ||
+        a.i - b.i,
+    )
     .map((x) => x.issue);
   return { manifests: byKind(kept), issues: sorted };
 }
@@ -107,7 +129,13 @@ function expandList(doc: YamlDocument): { value: unknown; prefix: FieldPath }[] 
 
 function sinkFor(doc: YamlDocument, prefix: FieldPath, out: ConfigIssue[]): IssueSink {
   const add = (severity: ConfigIssue['severity'], path: FieldPath, message: string): void => {
-    out.push({ severity, file: doc.file, line: doc.lineOf([...prefix, ...path]), path: formatPath(path), message });
+    out.push({
+      severity,
+      file: doc.file,
+      line: doc.lineOf([...prefix, ...path]),
+      path: formatPath(path),
+      message,
+    });
   };
   return { error: (p, m) => add('error', p, m), warn: (p, m) => add('warning', p, m) };
 }
@@ -134,7 +162,10 @@ function crossObjectIssues(
       seen.set(key, o);
     }
   }
-  const namespaces = new Set<string>([...BUILTIN_NAMESPACES, ...objects.filter((o) => o.kind === 'Namespace').map((o) => o.meta.name)]);
+  const namespaces = new Set<string>([
+    ...BUILTIN_NAMESPACES,
+    ...objects.filter((o) => o.kind === 'Namespace').map((o) => o.meta.name),
+  ]);
   for (const o of objects) {
     if (o.meta.namespace !== '' && !namespaces.has(o.meta.namespace)) {
       issues.push({

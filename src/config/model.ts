@@ -166,7 +166,9 @@ export interface Manifests {
 
 /** `Kind/namespace/name`, or `Kind/name` for cluster-scoped objects. */
 export function objectKey(obj: { readonly kind: string; readonly meta: ObjectMeta }): string {
-  return obj.meta.namespace === '' ? `${obj.kind}/${obj.meta.name}` : `${obj.kind}/${obj.meta.namespace}/${obj.meta.name}`;
+  return obj.meta.namespace === ''
+    ? `${obj.kind}/${obj.meta.name}`
+    : `${obj.kind}/${obj.meta.namespace}/${obj.meta.name}`;
 }
 
 /** True when every selector label is present with the same value (an empty selector selects nothing). */

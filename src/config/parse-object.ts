@@ -8,14 +8,21 @@ import {
   type MeshObject,
   type NamespaceObject,
   type ObjectMeta,
-  PROTOCOLS,
   type PodObject,
+  PROTOCOLS,
   type ServiceAccountObject,
   type ServiceObject,
   type ServicePort,
 } from './model.js';
 import { type PodSpecOptions, parsePodSpec } from './parse-pod-spec.js';
-import { dns1123Label, dns1123Subdomain, ianaSvcName, ipAddress, labelValue, qualifiedName } from './validators.js';
+import {
+  dns1123Label,
+  dns1123Subdomain,
+  ianaSvcName,
+  ipAddress,
+  labelValue,
+  qualifiedName,
+} from './validators.js';
 
 export interface ParseOptions extends Omit<PodSpecOptions, 'onlyRestartAlways'> {}
 
@@ -61,20 +68,31 @@ export const KINDS: Readonly<Record<string, KindInfo>> = {
     apiVersions: ['v1'],
     namespaced: true,
     parse: (f, head): ServiceAccountObject => {
-      f.expectOnly(['apiVersion', 'kind', 'metadata'], ['secrets', 'imagePullSecrets', 'automountServiceAccountToken']);
+      f.expectOnly(
+        ['apiVersion', 'kind', 'metadata'],
+        ['secrets', 'imagePullSecrets', 'automountServiceAccountToken'],
+      );
       return { ...head, kind: 'ServiceAccount' };
     },
   },
   Pod: { apiVersions: ['v1'], namespaced: true, parse: parsePod },
   Deployment: { apiVersions: ['apps/v1'], namespaced: true, parse: parseDeployment },
   Service: { apiVersions: ['v1'], namespaced: true, labelName: true, parse: parseService },
-  Gateway: { apiVersions: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'], namespaced: true, parse: keep },
+  Gateway: {
+    apiVersions: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'],
+    namespaced: true,
+    parse: keep,
+  },
   HTTPRoute: {
     apiVersions: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'],
     namespaced: true,
     parse: keep,
   },
-  GRPCRoute: { apiVersions: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1alpha2'], namespaced: true, parse: keep },
+  GRPCRoute: {
+    apiVersions: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1alpha2'],
+    namespaced: true,
+    parse: keep,
+  },
   ReferenceGrant: { apiVersions: ['gateway.networking.k8s.io/v1beta1'], namespaced: true, parse: keep },
   AuthorizationPolicy: { apiVersions: ['security.ambit.dev/v1alpha1'], namespaced: true, parse: keep },
   PeerAuthentication: { apiVersions: ['security.ambit.dev/v1alpha1'], namespaced: true, parse: keep },
@@ -94,7 +112,13 @@ const MOVED_GROUPS: Readonly<Record<string, string>> = {
  * Parses one document into a domain object. Problems go to the sink with their paths; the result is
  * undefined when the object cannot be used at all.
  */
-export function parseObject(doc: unknown, file: string, line: number, sink: Fields['sink'], opts: ParseOptions): MeshObject | undefined {
+export function parseObject(
+  doc: unknown,
+  file: string,
+  line: number,
+  sink: Fields['sink'],
+  opts: ParseOptions,
+): MeshObject | undefined {
   const f = Fields.of(doc, [], sink, 'a Kubernetes object (a mapping with apiVersion, kind and metadata)');
   if (f === undefined) return undefined;
   const apiVersion = f.string('apiVersion', { required: true });
@@ -102,7 +126,10 @@ export function parseObject(doc: unknown, file: string, line: number, sink: Fiel
   if (apiVersion === undefined || kind === undefined) return undefined;
   const info = KINDS[kind];
   if (info === undefined) {
-    f.error('kind', `${show(kind)} (${apiVersion}) is not a kind Ambit knows; known kinds: ${Object.keys(KINDS).join(', ')}`);
+    f.error(
+      'kind',
+      `${show(kind)} (${apiVersion}) is not a kind Ambit knows; known kinds: ${Object.keys(KINDS).join(', ')}`,
+    );
     return undefined;
   }
   if (!info.apiVersions.includes(apiVersion)) {
@@ -168,9 +195,15 @@ function parseDeployment(f: Fields, head: ObjectHead, opts: ParseOptions): Deplo
   let matchLabels: Readonly<Record<string, string>> | undefined;
   if (selector !== undefined) {
     selector.expectOnly(['matchLabels'], []);
-    if (selector.has('matchExpressions')) selector.error('matchExpressions', 'is not supported; use matchLabels');
-    matchLabels = selector.stringMap('matchLabels', { required: true, keyCheck: qualifiedName, valueCheck: labelValue });
-    if (matchLabels !== undefined && Object.keys(matchLabels).length === 0) selector.error('matchLabels', 'must not be empty');
+    if (selector.has('matchExpressions'))
+      selector.error('matchExpressions', 'is not supported; use matchLabels');
+    matchLabels = selector.stringMap('matchLabels', {
+      required: true,
+      keyCheck: qualifiedName,
+      valueCheck: labelValue,
+    });
+    if (matchLabels !== undefined && Object.keys(matchLabels).length === 0)
+      selector.error('matchLabels', 'must not be empty');
   }
   const template = spec.object('template', { required: true });
   if (template === undefined) return undefined;
@@ -189,9 +222,18 @@ function parseDeployment(f: Fields, head: ObjectHead, opts: ParseOptions): Deplo
     }
   }
   const podSpecFields = template.object('spec', { required: true });
-  const podSpec = podSpecFields === undefined ? undefined : parsePodSpec(podSpecFields, { ...opts, onlyRestartAlways: true });
+  const podSpec =
+    podSpecFields === undefined
+      ? undefined
+      : parsePodSpec(podSpecFields, { ...opts, onlyRestartAlways: true });
   if (podSpec === undefined || matchLabels === undefined) return undefined;
-  return { ...head, kind: 'Deployment', replicas, selector: matchLabels, template: { labels, annotations, spec: podSpec } };
+  return {
+    ...head,
+    kind: 'Deployment',
+    replicas,
+    selector: matchLabels,
+    template: { labels, annotations, spec: podSpec },
+  };
 }
 
 function parseService(f: Fields, head: ObjectHead): ServiceObject | undefined {
@@ -200,7 +242,14 @@ function parseService(f: Fields, head: ObjectHead): ServiceObject | undefined {
   if (spec === undefined) return undefined;
   spec.expectOnly(
     ['type', 'clusterIP', 'clusterIPs', 'ports', 'selector', 'ipFamilyPolicy', 'ipFamilies'],
-    ['sessionAffinity', 'sessionAffinityConfig', 'internalTrafficPolicy', 'externalTrafficPolicy', 'publishNotReadyAddresses', 'trafficDistribution'],
+    [
+      'sessionAffinity',
+      'sessionAffinityConfig',
+      'internalTrafficPolicy',
+      'externalTrafficPolicy',
+      'publishNotReadyAddresses',
+      'trafficDistribution',
+    ],
   );
   const rawType = spec.raw('type');
   if (rawType === 'ExternalName') {
@@ -210,14 +259,14 @@ function parseService(f: Fields, head: ObjectHead): ServiceObject | undefined {
   const type = spec.oneOf('type', ['ClusterIP', 'NodePort', 'LoadBalancer'] as const) ?? 'ClusterIP';
   const clusterIP = spec.string('clusterIP', { check: (v) => (v === 'None' ? undefined : ipAddress(v)) });
   const headless = clusterIP === 'None';
-  const ports =
-    spec.objects('ports', parseServicePort, { required: !headless, nonEmpty: !headless }) ?? [];
+  const ports = spec.objects('ports', parseServicePort, { required: !headless, nonEmpty: !headless }) ?? [];
   const multi = ports.length > 1;
   const names = new Set<string>();
   const fronts = new Set<string>();
   ports.forEach((p, i) => {
     const at = spec.at('ports').concat(i);
-    if (multi && p.name === undefined) spec.sink.error(at.concat('name'), 'is required when a Service has more than one port');
+    if (multi && p.name === undefined)
+      spec.sink.error(at.concat('name'), 'is required when a Service has more than one port');
     if (p.name !== undefined) {
       if (names.has(p.name)) spec.sink.error(at.concat('name'), `${show(p.name)} is used by another port`);
       names.add(p.name);
@@ -227,14 +276,17 @@ function parseService(f: Fields, head: ObjectHead): ServiceObject | undefined {
     fronts.add(front);
   });
   const selector = spec.stringMap('selector', { keyCheck: qualifiedName, valueCheck: labelValue });
-  const ipFamilyPolicy = spec.oneOf('ipFamilyPolicy', Object.values(IpFamilyPolicy)) ?? IpFamilyPolicy.SingleStack;
+  const ipFamilyPolicy =
+    spec.oneOf('ipFamilyPolicy', Object.values(IpFamilyPolicy)) ?? IpFamilyPolicy.SingleStack;
   const ipFamilies = spec.list<IpFamily>('ipFamilies', (v, path) => {
     if (v === 'IPv4' || v === 'IPv6') return v;
     spec.sink.error(path, `${show(v)} is not one of IPv4, IPv6`);
     return undefined;
   });
-  if (ipFamilies !== undefined && ipFamilies.length > 2) spec.error('ipFamilies', 'lists more than two families');
-  if (ipFamilies !== undefined && new Set(ipFamilies).size !== ipFamilies.length) spec.error('ipFamilies', 'lists a family twice');
+  if (ipFamilies !== undefined && ipFamilies.length > 2)
+    spec.error('ipFamilies', 'lists more than two families');
+  if (ipFamilies !== undefined && new Set(ipFamilies).size !== ipFamilies.length)
+    spec.error('ipFamilies', 'lists a family twice');
   if (ipFamilyPolicy === 'SingleStack' && ipFamilies !== undefined && ipFamilies.length > 1) {
     spec.error('ipFamilies', 'lists two families but ipFamilyPolicy is SingleStack');
   }
@@ -244,10 +296,12 @@ function parseService(f: Fields, head: ObjectHead): ServiceObject | undefined {
       : ipFamilyPolicy === 'SingleStack'
         ? ['IPv4']
         : ['IPv4', 'IPv6'];
-  if (ipFamilyPolicy !== 'SingleStack' && families.length === 1) families.push(families[0] === 'IPv4' ? 'IPv6' : 'IPv4');
+  if (ipFamilyPolicy !== 'SingleStack' && families.length === 1)
+    families.push(families[0] === 'IPv4' ? 'IPv6' : 'IPv4');
   if (clusterIP !== undefined && !headless) {
     const fam: IpFamily = clusterIP.includes(':') ? 'IPv6' : 'IPv4';
-    if (families[0] !== fam) spec.error('clusterIP', `${show(clusterIP)} is ${fam} but the primary family is ${families[0]}`);
+    if (families[0] !== fam)
+      spec.error('clusterIP', `${show(clusterIP)} is ${fam} but the primary family is ${families[0]}`);
   }
   return {
     ...head,

@@ -4,8 +4,8 @@ import {
   type Container,
   type ContainerPort,
   type EnvVar,
-  PROTOCOLS,
   type PodSpec,
+  PROTOCOLS,
   type Probe,
   type ProbeAction,
   RestartPolicy,
@@ -82,14 +82,26 @@ const IGNORED_POD_FIELDS = [
 
 export function parsePodSpec(f: Fields, opts: PodSpecOptions): PodSpec | undefined {
   f.expectOnly(
-    ['containers', 'serviceAccountName', 'nodeName', 'restartPolicy', 'terminationGracePeriodSeconds', 'hostNetwork'],
+    [
+      'containers',
+      'serviceAccountName',
+      'nodeName',
+      'restartPolicy',
+      'terminationGracePeriodSeconds',
+      'hostNetwork',
+    ],
     IGNORED_POD_FIELDS,
   );
-  if (f.raw('hostNetwork') === true) f.error('hostNetwork', 'hostNetwork pods are not supported by Ambit (they cannot be meshed)');
-  const containers = f.objects('containers', (c) => parseContainer(c, opts), { required: true, nonEmpty: true });
+  if (f.raw('hostNetwork') === true)
+    f.error('hostNetwork', 'hostNetwork pods are not supported by Ambit (they cannot be meshed)');
+  const containers = f.objects('containers', (c) => parseContainer(c, opts), {
+    required: true,
+    nonEmpty: true,
+  });
   const names = new Set<string>();
   containers?.forEach((c, i) => {
-    if (names.has(c.name)) f.sink.error(f.at('containers').concat(i, 'name'), `${show(c.name)} is used by another container`);
+    if (names.has(c.name))
+      f.sink.error(f.at('containers').concat(i, 'name'), `${show(c.name)} is used by another container`);
     names.add(c.name);
   });
   const serviceAccountName = f.string('serviceAccountName', { check: dns1123Subdomain }) ?? 'default';
@@ -97,7 +109,9 @@ export function parsePodSpec(f: Fields, opts: PodSpecOptions): PodSpec | undefin
   const nodeName = f.string('nodeName', {
     check: (v) =>
       dns1123Subdomain(v) ??
-      (nodes === undefined || nodes.includes(v) ? undefined : `is not a node of this cluster (nodes: ${nodes.join(', ')})`),
+      (nodes === undefined || nodes.includes(v)
+        ? undefined
+        : `is not a node of this cluster (nodes: ${nodes.join(', ')})`),
   });
   const restartPolicy = f.oneOf('restartPolicy', Object.values(RestartPolicy)) ?? RestartPolicy.Always;
   if (opts.onlyRestartAlways && restartPolicy !== RestartPolicy.Always) {
@@ -122,7 +136,10 @@ function parseContainer(f: Fields, opts: PodSpecOptions): Container | undefined 
   const name = f.string('name', { required: true, check: dns1123Label });
   const image = f.string('image');
   if (opts.requireCommand && !f.has('command')) {
-    f.error('command', 'is required: local mode runs the command on this host, so there is no image entrypoint to use');
+    f.error(
+      'command',
+      'is required: local mode runs the command on this host, so there is no image entrypoint to use',
+    );
   }
   const command = f.stringList('command', { nonEmpty: true });
   const args = f.stringList('args') ?? [];
@@ -132,7 +149,8 @@ function parseContainer(f: Fields, opts: PodSpecOptions): Container | undefined 
   const portNames = new Set<string>();
   ports.forEach((p, i) => {
     if (p.name === undefined) return;
-    if (portNames.has(p.name)) f.sink.error(f.at('ports').concat(i, 'name'), `${show(p.name)} is used by another port`);
+    if (portNames.has(p.name))
+      f.sink.error(f.at('ports').concat(i, 'name'), `${show(p.name)} is used by another port`);
     portNames.add(p.name);
   });
   const readinessProbe = parseOptionalProbe(f, 'readinessProbe');

@@ -12,7 +12,8 @@ const IANA_SVC_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
 
 export const dns1123Label: StringCheck = (v) => {
   if (v.length > 63) return `is ${v.length} characters long; at most 63 are allowed`;
-  if (!DNS1123_LABEL.test(v)) return 'is not a valid name (lowercase letters, digits and "-", starting and ending with a letter or digit)';
+  if (!DNS1123_LABEL.test(v))
+    return 'is not a valid name (lowercase letters, digits and "-", starting and ending with a letter or digit)';
   return undefined;
 };
 
@@ -29,7 +30,8 @@ export const qualifiedName: StringCheck = (v) => {
   const name = parts.length === 2 ? parts[1]! : parts[0]!;
   if (parts.length === 2) {
     const prefix = parts[0]!;
-    if (prefix === '' || dns1123Subdomain(prefix) !== undefined) return 'has an invalid prefix (it must be a DNS subdomain)';
+    if (prefix === '' || dns1123Subdomain(prefix) !== undefined)
+      return 'has an invalid prefix (it must be a DNS subdomain)';
   }
   if (name.length === 0 || name.length > 63) return 'must have a name part of 1 to 63 characters';
   if (!QUALIFIED_NAME.test(name)) return 'is not a valid key (letters, digits, "-", "_" and ".")';
@@ -45,7 +47,8 @@ export const labelValue: StringCheck = (v) => {
 /** Port names: at most 15 characters, lowercase, with at least one letter (IANA service name). */
 export const ianaSvcName: StringCheck = (v) => {
   if (v.length > 15) return `is ${v.length} characters long; port names allow at most 15`;
-  if (!IANA_SVC_NAME.test(v) || v.includes('--')) return 'is not a valid port name (lowercase letters, digits and "-")';
+  if (!IANA_SVC_NAME.test(v) || v.includes('--'))
+    return 'is not a valid port name (lowercase letters, digits and "-")';
   if (!/[a-z]/.test(v)) return 'must contain at least one letter';
   return undefined;
 };

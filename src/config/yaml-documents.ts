@@ -1,4 +1,13 @@
-import { type Document, isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseAllDocuments } from 'yaml';
+import {
+  type Document,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  type Node,
+  parseAllDocuments,
+} from 'yaml';
 import type { FieldPath } from './issue.js';
 
 /** One YAML document of a file, its plain value, and a way to find the line of any field path. */
@@ -61,7 +70,9 @@ function lineOfPath(doc: Document, path: FieldPath, lineAt: (offset: number) => 
   let best: number | undefined = rangeLine(node, lineAt);
   for (const seg of path) {
     if (isMap(node)) {
-      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(seg));
+      const pair = node.items.find(
+        (p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(seg),
+      );
       if (pair === undefined) break;
       best = rangeLine(pair.key, lineAt) ?? best;
       node = pair.value;

@@ -10,7 +10,7 @@ import { AmbitError, ErrorCode } from '../errors.js';
 import { detectCgroup2Root, ensureCgroup2Root } from '../local/cgroup.js';
 import { clusterBpfDir, clusterCgroupDir, clusterPaths, MAX_NODES, nodeName } from '../local/layout.js';
 import { listNetns } from '../local/network.js';
-import { podCommand } from '../local/pod-runtime.js';
+import { CONTAINER_PATH, podCommand } from '../local/pod-runtime.js';
 import { type LocalState, type PodState, readState } from '../local/state.js';
 import { pidAlive, teardownCluster } from '../local/teardown.js';
 import { age, parseDuration, parseOutputFormat, render, table } from './output.js';
@@ -36,7 +36,10 @@ A pod can be named by its full name or as deploy/<deployment>.`;
 
 function requireRoot(): void {
   if (process.getuid?.() !== 0) {
-    throw new AmbitError(ErrorCode.PRECONDITION, 'ambit local needs root (it creates network namespaces and cgroups); run it with sudo');
+    throw new AmbitError(
+      ErrorCode.PRECONDITION,
+      'ambit local needs root (it creates network namespaces and cgroups); run it with sudo',
+    );
   }
 }
 
@@ -49,7 +52,10 @@ function clusterFlag(values: { name?: string | undefined }, s: CliSettings): str
 function loadRunning(s: CliSettings, cluster: string): LocalState {
   const state = readState(clusterPaths(s.runRoot, cluster).state);
   if (state === undefined) {
-    throw new AmbitError(ErrorCode.LOCAL_STATE, `no local cluster "${cluster}" is running (start one with \`ambit local up <dir>\`)`);
+    throw new AmbitError(
+      ErrorCode.LOCAL_STATE,
+      `no local cluster "${cluster}" is running (start one with \`ambit local up <dir>\`)`,
+    );
   }
   return state;
 }
@@ -89,11 +95,15 @@ async function up(argv: readonly string[], s: CliSettings): Promise<number> {
     },
     allowPositionals: true,
   });
-  if (positionals.length !== 1) throw new AmbitError(ErrorCode.USAGE, `usage: ambit local up <file|dir> [--nodes N]`);
+  if (positionals.length !== 1)
+    throw new AmbitError(ErrorCode.USAGE, `usage: ambit local up <file|dir> [--nodes N]`);
   const cluster = clusterFlag(values, s);
   const nodes = Number(values.nodes);
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES) {
-    throw new AmbitError(ErrorCode.USAGE, `--nodes ${values.nodes}: must be a whole number from 1 to ${MAX_NODES}`);
+    throw new AmbitError(
+      ErrorCode.USAGE,
+      `--nodes ${values.nodes}: must be a whole number from 1 to ${MAX_NODES}`,
+    );
   }
   const waitMs = parseDuration(values.wait, '--wait');
   const manifests = resolve(positionals[0]!);
@@ -104,7 +114,9 @@ async function up(argv: readonly string[], s: CliSettings): Promise<number> {
   for (const issue of issues) process.stderr.write(`${formatIssue(issue)}\n`);
   if (hasErrors(issues)) {
     const n = issues.filter((i) => i.severity === 'error').length;
-    process.stderr.write(`error: ${n} problem${n === 1 ? '' : 's'} in ${positionals[0]}; nothing was created\n`);
+    process.stderr.write(
+      `error: ${n} problem${n === 1 ? '' : 's'} in ${positionals[0]}; nothing was created\n`,
+    );
     return 1;
   }
   requireRoot();
@@ -131,7 +143,9 @@ async function up(argv: readonly string[], s: CliSettings): Promise<number> {
   }
 
   const started = Date.now();
-  process.stdout.write(`starting local cluster "${cluster}" with ${nodes} node${nodes === 1 ? '' : 's'} from ${positionals[0]}\n`);
+  process.stdout.write(
+    `starting local cluster "${cluster}" with ${nodes} node${nodes === 1 ? '' : 's'} from ${positionals[0]}\n`,
+  );
   mkdirSync(paths.dir, { recursive: true });
   const stderrFd = openSync(join(paths.dir, 'local.stderr'), 'a');
   const daemon = spawn(
@@ -188,7 +202,9 @@ async function up(argv: readonly string[], s: CliSettings): Promise<number> {
     }
     if (exited !== undefined) {
       const tail = readFrom(join(paths.dir, 'local.stderr'), 0).text.trim();
-      process.stderr.write(`error: the local daemon exited (code ${exited})${tail === '' ? '' : `:\n${tail}`}\n`);
+      process.stderr.write(
+        `error: the local daemon exited (code ${exited})${tail === '' ? '' : `:\n${tail}`}\n`,
+      );
       return 1;
     }
     if (Date.now() > deadline) {
@@ -196,7 +212,9 @@ async function up(argv: readonly string[], s: CliSettings): Promise<number> {
       const waiting = state?.pods.filter((p) => !p.ready && p.phase !== 'Succeeded') ?? [];
       process.stderr.write(`error: not every pod became ready within ${values.wait}:\n`);
       for (const p of waiting) process.stderr.write(`  ${p.namespace}/${p.name}: ${describePod(p)}\n`);
-      process.stderr.write('The cluster is still running: see `ambit local status` and `ambit local logs <pod>`.\n');
+      process.stderr.write(
+        'The cluster is still running: see `ambit local status` and `ambit local logs <pod>`.\n',
+      );
       return 1;
     }
     await sleep(100);
@@ -250,9 +268,16 @@ async function status(argv: readonly string[], s: CliSettings): Promise<number> 
   }
   const alive = pidAlive(state.daemonPid, 'local/main.js');
   const out: string[] = [];
-  out.push(`cluster ${state.cluster}: ${alive ? state.phase : 'daemon not running (run `ambit local down`)'}, manifests ${state.manifests}`);
+  out.push(
+    `cluster ${state.cluster}: ${alive ? state.phase : 'daemon not running (run `ambit local down`)'}, manifests ${state.manifests}`,
+  );
   out.push('');
-  out.push(table(['NODE', 'INTERNAL-IP', 'POD-CIDR', 'NETNS'], state.nodes.map((n) => [n.name, `${n.ip4},${n.ip6}`, `${n.podCidr4},${n.podCidr6}`, n.netns])));
+  out.push(
+    table(
+      ['NODE', 'INTERNAL-IP', 'POD-CIDR', 'NETNS'],
+      state.nodes.map((n) => [n.name, `${n.ip4},${n.ip6}`, `${n.podCidr4},${n.podCidr6}`, n.netns]),
+    ),
+  );
   out.push('');
   out.push(
     table(
@@ -278,7 +303,10 @@ async function status(argv: readonly string[], s: CliSettings): Promise<number> 
         svc.name,
         svc.vips.length === 0 ? 'None' : svc.vips.join(','),
         svc.ports.map((p) => `${p.port}/${p.protocol}`).join(','),
-        svc.endpoints.filter((e) => e.ready).map((e) => `${e.ip4}:${Object.values(e.ports)[0] ?? '?'}`).join(',') || '<none>',
+        svc.endpoints
+          .filter((e) => e.ready)
+          .map((e) => `${e.ip4}:${Object.values(e.ports)[0] ?? '?'}`)
+          .join(',') || '<none>',
       ]),
     ),
   );
@@ -304,7 +332,9 @@ export function findPod(state: LocalState, ref: string, namespace: string | unde
   let candidates: PodState[];
   if (ref.startsWith('deploy/') || ref.startsWith('deployment/')) {
     const name = ref.slice(ref.indexOf('/') + 1);
-    candidates = state.pods.filter((p) => inNs(p) && p.owner === `Deployment/${name}` && p.phase !== 'Terminating');
+    candidates = state.pods.filter(
+      (p) => inNs(p) && p.owner === `Deployment/${name}` && p.phase !== 'Terminating',
+    );
     candidates.sort((a, b) => Number(b.ready) - Number(a.ready) || a.name.localeCompare(b.name));
     candidates = candidates.slice(0, 1);
   } else {
@@ -315,7 +345,10 @@ export function findPod(state: LocalState, ref: string, namespace: string | unde
   if (candidates.length === 0) {
     const where = namespace === undefined ? '' : ` in namespace ${namespace}`;
     const known = state.pods.map((p) => `${p.namespace}/${p.name}`).join(', ') || 'none';
-    throw new AmbitError(ErrorCode.NOT_FOUND, `pod ${JSON.stringify(ref)} not found${where} (pods: ${known})`);
+    throw new AmbitError(
+      ErrorCode.NOT_FOUND,
+      `pod ${JSON.stringify(ref)} not found${where} (pods: ${known})`,
+    );
   }
   throw new AmbitError(
     ErrorCode.USAGE,
@@ -335,7 +368,8 @@ async function logs(argv: readonly string[], s: CliSettings): Promise<number> {
     },
     allowPositionals: true,
   });
-  if (positionals.length !== 1) throw new AmbitError(ErrorCode.USAGE, 'usage: ambit local logs <pod> [-n ns] [-c container] [-f]');
+  if (positionals.length !== 1)
+    throw new AmbitError(ErrorCode.USAGE, 'usage: ambit local logs <pod> [-n ns] [-c container] [-f]');
   const cluster = clusterFlag(values, s);
   const state = loadRunning(s, cluster);
   const pod = findPod(state, positionals[0]!, values.namespace);
@@ -347,7 +381,9 @@ async function logs(argv: readonly string[], s: CliSettings): Promise<number> {
     );
   }
   if (values.container === undefined && pod.containers.length > 1) {
-    process.stderr.write(`Defaulted container "${container}" out of: ${pod.containers.map((c) => c.name).join(', ')}\n`);
+    process.stderr.write(
+      `Defaulted container "${container}" out of: ${pod.containers.map((c) => c.name).join(', ')}\n`,
+    );
   }
   const file = clusterPaths(s.runRoot, cluster).containerLog(pod.namespace, pod.name, container);
   let { text, bytes } = readFrom(file, 0);
@@ -373,24 +409,38 @@ async function logs(argv: readonly string[], s: CliSettings): Promise<number> {
 
 async function exec(argv: readonly string[], s: CliSettings): Promise<number> {
   const dash = argv.indexOf('--');
-  if (dash < 0 || dash === argv.length - 1) throw new AmbitError(ErrorCode.USAGE, 'usage: ambit local exec <pod> [-n ns] -- <command...>');
+  if (dash < 0 || dash === argv.length - 1)
+    throw new AmbitError(ErrorCode.USAGE, 'usage: ambit local exec <pod> [-n ns] -- <command...>');
   const { values, positionals } = parseArgs({
     args: argv.slice(0, dash),
-    options: { name: { type: 'string' }, namespace: { type: 'string', short: 'n' }, workdir: { type: 'string', short: 'w' } },
+    options: {
+      name: { type: 'string' },
+      namespace: { type: 'string', short: 'n' },
+      workdir: { type: 'string', short: 'w' },
+    },
     allowPositionals: true,
   });
-  if (positionals.length !== 1) throw new AmbitError(ErrorCode.USAGE, 'usage: ambit local exec <pod> [-n ns] -- <command...>');
+  if (positionals.length !== 1)
+    throw new AmbitError(ErrorCode.USAGE, 'usage: ambit local exec <pod> [-n ns] -- <command...>');
   requireRoot();
   const cluster = clusterFlag(values, s);
   const state = loadRunning(s, cluster);
   const pod = findPod(state, positionals[0]!, values.namespace);
   if (pod.pausePid === undefined || !pidAlive(pod.pausePid)) {
-    throw new AmbitError(ErrorCode.LOCAL_STATE, `pod ${pod.namespace}/${pod.name} is not running (${pod.phase})`);
+    throw new AmbitError(
+      ErrorCode.LOCAL_STATE,
+      `pod ${pod.namespace}/${pod.name} is not running (${pod.phase})`,
+    );
   }
-  const [cmd, ...args] = podCommand({ cgroupDir: join(state.cgroupDir, pod.cgroup) }, pod.pausePid, values.workdir ?? '/', argv.slice(dash + 1));
+  const [cmd, ...args] = podCommand(
+    { cgroupDir: join(state.cgroupDir, pod.cgroup) },
+    pod.pausePid,
+    values.workdir ?? '/',
+    argv.slice(dash + 1),
+  );
   const child = spawn(cmd!, args, {
     stdio: 'inherit',
-    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', HOSTNAME: pod.name, TERM: process.env.TERM ?? 'dumb' },
+    env: { PATH: CONTAINER_PATH, HOME: '/root', HOSTNAME: pod.name, TERM: process.env.TERM ?? 'dumb' },
   });
   return new Promise((resolveExit) => {
     child.once('exit', (code, signal) => resolveExit(code ?? (signal === null ? 1 : 128 + 9)));

@@ -7,7 +7,10 @@ export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 export function parseOutputFormat(value: string | undefined, fallback: OutputFormat = 'table'): OutputFormat {
   if (value === undefined) return fallback;
   if ((OUTPUT_FORMATS as readonly string[]).includes(value)) return value as OutputFormat;
-  throw new AmbitError(ErrorCode.USAGE, `-o ${value}: unknown output format; use one of ${OUTPUT_FORMATS.join(', ')}`);
+  throw new AmbitError(
+    ErrorCode.USAGE,
+    `-o ${value}: unknown output format; use one of ${OUTPUT_FORMATS.join(', ')}`,
+  );
 }
 
 /** kubectl-style table: upper-case headers, columns padded to the widest cell, three spaces apart. */
@@ -38,7 +41,8 @@ export function age(fromIso: string, now = Date.now()): string {
 /** Parses `90s`, `2m`, `1h`, or a plain number of seconds. */
 export function parseDuration(value: string, flag: string): number {
   const m = /^(\d+)(ms|s|m|h)?$/.exec(value);
-  if (m === null) throw new AmbitError(ErrorCode.USAGE, `${flag} ${value}: not a duration (use e.g. 90s, 2m)`);
+  if (m === null)
+    throw new AmbitError(ErrorCode.USAGE, `${flag} ${value}: not a duration (use e.g. 90s, 2m)`);
   const n = Number(m[1]);
   const unit = m[2] ?? 's';
   return n * (unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000);

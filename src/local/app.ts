@@ -64,7 +64,10 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
       bpfDir: clusterBpfDir(cfg.bpfRoot, cfg.cluster),
       selfPid: process.pid,
     });
-    log.info({ progress: true, event: 'down', ...report, killed: report.killed.length }, 'local cluster removed');
+    log.info(
+      { progress: true, event: 'down', ...report, killed: report.killed.length },
+      'local cluster removed',
+    );
     process.exit(code);
   };
   process.on('SIGTERM', () => void shutdown(0));
@@ -73,7 +76,10 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
   try {
     await cluster.start();
   } catch (err) {
-    log.error({ err, progress: true, event: 'failed' }, `local cluster failed to start: ${(err as Error).message}`);
+    log.error(
+      { err, progress: true, event: 'failed' },
+      `local cluster failed to start: ${(err as Error).message}`,
+    );
     await shutdown(1);
   }
 

@@ -1,4 +1,12 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { AmbitError, ErrorCode } from '../errors.js';
 import { run } from './run-command.js';
@@ -35,7 +43,10 @@ export async function ensureCgroup2Root(configured?: string): Promise<string> {
   const found = detectCgroup2Root(configured);
   if (found !== undefined) {
     if (!existsSync(join(found, 'cgroup.procs'))) {
-      throw new AmbitError(ErrorCode.PRECONDITION, `${found} is not a cgroup v2 hierarchy (no cgroup.procs); set AMBIT_CGROUP2_ROOT`);
+      throw new AmbitError(
+        ErrorCode.PRECONDITION,
+        `${found} is not a cgroup v2 hierarchy (no cgroup.procs); set AMBIT_CGROUP2_ROOT`,
+      );
     }
     return found;
   }

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConfigIssue } from '../config/issue.js';
 import { formatIssue } from '../config/issue.js';
@@ -29,12 +29,19 @@ import {
 } from './layout.js';
 import { mergeReload, toManifests } from './manifest-merge.js';
 import { applyNft, createFabric, createNode, createPodNetwork, deleteNetns, routeNodes } from './network.js';
-import { type SandboxPaths, startContainer, startPause, stopProcess } from './pod-runtime.js';
+import { CONTAINER_PATH, type SandboxPaths, startContainer, startPause, stopProcess } from './pod-runtime.js';
 import { resolveProbe } from './probe.js';
 import type { ProbeReply, ProbeRequest } from './prober-main.js';
 import { allocate, pickNode } from './scheduler.js';
 import { buildService, hostsFile, nftServiceRules, resolvConf } from './services.js';
-import { type ContainerState, type LocalState, type PodPhase, type PodState, type ServiceState, writeState } from './state.js';
+import {
+  type ContainerState,
+  type LocalState,
+  type PodPhase,
+  type PodState,
+  type ServiceState,
+  writeState,
+} from './state.js';
 
 export interface ClusterConfig {
   readonly cluster: string;
@@ -111,7 +118,10 @@ export class LocalCluster {
   private readonly probers = new Map<string, ChildProcess>();
   private readonly probeWaiters = new Map<number, (r: ProbeReply) => void>();
   private nextProbeId = 1;
-  private readonly components = new Map<string, { node: NodeLayout; comp: NodeComponent; child?: ChildProcess; restarts: number }>();
+  private readonly components = new Map<
+    string,
+    { node: NodeLayout; comp: NodeComponent; child?: ChildProcess; restarts: number }
+  >();
   private appliedNft = '';
   private readonly appliedHosts = new Map<string, string>();
   private generation = 0;
@@ -168,7 +178,11 @@ export class LocalCluster {
     if (this.stopping) return;
     let loaded: ReturnType<typeof loadManifests>;
     try {
-      loaded = loadManifests(this.cfg.manifests, { requireCommand: true, nodeNames: this.nodes.map((n) => n.name) });
+      loaded = loadManifests(
+        this.cfg.manifests,
+        { requireCommand: true, nodeNames: this.nodes.map((n) => n.name) },
+        manifestDisplayBase(this.cfg.manifests),
+      );
     } catch (err) {
       this.log.error({ err }, 'cannot read the manifests; keeping the current cluster');
       return;
@@ -208,12 +222,24 @@ export class LocalCluster {
   }
 
   private async createPod(d: DesiredPod): Promise<void> {
-    const placed = [...this.pods.values()].map((p) => ({ node: p.node.name, ...(p.desired.owner === undefined ? {} : { owner: p.desired.owner }) }));
-    const node = pickNode({ ...(d.spec.nodeName === undefined ? {} : { nodeName: d.spec.nodeName }), ...(d.owner === undefined ? {} : { owner: d.owner }) }, this.nodes, placed);
-    if (node === undefined) throw new AmbitError(ErrorCode.NOT_FOUND, `no node for pod ${d.namespace}/${d.name}`);
+    const placed = [...this.pods.values()].map((p) => ({
+      node: p.node.name,
+      ...(p.desired.owner === undefined ? {} : { owner: p.desired.owner }),
+    }));
+    const node = pickNode(
+      {
+        ...(d.spec.nodeName === undefined ? {} : { nodeName: d.spec.nodeName }),
+        ...(d.owner === undefined ? {} : { owner: d.owner }),
+      },
+      this.nodes,
+      placed,
+    );
+    if (node === undefined)
+      throw new AmbitError(ErrorCode.NOT_FOUND, `no node for pod ${d.namespace}/${d.name}`);
     const used = new Set([...this.pods.values()].filter((p) => p.node.name === node.name).map((p) => p.host));
     const host = allocate(used, POD_HOST_MIN, POD_HOST_MAX);
-    if (host === undefined) throw new AmbitError(ErrorCode.IPAM_EXHAUSTED, `node ${node.name} has no free pod address`);
+    if (host === undefined)
+      throw new AmbitError(ErrorCode.IPAM_EXHAUSTED, `node ${node.name} has no free pod address`);
     const { ip4, ip6 } = podAddresses(node, host);
     const netns = podNetns(this.cfg.cluster, d.namespace, d.name);
     const cgroupRel = podCgroup(node, d.namespace, d.name);
@@ -247,7 +273,10 @@ export class LocalCluster {
       terminating: false,
     };
     this.pods.set(podKey(d.namespace, d.name), pod);
-    this.progress(`starting pod ${d.namespace}/${d.name} on ${node.name} (${ip4}, ${ip6})`, { pod: `${d.namespace}/${d.name}`, node: node.name });
+    this.progress(`starting pod ${d.namespace}/${d.name} on ${node.name} (${ip4}, ${ip6})`, {
+      pod: `${d.namespace}/${d.name}`,
+      node: node.name,
+    });
     createCgroup(sandbox.cgroupDir);
     mkdirSync(sandbox.podDir, { recursive: true });
     await createPodNetwork(node, { netns, hostVeth: podHostVeth(d.namespace, d.name), ip4, ip6 });
@@ -286,10 +315,15 @@ export class LocalCluster {
         hostIp: pod.node.ip4,
       },
       this.services,
-      process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      CONTAINER_PATH,
     );
     const logFile = this.cfg.paths.containerLog(d.namespace, d.name, c.spec.name);
-    const child = startContainer(pod.sandbox, pod.pause.pid, { command: argv, workingDir: c.spec.workingDir ?? '/', env, logFile });
+    const child = startContainer(pod.sandbox, pod.pause.pid, {
+      command: argv,
+      workingDir: c.spec.workingDir ?? '/',
+      env,
+      logFile,
+    });
     c.child = child;
     c.state = 'running';
     c.startedAt = Date.now();
@@ -299,12 +333,23 @@ export class LocalCluster {
     c.liveStreak = { fail: 0 };
     c.ready = c.spec.readinessProbe === undefined;
     this.startProbes(pod, c);
-    child.once('error', (err) => this.log.error({ err, pod: podKey(d.namespace, d.name), container: c.spec.name }, 'container failed to start'));
+    child.once('error', (err) =>
+      this.log.error(
+        { err, pod: podKey(d.namespace, d.name), container: c.spec.name },
+        'container failed to start',
+      ),
+    );
     child.once('exit', (code, signal) => this.onContainerExit(pod, c, child, code, signal));
     this.scheduleSync();
   }
 
-  private onContainerExit(pod: LivePod, c: LiveContainer, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+  private onContainerExit(
+    pod: LivePod,
+    c: LiveContainer,
+    child: ChildProcess,
+    code: number | null,
+    signal: NodeJS.Signals | null,
+  ): void {
     if (c.child !== child) return;
     for (const t of c.timers) clearTimeout(t);
     c.timers = [];
@@ -345,7 +390,10 @@ export class LocalCluster {
         if (c.state !== 'running' || pod.terminating) return;
         const outcome =
           probe === undefined
-            ? { ok: false, message: `probe port ${JSON.stringify((spec.action as { port?: unknown }).port)} is not a named port of the container` }
+            ? {
+                ok: false,
+                message: `probe port ${JSON.stringify((spec.action as { port?: unknown }).port)} is not a named port of the container`,
+              }
             : await this.probe(pod.node, { probe, target: target(), timeoutMs: spec.timeoutSeconds * 1000 });
         if (c.state !== 'running') return;
         if (kind === 'readiness') {
@@ -359,14 +407,28 @@ export class LocalCluster {
             c.readyStreak = { ok: 0, fail: c.readyStreak.fail + 1 };
             if (c.ready && c.readyStreak.fail >= spec.failureThreshold) {
               c.ready = false;
-              this.log.warn({ pod: `${pod.desired.namespace}/${pod.desired.name}`, container: c.spec.name, probe: outcome.message }, 'readiness probe failed');
+              this.log.warn(
+                {
+                  pod: `${pod.desired.namespace}/${pod.desired.name}`,
+                  container: c.spec.name,
+                  probe: outcome.message,
+                },
+                'readiness probe failed',
+              );
               this.scheduleSync();
             }
           }
         } else if (outcome.ok) {
           c.liveStreak.fail = 0;
         } else if (++c.liveStreak.fail >= spec.failureThreshold) {
-          this.log.warn({ pod: `${pod.desired.namespace}/${pod.desired.name}`, container: c.spec.name, probe: outcome.message }, 'liveness probe failed; restarting container');
+          this.log.warn(
+            {
+              pod: `${pod.desired.namespace}/${pod.desired.name}`,
+              container: c.spec.name,
+              probe: outcome.message,
+            },
+            'liveness probe failed; restarting container',
+          );
           c.liveStreak.fail = 0;
           c.child?.kill('SIGKILL');
           return;
@@ -382,7 +444,8 @@ export class LocalCluster {
   private probe(node: NodeLayout, req: Omit<ProbeRequest, 'id'>): Promise<ProbeReply> {
     const prober = this.probers.get(node.name);
     const id = this.nextProbeId++;
-    if (prober === undefined || !prober.connected) return Promise.resolve({ id, ok: false, message: `the prober of ${node.name} is not running` });
+    if (prober === undefined || !prober.connected)
+      return Promise.resolve({ id, ok: false, message: `the prober of ${node.name} is not running` });
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.probeWaiters.delete(id);
@@ -401,7 +464,17 @@ export class LocalCluster {
     mkdirSync(log, { recursive: true });
     const child = spawn(
       '/bin/sh',
-      ['-c', 'echo $$ >"$0" && exec "$@"', join(this.cfg.cgroupDir, node.systemCgroup, 'cgroup.procs'), 'ip', 'netns', 'exec', node.netns, process.execPath, this.cfg.proberScript],
+      [
+        '-c',
+        'echo $$ >"$0" && exec "$@"',
+        join(this.cfg.cgroupDir, node.systemCgroup, 'cgroup.procs'),
+        'ip',
+        'netns',
+        'exec',
+        node.netns,
+        process.execPath,
+        this.cfg.proberScript,
+      ],
       { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], detached: true },
     );
     child.on('message', (r: ProbeReply) => this.probeWaiters.get(r.id)?.(r));
@@ -436,15 +509,25 @@ export class LocalCluster {
         cmd!,
         ...args,
       ],
-      { stdio: 'ignore', detached: true, env: { ...process.env, ...(comp.env?.(node) ?? {}), LOG_FILE: out } },
+      {
+        stdio: 'ignore',
+        detached: true,
+        env: { ...process.env, ...(comp.env?.(node) ?? {}), LOG_FILE: out },
+      },
     );
     entry.child = child;
     child.once('exit', (code, signal) => {
       delete entry.child;
       if (this.stopping) return;
       entry.restarts++;
-      this.log.warn({ node: node.name, component: comp.name, code, signal }, 'node component exited; restarting it');
-      setTimeout(() => this.startComponent(node, comp), Math.min(500 * 2 ** Math.min(entry.restarts, 5), 16_000));
+      this.log.warn(
+        { node: node.name, component: comp.name, code, signal },
+        'node component exited; restarting it',
+      );
+      setTimeout(
+        () => this.startComponent(node, comp),
+        Math.min(500 * 2 ** Math.min(entry.restarts, 5), 16_000),
+      );
     });
   }
 
@@ -494,7 +577,10 @@ export class LocalCluster {
     }
     for (const [key, pod] of this.pods) {
       if (pod.terminating) continue;
-      const text = hostsFile({ namespace: pod.desired.namespace, name: pod.desired.name, ip4: pod.ip4, ip6: pod.ip6 }, this.services);
+      const text = hostsFile(
+        { namespace: pod.desired.namespace, name: pod.desired.name, ip4: pod.ip4, ip6: pod.ip6 },
+        this.services,
+      );
       if (this.appliedHosts.get(key) !== text) {
         // Rewritten in place: the pod sees this file through a bind mount of this very inode.
         writeFileSync(join(netnsEtcDir(pod.netns), 'hosts'), text);
@@ -513,9 +599,15 @@ export class LocalCluster {
     let n: number | undefined;
     if (svc.clusterIP !== undefined) {
       const parts = svc.clusterIP.split('.');
-      n = parts.length === 4 && parts[0] === '10' && parts[1] === '96' ? Number(parts[2]) * 256 + Number(parts[3]) : undefined;
+      n =
+        parts.length === 4 && parts[0] === '10' && parts[1] === '96'
+          ? Number(parts[2]) * 256 + Number(parts[3])
+          : undefined;
       if (n === undefined || used.has(n)) {
-        this.log.error({ service: key, clusterIP: svc.clusterIP }, 'clusterIP is outside 10.96.0.0/16 or taken; allocating another');
+        this.log.error(
+          { service: key, clusterIP: svc.clusterIP },
+          'clusterIP is outside 10.96.0.0/16 or taken; allocating another',
+        );
         n = undefined;
       }
     }
@@ -592,9 +684,16 @@ export class LocalCluster {
       updatedAt: new Date().toISOString(),
     };
     writeState(this.cfg.paths.state, state);
-    if (this.phase === 'running' && !this.readyAnnounced && pods.every((p) => p.ready || p.phase === 'Succeeded')) {
+    if (
+      this.phase === 'running' &&
+      !this.readyAnnounced &&
+      pods.every((p) => p.ready || p.phase === 'Succeeded')
+    ) {
       this.readyAnnounced = true;
-      this.log.info({ progress: true, event: 'ready', pods: pods.length }, `all ${pods.length} pods are ready`);
+      this.log.info(
+        { progress: true, event: 'ready', pods: pods.length },
+        `all ${pods.length} pods are ready`,
+      );
     }
   }
 
@@ -617,8 +716,21 @@ export class LocalCluster {
         if (pod.pause !== undefined) await stopProcess(pod.pause, 1000);
       }),
     );
-    await Promise.all([...this.components.values()].map((e) => (e.child === undefined ? undefined : stopProcess(e.child, 5000))));
+    await Promise.all(
+      [...this.components.values()].map((e) =>
+        e.child === undefined ? undefined : stopProcess(e.child, 5000),
+      ),
+    );
     for (const p of this.probers.values()) p.kill('SIGTERM');
+  }
+}
+
+/** Issues name files relative to the manifests folder (or the folder of a single manifest file). */
+function manifestDisplayBase(manifests: string): string {
+  try {
+    return statSync(manifests).isDirectory() ? manifests : dirname(manifests);
+  } catch {
+    return dirname(manifests);
   }
 }
 
@@ -643,7 +755,7 @@ async function removeCgroupDir(dir: string): Promise<void> {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return;
       if (code !== 'EBUSY') throw err;
-      await new Promise((r) => setTimeout(r, 20));
+      await sleep(20);
     }
   }
 }

@@ -38,7 +38,8 @@ export function serviceLinkEnv(namespace: string, services: readonly ServiceStat
     env[`${prefix}_SERVICE_HOST`] = svc.vips[0]!;
     env[`${prefix}_SERVICE_PORT`] = String(svc.ports[0]!.port);
     for (const p of svc.ports) {
-      if (p.name !== undefined) env[`${prefix}_SERVICE_PORT_${p.name.toUpperCase().replace(/-/g, '_')}`] = String(p.port);
+      if (p.name !== undefined)
+        env[`${prefix}_SERVICE_PORT_${p.name.toUpperCase().replace(/-/g, '_')}`] = String(p.port);
     }
   }
   return env;

@@ -75,7 +75,10 @@ export const NODE_UPLINK = 'eth0';
 
 /** Pod addresses on node `node` with host index `host` (2..254). */
 export function podAddresses(node: NodeLayout, host: number): { ip4: string; ip6: string } {
-  return { ip4: `10.244.${node.index}.${host}`, ip6: `fd00:10:244:${node.index.toString(16)}::${host.toString(16)}` };
+  return {
+    ip4: `10.244.${node.index}.${host}`,
+    ip6: `fd00:10:244:${node.index.toString(16)}::${host.toString(16)}`,
+  };
 }
 export const POD_HOST_MIN = 2;
 export const POD_HOST_MAX = 254;

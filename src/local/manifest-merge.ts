@@ -18,8 +18,12 @@ export function mergeReload(
   const out = new Map<string, MeshObject>();
   for (const o of all(next)) out.set(objectKey(o), o);
   if (previous === undefined) return [...out.values()];
-  const rejected = new Set(issues.filter((i) => i.severity === 'error' && i.object !== undefined).map((i) => i.object!));
-  const brokenFiles = new Set(issues.filter((i) => i.severity === 'error' && i.object === undefined).map((i) => i.file));
+  const rejected = new Set(
+    issues.filter((i) => i.severity === 'error' && i.object !== undefined).map((i) => i.object!),
+  );
+  const brokenFiles = new Set(
+    issues.filter((i) => i.severity === 'error' && i.object === undefined).map((i) => i.file),
+  );
   for (const o of all(previous)) {
     const key = objectKey(o);
     if (out.has(key)) continue;
@@ -35,6 +39,8 @@ export function toManifests(objects: readonly MeshObject[]): Manifests {
     pods: objects.filter((o) => o.kind === 'Pod'),
     deployments: objects.filter((o) => o.kind === 'Deployment'),
     services: objects.filter((o) => o.kind === 'Service'),
-    kept: objects.filter((o) => !['Namespace', 'ServiceAccount', 'Pod', 'Deployment', 'Service'].includes(o.kind)),
+    kept: objects.filter(
+      (o) => !['Namespace', 'ServiceAccount', 'Pod', 'Deployment', 'Service'].includes(o.kind),
+    ),
   } as Manifests;
 }

@@ -3,14 +3,14 @@ import {
   FABRIC_BRIDGE,
   FABRIC_V4,
   FABRIC_V6,
-  type NodeLayout,
+  fabricNetns,
   NODE_BRIDGE,
   NODE_UPLINK,
+  type NodeLayout,
   POD_SUPERNET_V4,
   POD_SUPERNET_V6,
   SERVICE_CIDR_V4,
   SERVICE_CIDR_V6,
-  fabricNetns,
 } from './layout.js';
 import { inNetns, ipBatch, run } from './run-command.js';
 
@@ -40,11 +40,7 @@ export async function deleteNetns(name: string): Promise<void> {
 }
 
 async function sysctl(netns: string, settings: Readonly<Record<string, string>>): Promise<void> {
-  await inNetns(
-    netns,
-    'sysctl',
-    ['-q', '-w', ...Object.entries(settings).map(([k, v]) => `${k}=${v}`)],
-  );
+  await inNetns(netns, 'sysctl', ['-q', '-w', ...Object.entries(settings).map(([k, v]) => `${k}=${v}`)]);
 }
 
 export async function createFabric(cluster: string): Promise<void> {

@@ -17,6 +17,9 @@ import { AmbitError, ErrorCode } from '../errors.js';
  */
 
 const SH = '/bin/sh';
+
+/** The PATH of every container and `exec`: a container image's default, not the caller's (no pyenv, no ~/bin). */
+export const CONTAINER_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 // $0 is the cgroup.procs file; the rest of argv is the command to exec once the process is in the cgroup.
 const JOIN_CGROUP = 'echo $$ >"$0" && exec "$@"';
 
@@ -50,7 +53,8 @@ export async function startPause(sb: SandboxPaths): Promise<ChildProcess> {
   );
   closeSync(log);
   const pid = child.pid;
-  if (pid === undefined) throw new AmbitError(ErrorCode.COMMAND_FAILED, `cannot start the sandbox of ${sb.netns}`);
+  if (pid === undefined)
+    throw new AmbitError(ErrorCode.COMMAND_FAILED, `cannot start the sandbox of ${sb.netns}`);
   const target = statSync(join('/run/netns', sb.netns)).ino;
   const deadline = Date.now() + 10_000;
   // The pause process is ready when it has become `sleep` (after the tmpfs mount) inside the pod netns.
@@ -62,7 +66,8 @@ export async function startPause(sb: SandboxPaths): Promise<ChildProcess> {
       );
     }
     if (procComm(pid) === 'sleep' && netnsInode(pid) === target) return child;
-    if (Date.now() > deadline) throw new AmbitError(ErrorCode.TIMEOUT, `the sandbox of ${sb.netns} did not start in 10s`);
+    if (Date.now() > deadline)
+      throw new AmbitError(ErrorCode.TIMEOUT, `the sandbox of ${sb.netns} did not start in 10s`);
     await sleep(5);
   }
 }
@@ -94,7 +99,12 @@ function readTail(path: string): string {
 }
 
 /** argv that runs `command` inside a pod: joins its cgroup, then its mount and network namespaces. */
-export function podCommand(sb: { cgroupDir: string }, pausePid: number, workingDir: string, command: readonly string[]): string[] {
+export function podCommand(
+  sb: { cgroupDir: string },
+  pausePid: number,
+  workingDir: string,
+  command: readonly string[],
+): string[] {
   return [
     SH,
     '-c',
@@ -115,7 +125,12 @@ export function podCommand(sb: { cgroupDir: string }, pausePid: number, workingD
 export function startContainer(
   sb: SandboxPaths,
   pausePid: number,
-  c: { command: readonly string[]; workingDir: string; env: Readonly<Record<string, string>>; logFile: string },
+  c: {
+    command: readonly string[];
+    workingDir: string;
+    env: Readonly<Record<string, string>>;
+    logFile: string;
+  },
 ): ChildProcess {
   const log = openSync(c.logFile, 'a');
   const [cmd, ...args] = podCommand(sb, pausePid, c.workingDir, c.command);

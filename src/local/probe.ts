@@ -8,7 +8,12 @@ import { podCommand } from './pod-runtime.js';
 /** A probe with its port resolved to a number. */
 export type ResolvedProbe =
   | { readonly type: 'exec'; readonly command: readonly string[] }
-  | { readonly type: 'httpGet'; readonly path: string; readonly port: number; readonly scheme: 'HTTP' | 'HTTPS' }
+  | {
+      readonly type: 'httpGet';
+      readonly path: string;
+      readonly port: number;
+      readonly scheme: 'HTTP' | 'HTTPS';
+    }
   | { readonly type: 'tcpSocket'; readonly port: number };
 
 export interface ProbeTarget {
@@ -28,7 +33,8 @@ export function resolveProbe(
   ports: readonly { readonly name?: string; readonly containerPort: number }[],
 ): ResolvedProbe | undefined {
   if (action.type === 'exec') return action;
-  const port = typeof action.port === 'number' ? action.port : ports.find((p) => p.name === action.port)?.containerPort;
+  const port =
+    typeof action.port === 'number' ? action.port : ports.find((p) => p.name === action.port)?.containerPort;
   if (port === undefined) return undefined;
   return action.type === 'httpGet' ? { ...action, port } : { type: 'tcpSocket', port };
 }
@@ -37,7 +43,11 @@ export function resolveProbe(
  * Runs one probe the way the kubelet does: from the node (so it reaches the pod like a health check from
  * the node would), HTTP status 200-399 is success, exec exit status 0 is success.
  */
-export function runProbe(probe: ResolvedProbe, target: ProbeTarget, timeoutMs: number): Promise<ProbeOutcome> {
+export function runProbe(
+  probe: ResolvedProbe,
+  target: ProbeTarget,
+  timeoutMs: number,
+): Promise<ProbeOutcome> {
   switch (probe.type) {
     case 'tcpSocket':
       return new Promise((resolve) => {
@@ -50,7 +60,9 @@ export function runProbe(probe: ResolvedProbe, target: ProbeTarget, timeoutMs: n
           sock.destroy();
           resolve({ ok: false, message: `tcp ${target.ip}:${probe.port}: timeout after ${timeoutMs}ms` });
         });
-        sock.once('error', (err) => resolve({ ok: false, message: `tcp ${target.ip}:${probe.port}: ${err.message}` }));
+        sock.once('error', (err) =>
+          resolve({ ok: false, message: `tcp ${target.ip}:${probe.port}: ${err.message}` }),
+        );
       });
     case 'httpGet':
       return new Promise((resolve) => {
@@ -80,7 +92,9 @@ export function runProbe(probe: ResolvedProbe, target: ProbeTarget, timeoutMs: n
         const [cmd, ...args] = podCommand(target, target.pausePid, '/', probe.command);
         const child = spawn(cmd!, args, { stdio: 'ignore', timeout: timeoutMs });
         child.once('exit', (code, signal) =>
-          resolve(code === 0 ? { ok: true, message: 'exit 0' } : { ok: false, message: `exit ${code ?? signal}` }),
+          resolve(
+            code === 0 ? { ok: true, message: 'exit 0' } : { ok: false, message: `exit ${code ?? signal}` },
+          ),
         );
         child.once('error', (err) => resolve({ ok: false, message: err.message }));
       });

@@ -27,7 +27,11 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
           code === 'ENOENT'
             ? `${cmd} is not installed (run \`make deps\`)`
             : (stderr.trim() || err.message).split('\n').slice(0, 5).join('; ');
-        reject(new AmbitError(ErrorCode.COMMAND_FAILED, `\`${[cmd, ...args].join(' ')}\` failed: ${why}`, { cause: err }));
+        reject(
+          new AmbitError(ErrorCode.COMMAND_FAILED, `\`${[cmd, ...args].join(' ')}\` failed: ${why}`, {
+            cause: err,
+          }),
+        );
       },
     );
     if (opts.input !== undefined) child.stdin?.end(opts.input);
@@ -41,6 +45,11 @@ export function ipBatch(netns: string | undefined, lines: readonly string[]): Pr
 }
 
 /** Runs a command inside a network namespace (`ip netns exec`). */
-export function inNetns(netns: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<string> {
+export function inNetns(
+  netns: string,
+  cmd: string,
+  args: readonly string[],
+  opts?: RunOptions,
+): Promise<string> {
   return run('ip', ['netns', 'exec', netns, cmd, ...args], opts);
 }

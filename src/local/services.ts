@@ -2,7 +2,11 @@ import { type ServiceObject, selectorMatches } from '../config/model.js';
 import { type EndpointState, type PodState, type ServiceState, servicePortKey } from './state.js';
 
 /** Endpoints of a Service: its selected, running pods, with each service port resolved on each pod. */
-export function buildService(svc: ServiceObject, vips: readonly string[], pods: readonly PodState[]): ServiceState {
+export function buildService(
+  svc: ServiceObject,
+  vips: readonly string[],
+  pods: readonly PodState[],
+): ServiceState {
   const endpoints: EndpointState[] = [];
   const selector = svc.selector;
   if (selector !== undefined) {
@@ -101,7 +105,10 @@ export function nftServiceRules(services: readonly ServiceState[]): string {
  * `svc.ns.svc.cluster.local`, plus the short name `svc` for Services in the pod's own namespace.
  * Headless Services resolve to their ready endpoints.
  */
-export function hostsFile(pod: { namespace: string; name: string; ip4: string; ip6: string }, services: readonly ServiceState[]): string {
+export function hostsFile(
+  pod: { namespace: string; name: string; ip4: string; ip6: string },
+  services: readonly ServiceState[],
+): string {
   const lines = [
     '# Written by ambit local; Service names of the local cluster.',
     '127.0.0.1\tlocalhost',
@@ -109,8 +116,14 @@ export function hostsFile(pod: { namespace: string; name: string; ip4: string; i
     `${pod.ip4}\t${pod.name}`,
     `${pod.ip6}\t${pod.name}`,
   ];
-  for (const svc of [...services].sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`))) {
-    const names = [`${svc.name}.${svc.namespace}`, `${svc.name}.${svc.namespace}.svc`, `${svc.name}.${svc.namespace}.svc.cluster.local`];
+  for (const svc of [...services].sort((a, b) =>
+    `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`),
+  )) {
+    const names = [
+      `${svc.name}.${svc.namespace}`,
+      `${svc.name}.${svc.namespace}.svc`,
+      `${svc.name}.${svc.namespace}.svc.cluster.local`,
+    ];
     if (svc.namespace === pod.namespace) names.unshift(svc.name);
     const addrs =
       svc.vips.length > 0 ? svc.vips : svc.endpoints.filter((e) => e.ready).flatMap((e) => [e.ip4, e.ip6]);

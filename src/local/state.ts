@@ -1,7 +1,7 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { AmbitError, ErrorCode } from '../errors.js';
 import type { ConfigIssue } from '../config/issue.js';
 import type { ContainerPort, Labels, ServicePort } from '../config/model.js';
+import { AmbitError, ErrorCode } from '../errors.js';
 import type { NodeLayout } from './layout.js';
 
 /**
@@ -25,7 +25,15 @@ export interface LocalState {
   /** Validation problems of the current manifests: rejected objects keep their last good version. */
   readonly issues: readonly ConfigIssue[];
   /** Objects of kinds that mesh features read (routes, policies), passed through for the control plane. */
-  readonly kept: readonly { readonly kind: string; readonly apiVersion: string; readonly namespace: string; readonly name: string; readonly file: string; readonly line: number; readonly body: unknown }[];
+  readonly kept: readonly {
+    readonly kind: string;
+    readonly apiVersion: string;
+    readonly namespace: string;
+    readonly name: string;
+    readonly file: string;
+    readonly line: number;
+    readonly body: unknown;
+  }[];
   readonly generation: number;
   readonly updatedAt: string;
 }
@@ -114,8 +122,12 @@ export function readState(path: string): LocalState | undefined {
     if (parsed.version !== 1) throw new Error(`unsupported state version ${String(parsed.version)}`);
     return parsed;
   } catch (err) {
-    throw new AmbitError(ErrorCode.LOCAL_STATE, `${path}: local cluster state is corrupt (run \`ambit local down\`)`, {
-      cause: err,
-    });
+    throw new AmbitError(
+      ErrorCode.LOCAL_STATE,
+      `${path}: local cluster state is corrupt (run \`ambit local down\`)`,
+      {
+        cause: err,
+      },
+    );
   }
 }

@@ -35,7 +35,10 @@ export async function teardownCluster(opts: {
   // Processes that entered a namespace without joining a cgroup (an interrupted `exec`) are found by netns.
   for (const ns of namespaces) {
     const out = await run('ip', ['netns', 'pids', ns], { okStderr: /./ }).catch(() => '');
-    for (const pid of out.split('\n').filter((l) => l !== '').map(Number)) {
+    for (const pid of out
+      .split('\n')
+      .filter((l) => l !== '')
+      .map(Number)) {
       if (pid === opts.selfPid || pid === process.pid) continue;
       try {
         process.kill(pid, 'SIGKILL');

@@ -1,0 +1,168 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { LocalState, PodState } from '../../src/local/state.js';
+import { ambit, copyExample, curl, netnsOf, podExec, processLives, status, waitFor } from './helpers.js';
+
+const CLUSTER = 'e2e-local';
+
+/** Everything a cluster leaves on the machine, listed the way an operator would look for it. */
+function leftovers(state: LocalState): string[] {
+  const found: string[] = [];
+  for (const ns of netnsOf(CLUSTER)) found.push(`netns ${ns}`);
+  if (existsSync(state.cgroupDir)) found.push(`cgroup ${state.cgroupDir}`);
+  const tables = execFileSync('nft', ['list', 'tables'], { encoding: 'utf8' });
+  if (tables.includes('ambit_services')) found.push('nft table in the root namespace');
+  const pids = [
+    state.daemonPid,
+    ...state.pods.flatMap((p) => [p.pausePid ?? 0, ...p.containers.map((c) => c.pid ?? 0)]),
+  ];
+  for (const pid of pids.filter((p) => p > 0)) if (processLives(pid)) found.push(`process ${pid}`);
+  const links = execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' });
+  if (/veth[0-9a-f]{8}/.test(links)) found.push('pod veth in the root namespace');
+  if (existsSync(`/run/ambit/${CLUSTER}`)) found.push('state folder');
+  return found;
+}
+
+describe('local mode: examples/hello on two nodes', () => {
+  let dir: string;
+  let state: LocalState;
+  let client: PodState;
+  let sameNode: PodState;
+  let otherNode: PodState;
+
+  beforeAll(async () => {
+    await ambit(['local', 'down', '--name', CLUSTER]);
+    dir = copyExample('hello');
+    const up = await ambit(['local', 'up', dir, '--nodes', '2', '--name', CLUSTER]);
+    expect(up.stderr).toBe('');
+    expect(up.code).toBe(0);
+    expect(up.stdout).toContain('all 3 pods are ready');
+    state = await status(CLUSTER);
+    client = state.pods.find((p) => p.name === 'client')!;
+    const backends = state.pods.filter((p) => p.owner === 'Deployment/backend');
+    expect(backends).toHaveLength(2);
+    sameNode = backends.find((p) => p.node === client.node)!;
+    otherNode = backends.find((p) => p.node !== client.node)!;
+    expect(sameNode).toBeDefined();
+    expect(otherNode).toBeDefined();
+  });
+
+  afterAll(async () => {
+    await ambit(['local', 'down', '--name', CLUSTER]);
+  });
+
+  test('status shows the nodes, ready pods and the Service with both endpoints', async () => {
+    const r = await ambit(['local', 'status', '--name', CLUSTER]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/node-1\s+172\.18\.0\.2/);
+    expect(r.stdout).toMatch(/client\s+1\/1\s+Running/);
+    const svc = state.services.find((s) => s.name === 'backend')!;
+    expect(svc.vips).toEqual(['10.96.0.10', 'fd00:10:96::a']);
+    expect(svc.endpoints.map((e) => e.pod).sort()).toEqual([sameNode.name, otherNode.name].sort());
+    expect(svc.endpoints.every((e) => e.ready && e.ports.http === 8080)).toBe(true);
+  });
+
+  test.each([
+    ['same node, IPv4', () => `http://${sameNode.ip4}:8080/`, () => sameNode],
+    ['same node, IPv6', () => `http://[${sameNode.ip6}]:8080/`, () => sameNode],
+    ['other node, IPv4', () => `http://${otherNode.ip4}:8080/`, () => otherNode],
+    ['other node, IPv6', () => `http://[${otherNode.ip6}]:8080/`, () => otherNode],
+  ])('pod to pod by IP: %s', async (_name, url, target) => {
+    const r = await curl(CLUSTER, 'client', url());
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe(`hello from ${target().name} at ${target().ip4} on ${target().node}`);
+  });
+
+  test.each(['backend', 'backend.hello', 'backend.hello.svc.cluster.local'])(
+    'by Service name %s',
+    async (host) => {
+      const r4 = await curl(CLUSTER, 'client', `http://${host}:8080/`, ['-4']);
+      expect(r4.code).toBe(0);
+      expect(r4.stdout).toMatch(/^hello from backend-/);
+      const r6 = await curl(CLUSTER, 'client', `http://${host}:8080/`, ['-6']);
+      expect(r6.code).toBe(0);
+      expect(r6.stdout).toMatch(/^hello from backend-/);
+    },
+  );
+
+  test('Service VIP traffic reaches both replicas', async () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 8; i++) {
+      const r = await curl(CLUSTER, 'client', 'http://10.96.0.10:8080/');
+      expect(r.code).toBe(0);
+      seen.add(r.stdout.split(' ')[2]!);
+    }
+    expect([...seen].sort()).toEqual([sameNode.name, otherNode.name].sort());
+  });
+
+  test('logs show the server output of each replica', async () => {
+    await curl(CLUSTER, 'client', `http://${otherNode.ip4}:8080/from-logs-test`);
+    const r = await ambit(['local', 'logs', '--name', CLUSTER, '-n', 'hello', otherNode.name]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/"GET \/from-logs-test HTTP\/1\.1" 404/);
+  });
+
+  test('pods have no route off the machine and their own /tmp', async () => {
+    for (const ns of netnsOf(CLUSTER)) {
+      const routes = execFileSync('ip', ['-n', ns, 'route', 'show', 'default'], { encoding: 'utf8' });
+      const routes6 = execFileSync('ip', ['-n', ns, '-6', 'route', 'show', 'default'], { encoding: 'utf8' });
+      expect(`${ns}: ${routes}${routes6}`).toBe(`${ns}: `);
+    }
+    const mine = await podExec(CLUSTER, 'client', ['sh', '-c', 'ls /tmp | wc -l']);
+    expect(mine.stdout.trim()).toBe('0');
+    const other = await podExec(CLUSTER, otherNode.name, ['cat', '/tmp/www/index.html']);
+    expect(other.stdout).toContain(otherNode.name);
+  });
+
+  test('exec runs as the pod: its netns and cgroup', async () => {
+    const r = await podExec(CLUSTER, 'client', [
+      'sh',
+      '-c',
+      'cat /proc/self/cgroup; ip -o -4 addr show dev eth0',
+    ]);
+    expect(r.stdout).toContain(`/ambit/${CLUSTER}/${client.cgroup}`);
+    expect(r.stdout).toContain(client.ip4);
+    const exit = await podExec(CLUSTER, 'client', ['sh', '-c', 'exit 7']);
+    expect(exit.code).toBe(7);
+  });
+
+  test('editing the manifests folder scales the Deployment live', async () => {
+    const file = join(dir, 'backend.yaml');
+    writeFileSync(file, readFileSync(file, 'utf8').replace('replicas: 2', 'replicas: 3'));
+    const s = await waitFor(
+      'a third ready backend endpoint',
+      async () => {
+        const st = await status(CLUSTER);
+        const svc = st.services.find((x) => x.name === 'backend');
+        return svc !== undefined && svc.endpoints.filter((e) => e.ready).length === 3 ? st : undefined;
+      },
+      60_000,
+    );
+    expect(s.pods.filter((p) => p.owner === 'Deployment/backend')).toHaveLength(3);
+    writeFileSync(
+      file,
+      readFileSync(file, 'utf8').replace('port: 8080\n      targetPort', 'port: "eighty"\n      targetPort'),
+    );
+    const rejected = await waitFor('the broken Service to be reported', async () => {
+      const st = await status(CLUSTER);
+      return st.issues.some((i) => i.severity === 'error') ? st : undefined;
+    });
+    expect(
+      rejected.issues.map((i) => `${i.file.split('/').pop()}:${i.line} ${i.path}: ${i.message}`),
+    ).toContain('backend.yaml:64 spec.ports[0].port: "eighty" is not a number');
+    // The rejected Service keeps its last good version: traffic still flows.
+    const r = await curl(CLUSTER, 'client', 'http://backend:8080/');
+    expect(r.stdout).toMatch(/^hello from backend-/);
+  });
+
+  test('down removes every namespace, link, cgroup, nft table, process and file', async () => {
+    const before = await status(CLUSTER);
+    const r = await ambit(['local', 'down', '--name', CLUSTER]);
+    expect(r.code).toBe(0);
+    expect(leftovers(before)).toEqual([]);
+    const again = await ambit(['local', 'down', '--name', CLUSTER]);
+    expect(again.code).toBe(0);
+  });
+});
