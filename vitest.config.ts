@@ -17,8 +17,8 @@ export default defineConfig({
           include: ['test/e2e/**/*.test.ts'],
           environment: 'node',
           // Local clusters use the kernel's global namespaces and this machine's two cores: one file at a time.
-          fileParallelism: false,
           pool: 'forks',
+          poolOptions: { forks: { singleFork: true } },
           testTimeout: 180_000,
           hookTimeout: 180_000,
           globalSetup: ['test/e2e/global-setup.ts'],

@@ -74,8 +74,9 @@ export class Fields {
       return undefined;
     }
     if (v === '' && !opts?.allowEmpty) {
+      // Kubernetes treats an empty optional string as unset (namespace "" is default, nodeName "" is unscheduled).
       if (opts?.required) this.error(key, 'must not be empty');
-      return opts?.required ? undefined : v;
+      return undefined;
     }
     const reason = opts?.check?.(v);
     if (reason !== undefined) {

@@ -80,31 +80,39 @@ export function parseManifestTexts(
 ): LoadResult {
   const issues: ConfigIssue[] = [];
   const objects: MeshObject[] = [];
+  // An object with any error is rejected whole, so that nothing half-valid reaches the mesh.
+  const rejected = new Set<MeshObject>();
   const lineOf = new Map<MeshObject, (path: FieldPath) => number>();
   for (const { file, text } of texts) {
     const { documents, errors } = parseYamlDocuments(text, file);
-    for (const e of errors)
+    for (const e of errors) {
       issues.push({ severity: 'error', file, line: e.line, path: '', message: `invalid YAML: ${e.message}` });
+    }
     for (const doc of documents) {
       for (const item of expandList(doc)) {
         const docIssues: ConfigIssue[] = [];
         const sink = sinkFor(doc, item.prefix, docIssues);
         const obj = parseObject(item.value, file, doc.lineOf(item.prefix), sink, opts);
-        const key = obj === undefined ? undefined : objectKey(obj);
+        // Issues name their object, even one that could not be parsed, so that a reload can keep that
+        // object's last good version instead of losing it.
+        const key = obj === undefined ? rawObjectKey(item.value) : objectKey(obj);
         for (const i of docIssues) issues.push(key === undefined ? i : { ...i, object: key });
         if (obj !== undefined) {
           objects.push(obj);
           lineOf.set(obj, (path) => doc.lineOf([...item.prefix, ...path]));
+          if (docIssues.some((i) => i.severity === 'error')) rejected.add(obj);
         }
       }
     }
   }
-  issues.push(...crossObjectIssues(objects, (o, path) => lineOf.get(o)?.(path) ?? o.source.line));
-  // An object with any error is rejected whole, so that nothing half-valid reaches the mesh.
-  const failed = new Set(
-    issues.filter((i) => i.severity === 'error' && i.object !== undefined).map((i) => i.object),
-  );
-  const kept = objects.filter((o) => !failed.has(objectKey(o)));
+  for (const { issue, obj } of crossObjectIssues(
+    objects,
+    (o, path) => lineOf.get(o)?.(path) ?? o.source.line,
+  )) {
+    issues.push(issue);
+    rejected.add(obj);
+  }
+  const kept = objects.filter((o) => !rejected.has(o));
   const fileOrder = new Map(texts.map((t, i) => [t.file, i]));
   const sorted = issues
     .map((issue, i) => ({ issue, i }))
@@ -116,6 +124,20 @@ export function parseManifestTexts(
     )
     .map((x) => x.issue);
   return { manifests: byKind(kept), issues: sorted };
+}
+
+/** `Kind/namespace/name` read straight from a document that failed to parse, when it has those fields. */
+function rawObjectKey(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const v = value as { kind?: unknown; metadata?: { name?: unknown; namespace?: unknown } };
+  if (typeof v.kind !== 'string' || typeof v.metadata?.name !== 'string' || v.metadata.name === '')
+    return undefined;
+  if (v.kind === 'Namespace') return `Namespace/${v.metadata.name}`;
+  const ns =
+    typeof v.metadata.namespace === 'string' && v.metadata.namespace !== ''
+      ? v.metadata.namespace
+      : 'default';
+  return `${v.kind}/${ns}/${v.metadata.name}`;
 }
 
 /** `kind: List` documents (what `kubectl get -o yaml` prints) hold their objects under `items`. */
@@ -140,23 +162,27 @@ function sinkFor(doc: YamlDocument, prefix: FieldPath, out: ConfigIssue[]): Issu
   return { error: (p, m) => add('error', p, m), warn: (p, m) => add('warning', p, m) };
 }
 
+/** Problems between objects; each names the object that is rejected for it (a duplicate: the later copy). */
 function crossObjectIssues(
   objects: readonly MeshObject[],
   lineOf: (o: MeshObject, path: FieldPath) => number,
-): ConfigIssue[] {
-  const issues: ConfigIssue[] = [];
+): { issue: ConfigIssue; obj: MeshObject }[] {
+  const out: { issue: ConfigIssue; obj: MeshObject }[] = [];
   const seen = new Map<string, MeshObject>();
   for (const o of objects) {
     const key = objectKey(o);
     const prev = seen.get(key);
     if (prev !== undefined) {
-      issues.push({
-        severity: 'error',
-        file: o.source.file,
-        line: lineOf(o, ['metadata', 'name']),
-        path: 'metadata.name',
-        message: `${key} is already defined at ${prev.source.file}:${prev.source.line}`,
-        object: key,
+      out.push({
+        obj: o,
+        issue: {
+          severity: 'error',
+          file: o.source.file,
+          line: lineOf(o, ['metadata', 'name']),
+          path: 'metadata.name',
+          message: `${key} is already defined at ${prev.source.file}:${prev.source.line}; this copy is ignored`,
+          object: key,
+        },
       });
     } else {
       seen.set(key, o);
@@ -168,17 +194,20 @@ function crossObjectIssues(
   ]);
   for (const o of objects) {
     if (o.meta.namespace !== '' && !namespaces.has(o.meta.namespace)) {
-      issues.push({
-        severity: 'error',
-        file: o.source.file,
-        line: lineOf(o, ['metadata', 'namespace']),
-        path: 'metadata.namespace',
-        message: `namespace "${o.meta.namespace}" is not defined; add a Namespace object for it`,
-        object: objectKey(o),
+      out.push({
+        obj: o,
+        issue: {
+          severity: 'error',
+          file: o.source.file,
+          line: lineOf(o, ['metadata', 'namespace']),
+          path: 'metadata.namespace',
+          message: `namespace "${o.meta.namespace}" is not defined; add a Namespace object for it`,
+          object: objectKey(o),
+        },
       });
     }
   }
-  return issues;
+  return out;
 }
 
 function byKind(objects: readonly MeshObject[]): Manifests {

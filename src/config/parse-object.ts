@@ -259,12 +259,22 @@ function parseService(f: Fields, head: ObjectHead): ServiceObject | undefined {
   const type = spec.oneOf('type', ['ClusterIP', 'NodePort', 'LoadBalancer'] as const) ?? 'ClusterIP';
   const clusterIP = spec.string('clusterIP', { check: (v) => (v === 'None' ? undefined : ipAddress(v)) });
   const headless = clusterIP === 'None';
-  const ports = spec.objects('ports', parseServicePort, { required: !headless, nonEmpty: !headless }) ?? [];
-  const multi = ports.length > 1;
+  // Checks across ports use each port's own path, so that an earlier broken item does not shift the index.
+  const located =
+    spec.objects(
+      'ports',
+      (pf) => {
+        const p = parseServicePort(pf);
+        return p === undefined ? undefined : { p, at: pf.path };
+      },
+      { required: !headless, nonEmpty: !headless },
+    ) ?? [];
+  const ports = located.map((l) => l.p);
+  const rawPorts = spec.raw('ports');
+  const multi = Array.isArray(rawPorts) && rawPorts.length > 1;
   const names = new Set<string>();
   const fronts = new Set<string>();
-  ports.forEach((p, i) => {
-    const at = spec.at('ports').concat(i);
+  for (const { p, at } of located) {
     if (multi && p.name === undefined)
       spec.sink.error(at.concat('name'), 'is required when a Service has more than one port');
     if (p.name !== undefined) {
@@ -274,7 +284,7 @@ function parseService(f: Fields, head: ObjectHead): ServiceObject | undefined {
     const front = `${p.port}/${p.protocol}`;
     if (fronts.has(front)) spec.sink.error(at.concat('port'), `${p.port}/${p.protocol} is declared twice`);
     fronts.add(front);
-  });
+  }
   const selector = spec.stringMap('selector', { keyCheck: qualifiedName, valueCheck: labelValue });
   const ipFamilyPolicy =
     spec.oneOf('ipFamilyPolicy', Object.values(IpFamilyPolicy)) ?? IpFamilyPolicy.SingleStack;

@@ -94,16 +94,20 @@ export function parsePodSpec(f: Fields, opts: PodSpecOptions): PodSpec | undefin
   );
   if (f.raw('hostNetwork') === true)
     f.error('hostNetwork', 'hostNetwork pods are not supported by Ambit (they cannot be meshed)');
-  const containers = f.objects('containers', (c) => parseContainer(c, opts), {
-    required: true,
-    nonEmpty: true,
-  });
+  const located = f.objects(
+    'containers',
+    (cf) => {
+      const c = parseContainer(cf, opts);
+      return c === undefined ? undefined : { c, at: cf.path };
+    },
+    { required: true, nonEmpty: true },
+  );
+  const containers = located?.map((l) => l.c);
   const names = new Set<string>();
-  containers?.forEach((c, i) => {
-    if (names.has(c.name))
-      f.sink.error(f.at('containers').concat(i, 'name'), `${show(c.name)} is used by another container`);
+  for (const { c, at } of located ?? []) {
+    if (names.has(c.name)) f.sink.error(at.concat('name'), `${show(c.name)} is used by another container`);
     names.add(c.name);
-  });
+  }
   const serviceAccountName = f.string('serviceAccountName', { check: dns1123Subdomain }) ?? 'default';
   const nodes = opts.nodeNames;
   const nodeName = f.string('nodeName', {
@@ -145,14 +149,18 @@ function parseContainer(f: Fields, opts: PodSpecOptions): Container | undefined 
   const args = f.stringList('args') ?? [];
   const env = f.objects('env', parseEnvVar) ?? [];
   const workingDir = f.string('workingDir', { check: absolutePath });
-  const ports = f.objects('ports', parseContainerPort) ?? [];
+  const locatedPorts =
+    f.objects('ports', (pf) => {
+      const p = parseContainerPort(pf);
+      return p === undefined ? undefined : { p, at: pf.path };
+    }) ?? [];
+  const ports = locatedPorts.map((l) => l.p);
   const portNames = new Set<string>();
-  ports.forEach((p, i) => {
-    if (p.name === undefined) return;
-    if (portNames.has(p.name))
-      f.sink.error(f.at('ports').concat(i, 'name'), `${show(p.name)} is used by another port`);
+  for (const { p, at } of locatedPorts) {
+    if (p.name === undefined) continue;
+    if (portNames.has(p.name)) f.sink.error(at.concat('name'), `${show(p.name)} is used by another port`);
     portNames.add(p.name);
-  });
+  }
   const readinessProbe = parseOptionalProbe(f, 'readinessProbe');
   const livenessProbe = parseOptionalProbe(f, 'livenessProbe');
   if (name === undefined) return undefined;

@@ -1,0 +1,47 @@
+import { canonicalIp } from './ip.js';
+import type { MeshService, MeshView, Workload } from './view.js';
+
+/** Lookups over a MeshView, built once per config version. */
+export class MeshIndex {
+  private readonly byIp = new Map<string, Workload>();
+  private readonly byUid = new Map<string, Workload>();
+  private readonly byVip = new Map<string, MeshService>();
+  private readonly byHost = new Map<string, MeshService>();
+  private readonly nodeIps = new Map<string, readonly string[]>();
+
+  constructor(readonly view: MeshView) {
+    for (const w of view.workloads) {
+      this.byUid.set(w.uid, w);
+      for (const ip of w.ips) this.byIp.set(canonicalIp(ip), w);
+    }
+    for (const s of view.services) {
+      this.byHost.set(s.hostname, s);
+      for (const vip of s.vips) this.byVip.set(canonicalIp(vip), s);
+    }
+    for (const n of view.nodes) this.nodeIps.set(n.name, n.ips);
+  }
+
+  workloadByIp(ip: string): Workload | undefined {
+    return this.byIp.get(canonicalIp(ip));
+  }
+
+  workload(uid: string): Workload | undefined {
+    return this.byUid.get(uid);
+  }
+
+  serviceByVip(ip: string): MeshService | undefined {
+    return this.byVip.get(canonicalIp(ip));
+  }
+
+  serviceByHost(host: string): MeshService | undefined {
+    return this.byHost.get(host);
+  }
+
+  nodeAddresses(node: string): readonly string[] {
+    return this.nodeIps.get(node) ?? [];
+  }
+
+  workloadsOnNode(node: string): Workload[] {
+    return this.view.workloads.filter((w) => w.node === node);
+  }
+}

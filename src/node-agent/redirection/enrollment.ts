@@ -1,0 +1,85 @@
+import { cidr as cidrCheck } from '../../config/validators.js';
+import type { ClusterSnapshot, SnapshotPod } from '../../kube/snapshot.js';
+import { EXCLUDE_OUTBOUND_CIDRS, EXCLUDE_OUTBOUND_PORTS, isAmbient } from '../../mesh/labels.js';
+import { MAX_EXCLUDED_CIDRS, MAX_EXCLUDED_PORTS, type PodRedirectConfig } from './maps.js';
+
+export interface Enrollment {
+  readonly pod: string;
+  readonly uid: string;
+  /** Relative to the agent's pods cgroup root. */
+  readonly cgroup: string;
+  readonly config: PodRedirectConfig;
+  /** Problems with the pod's annotations: the pod is still enrolled, without the bad entries. */
+  readonly warnings: readonly string[];
+}
+
+/**
+ * Which pods of this node the agent must redirect, and with which exclusions. A pod is enrolled
+ * when it runs on this node, is Running, is in the ambient mesh (namespace label, no opt-out) and
+ * its cgroup is known.
+ */
+export function desiredEnrollments(snap: ClusterSnapshot, node: string): Enrollment[] {
+  const nsLabels = new Map(snap.namespaces.map((n) => [n.name, n.labels]));
+  const out: Enrollment[] = [];
+  for (const pod of snap.pods) {
+    if (pod.node !== node || pod.phase !== 'Running' || pod.hostNetwork || pod.cgroup === undefined) continue;
+    if (!isAmbient(nsLabels.get(pod.namespace), pod.labels)) continue;
+    const warnings: string[] = [];
+    out.push({
+      pod: `${pod.namespace}/${pod.name}`,
+      uid: pod.uid,
+      cgroup: pod.cgroup,
+      config: { excludedPorts: excludedPorts(pod, warnings), excludedCidrs: excludedCidrs(pod, warnings) },
+      warnings,
+    });
+  }
+  return out;
+}
+
+function entries(pod: SnapshotPod, annotation: string): string[] {
+  const v = pod.annotations[annotation];
+  return v === undefined
+    ? []
+    : v
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== '');
+}
+
+function excludedPorts(pod: SnapshotPod, warnings: string[]): number[] {
+  const ports: number[] = [];
+  for (const e of entries(pod, EXCLUDE_OUTBOUND_PORTS)) {
+    const n = Number(e);
+    if (!/^[0-9]+$/.test(e) || n < 1 || n > 65535) {
+      warnings.push(
+        `annotation ${EXCLUDE_OUTBOUND_PORTS}: ${JSON.stringify(e)} is not a port number (1-65535); ignored`,
+      );
+    } else if (ports.length >= MAX_EXCLUDED_PORTS) {
+      warnings.push(
+        `annotation ${EXCLUDE_OUTBOUND_PORTS}: more than ${MAX_EXCLUDED_PORTS} ports; ${e} and later are ignored`,
+      );
+      break;
+    } else {
+      ports.push(n);
+    }
+  }
+  return ports;
+}
+
+function excludedCidrs(pod: SnapshotPod, warnings: string[]): string[] {
+  const cidrs: string[] = [];
+  for (const e of entries(pod, EXCLUDE_OUTBOUND_CIDRS)) {
+    const why = cidrCheck(e);
+    if (why !== undefined) {
+      warnings.push(`annotation ${EXCLUDE_OUTBOUND_CIDRS}: ${JSON.stringify(e)} ${why}; ignored`);
+    } else if (cidrs.length >= MAX_EXCLUDED_CIDRS) {
+      warnings.push(
+        `annotation ${EXCLUDE_OUTBOUND_CIDRS}: more than ${MAX_EXCLUDED_CIDRS} CIDRs; ${e} and later are ignored`,
+      );
+      break;
+    } else {
+      cidrs.push(e.includes('/') ? e : `${e}/${e.includes(':') ? 128 : 32}`);
+    }
+  }
+  return cidrs;
+}
