@@ -176,3 +176,8 @@ export function selectorMatches(selector: Labels, labels: Labels): boolean {
   const entries = Object.entries(selector);
   return entries.length > 0 && entries.every(([k, v]) => labels[k] === v);
 }
+
+/** The key under which a service port's target port is stored per endpoint: its name, or its number. */
+export function servicePortKey(p: ServicePort): string {
+  return p.name ?? String(p.port);
+}

@@ -7,12 +7,12 @@ import { parseArgs } from 'node:util';
 import { formatIssue } from '../config/issue.js';
 import { hasErrors, loadManifests } from '../config/load-manifests.js';
 import { AmbitError, ErrorCode } from '../errors.js';
-import { detectCgroup2Root, ensureCgroup2Root } from '../local/cgroup.js';
 import { clusterBpfDir, clusterCgroupDir, clusterPaths, MAX_NODES, nodeName } from '../local/layout.js';
 import { listNetns } from '../local/network.js';
 import { CONTAINER_PATH, podCommand } from '../local/pod-runtime.js';
 import { type LocalState, type PodState, readState } from '../local/state.js';
 import { pidAlive, teardownCluster } from '../local/teardown.js';
+import { detectCgroup2Root, ensureCgroup2Root } from '../os/cgroup.js';
 import { age, parseDuration, parseOutputFormat, render, table } from './output.js';
 import { type CliSettings, checkClusterName } from './settings.js';
 

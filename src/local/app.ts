@@ -1,10 +1,11 @@
 import { existsSync, mkdirSync, watch, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ensureBpffs } from '../os/bpffs.js';
+import { createCgroup } from '../os/cgroup.js';
 import { createRootLogger, type LogLevel } from '../telemetry/logger.js';
-import { createCgroup } from './cgroup.js';
 import { LocalCluster, type NodeComponent } from './cluster.js';
-import { clusterBpfDir, clusterCgroupDir, clusterPaths } from './layout.js';
+import { clusterBpfDir, clusterCgroupDir, clusterPaths, type NodeLayout } from './layout.js';
 import { teardownCluster } from './teardown.js';
 
 export interface LocalDaemonConfig {
@@ -31,7 +32,63 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
   createCgroup(control);
   writeFileSync(join(control, 'cgroup.procs'), String(process.pid));
 
-  const components: NodeComponent[] = [];
+  // bpffs must be mounted in the host's mount namespace, where every node agent pins.
+  await ensureBpffs(cfg.bpfRoot);
+  const bpfDir = clusterBpfDir(cfg.bpfRoot, cfg.cluster);
+  const nodeMain = join(here, '..', 'node-agent', 'main.js');
+  const cniSocket = (node: NodeLayout): string => join(paths.nodeDir(node.name), 'agent.sock');
+  const components: NodeComponent[] = [
+    {
+      name: 'node-agent',
+      argv: (node) => [
+        process.execPath,
+        nodeMain,
+        'agent',
+        '--node',
+        node.name,
+        '--cgroup-root',
+        cfg.cgroupRoot,
+        '--cgroup-base',
+        cgroupDir,
+        '--pods-cgroup',
+        join(cgroupDir, node.podsCgroup),
+        '--bpf-dir',
+        join(bpfDir, node.name),
+        '--proxy-ip4',
+        node.gateway4,
+        '--proxy-ip6',
+        node.gateway6,
+        '--local-state',
+        paths.state,
+        '--cni-socket',
+        cniSocket(node),
+        '--status-file',
+        join(paths.nodeDir(node.name), 'enrollment.json'),
+        '--log-level',
+        cfg.logLevel,
+      ],
+    },
+    {
+      name: 'node-proxy',
+      argv: (node) => [
+        process.execPath,
+        nodeMain,
+        'proxy',
+        '--node',
+        node.name,
+        '--outbound-ip',
+        node.gateway4,
+        '--outbound-ip',
+        node.gateway6,
+        '--bpf-dir',
+        join(bpfDir, node.name),
+        '--local-state',
+        paths.state,
+        '--log-level',
+        cfg.logLevel,
+      ],
+    },
+  ];
   const cluster = new LocalCluster(
     {
       cluster: cfg.cluster,
@@ -40,6 +97,7 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
       paths,
       cgroupDir,
       proberScript: join(here, 'prober-main.js'),
+      cniSocket,
     },
     log,
     components,

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConfigIssue } from '../config/issue.js';
@@ -8,8 +9,9 @@ import { formatIssue } from '../config/issue.js';
 import { loadManifests } from '../config/load-manifests.js';
 import { type Container, type Manifests, objectKey } from '../config/model.js';
 import { AmbitError, ErrorCode } from '../errors.js';
+import { CNI_ADD_PATH, type CniAddRequest, type CniAddResponse } from '../kube/cni.js';
+import { createCgroup } from '../os/cgroup.js';
 import type { Logger } from '../telemetry/logger.js';
-import { createCgroup } from './cgroup.js';
 import { containerProcess } from './container-env.js';
 import { type DesiredPod, desiredPods } from './desired-pods.js';
 import {
@@ -53,6 +55,8 @@ export interface ClusterConfig {
   readonly cgroupDir: string;
   /** Script of the node prober (dist/local/prober-main.js). */
   readonly proberScript: string;
+  /** The node agent's CNI socket, when the cluster runs node agents: pods are enrolled before they start. */
+  readonly cniSocket?: (node: NodeLayout) => string;
 }
 
 /** A node-level daemon the cluster runs in every node's namespace (node agent, node proxy, ...). */
@@ -216,7 +220,10 @@ export class LocalCluster {
       try {
         await this.createPod(d);
       } catch (err) {
-        this.log.error({ err, pod: key }, 'cannot create pod');
+        this.log.error({ err, pod: key }, 'cannot create pod; retrying in 5s');
+        const half = this.pods.get(key);
+        if (half !== undefined) await this.deletePod(half);
+        setTimeout(() => void this.requestReload(), 5000);
       }
     }
   }
@@ -297,6 +304,23 @@ export class LocalCluster {
         });
       }
     });
+    if (this.cfg.cniSocket !== undefined) {
+      const nsLabels = this.manifests?.namespaces.find((n) => n.meta.name === d.namespace)?.meta.labels ?? {};
+      const r = await cniAdd(this.cfg.cniSocket(node), {
+        pod: {
+          uid: pod.uid,
+          namespace: d.namespace,
+          name: d.name,
+          node: node.name,
+          labels: d.labels,
+          annotations: d.annotations,
+          cgroup: cgroupRel,
+        },
+        namespaceLabels: nsLabels,
+      });
+      if (r.enrolled)
+        this.progress(`enrolled ${d.namespace}/${d.name} in the mesh`, { pod: `${d.namespace}/${d.name}` });
+    }
     for (const c of pod.containers) this.runContainer(pod, c);
   }
 
@@ -468,10 +492,11 @@ export class LocalCluster {
         '-c',
         'echo $$ >"$0" && exec "$@"',
         join(this.cfg.cgroupDir, node.systemCgroup, 'cgroup.procs'),
-        'ip',
-        'netns',
-        'exec',
-        node.netns,
+        // nsenter, not `ip netns exec`: node daemons keep the host's mounts (/sys/fs/bpf, the cgroup tree),
+        // which `ip netns exec` would hide behind a fresh /sys.
+        'nsenter',
+        `--net=/run/netns/${node.netns}`,
+        '--',
         process.execPath,
         this.cfg.proberScript,
       ],
@@ -502,10 +527,11 @@ export class LocalCluster {
         '-c',
         'echo $$ >"$0" && exec "$@" >>"$LOG_FILE" 2>&1',
         join(this.cfg.cgroupDir, node.systemCgroup, 'cgroup.procs'),
-        'ip',
-        'netns',
-        'exec',
-        node.netns,
+        // nsenter, not `ip netns exec`: node daemons keep the host's mounts (/sys/fs/bpf, the cgroup tree),
+        // which `ip netns exec` would hide behind a fresh /sys.
+        'nsenter',
+        `--net=/run/netns/${node.netns}`,
+        '--',
         cmd!,
         ...args,
       ],
@@ -722,6 +748,45 @@ export class LocalCluster {
       ),
     );
     for (const p of this.probers.values()) p.kill('SIGTERM');
+  }
+}
+
+/**
+ * The CNI step: asks the node agent to enroll a pod before its containers start, waiting for the agent
+ * while it starts up (as a CNI plugin would block pod creation).
+ */
+async function cniAdd(socketPath: string, body: CniAddRequest): Promise<CniAddResponse> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      return await new Promise<CniAddResponse>((resolve, reject) => {
+        const req = httpRequest(
+          { socketPath, path: CNI_ADD_PATH, method: 'POST', headers: { 'content-type': 'application/json' } },
+          (res) => {
+            let text = '';
+            res.on('data', (d: Buffer) => {
+              text += d.toString();
+            });
+            res.on('end', () => {
+              if (res.statusCode === 200) resolve(JSON.parse(text) as CniAddResponse);
+              else
+                reject(new AmbitError(ErrorCode.COMMAND_FAILED, `CNI add: HTTP ${res.statusCode}: ${text}`));
+            });
+          },
+        );
+        req.once('error', reject);
+        req.end(JSON.stringify(body));
+      });
+    } catch (err) {
+      if (Date.now() > deadline) {
+        throw new AmbitError(
+          ErrorCode.PRECONDITION,
+          `the node agent did not enroll the pod (${socketPath}): ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+      await sleep(200);
+    }
   }
 }
 

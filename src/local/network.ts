@@ -1,4 +1,5 @@
 import { existsSync, readdirSync } from 'node:fs';
+import { inNetns, ipBatch, run } from '../os/run-command.js';
 import {
   FABRIC_BRIDGE,
   FABRIC_V4,
@@ -12,7 +13,6 @@ import {
   SERVICE_CIDR_V4,
   SERVICE_CIDR_V6,
 } from './layout.js';
-import { inNetns, ipBatch, run } from './run-command.js';
 
 /*
  * The wiring of a local cluster, all inside network namespaces it creates:

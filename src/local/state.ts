@@ -1,6 +1,9 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { ConfigIssue } from '../config/issue.js';
 import type { ContainerPort, Labels, ServicePort } from '../config/model.js';
+
+export { servicePortKey } from '../config/model.js';
+
 import { AmbitError, ErrorCode } from '../errors.js';
 import type { NodeLayout } from './layout.js';
 
@@ -95,11 +98,6 @@ export interface ServiceState {
   readonly ports: readonly ServicePort[];
   readonly selector?: Labels;
   readonly endpoints: readonly EndpointState[];
-}
-
-/** The key under which a service port's target is stored in `EndpointState.ports`. */
-export function servicePortKey(p: ServicePort): string {
-  return p.name ?? String(p.port);
 }
 
 /** Writes atomically (rename), so that readers never see half a file. */

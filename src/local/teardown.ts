@@ -1,10 +1,10 @@
 import { existsSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { cgroupPids, cgroupTree, killCgroupTree, removeCgroupTree } from './cgroup.js';
+import { cgroupPids, cgroupTree, killCgroupTree, removeCgroupTree } from '../os/cgroup.js';
+import { run } from '../os/run-command.js';
 import { netnsEtcDir } from './layout.js';
 import { deleteNetns, listNetns } from './network.js';
-import { run } from './run-command.js';
 
 export interface TeardownReport {
   readonly killed: number[];

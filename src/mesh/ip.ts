@@ -24,7 +24,9 @@ export function ipToBytes16(ip: string): Buffer {
   const h = parse(head);
   const t = parse(tail);
   const groups = tail === undefined ? h : [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
-  groups.forEach((g, i) => out.writeUInt16BE(g, i * 2));
+  groups.forEach((g, i) => {
+    out.writeUInt16BE(g, i * 2);
+  });
   return out;
 }
 

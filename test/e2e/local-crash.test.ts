@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
-import { cgroupPids, cgroupTree, detectCgroup2Root } from '../../src/local/cgroup.js';
 import { clusterCgroupDir } from '../../src/local/layout.js';
+import { cgroupPids, cgroupTree, detectCgroup2Root } from '../../src/os/cgroup.js';
 import { ambit, ambitSpawn, netnsOf, processLives, waitFor } from './helpers.js';
 
 test('down cleans up after `up` and its daemon were killed with SIGKILL half-way', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { cgroup2Mounts, detectCgroup2Root } from '../../src/local/cgroup.js';
 import { nodeLayout, podAddresses, podHostVeth, serviceAddresses } from '../../src/local/layout.js';
+import { cgroup2Mounts, detectCgroup2Root } from '../../src/os/cgroup.js';
 
 // /proc/self/mountinfo of a systemd "hybrid" host: v1 controllers under /sys/fs/cgroup, v2 at unified.
 const HYBRID = `22 28 0:20 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw

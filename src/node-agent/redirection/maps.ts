@@ -51,7 +51,9 @@ export function encodePodConfig(c: PodRedirectConfig): Buffer {
   b.writeUInt32LE(0, 0);
   b.writeUInt32LE(c.excludedPorts.length, 4);
   b.writeUInt32LE(c.excludedCidrs.length, 8);
-  c.excludedPorts.forEach((p, i) => b.writeUInt16LE(p, 12 + i * 2));
+  c.excludedPorts.forEach((p, i) => {
+    b.writeUInt16LE(p, 12 + i * 2);
+  });
   c.excludedCidrs.forEach((cidr, i) => {
     const [net, bits] = cidr.split('/');
     const addr = ipToBytes16(net!);

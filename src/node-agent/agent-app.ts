@@ -1,0 +1,93 @@
+import { writeFileSync } from 'node:fs';
+import { Libbpf } from '../bpf/libbpf.js';
+import { watchLocalApi } from '../kube/local-api.js';
+import type { ClusterSnapshot } from '../kube/snapshot.js';
+import { ensureBpffs } from '../os/bpffs.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { AgentConfig } from './agent-config.js';
+import { startCniServer } from './redirection/cni-server.js';
+import { desiredEnrollments } from './redirection/enrollment.js';
+import { syncEnrollment } from './redirection/enrollment-sync.js';
+import { RedirectPrograms, uninstallRedirect } from './redirection/redirect-programs.js';
+
+/**
+ * Composition root of the node agent: installs (or adopts) the redirection programs on the node's
+ * pods cgroup, enrolls pods before they start (CNI socket), and keeps the enrolled set in line with
+ * the cluster. It carries no traffic: killing it leaves redirection and every connection in place.
+ */
+export async function runAgent(cfg: AgentConfig, log: Logger, signal: AbortSignal): Promise<void> {
+  if (cfg.uninstall) {
+    uninstallRedirect(cfg.bpfDir);
+    log.info({ bpfDir: cfg.bpfDir }, 'redirection removed');
+    return;
+  }
+  await ensureBpffs(cfg.bpfDir);
+  const programs = new RedirectPrograms(
+    new Libbpf(),
+    {
+      bpfDir: cfg.bpfDir,
+      objectPath: cfg.bpfObject,
+      podsCgroup: cfg.podsCgroup,
+      cgroupRoot: cfg.cgroupRoot,
+      proxy: { ip4: cfg.proxyIp4, ip6: cfg.proxyIp6, port: cfg.outboundPort },
+    },
+    log.child({ component: 'redirection' }),
+  );
+  const report = programs.install();
+  log.info({ ...report, attached: programs.attached(), podsCgroup: cfg.podsCgroup }, 'redirection installed');
+
+  // Names of enrolled pods by cgroup id, for the status file (`ambit local status` shows it).
+  const names = new Map<bigint, string>();
+  const writeStatus = (): void => {
+    if (cfg.statusFile === undefined) return;
+    const enrolled = [...programs.enrolled().keys()].map((id) => ({
+      pod: names.get(id) ?? 'unknown',
+      cgroupId: id.toString(),
+    }));
+    writeFileSync(
+      cfg.statusFile,
+      `${JSON.stringify({ node: cfg.node, updatedAt: new Date().toISOString(), enrolled }, null, 2)}\n`,
+    );
+  };
+  const enrollLog = log.child({ component: 'enrollment' });
+  if (cfg.cniSocket !== undefined) {
+    const server = await startCniServer(
+      cfg.cniSocket,
+      cfg.node,
+      cfg.cgroupBase,
+      programs,
+      (id, pod) => {
+        names.set(id, pod);
+        writeStatus();
+      },
+      enrollLog,
+    );
+    signal.addEventListener('abort', () => server.close());
+  }
+  const onSnapshot = (snap: ClusterSnapshot): void => {
+    try {
+      const r = syncEnrollment(
+        programs,
+        {
+          desired: desiredEnrollments(snap, cfg.node),
+          knownPods: snap.pods
+            .filter((p) => p.node === cfg.node && p.cgroup !== undefined)
+            .map((p) => p.cgroup!),
+          cgroupBase: cfg.cgroupBase,
+          podsCgroup: cfg.podsCgroup,
+        },
+        enrollLog,
+      );
+      for (const [id, pod] of r.names) names.set(id, pod);
+      writeStatus();
+    } catch (err) {
+      enrollLog.error(
+        { err, revision: snap.revision },
+        'enrollment sync failed; will retry on the next change',
+      );
+    }
+  };
+  watchLocalApi(cfg.localState, log.child({ component: 'cluster-api' }), onSnapshot, signal);
+  await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve()));
+  programs.close();
+}

@@ -1,0 +1,98 @@
+import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { dirname, join } from 'node:path';
+import { CNI_ADD_PATH, type CniAddRequest, type CniAddResponse } from '../../kube/cni.js';
+import type { SnapshotPod } from '../../kube/snapshot.js';
+import { cgroupId } from '../../os/cgroup.js';
+import type { Logger } from '../../telemetry/logger.js';
+import { desiredEnrollments } from './enrollment.js';
+import type { EnrollmentTarget } from './enrollment-sync.js';
+
+async function readJson(req: IncomingMessage, limit = 64 * 1024): Promise<unknown> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new Error(`request body over ${limit} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+}
+
+function reply(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+}
+
+/**
+ * The node agent's CNI endpoint, on a Unix socket: enrolls a pod before its containers start, so that
+ * not one of its connections leaves unredirected. The answer comes only once the kernel map holds it.
+ */
+export function startCniServer(
+  socketPath: string,
+  node: string,
+  cgroupBase: string,
+  target: EnrollmentTarget,
+  onEnrolled: (id: bigint, pod: string) => void,
+  log: Logger,
+): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.method !== 'POST' || req.url !== CNI_ADD_PATH)
+      return reply(res, 404, { error: `POST ${CNI_ADD_PATH}` });
+    readJson(req)
+      .then((raw) => {
+        const body = raw as CniAddRequest;
+        if (
+          typeof body?.pod?.namespace !== 'string' ||
+          typeof body.pod.name !== 'string' ||
+          typeof body.pod.cgroup !== 'string'
+        ) {
+          return reply(res, 400, { error: 'pod.namespace, pod.name and pod.cgroup are required' });
+        }
+        const pod: SnapshotPod = {
+          ...body.pod,
+          node,
+          ips: [],
+          serviceAccount: 'default',
+          phase: 'Running',
+          ready: false,
+          hostNetwork: false,
+          ports: [],
+          labels: body.pod.labels ?? {},
+          annotations: body.pod.annotations ?? {},
+        };
+        const [e] = desiredEnrollments(
+          {
+            revision: 'cni',
+            namespaces: [{ name: pod.namespace, labels: body.namespaceLabels ?? {} }],
+            nodes: [],
+            pods: [pod],
+            services: [],
+            config: [],
+          },
+          node,
+        );
+        if (e === undefined)
+          return reply(res, 200, { enrolled: false, warnings: [] } satisfies CniAddResponse);
+        const id = cgroupId(join(cgroupBase, e.cgroup));
+        target.enroll(id, e.config);
+        onEnrolled(id, e.pod);
+        for (const w of e.warnings) log.warn({ pod: e.pod }, w);
+        log.info({ pod: e.pod, cgroupId: id.toString(), excluded: e.config }, 'pod enrolled (CNI add)');
+        return reply(res, 200, {
+          enrolled: true,
+          cgroupId: id.toString(),
+          warnings: e.warnings,
+        } satisfies CniAddResponse);
+      })
+      .catch((err: unknown) => {
+        log.error({ err }, 'CNI add failed');
+        reply(res, 500, { error: (err as Error).message });
+      });
+  });
+  mkdirSync(dirname(socketPath), { recursive: true });
+  if (existsSync(socketPath)) unlinkSync(socketPath);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () => resolve(server));
+  });
+}
