@@ -17,6 +17,7 @@ export const AttachType = {
   CgroupSockOps: 3,
   CgroupInet4Connect: 10,
   CgroupInet6Connect: 11,
+  SkLookup: 36,
 } as const;
 export type AttachType = (typeof AttachType)[keyof typeof AttachType];
 
@@ -45,8 +46,8 @@ export interface LinkInfo {
   readonly id: number;
   readonly progId: number;
   readonly type: number;
-  readonly cgroupId: bigint;
-  readonly attachType: number;
+  /** What the link is attached to: a cgroup id, or for netns links the namespace inode. */
+  readonly targetId: bigint;
 }
 
 /** What Ambit needs from libbpf. */
@@ -149,6 +150,11 @@ function callStr(funcName: string, ptr: number): string {
     paramsType: [I64],
     paramsValue: [ptr],
   }) as unknown as string;
+}
+
+/** The libbpf version, `major.minor`; throws when libbpf.so.1 cannot be loaded. */
+export function libbpfVersion(): string {
+  return `${call('libbpf_major_version', I32, [], [])}.${call('libbpf_minor_version', I32, [], [])}`;
 }
 
 /** libbpf through ffi-rs. */
@@ -256,15 +262,16 @@ export class Libbpf implements Bpf {
   }
 
   linkInfo(linkFd: number): LinkInfo {
-    // struct bpf_link_info: type, id, prog_id (u32 each), 4 bytes padding, then for cgroup links
-    // cgroup_id (u64) and attach_type (u32).
+    // struct bpf_link_info: type, id, prog_id (u32 each), 4 bytes padding, then a union: for cgroup
+    // links cgroup_id (u64); for netns links netns_ino (u32).
     const info = this.objInfo(linkFd, 96, 'link');
+    const type = info.readUInt32LE(0);
+    const BPF_LINK_TYPE_NETNS = 5;
     return {
-      type: info.readUInt32LE(0),
+      type,
       id: info.readUInt32LE(4),
       progId: info.readUInt32LE(8),
-      cgroupId: info.readBigUInt64LE(16),
-      attachType: info.readUInt32LE(24),
+      targetId: type === BPF_LINK_TYPE_NETNS ? BigInt(info.readUInt32LE(16)) : info.readBigUInt64LE(16),
     };
   }
 

@@ -262,8 +262,9 @@ async function status(argv: readonly string[], s: CliSettings): Promise<number> 
   const format = parseOutputFormat(values.output);
   const cluster = clusterFlag(values, s);
   const state = loadRunning(s, cluster);
+  const enrolled = enrolledPods(clusterPaths(s.runRoot, cluster), state);
   if (format === 'json' || format === 'yaml') {
-    process.stdout.write(`${render(state, format)}\n`);
+    process.stdout.write(`${render({ ...state, enrolled: [...enrolled].sort() }, format)}\n`);
     return 0;
   }
   const alive = pidAlive(state.daemonPid, 'local/main.js');
@@ -281,7 +282,7 @@ async function status(argv: readonly string[], s: CliSettings): Promise<number> 
   out.push('');
   out.push(
     table(
-      ['NAMESPACE', 'NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE', 'IP', 'NODE'],
+      ['NAMESPACE', 'NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE', 'IP', 'NODE', 'MESH'],
       state.pods.map((p) => [
         p.namespace,
         p.name,
@@ -291,6 +292,7 @@ async function status(argv: readonly string[], s: CliSettings): Promise<number> 
         age(p.createdAt),
         `${p.ip4},${p.ip6}`,
         p.node,
+        enrolled.has(`${p.namespace}/${p.name}`) ? 'ambient' : '-',
       ]),
     ),
   );
@@ -318,6 +320,22 @@ async function status(argv: readonly string[], s: CliSettings): Promise<number> 
   }
   process.stdout.write(`${out.join('\n')}\n`);
   return 0;
+}
+
+/** Pods the node agents report as enrolled (their traffic goes through the node proxy). */
+function enrolledPods(paths: ReturnType<typeof clusterPaths>, state: LocalState): Set<string> {
+  const out = new Set<string>();
+  for (const node of state.nodes) {
+    try {
+      const status = JSON.parse(readFileSync(join(paths.nodeDir(node.name), 'enrollment.json'), 'utf8')) as {
+        enrolled: { pod: string }[];
+      };
+      for (const e of status.enrolled) out.add(e.pod);
+    } catch {
+      // the agent has not written it yet
+    }
+  }
+  return out;
 }
 
 function podStatus(p: PodState): string {

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { describeError, ErrorCode, hasCode } from '../errors.js';
+import { checkCommand } from './check.js';
 import { LOCAL_USAGE, localCommand } from './local-commands.js';
 import { readSettings } from './settings.js';
 
@@ -9,6 +10,7 @@ Ambit is a sidecar-less service mesh: eBPF redirection, HBONE mTLS, waypoints fo
 
 Commands:
   local     run a whole mesh on this machine (nodes and pods as network namespaces)
+  check     preflight: can this machine run Ambit (kernel, BTF, cgroup v2, bpffs, libbpf, ...)
   version   print the version
 
 Run \`ambit <command> --help\` for details.
@@ -20,6 +22,8 @@ async function main(argv: readonly string[]): Promise<number> {
   switch (cmd) {
     case 'local':
       return localCommand(rest, readSettings());
+    case 'check':
+      return checkCommand(rest, readSettings());
     case 'version':
     case '--version':
       process.stdout.write('ambit 0.1.0\n');

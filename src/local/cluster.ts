@@ -64,6 +64,8 @@ export interface NodeComponent {
   readonly name: string;
   argv(node: NodeLayout): string[];
   env?(node: NodeLayout): Record<string, string>;
+  /** An HTTP readiness endpoint on the node's loopback; the cluster is ready only when it answers 2xx. */
+  readonly readiness?: { readonly port: number; readonly path: string };
 }
 
 interface LiveContainer {
@@ -124,7 +126,7 @@ export class LocalCluster {
   private nextProbeId = 1;
   private readonly components = new Map<
     string,
-    { node: NodeLayout; comp: NodeComponent; child?: ChildProcess; restarts: number }
+    { node: NodeLayout; comp: NodeComponent; child?: ChildProcess; restarts: number; ready: boolean }
   >();
   private appliedNft = '';
   private readonly appliedHosts = new Map<string, string>();
@@ -515,7 +517,8 @@ export class LocalCluster {
 
   private startComponent(node: NodeLayout, comp: NodeComponent): void {
     const key = `${node.name}/${comp.name}`;
-    const entry = this.components.get(key) ?? { node, comp, restarts: 0 };
+    const entry = this.components.get(key) ?? { node, comp, restarts: 0, ready: false };
+    entry.ready = comp.readiness === undefined;
     this.components.set(key, entry);
     const logDir = this.cfg.paths.nodeDir(node.name);
     mkdirSync(logDir, { recursive: true });
@@ -542,8 +545,10 @@ export class LocalCluster {
       },
     );
     entry.child = child;
+    if (comp.readiness !== undefined) void this.awaitComponentReady(entry, child, comp.readiness);
     child.once('exit', (code, signal) => {
       delete entry.child;
+      entry.ready = comp.readiness === undefined;
       if (this.stopping) return;
       entry.restarts++;
       this.log.warn(
@@ -555,6 +560,31 @@ export class LocalCluster {
         Math.min(500 * 2 ** Math.min(entry.restarts, 5), 16_000),
       );
     });
+  }
+
+  /** Probes a node daemon's readiness endpoint from inside its node until it answers, like a kubelet would. */
+  private async awaitComponentReady(
+    entry: { node: NodeLayout; comp: NodeComponent; child?: ChildProcess; ready: boolean },
+    child: ChildProcess,
+    readiness: { port: number; path: string },
+  ): Promise<void> {
+    while (!this.stopping && entry.child === child) {
+      const r = await this.probe(entry.node, {
+        probe: { type: 'httpGet', path: readiness.path, port: readiness.port, scheme: 'HTTP' },
+        target: { ip: '127.0.0.1', cgroupDir: '', pausePid: 0 },
+        timeoutMs: 1000,
+      });
+      if (r.ok && entry.child === child) {
+        entry.ready = true;
+        this.progress(`${entry.comp.name} on ${entry.node.name} is ready`, {
+          node: entry.node.name,
+          component: entry.comp.name,
+        });
+        this.scheduleSync();
+        return;
+      }
+      await sleep(200);
+    }
   }
 
   private async deletePod(pod: LivePod): Promise<void> {
@@ -713,7 +743,8 @@ export class LocalCluster {
     if (
       this.phase === 'running' &&
       !this.readyAnnounced &&
-      pods.every((p) => p.ready || p.phase === 'Succeeded')
+      pods.every((p) => p.ready || p.phase === 'Succeeded') &&
+      [...this.components.values()].every((c) => c.ready)
     ) {
       this.readyAnnounced = true;
       this.log.info(

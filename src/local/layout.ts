@@ -36,6 +36,9 @@ export interface NodeLayout {
   /** The node end of every pod's link; pods route cluster traffic here. */
   readonly gateway4: string;
   readonly gateway6: string;
+  /** The node proxy's address on the pod bridge: eBPF sends enrolled pods' connections here. */
+  readonly proxy4: string;
+  readonly proxy6: string;
   /** cgroup (relative to the cluster cgroup) under which the node's pods live: the attach point for eBPF. */
   readonly podsCgroup: string;
   /** cgroup (relative to the cluster cgroup) for the node's own daemons. */
@@ -58,6 +61,8 @@ export function nodeLayout(cluster: string, index: number): NodeLayout {
     podCidr6: `fd00:10:244:${index.toString(16)}::/64`,
     gateway4: `10.244.${index}.1`,
     gateway6: `fd00:10:244:${index.toString(16)}::1`,
+    proxy4: `10.244.${index}.254`,
+    proxy6: `fd00:10:244:${index.toString(16)}::fe`,
     podsCgroup: join('nodes', name, 'pods'),
     systemCgroup: join('nodes', name, 'system'),
   };
@@ -81,7 +86,8 @@ export function podAddresses(node: NodeLayout, host: number): { ip4: string; ip6
   };
 }
 export const POD_HOST_MIN = 2;
-export const POD_HOST_MAX = 254;
+/** .254 is the node proxy's address. */
+export const POD_HOST_MAX = 250;
 
 /** VIP number n (10..65534) in the Service ranges. */
 export function serviceAddresses(n: number): { ip4: string; ip6: string } {

@@ -76,6 +76,8 @@ export async function createNode(cluster: string, node: NodeLayout): Promise<voi
     `link add ${NODE_BRIDGE} type bridge`,
     `addr add ${node.gateway4}/24 dev ${NODE_BRIDGE}`,
     `addr add ${node.gateway6}/64 dev ${NODE_BRIDGE} nodad`,
+    `addr add ${node.proxy4}/32 dev ${NODE_BRIDGE}`,
+    `addr add ${node.proxy6}/128 dev ${NODE_BRIDGE} nodad`,
     `link set ${NODE_BRIDGE} up`,
   ]);
   await ipBatch(fabric, [`link set ${uplinkPeer} master ${FABRIC_BRIDGE}`, `link set ${uplinkPeer} up`]);

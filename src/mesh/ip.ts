@@ -18,7 +18,15 @@ export function ipToBytes16(ip: string): Buffer {
     return out;
   }
   if (!isIPv6(ip)) throw new Error(`${JSON.stringify(ip)} is not an IP address`);
-  const [head, tail] = ip.includes('::') ? ip.split('::') : [ip, undefined];
+  // A zone (`fe80::1%eth0`) does not change the address; an embedded IPv4 tail (`64:ff9b::1.2.3.4`)
+  // is two 16-bit groups.
+  let text = ip.split('%')[0]!;
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted !== null) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
   const parse = (part: string | undefined): number[] =>
     part === undefined || part === '' ? [] : part.split(':').map((h) => Number.parseInt(h, 16));
   const h = parse(head);

@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { parseFlags } from '../config/flags.js';
 import { AmbitError, ErrorCode } from '../errors.js';
 import { LOG_LEVELS, type LogLevel } from '../telemetry/logger.js';
 
@@ -32,26 +33,30 @@ export interface AgentConfig {
 }
 
 export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): AgentConfig {
-  const { values } = parseArgs({
-    args: [...argv],
-    options: {
-      node: { type: 'string' },
-      'cgroup-root': { type: 'string' },
-      'cgroup-base': { type: 'string' },
-      'pods-cgroup': { type: 'string' },
-      'bpf-dir': { type: 'string' },
-      'bpf-object': { type: 'string' },
-      'proxy-ip4': { type: 'string' },
-      'proxy-ip6': { type: 'string' },
-      'outbound-port': { type: 'string' },
-      'local-state': { type: 'string' },
-      'log-level': { type: 'string' },
-      uninstall: { type: 'boolean', default: false },
-      'cni-socket': { type: 'string' },
-      'status-file': { type: 'string' },
-    },
-    strict: true,
-  });
+  const { values } = parseFlags(
+    () =>
+      parseArgs({
+        args: [...argv],
+        options: {
+          node: { type: 'string' },
+          'cgroup-root': { type: 'string' },
+          'cgroup-base': { type: 'string' },
+          'pods-cgroup': { type: 'string' },
+          'bpf-dir': { type: 'string' },
+          'bpf-object': { type: 'string' },
+          'proxy-ip4': { type: 'string' },
+          'proxy-ip6': { type: 'string' },
+          'outbound-port': { type: 'string' },
+          'local-state': { type: 'string' },
+          'log-level': { type: 'string' },
+          uninstall: { type: 'boolean', default: false },
+          'cni-socket': { type: 'string' },
+          'status-file': { type: 'string' },
+        },
+        strict: true,
+      }),
+    'node agent',
+  );
   const errors: string[] = [];
   const need = (flag: string, envName: string): string => {
     const v = (values as unknown as Record<string, string | undefined>)[flag] ?? env[envName];

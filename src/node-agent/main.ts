@@ -1,4 +1,5 @@
 import { describeError } from '../errors.js';
+import { profileUntilExit } from '../telemetry/cpu-profile.js';
 import { createRootLogger } from '../telemetry/logger.js';
 import { runAgent } from './agent-app.js';
 import { parseAgentConfig } from './agent-config.js';
@@ -25,6 +26,7 @@ try {
     );
   } else if (role === 'proxy') {
     const cfg = parseProxyConfig(argv);
+    if (cfg.cpuProfile !== undefined) profileUntilExit(cfg.cpuProfile);
     await runProxy(
       cfg,
       createRootLogger({ name: 'ambit-node-proxy', level: cfg.logLevel }),

@@ -1,4 +1,4 @@
-import type { Server } from 'node:net';
+import { isIP, type Server } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { Libbpf } from '../bpf/libbpf.js';
@@ -10,11 +10,18 @@ import { endpointServer, listen, metricsHandler } from '../telemetry/http-endpoi
 import { IstioTcpMetrics } from '../telemetry/istio-tcp-metrics.js';
 import type { Logger } from '../telemetry/logger.js';
 import { ConnectionRecorder } from './proxy/connection-record.js';
-import { OriginalDestinations } from './proxy/original-destination.js';
+import { OriginalDestinations, registerListener } from './proxy/original-destination.js';
 import { createOutboundServer } from './proxy/outbound.js';
 import type { ProxyConfig } from './proxy-config.js';
 
 const DRAIN_MS = 5000;
+
+/** The listening socket's fd: Node keeps it on the server's handle. */
+function listenerFd(server: Server): number {
+  const fd = (server as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new Error('cannot get the outbound listener fd');
+  return fd;
+}
 
 /**
  * Composition root of the node proxy: the mesh view, the outbound listener, telemetry and health.
@@ -102,6 +109,7 @@ export async function runProxy(cfg: ProxyConfig, log: Logger, signal: AbortSigna
   for (const ip of cfg.outboundIps) {
     const server = createOutboundServer({ mesh: () => mesh, origDst: origDstMap, recorder, log });
     await listen(server, cfg.outboundPort, ip);
+    registerListener(bpf, cfg.bpfDir, isIP(ip) === 6 ? 6 : 4, listenerFd(server));
     listeners.push(server);
   }
   ready = true;

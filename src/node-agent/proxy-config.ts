@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
+import { parseFlags } from '../config/flags.js';
 import { AmbitError, ErrorCode } from '../errors.js';
 import { LOG_LEVELS, type LogLevel } from '../telemetry/logger.js';
 
@@ -16,25 +17,31 @@ export interface ProxyConfig {
   readonly bpfDir: string;
   readonly localState: string;
   readonly logLevel: LogLevel;
+  /** Write a V8 CPU profile here on exit (AMBIT_CPU_PROFILE), for performance work. */
+  readonly cpuProfile?: string;
 }
 
 export function parseProxyConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ProxyConfig {
-  const { values } = parseArgs({
-    args: [...argv],
-    options: {
-      node: { type: 'string' },
-      'trust-domain': { type: 'string' },
-      'outbound-ip': { type: 'string', multiple: true },
-      'outbound-port': { type: 'string' },
-      'metrics-port': { type: 'string' },
-      'readiness-port': { type: 'string' },
-      'admin-port': { type: 'string' },
-      'bpf-dir': { type: 'string' },
-      'local-state': { type: 'string' },
-      'log-level': { type: 'string' },
-    },
-    strict: true,
-  });
+  const { values } = parseFlags(
+    () =>
+      parseArgs({
+        args: [...argv],
+        options: {
+          node: { type: 'string' },
+          'trust-domain': { type: 'string' },
+          'outbound-ip': { type: 'string', multiple: true },
+          'outbound-port': { type: 'string' },
+          'metrics-port': { type: 'string' },
+          'readiness-port': { type: 'string' },
+          'admin-port': { type: 'string' },
+          'bpf-dir': { type: 'string' },
+          'local-state': { type: 'string' },
+          'log-level': { type: 'string' },
+        },
+        strict: true,
+      }),
+    'node proxy',
+  );
   const errors: string[] = [];
   const str = (v: string | undefined, flag: string, envName: string): string => {
     const out = v ?? env[envName];
@@ -42,8 +49,9 @@ export function parseProxyConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     return out ?? '';
   };
   const port = (v: string | undefined, flag: string, dflt: number): number => {
-    const n = v === undefined ? dflt : Number(v);
-    if (!Number.isInteger(n) || n < 0 || n > 65535) errors.push(`--${flag} ${v}: not a port number`);
+    const n = v === undefined ? dflt : /^[0-9]+$/.test(v) ? Number(v) : Number.NaN;
+    if (!Number.isInteger(n) || n < 0 || n > 65535)
+      errors.push(`--${flag} ${v === '' ? '""' : v}: not a port number`);
     return n;
   };
   const outboundIps =
@@ -64,6 +72,9 @@ export function parseProxyConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     bpfDir: str(values['bpf-dir'], 'bpf-dir', 'AMBIT_BPF_DIR'),
     localState: str(values['local-state'], 'local-state', 'AMBIT_LOCAL_STATE'),
     logLevel,
+    ...(env.AMBIT_CPU_PROFILE === undefined
+      ? {}
+      : { cpuProfile: `${env.AMBIT_CPU_PROFILE}.${process.pid}.cpuprofile` }),
   };
   if (errors.length > 0)
     throw new AmbitError(ErrorCode.USAGE, `node proxy configuration:\n  ${errors.join('\n  ')}`);

@@ -1,5 +1,16 @@
 import { Counter, type Registry } from 'prom-client';
 
+type LabelName = (typeof TCP_LABELS)[number];
+
+/** The five counters of one label set, resolved once: prom-client hashes labels on every inc otherwise. */
+export interface TcpSeries {
+  readonly opened: { inc(n?: number): void };
+  readonly closed: { inc(n?: number): void };
+  readonly failed: { inc(n?: number): void };
+  readonly sentBytes: { inc(n?: number): void };
+  readonly receivedBytes: { inc(n?: number): void };
+}
+
 /**
  * Istio's standard TCP metrics, with Istio's names and labels, so that existing dashboards (Kiali,
  * the Istio Grafana boards) work on Ambit. Values are bounded sets; a missing value is `unknown`.
@@ -25,11 +36,12 @@ export const TCP_LABELS = [
 export type TcpLabels = Record<(typeof TCP_LABELS)[number], string>;
 
 export class IstioTcpMetrics {
-  readonly opened: Counter<(typeof TCP_LABELS)[number]>;
-  readonly closed: Counter<(typeof TCP_LABELS)[number]>;
-  readonly failed: Counter<(typeof TCP_LABELS)[number]>;
-  readonly sentBytes: Counter<(typeof TCP_LABELS)[number]>;
-  readonly receivedBytes: Counter<(typeof TCP_LABELS)[number]>;
+  readonly opened: Counter<LabelName>;
+  readonly closed: Counter<LabelName>;
+  readonly failed: Counter<LabelName>;
+  readonly sentBytes: Counter<LabelName>;
+  readonly receivedBytes: Counter<LabelName>;
+  private readonly cache = new Map<string, TcpSeries>();
 
   constructor(registry: Registry) {
     const make = (name: string, help: string) =>
@@ -42,6 +54,23 @@ export class IstioTcpMetrics {
       'istio_tcp_received_bytes_total',
       'Bytes received from the source (request direction)',
     );
+  }
+
+  /** The counters of one label set; label sets are bounded (workloads x services x flags), so is the cache. */
+  series(labels: TcpLabels): TcpSeries {
+    const key = TCP_LABELS.map((l) => labels[l]).join('\u0000');
+    let s = this.cache.get(key);
+    if (s === undefined) {
+      s = {
+        opened: this.opened.labels(labels),
+        closed: this.closed.labels(labels),
+        failed: this.failed.labels(labels),
+        sentBytes: this.sentBytes.labels(labels),
+        receivedBytes: this.receivedBytes.labels(labels),
+      };
+      this.cache.set(key, s);
+    }
+    return s;
   }
 }
 

@@ -9,11 +9,20 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
  * The one root logger of a process: pino JSON, one line per event, written to stdout or a file.
  * Components take a child (`log.child({ component: 'inbound' })`); errors go under `err`.
  */
-export function createRootLogger(opts: { name: string; level?: LogLevel; file?: string }): Logger {
+export function createRootLogger(opts: {
+  name: string;
+  level?: LogLevel;
+  file?: string;
+  sync?: boolean;
+}): Logger {
+  // Data-plane processes write asynchronously (an access line per connection must not cost a blocking
+  // write on the hot path); lines still go out at once when the stream is idle, and are flushed on exit.
+  const sync = opts.sync ?? true;
   const destination =
     opts.file === undefined
-      ? pino.destination({ dest: 1, sync: true })
-      : pino.destination({ dest: opts.file, mkdir: true, sync: true });
+      ? pino.destination({ dest: 1, sync })
+      : pino.destination({ dest: opts.file, mkdir: true, sync });
+  if (!sync) process.once('exit', () => destination.flushSync());
   return pino(
     {
       name: opts.name,

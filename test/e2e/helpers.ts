@@ -78,10 +78,10 @@ export async function waitFor<T>(
   }
 }
 
-/** A private copy of an example folder, so a test can edit manifests without touching the repo. */
-export function copyExample(name: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `ambit-${name}-`));
-  cpSync(join(ROOT, 'examples', name), dir, {
+/** A private copy of a manifests folder (relative to the repo), so a test can edit it without touching the repo. */
+export function copyManifests(path: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'ambit-manifests-'));
+  cpSync(join(ROOT, path), dir, {
     recursive: true,
     filter: (src) => !src.endsWith('.sh') && !src.endsWith('.md'),
   });

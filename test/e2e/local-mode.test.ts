@@ -3,7 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { LocalState, PodState } from '../../src/local/state.js';
-import { ambit, copyExample, curl, netnsOf, podExec, processLives, status, waitFor } from './helpers.js';
+import { ambit, copyManifests, curl, netnsOf, podExec, processLives, status, waitFor } from './helpers.js';
 
 const CLUSTER = 'e2e-local';
 
@@ -34,7 +34,7 @@ describe('local mode: examples/hello on two nodes', () => {
 
   beforeAll(async () => {
     await ambit(['local', 'down', '--name', CLUSTER]);
-    dir = copyExample('hello');
+    dir = copyManifests('examples/hello');
     const up = await ambit(['local', 'up', dir, '--nodes', '2', '--name', CLUSTER]);
     expect(up.stderr).toBe('');
     expect(up.code).toBe(0);

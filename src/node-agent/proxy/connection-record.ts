@@ -75,7 +75,7 @@ export class ConnectionRecord {
   established(): void {
     if (this.opened || this.done) return;
     this.opened = true;
-    this.recorder.metrics.opened.inc(this.labels());
+    this.recorder.metrics.series(this.labels()).opened.inc();
     this.recorder.live.set(this.id, this);
   }
 
@@ -84,13 +84,13 @@ export class ConnectionRecord {
     if (this.done) return;
     this.done = true;
     this.recorder.live.delete(this.id);
-    const labels = this.labels();
+    const series = this.recorder.metrics.series(this.labels());
     if (this.opened) {
-      this.recorder.metrics.closed.inc(labels);
-      if (bytes.received > 0) this.recorder.metrics.receivedBytes.inc(labels, bytes.received);
-      if (bytes.sent > 0) this.recorder.metrics.sentBytes.inc(labels, bytes.sent);
+      series.closed.inc();
+      if (bytes.received > 0) series.receivedBytes.inc(bytes.received);
+      if (bytes.sent > 0) series.sentBytes.inc(bytes.sent);
     } else {
-      this.recorder.metrics.failed.inc(labels);
+      series.failed.inc();
     }
     const entry: Record<string, unknown> = {
       direction: this.direction,

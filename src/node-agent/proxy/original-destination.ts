@@ -47,3 +47,23 @@ export class OriginalDestinations {
     this.bpf.close(this.fd);
   }
 }
+
+/**
+ * Puts the proxy's outbound listening socket into the pinned sockmap that sk_lookup reads, so that
+ * SYNs to any port of the proxy address reach it. The kernel drops the entry when the socket closes.
+ */
+export function registerListener(bpf: Bpf, bpfDir: string, family: 4 | 6, fd: number): void {
+  const path = join(bpfDir, 'maps', MapName.proxySocks);
+  const map = bpf.objGet(path);
+  if (map === undefined)
+    throw new AmbitError(ErrorCode.PRECONDITION, `${path} is not pinned yet (is the node agent running?)`);
+  try {
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(family === 4 ? 0 : 1);
+    const value = Buffer.alloc(8);
+    value.writeBigUInt64LE(BigInt(fd));
+    bpf.mapUpdate(map, key, value);
+  } finally {
+    bpf.close(map);
+  }
+}

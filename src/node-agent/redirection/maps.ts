@@ -18,12 +18,14 @@ export const MapName = {
   byCookie: 'ambit_by_cookie',
   origDst: 'ambit_orig_dst',
   stats: 'ambit_stats',
+  proxySocks: 'ambit_proxy_socks',
 } as const;
 
 export const ProgramName = {
   connect4: 'ambit_connect4',
   connect6: 'ambit_connect6',
   sockops: 'ambit_sockops',
+  skLookup: 'ambit_sk_lookup',
 } as const;
 
 export interface PodRedirectConfig {

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, openSync, rmSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { AttachType, type Bpf } from '../../bpf/libbpf.js';
 import { AmbitError, ErrorCode } from '../../errors.js';
@@ -24,6 +24,8 @@ export interface RedirectConfig {
   /** The cgroup v2 mount that `podsCgroup` is under (to compute its level). */
   readonly cgroupRoot: string;
   readonly proxy: { readonly ip4: string; readonly ip6: string; readonly port: number };
+  /** The network namespace of the node proxy, where sk_lookup steers connections to its listener. */
+  readonly netnsPath?: string;
 }
 
 export interface InstallReport {
@@ -35,11 +37,18 @@ export interface InstallReport {
   readonly mapsReused: string[];
 }
 
-const LINKS: readonly { readonly prog: string; readonly type: AttachType }[] = [
-  { prog: ProgramName.connect4, type: AttachType.CgroupInet4Connect },
-  { prog: ProgramName.connect6, type: AttachType.CgroupInet6Connect },
-  { prog: ProgramName.sockops, type: AttachType.CgroupSockOps },
+const LINKS: readonly {
+  readonly prog: string;
+  readonly type: AttachType;
+  readonly target: 'cgroup' | 'netns';
+}[] = [
+  { prog: ProgramName.connect4, type: AttachType.CgroupInet4Connect, target: 'cgroup' },
+  { prog: ProgramName.connect6, type: AttachType.CgroupInet6Connect, target: 'cgroup' },
+  { prog: ProgramName.sockops, type: AttachType.CgroupSockOps, target: 'cgroup' },
+  { prog: ProgramName.skLookup, type: AttachType.SkLookup, target: 'netns' },
 ];
+
+const CGROUP_LINKS = LINKS.filter((l) => l.target === 'cgroup');
 
 /**
  * The node's redirection programs and maps, pinned under `bpfDir` so that they outlive the agent:
@@ -91,10 +100,13 @@ export class RedirectPrograms {
       for (const [name, fd] of Object.entries(obj.maps)) {
         if (!existsSync(this.mapPin(name))) this.bpf.objPin(fd, this.mapPin(name));
       }
-      const cgFd = openSync(this.cfg.podsCgroup, 'r');
+      const netnsPath = this.cfg.netnsPath ?? '/proc/self/ns/net';
+      const targets = {
+        cgroup: { fd: openSync(this.cfg.podsCgroup, 'r'), id: cgroupId(this.cfg.podsCgroup) },
+        netns: { fd: openSync(netnsPath, 'r'), id: statSync(netnsPath, { bigint: true }).ino },
+      };
       try {
-        const cgId = cgroupId(this.cfg.podsCgroup);
-        for (const { prog, type } of LINKS) {
+        for (const { prog, type, target } of LINKS) {
           const progFd = obj.programs[prog];
           if (progFd === undefined)
             throw new AmbitError(ErrorCode.BPF, `${this.cfg.objectPath} has no program ${prog}`);
@@ -102,8 +114,8 @@ export class RedirectPrograms {
           const linkFd = this.bpf.objGet(pin);
           if (linkFd !== undefined) {
             const info = this.bpf.linkInfo(linkFd);
-            if (info.cgroupId !== cgId) {
-              // The pods cgroup was recreated since: that link points at a cgroup that is gone.
+            if (info.targetId !== targets[target].id) {
+              // The cgroup (or namespace) was recreated since: that link points at one that is gone.
               this.bpf.close(linkFd);
               unlinkSync(pin);
             } else {
@@ -118,13 +130,14 @@ export class RedirectPrograms {
               continue;
             }
           }
-          const created = this.bpf.linkCreate(progFd, cgFd, type);
+          const created = this.bpf.linkCreate(progFd, targets[target].fd, type);
           this.bpf.objPin(created, pin);
           this.bpf.close(created);
           report.created.push(prog);
         }
       } finally {
-        this.bpf.close(cgFd);
+        this.bpf.close(targets.cgroup.fd);
+        this.bpf.close(targets.netns.fd);
       }
     } finally {
       obj.close();
@@ -175,7 +188,7 @@ export class RedirectPrograms {
   attached(): Record<string, number[]> {
     const cgFd = openSync(this.cfg.podsCgroup, 'r');
     try {
-      return Object.fromEntries(LINKS.map(({ prog, type }) => [prog, this.bpf.progQuery(cgFd, type)]));
+      return Object.fromEntries(CGROUP_LINKS.map(({ prog, type }) => [prog, this.bpf.progQuery(cgFd, type)]));
     } finally {
       this.bpf.close(cgFd);
     }

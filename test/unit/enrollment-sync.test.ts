@@ -1,0 +1,254 @@
+import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import type { Enrollment } from '../../src/node-agent/redirection/enrollment.js';
+import { type EnrollmentTarget, syncEnrollment } from '../../src/node-agent/redirection/enrollment-sync.js';
+import type { PodRedirectConfig } from '../../src/node-agent/redirection/maps.js';
+import { createRootLogger } from '../../src/telemetry/logger.js';
+
+const log = createRootLogger({ name: 't', level: 'fatal' });
+
+/** The kernel map, in memory. */
+class FakeTarget implements EnrollmentTarget {
+  readonly map = new Map<bigint, PodRedirectConfig>();
+  readonly calls: string[] = [];
+  enrolled(): Map<bigint, PodRedirectConfig> {
+    return new Map(this.map);
+  }
+  enroll(id: bigint, config: PodRedirectConfig): void {
+    this.calls.push(`enroll ${id}`);
+    this.map.set(id, config);
+  }
+  unenroll(id: bigint): void {
+    this.calls.push(`unenroll ${id}`);
+    this.map.delete(id);
+  }
+}
+
+const NONE: PodRedirectConfig = { excludedPorts: [], excludedCidrs: [] };
+const DB: PodRedirectConfig = { excludedPorts: [5432], excludedCidrs: ['10.0.0.0/8'] };
+/** An id that no directory of the test has: a pod whose cgroup is gone. */
+const GONE = 0x7fff_ffff_ffff_fff0n;
+
+function enrollment(name: string, config: PodRedirectConfig = NONE): Enrollment {
+  return { pod: `shop/${name}`, uid: `uid-${name}`, cgroup: `pods/${name}`, config, warnings: [] };
+}
+
+let base: string;
+beforeEach(() => {
+  base = mkdtempSync(join(tmpdir(), 'ambit-sync-'));
+  mkdirSync(join(base, 'pods'));
+});
+afterEach(() => {
+  rmSync(base, { recursive: true, force: true });
+});
+
+/** Creates the cgroup directories (relative to the base) and returns their ids by path. */
+function cgroups(paths: readonly string[]): Map<string, bigint> {
+  const ids = new Map<string, bigint>();
+  for (const p of paths) {
+    mkdirSync(join(base, p), { recursive: true });
+    ids.set(p, statSync(join(base, p), { bigint: true }).ino);
+  }
+  return ids;
+}
+
+describe('syncEnrollment', () => {
+  test.each<{
+    what: string;
+    /** Cgroup directories that exist. */
+    dirs: string[];
+    /** What the kernel map holds before the sync: cgroup path (or 'gone') -> config. */
+    before: [string, PodRedirectConfig][];
+    desired: Enrollment[];
+    knownPods: string[];
+    /** What the kernel map holds after. */
+    after: [string, PodRedirectConfig][];
+    enrolled: string[];
+    updated: string[];
+    unenrolled: number;
+  }>([
+    {
+      what: 'a new pod is enrolled with its config',
+      dirs: ['pods/a'],
+      before: [],
+      desired: [enrollment('a', DB)],
+      knownPods: ['pods/a'],
+      after: [['pods/a', DB]],
+      enrolled: ['shop/a'],
+      updated: [],
+      unenrolled: 0,
+    },
+    {
+      what: 'an enrolled pod with the same config is left alone',
+      dirs: ['pods/a'],
+      before: [['pods/a', DB]],
+      desired: [enrollment('a', DB)],
+      knownPods: ['pods/a'],
+      after: [['pods/a', DB]],
+      enrolled: [],
+      updated: [],
+      unenrolled: 0,
+    },
+    {
+      what: 'a changed config is updated in place',
+      dirs: ['pods/a'],
+      before: [['pods/a', NONE]],
+      desired: [enrollment('a', DB)],
+      knownPods: ['pods/a'],
+      after: [['pods/a', DB]],
+      enrolled: [],
+      updated: ['shop/a'],
+      unenrolled: 0,
+    },
+    {
+      what: 'a known pod that is no longer desired is removed',
+      dirs: ['pods/a', 'pods/b'],
+      before: [
+        ['pods/a', NONE],
+        ['pods/b', NONE],
+      ],
+      desired: [enrollment('a')],
+      knownPods: ['pods/a', 'pods/b'],
+      after: [['pods/a', NONE]],
+      enrolled: [],
+      updated: [],
+      unenrolled: 1,
+    },
+    {
+      what: 'an id whose cgroup is gone is removed',
+      dirs: ['pods/a'],
+      before: [
+        ['pods/a', NONE],
+        ['gone', DB],
+      ],
+      desired: [enrollment('a')],
+      knownPods: ['pods/a'],
+      after: [['pods/a', NONE]],
+      enrolled: [],
+      updated: [],
+      unenrolled: 1,
+    },
+    {
+      what: 'a pod the snapshot does not know yet stays enrolled (CNI enrolled it)',
+      dirs: ['pods/a', 'pods/new'],
+      before: [['pods/new', DB]],
+      desired: [enrollment('a')],
+      knownPods: ['pods/a'],
+      after: [
+        ['pods/new', DB],
+        ['pods/a', NONE],
+      ],
+      enrolled: ['shop/a'],
+      updated: [],
+      unenrolled: 0,
+    },
+    {
+      what: 'an unknown nested container cgroup below the attach point stays enrolled',
+      dirs: ['pods/new/c1'],
+      before: [['pods/new/c1', NONE]],
+      desired: [],
+      knownPods: [],
+      after: [['pods/new/c1', NONE]],
+      enrolled: [],
+      updated: [],
+      unenrolled: 0,
+    },
+    {
+      what: 'an unknown cgroup outside the attach point is removed',
+      dirs: ['system/agent'],
+      before: [['system/agent', NONE]],
+      desired: [],
+      knownPods: [],
+      after: [],
+      enrolled: [],
+      updated: [],
+      unenrolled: 1,
+    },
+    {
+      what: 'a desired pod whose cgroup does not exist yet is skipped',
+      dirs: ['pods/a'],
+      before: [],
+      desired: [enrollment('missing', DB), enrollment('a')],
+      knownPods: ['pods/a', 'pods/missing'],
+      after: [['pods/a', NONE]],
+      enrolled: ['shop/a'],
+      updated: [],
+      unenrolled: 0,
+    },
+    {
+      what: 'everything at once',
+      dirs: ['pods/keep', 'pods/add', 'pods/change', 'pods/drop', 'pods/cni'],
+      before: [
+        ['pods/keep', NONE],
+        ['pods/change', NONE],
+        ['pods/drop', NONE],
+        ['pods/cni', NONE],
+        ['gone', NONE],
+      ],
+      desired: [enrollment('keep'), enrollment('add'), enrollment('change', DB), enrollment('late')],
+      knownPods: ['pods/keep', 'pods/add', 'pods/change', 'pods/drop', 'pods/late'],
+      after: [
+        ['pods/keep', NONE],
+        ['pods/change', DB],
+        ['pods/cni', NONE],
+        ['pods/add', NONE],
+      ],
+      enrolled: ['shop/add'],
+      updated: ['shop/change'],
+      unenrolled: 2,
+    },
+  ])('$what', ({ dirs, before, desired, knownPods, after, enrolled, updated, unenrolled }) => {
+    const ids = cgroups(dirs);
+    const idOf = (p: string): bigint => (p === 'gone' ? GONE : ids.get(p)!);
+    const target = new FakeTarget();
+    for (const [p, c] of before) target.map.set(idOf(p), c);
+
+    const result = syncEnrollment(
+      target,
+      { desired, knownPods, cgroupBase: base, podsCgroup: join(base, 'pods') },
+      log,
+    );
+
+    expect([...target.map]).toEqual(after.map(([p, c]) => [idOf(p), c]));
+    expect(result.enrolled).toEqual(enrolled);
+    expect(result.updated).toEqual(updated);
+    expect(result.unenrolled).toBe(unenrolled);
+    const named = desired.filter((e) => ids.has(e.cgroup));
+    expect(result.names).toEqual(new Map(named.map((e) => [ids.get(e.cgroup)!, e.pod])));
+  });
+
+  test('a second sync with nothing changed touches nothing', () => {
+    const ids = cgroups(['pods/a', 'pods/b']);
+    const target = new FakeTarget();
+    const input = {
+      desired: [enrollment('a', DB), enrollment('b')],
+      knownPods: ['pods/a', 'pods/b'],
+      cgroupBase: base,
+      podsCgroup: join(base, 'pods'),
+    };
+    syncEnrollment(target, input, log);
+    expect(target.calls).toEqual([`enroll ${ids.get('pods/a')}`, `enroll ${ids.get('pods/b')}`]);
+    const again = syncEnrollment(target, input, log);
+    expect(target.calls).toHaveLength(2);
+    expect(again).toMatchObject({ enrolled: [], updated: [], unenrolled: 0 });
+  });
+
+  test('a pod whose cgroup is removed after enrollment is unenrolled on the next sync', () => {
+    const ids = cgroups(['pods/a']);
+    const target = new FakeTarget();
+    const input = {
+      desired: [enrollment('a')],
+      knownPods: ['pods/a'],
+      cgroupBase: base,
+      podsCgroup: join(base, 'pods'),
+    };
+    syncEnrollment(target, input, log);
+    rmSync(join(base, 'pods/a'), { recursive: true });
+    const result = syncEnrollment(target, { ...input, desired: [], knownPods: [] }, log);
+    expect(result.unenrolled).toBe(1);
+    expect(target.calls).toEqual([`enroll ${ids.get('pods/a')}`, `unenroll ${ids.get('pods/a')}`]);
+    expect(target.map.size).toBe(0);
+  });
+});

@@ -1,0 +1,403 @@
+import { describe, expect, test } from 'vitest';
+import { AmbitError, ErrorCode } from '../../src/errors.js';
+import { parseAgentConfig } from '../../src/node-agent/agent-config.js';
+import { parseProxyConfig } from '../../src/node-agent/proxy-config.js';
+
+/** The problems listed by the one usage error `fn` throws. */
+function usageProblems(fn: () => unknown): string[] {
+  let err: unknown;
+  try {
+    fn();
+  } catch (e) {
+    err = e;
+  }
+  expect(err).toBeInstanceOf(AmbitError);
+  expect((err as AmbitError).code).toBe(ErrorCode.USAGE);
+  const [head, ...lines] = (err as AmbitError).message.split('\n');
+  expect(head).toMatch(/^node (agent|proxy) configuration:$/);
+  return lines.map((l) => l.replace(/^ {2}/, ''));
+}
+
+const agentFlags = [
+  '--node',
+  'node-0',
+  '--cgroup-root',
+  '/sys/fs/cgroup',
+  '--pods-cgroup',
+  '/sys/fs/cgroup/pods',
+  '--bpf-dir',
+  '/sys/fs/bpf/ambit',
+  '--proxy-ip4',
+  '10.244.0.1',
+  '--proxy-ip6',
+  'fd00:10:244::1',
+  '--local-state',
+  '/run/ambit/state.json',
+];
+
+const agentEnv = {
+  AMBIT_NODE_NAME: 'node-env',
+  AMBIT_CGROUP2_ROOT: '/cg',
+  AMBIT_PODS_CGROUP: '/cg/pods',
+  AMBIT_BPF_DIR: '/bpf',
+  AMBIT_PROXY_IP4: '10.0.0.1',
+  AMBIT_PROXY_IP6: 'fd00::1',
+  AMBIT_LOCAL_STATE: '/state.json',
+};
+
+describe('parseAgentConfig', () => {
+  test('flags with defaults for the rest; the result is frozen', () => {
+    const cfg = parseAgentConfig(agentFlags, {});
+    expect(cfg).toMatchObject({
+      node: 'node-0',
+      cgroupRoot: '/sys/fs/cgroup',
+      cgroupBase: '/sys/fs/cgroup',
+      podsCgroup: '/sys/fs/cgroup/pods',
+      bpfDir: '/sys/fs/bpf/ambit',
+      proxyIp4: '10.244.0.1',
+      proxyIp6: 'fd00:10:244::1',
+      outboundPort: 15001,
+      localState: '/run/ambit/state.json',
+      logLevel: 'info',
+      uninstall: false,
+    });
+    expect(cfg.bpfObject).toMatch(/\/bpf\/redirect\.bpf\.o$/);
+    expect(cfg).not.toHaveProperty('cniSocket');
+    expect(cfg).not.toHaveProperty('statusFile');
+    expect(Object.isFrozen(cfg)).toBe(true);
+  });
+
+  test('environment fallbacks for every required setting and the optional ones', () => {
+    const cfg = parseAgentConfig([], {
+      ...agentEnv,
+      AMBIT_CGROUP_BASE: '/cg/base',
+      AMBIT_BPF_OBJECT: '/opt/redirect.bpf.o',
+      AMBIT_LOG_LEVEL: 'debug',
+      AMBIT_CNI_SOCKET: '/run/ambit/cni.sock',
+    });
+    expect(cfg).toEqual({
+      node: 'node-env',
+      cgroupRoot: '/cg',
+      cgroupBase: '/cg/base',
+      podsCgroup: '/cg/pods',
+      bpfDir: '/bpf',
+      bpfObject: '/opt/redirect.bpf.o',
+      proxyIp4: '10.0.0.1',
+      proxyIp6: 'fd00::1',
+      outboundPort: 15001,
+      localState: '/state.json',
+      logLevel: 'debug',
+      uninstall: false,
+      cniSocket: '/run/ambit/cni.sock',
+    });
+  });
+
+  test('flags win over the environment', () => {
+    const cfg = parseAgentConfig(
+      [
+        '--node',
+        'node-flag',
+        '--log-level',
+        'warn',
+        '--cgroup-base',
+        '/flag/base',
+        '--cni-socket',
+        '/flag.sock',
+        '--status-file',
+        '/status.json',
+        '--outbound-port',
+        '16001',
+      ],
+      {
+        ...agentEnv,
+        AMBIT_LOG_LEVEL: 'debug',
+        AMBIT_CGROUP_BASE: '/env/base',
+        AMBIT_CNI_SOCKET: '/env.sock',
+      },
+    );
+    expect(cfg).toMatchObject({
+      node: 'node-flag',
+      logLevel: 'warn',
+      cgroupBase: '/flag/base',
+      cniSocket: '/flag.sock',
+      statusFile: '/status.json',
+      outboundPort: 16001,
+    });
+  });
+
+  test('--uninstall needs only the bpf dir', () => {
+    expect(parseAgentConfig(['--uninstall', '--bpf-dir', '/bpf'], {})).toMatchObject({
+      uninstall: true,
+      bpfDir: '/bpf',
+      node: '',
+    });
+    expect(usageProblems(() => parseAgentConfig(['--uninstall'], {}))).toEqual([
+      '--bpf-dir (or AMBIT_BPF_DIR) is required',
+    ]);
+  });
+
+  test('every missing setting is reported in one error', () => {
+    expect(usageProblems(() => parseAgentConfig([], {}))).toEqual([
+      '--bpf-dir (or AMBIT_BPF_DIR) is required',
+      '--node (or AMBIT_NODE_NAME) is required',
+      '--cgroup-root (or AMBIT_CGROUP2_ROOT) is required',
+      '--pods-cgroup (or AMBIT_PODS_CGROUP) is required',
+      '--proxy-ip4 (or AMBIT_PROXY_IP4) is required',
+      '--proxy-ip6 (or AMBIT_PROXY_IP6) is required',
+      '--local-state (or AMBIT_LOCAL_STATE) is required',
+    ]);
+  });
+
+  test('an empty environment variable counts as missing', () => {
+    expect(usageProblems(() => parseAgentConfig([], { ...agentEnv, AMBIT_NODE_NAME: '' }))).toEqual([
+      '--node (or AMBIT_NODE_NAME) is required',
+    ]);
+  });
+
+  test('missing and invalid settings together in one error', () => {
+    expect(
+      usageProblems(() =>
+        parseAgentConfig(
+          [
+            '--proxy-ip4',
+            'fd00::1',
+            '--proxy-ip6',
+            '10.0.0.1',
+            '--outbound-port',
+            '70000',
+            '--log-level',
+            'loud',
+          ],
+          { AMBIT_BPF_DIR: '/bpf' },
+        ),
+      ),
+    ).toEqual([
+      '--node (or AMBIT_NODE_NAME) is required',
+      '--cgroup-root (or AMBIT_CGROUP2_ROOT) is required',
+      '--pods-cgroup (or AMBIT_PODS_CGROUP) is required',
+      '--local-state (or AMBIT_LOCAL_STATE) is required',
+      '--proxy-ip4 fd00::1: not an IPv4 address',
+      '--proxy-ip6 10.0.0.1: not an IPv6 address',
+      '--outbound-port 70000: not a port',
+      '--log-level loud: use one of fatal, error, warn, info, debug, trace',
+    ]);
+  });
+
+  test.each([
+    ['0', false],
+    ['1', true],
+    ['65535', true],
+    ['65536', false],
+    ['-1', false],
+    ['abc', false],
+    ['80.5', false],
+    ['', false],
+  ])('--outbound-port %j valid: %s', (value, valid) => {
+    const parse = () => parseAgentConfig([...agentFlags, `--outbound-port=${value}`], {});
+    if (valid) expect(parse().outboundPort).toBe(Number(value));
+    else expect(usageProblems(parse)).toEqual([`--outbound-port ${value}: not a port`]);
+  });
+
+  test.each([
+    ['--proxy-ip4', 'not-an-ip', '--proxy-ip4 not-an-ip: not an IPv4 address'],
+    ['--proxy-ip4', '10.0.0.256', '--proxy-ip4 10.0.0.256: not an IPv4 address'],
+    ['--proxy-ip6', 'fd00::g', '--proxy-ip6 fd00::g: not an IPv6 address'],
+    ['--log-level', 'INFO', '--log-level INFO: use one of fatal, error, warn, info, debug, trace'],
+  ])('%s %s is refused', (flag, value, problem) => {
+    expect(usageProblems(() => parseAgentConfig([...agentFlags, flag, value], {}))).toEqual([problem]);
+  });
+
+  test('an invalid log level from the environment is reported', () => {
+    expect(usageProblems(() => parseAgentConfig(agentFlags, { AMBIT_LOG_LEVEL: 'verbose' }))).toEqual([
+      '--log-level verbose: use one of fatal, error, warn, info, debug, trace',
+    ]);
+  });
+});
+
+const proxyFlags = [
+  '--node',
+  'node-0',
+  '--outbound-ip',
+  '10.244.0.1',
+  '--bpf-dir',
+  '/sys/fs/bpf/ambit',
+  '--local-state',
+  '/run/ambit/state.json',
+];
+
+describe('parseProxyConfig', () => {
+  test('flags with defaults for the rest; the result is frozen', () => {
+    const cfg = parseProxyConfig(proxyFlags, {});
+    expect(cfg).toEqual({
+      node: 'node-0',
+      trustDomain: 'cluster.local',
+      outboundIps: ['10.244.0.1'],
+      outboundPort: 15001,
+      metricsPort: 15020,
+      readinessPort: 15021,
+      adminPort: 15000,
+      bpfDir: '/sys/fs/bpf/ambit',
+      localState: '/run/ambit/state.json',
+      logLevel: 'info',
+    });
+    expect(Object.isFrozen(cfg)).toBe(true);
+  });
+
+  test('environment fallbacks', () => {
+    expect(
+      parseProxyConfig([], {
+        AMBIT_NODE_NAME: 'node-env',
+        AMBIT_OUTBOUND_IPS: '10.244.0.1,fd00:10:244::1,',
+        AMBIT_TRUST_DOMAIN: 'example.org',
+        AMBIT_BPF_DIR: '/bpf',
+        AMBIT_LOCAL_STATE: '/state.json',
+        AMBIT_LOG_LEVEL: 'trace',
+      }),
+    ).toMatchObject({
+      node: 'node-env',
+      outboundIps: ['10.244.0.1', 'fd00:10:244::1'],
+      trustDomain: 'example.org',
+      bpfDir: '/bpf',
+      localState: '/state.json',
+      logLevel: 'trace',
+    });
+  });
+
+  test('flags win over the environment; --outbound-ip repeats', () => {
+    expect(
+      parseProxyConfig(
+        [
+          ...proxyFlags,
+          '--outbound-ip',
+          'fd00:10:244::1',
+          '--trust-domain',
+          'flag.org',
+          '--log-level',
+          'error',
+          '--outbound-port',
+          '16001',
+          '--metrics-port',
+          '9090',
+          '--readiness-port',
+          '9091',
+          '--admin-port',
+          '9092',
+        ],
+        {
+          AMBIT_NODE_NAME: 'node-env',
+          AMBIT_OUTBOUND_IPS: '10.9.9.9',
+          AMBIT_TRUST_DOMAIN: 'env.org',
+          AMBIT_LOG_LEVEL: 'debug',
+        },
+      ),
+    ).toMatchObject({
+      node: 'node-0',
+      outboundIps: ['10.244.0.1', 'fd00:10:244::1'],
+      trustDomain: 'flag.org',
+      logLevel: 'error',
+      outboundPort: 16001,
+      metricsPort: 9090,
+      readinessPort: 9091,
+      adminPort: 9092,
+    });
+  });
+
+  test('every missing setting is reported in one error', () => {
+    expect(usageProblems(() => parseProxyConfig([], {}))).toEqual([
+      '--outbound-ip (or AMBIT_OUTBOUND_IPS) is required',
+      '--node (or AMBIT_NODE_NAME) is required',
+      '--bpf-dir (or AMBIT_BPF_DIR) is required',
+      '--local-state (or AMBIT_LOCAL_STATE) is required',
+    ]);
+  });
+
+  test('missing and invalid settings together in one error', () => {
+    expect(
+      usageProblems(() =>
+        parseProxyConfig(
+          [
+            '--outbound-ip',
+            'nope',
+            '--outbound-ip',
+            '10.0.0.1',
+            '--log-level',
+            'chatty',
+            '--metrics-port',
+            'x',
+            '--admin-port',
+            '65536',
+          ],
+          { AMBIT_BPF_DIR: '/bpf' },
+        ),
+      ),
+    ).toEqual([
+      '--outbound-ip nope: not an IP address',
+      '--log-level chatty: use one of fatal, error, warn, info, debug, trace',
+      '--node (or AMBIT_NODE_NAME) is required',
+      '--metrics-port x: not a port number',
+      '--admin-port 65536: not a port number',
+      '--local-state (or AMBIT_LOCAL_STATE) is required',
+    ]);
+  });
+
+  test.each([
+    ['--outbound-port', '0', true],
+    ['--outbound-port', '65535', true],
+    ['--outbound-port', '-1', false],
+    ['--metrics-port', '1.5', false],
+    ['--readiness-port', 'ready', false],
+    ['--admin-port', '99999', false],
+  ])('%s %s valid: %s', (flag, value, valid) => {
+    const parse = () => parseProxyConfig([...proxyFlags, `${flag}=${value}`], {});
+    if (valid) expect(() => parse()).not.toThrow();
+    else expect(usageProblems(parse)).toEqual([`${flag} ${value}: not a port number`]);
+  });
+
+  test('an invalid address in AMBIT_OUTBOUND_IPS is named', () => {
+    expect(
+      usageProblems(() =>
+        parseProxyConfig([], {
+          AMBIT_NODE_NAME: 'n',
+          AMBIT_BPF_DIR: '/bpf',
+          AMBIT_LOCAL_STATE: '/s',
+          AMBIT_OUTBOUND_IPS: '10.0.0.1,10.0.0.300',
+        }),
+      ),
+    ).toEqual(['--outbound-ip 10.0.0.300: not an IP address']);
+  });
+});
+
+describe('flag syntax errors are usage errors', () => {
+  test.each([
+    [
+      'agent, unknown flag',
+      () => parseAgentConfig(['--bogus'], {}),
+      /node agent configuration: Unknown option '--bogus'/,
+    ],
+    [
+      'agent, flag without value',
+      () => parseAgentConfig(['--node'], {}),
+      /node agent configuration: .*--node/,
+    ],
+    [
+      'proxy, unknown flag',
+      () => parseProxyConfig(['--bogus'], {}),
+      /node proxy configuration: Unknown option '--bogus'/,
+    ],
+    [
+      'proxy, empty port',
+      () => parseProxyConfig(['--admin-port='], {}),
+      /--admin-port "": not a port number/,
+    ],
+  ])('%s', (_name, parse, message) => {
+    let err: unknown;
+    try {
+      parse();
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(AmbitError);
+    expect((err as AmbitError).code).toBe(ErrorCode.USAGE);
+    expect((err as AmbitError).message).toMatch(message);
+  });
+});
