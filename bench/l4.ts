@@ -13,11 +13,25 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { LocalState } from '../src/local/state.js';
 import { cgroupPids } from '../src/os/cgroup.js';
-import { ambit, inNodeNetns, inPod, median, parseWrk, progress, ROOT, tempFile, type WrkResult } from './lib.js';
+import {
+  ambit,
+  inNodeNetns,
+  inPod,
+  median,
+  parseWrk,
+  progress,
+  ROOT,
+  tempFile,
+  type WrkResult,
+} from './lib.js';
 
 const { values } = parseArgs({
   args: process.argv.slice(2).filter((a) => a !== '--'),
-  options: { seconds: { type: 'string', default: '10' }, rounds: { type: 'string', default: '2' }, connections: { type: 'string', default: '32' } },
+  options: {
+    seconds: { type: 'string', default: '10' },
+    rounds: { type: 'string', default: '2' },
+    connections: { type: 'string', default: '32' },
+  },
 });
 const SECONDS = Number(values.seconds);
 const ROUNDS = Number(values.rounds);
@@ -71,7 +85,15 @@ interface Row {
 
 async function wrk(mode: Mode, closeEach: boolean): Promise<{ r: WrkResult; cpu?: number }> {
   const before = mode.proxyPid === undefined ? 0 : cpuMs(mode.proxyPid);
-  const args = ['wrk', '-t1', `-c${CONNS}`, `-d${SECONDS}s`, '--latency', ...(closeEach ? ['-H', 'Connection: close'] : []), `${mode.url}/small`];
+  const args = [
+    'wrk',
+    '-t1',
+    `-c${CONNS}`,
+    `-d${SECONDS}s`,
+    '--latency',
+    ...(closeEach ? ['-H', 'Connection: close'] : []),
+    `${mode.url}/small`,
+  ];
   const out = await inPod(CLUSTER, mode.ns, 'client', args, (SECONDS + 30) * 1000);
   const r = parseWrk(out);
   if (mode.proxyPid === undefined) return { r };
@@ -80,13 +102,21 @@ async function wrk(mode: Mode, closeEach: boolean): Promise<{ r: WrkResult; cpu?
 }
 
 async function bulk(mode: Mode): Promise<number> {
-  const out = await inPod(CLUSTER, mode.ns, 'client', ['curl', '-s', '-o', '/dev/null', '-w', '%{speed_download}', `${mode.url}/big`], 120_000);
+  const out = await inPod(
+    CLUSTER,
+    mode.ns,
+    'client',
+    ['curl', '-s', '-o', '/dev/null', '-w', '%{speed_download}', `${mode.url}/big`],
+    120_000,
+  );
   return (Number(out) * 8) / 1e9;
 }
 
 function proxyPid(state: LocalState): number {
   const cg = join(state.cgroupDir, state.nodes[0]!.systemCgroup);
-  const pid = cgroupPids(cg).find((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('node-agent/main.js\0proxy'));
+  const pid = cgroupPids(cg).find((p) =>
+    readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('node-agent/main.js\0proxy'),
+  );
   if (pid === undefined) throw new Error('node-1 proxy not found');
   return pid;
 }
@@ -114,10 +144,22 @@ async function main(): Promise<void> {
     if (haproxy.exitCode !== null) throw new Error(`haproxy exited: ${haproxyErr}`);
     const modes: Mode[] = [
       { name: 'direct', ns: 'bench-plain', url: `http://${plainServer}:8080` },
-      { name: 'ambit (eBPF + node proxy)', ns: 'bench-mesh', url: `http://${ip('bench-mesh', 'server')}:8080`, proxyPid: proxyPid(state) },
-      { name: 'haproxy (tcp mode)', ns: 'bench-plain', url: `http://${gateway}:18080`, proxyPid: haproxy.pid! },
+      {
+        name: 'ambit (eBPF + node proxy)',
+        ns: 'bench-mesh',
+        url: `http://${ip('bench-mesh', 'server')}:8080`,
+        proxyPid: proxyPid(state),
+      },
+      {
+        name: 'haproxy (tcp mode)',
+        ns: 'bench-plain',
+        url: `http://${gateway}:18080`,
+        proxyPid: haproxy.pid!,
+      },
     ];
-    const rows = new Map<string, Row>(modes.map((m) => [m.name, { mode: m.name, keepalive: [], newconn: [], gbps: [], cpuPer1k: [] }]));
+    const rows = new Map<string, Row>(
+      modes.map((m) => [m.name, { mode: m.name, keepalive: [], newconn: [], gbps: [], cpuPer1k: [] }]),
+    );
     for (const m of modes) await wrk({ ...m }, false).catch(() => undefined); // warm-up
     for (let round = 1; round <= ROUNDS; round++) {
       for (const m of modes) {
@@ -154,7 +196,9 @@ async function main(): Promise<void> {
         `| ${row.mode} | ${ka.toFixed(0)}${ratio(ka, base.ka)} | ${p50.toFixed(2)} / ${p99.toFixed(2)} | ${nc.toFixed(0)}${ratio(nc, base.nc)} | ${g.toFixed(2)}${ratio(g, base.bulk)} | ${row.cpuPer1k.length === 0 ? '-' : median(row.cpuPer1k).toFixed(1)}${errors > 0 ? ` (${errors} errors)` : ''} |`,
       );
     }
-    process.stdout.write(`\n${lines.join('\n')}\n\n(${ROUNDS} rounds, median; wrk -t1 -c${CONNS} -d${SECONDS}s; ratios against direct)\n`);
+    process.stdout.write(
+      `\n${lines.join('\n')}\n\n(${ROUNDS} rounds, median; wrk -t1 -c${CONNS} -d${SECONDS}s; ratios against direct)\n`,
+    );
   } finally {
     haproxy.kill('SIGTERM');
     await ambit('local', 'down', '--name', CLUSTER);

@@ -8,22 +8,36 @@ const CLI = join(ROOT, 'dist/ctl/main.js');
 
 export function sh(cmd: string, args: readonly string[], timeoutMs = 300_000): Promise<string> {
   return new Promise((res, rej) => {
-    execFile(cmd, args, { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      if (err !== null) rej(new Error(`${cmd} ${args.join(' ')}: ${stderr || err.message}`));
-      else res(stdout);
-    });
+    execFile(
+      cmd,
+      args,
+      { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 << 20 },
+      (err, stdout, stderr) => {
+        if (err !== null) rej(new Error(`${cmd} ${args.join(' ')}: ${stderr || err.message}`));
+        else res(stdout);
+      },
+    );
   });
 }
 
 export const ambit = (...args: string[]): Promise<string> => sh(process.execPath, [CLI, ...args]);
 
 /** Runs a command inside a pod of the bench cluster. */
-export const inPod = (cluster: string, ns: string, pod: string, cmd: readonly string[], timeoutMs?: number): Promise<string> =>
+export const inPod = (
+  cluster: string,
+  ns: string,
+  pod: string,
+  cmd: readonly string[],
+  timeoutMs?: number,
+): Promise<string> =>
   sh(process.execPath, [CLI, 'local', 'exec', '--name', cluster, '-n', ns, pod, '--', ...cmd], timeoutMs);
 
 /** Starts a long-running process in a node's network namespace (keeping host mounts). */
 export function inNodeNetns(cluster: string, node: string, cmd: readonly string[]) {
-  return spawn('nsenter', [`--net=/run/netns/${cluster}.${node}`, '--', ...cmd], { stdio: ['ignore', 'pipe', 'pipe'], detached: false });
+  return spawn('nsenter', [`--net=/run/netns/${cluster}.${node}`, '--', ...cmd], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: false,
+  });
 }
 
 export interface WrkResult {
