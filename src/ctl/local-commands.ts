@@ -10,7 +10,7 @@ import { AmbitError, ErrorCode } from '../errors.js';
 import { clusterBpfDir, clusterCgroupDir, clusterPaths, MAX_NODES, nodeName } from '../local/layout.js';
 import { listNetns } from '../local/network.js';
 import { CONTAINER_PATH, podCommand } from '../local/pod-runtime.js';
-import { type LocalState, type PodState, readState } from '../local/state.js';
+import { type LocalState, type PodState, readState, SYSTEM_NAMESPACE } from '../local/state.js';
 import { pidAlive, teardownCluster } from '../local/teardown.js';
 import { detectCgroup2Root, ensureCgroup2Root } from '../os/cgroup.js';
 import { age, parseDuration, parseOutputFormat, render, table } from './output.js';
@@ -312,6 +312,20 @@ async function status(argv: readonly string[], s: CliSettings): Promise<number> 
       ]),
     ),
   );
+  out.push('');
+  out.push(
+    table(
+      ['NAMESPACE', 'NODE DAEMON', 'CONTAINER', 'READY', 'RESTARTS', 'PID'],
+      (state.daemons ?? []).map((d) => [
+        SYSTEM_NAMESPACE,
+        `ambit-node-${d.node}`,
+        d.name === 'node-proxy' ? 'proxy' : 'agent',
+        d.ready ? 'true' : 'false',
+        String(d.restarts),
+        d.pid === undefined ? '-' : String(d.pid),
+      ]),
+    ),
+  );
   const errors = state.issues.filter((i) => i.severity === 'error');
   if (errors.length > 0) {
     out.push('');
@@ -390,6 +404,14 @@ async function logs(argv: readonly string[], s: CliSettings): Promise<number> {
     throw new AmbitError(ErrorCode.USAGE, 'usage: ambit local logs <pod> [-n ns] [-c container] [-f]');
   const cluster = clusterFlag(values, s);
   const state = loadRunning(s, cluster);
+  const daemonFile = nodeDaemonLog(
+    state,
+    clusterPaths(s.runRoot, cluster),
+    positionals[0]!,
+    values.namespace,
+    values.container,
+  );
+  if (daemonFile !== undefined) return printLog(daemonFile, values);
   const pod = findPod(state, positionals[0]!, values.namespace);
   const container = values.container ?? pod.containers[0]?.name;
   if (container === undefined || !pod.containers.some((c) => c.name === container)) {
@@ -403,7 +425,47 @@ async function logs(argv: readonly string[], s: CliSettings): Promise<number> {
       `Defaulted container "${container}" out of: ${pod.containers.map((c) => c.name).join(', ')}\n`,
     );
   }
-  const file = clusterPaths(s.runRoot, cluster).containerLog(pod.namespace, pod.name, container);
+  return printLog(clusterPaths(s.runRoot, cluster).containerLog(pod.namespace, pod.name, container), values);
+}
+
+const DAEMON_CONTAINERS: Readonly<Record<string, string>> = { proxy: 'node-proxy', agent: 'node-agent' };
+
+/**
+ * Node daemons are the containers of the DaemonSet pod `ambit-system/ambit-node-<node>`: `proxy`
+ * (the default) and `agent`. Returns their log file, or undefined when `ref` is not such a pod.
+ */
+function nodeDaemonLog(
+  state: LocalState,
+  paths: ReturnType<typeof clusterPaths>,
+  ref: string,
+  namespace: string | undefined,
+  container: string | undefined,
+): string | undefined {
+  const m = /^(?:pod\/)?ambit-node-(.+)$/.exec(ref);
+  if (m === null || (namespace !== undefined && namespace !== SYSTEM_NAMESPACE)) return undefined;
+  const node = state.nodes.find((n) => n.name === m[1]);
+  if (node === undefined) {
+    throw new AmbitError(
+      ErrorCode.NOT_FOUND,
+      `no node ${m[1]} (nodes: ${state.nodes.map((n) => n.name).join(', ')})`,
+    );
+  }
+  const c = container ?? 'proxy';
+  const daemon = DAEMON_CONTAINERS[c];
+  if (daemon === undefined) {
+    throw new AmbitError(
+      ErrorCode.NOT_FOUND,
+      `container ${JSON.stringify(c)} is not in pod ${ref} (containers: proxy, agent)`,
+    );
+  }
+  if (container === undefined) process.stderr.write('Defaulted container "proxy" out of: proxy, agent\n');
+  return join(paths.nodeDir(node.name), `${daemon}.log`);
+}
+
+async function printLog(
+  file: string,
+  values: { follow?: boolean | undefined; tail?: string | undefined },
+): Promise<number> {
   let { text, bytes } = readFrom(file, 0);
   if (values.tail !== undefined) {
     const n = Number(values.tail);

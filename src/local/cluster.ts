@@ -726,6 +726,13 @@ export class LocalCluster {
       namespaces: (m?.namespaces ?? []).map((n) => ({ name: n.meta.name, labels: n.meta.labels })),
       pods,
       services: this.services,
+      daemons: [...this.components.values()].map((c) => ({
+        node: c.node.name,
+        name: c.comp.name,
+        ...(c.child?.pid === undefined ? {} : { pid: c.child.pid }),
+        ready: c.ready,
+        restarts: c.restarts,
+      })),
       issues: this.issues,
       kept: (m?.kept ?? []).map((k) => ({
         kind: k.kind,

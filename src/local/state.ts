@@ -25,6 +25,8 @@ export interface LocalState {
   readonly namespaces: readonly { readonly name: string; readonly labels: Labels }[];
   readonly pods: readonly PodState[];
   readonly services: readonly ServiceState[];
+  /** Node daemons (node agent, node proxy): the DaemonSet pod `ambit-system/ambit-node-<node>`. */
+  readonly daemons: readonly DaemonState[];
   /** Validation problems of the current manifests: rejected objects keep their last good version. */
   readonly issues: readonly ConfigIssue[];
   /** Objects of kinds that mesh features read (routes, policies), passed through for the control plane. */
@@ -40,6 +42,18 @@ export interface LocalState {
   readonly generation: number;
   readonly updatedAt: string;
 }
+
+export interface DaemonState {
+  readonly node: string;
+  /** `node-agent` or `node-proxy`. */
+  readonly name: string;
+  readonly pid?: number;
+  readonly ready: boolean;
+  readonly restarts: number;
+}
+
+/** The namespace in which node daemons show up as pods, as the DaemonSet's pods do in a cluster. */
+export const SYSTEM_NAMESPACE = 'ambit-system';
 
 export type PodPhase = 'Pending' | 'Running' | 'Succeeded' | 'Failed' | 'Terminating';
 

@@ -269,7 +269,12 @@ describe('eBPF redirection through the node proxy (plain TCP)', () => {
       30_000,
     );
     expect(installed.created).toEqual([]);
-    expect(installed.kept.sort()).toEqual(['ambit_connect4', 'ambit_connect6', 'ambit_sk_lookup', 'ambit_sockops']);
+    expect(installed.kept.sort()).toEqual([
+      'ambit_connect4',
+      'ambit_connect6',
+      'ambit_sk_lookup',
+      'ambit_sockops',
+    ]);
     const podsCg = join(state.cgroupDir, state.nodes[0]!.podsCgroup);
     const progs = execFileSync('bpftool', ['cgroup', 'show', podsCg], { encoding: 'utf8' });
     expect(progs.match(/ambit_connect4/g)).toHaveLength(1);
