@@ -24,8 +24,12 @@ apt-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# The lock file pins every version. `npm ci` refuses it on machines whose registry mirror carries only
+# Linux builds of platform packages (biome, rollup, esbuild list darwin/win32 builds as optional
+# dependencies; the mirror answers 404, npm skips them, and `npm ci` then reports the lock as out of
+# sync). `npm install --no-save` installs exactly the locked versions and changes no file.
 node_modules/.ci-stamp: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm install --no-save --no-audit --no-fund --loglevel=error
 	@touch $@
 
 build: deps bpf ts
