@@ -80,6 +80,7 @@ const base: LocalState = {
   namespaces: [{ name: 'shop', labels: { 'ambit.dev/dataplane-mode': 'ambient' } }],
   pods: [pod('web-a'), pod('other', { namespace: 'dev', uid: 'uid-dev-other', ip4: '10.244.0.3' })],
   services: [web],
+  daemons: [],
   issues: [],
   kept: [
     {
