@@ -25,7 +25,7 @@ function leftovers(state: LocalState): string[] {
   return found;
 }
 
-describe('local mode: examples/hello on two nodes', () => {
+describe('local mode: examples/hello on two nodes, outside the mesh', () => {
   let dir: string;
   let state: LocalState;
   let client: PodState;
@@ -35,6 +35,9 @@ describe('local mode: examples/hello on two nodes', () => {
   beforeAll(async () => {
     await ambit(['local', 'down', '--name', CLUSTER]);
     dir = copyManifests('examples/hello');
+    // The substrate on its own: without the mesh label, Service VIPs are served by each node's nftables.
+    const ns = join(dir, 'namespace.yaml');
+    writeFileSync(ns, readFileSync(ns, 'utf8').replace('    ambit.dev/dataplane-mode: ambient\n', ''));
     const up = await ambit(['local', 'up', dir, '--nodes', '2', '--name', CLUSTER]);
     expect(up.stderr).toBe('');
     expect(up.code).toBe(0);
