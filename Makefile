@@ -41,6 +41,7 @@ bpf/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h)
 
 ts: node_modules/.ci-stamp
 	$(BIN)/tsc -p tsconfig.json
+	@cp src/api/*.proto dist/api/
 	@chmod +x dist/ctl/main.js
 
 test: build

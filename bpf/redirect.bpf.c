@@ -58,6 +58,7 @@ struct pod_config {
 	__u32 n_cidrs;
 	__u16 excluded_ports[MAX_EXCLUDED_PORTS]; /* host order */
 	struct cidr excluded_cidrs[MAX_EXCLUDED_CIDRS];
+	__u64 workload_id; /* which pod this cgroup is (a hash of its UID), copied into every record */
 };
 
 /* The node proxy (one entry). */
@@ -76,6 +77,7 @@ struct orig_dst {
 	__u16 family;         /* AF_INET or AF_INET6 of the original destination */
 	__u32 pad;
 	__u64 cgroup_id;      /* the enrolled cgroup the connection came from */
+	__u64 workload_id;    /* the pod behind that cgroup: the proxy trusts this, not the source address */
 };
 
 struct tuple_key {
@@ -229,6 +231,7 @@ static __always_inline struct proxy_config *decide(struct bpf_sock_addr *ctx, co
 	o->port = port;
 	o->family = family;
 	o->cgroup_id = cgid;
+	o->workload_id = pod->workload_id;
 	return pc;
 }
 

@@ -92,6 +92,7 @@ async function up(argv: readonly string[], s: CliSettings): Promise<number> {
       name: { type: 'string' },
       wait: { type: 'string', default: '120s' },
       'log-level': { type: 'string', default: 'info' },
+      'cert-ttl': { type: 'string' },
     },
     allowPositionals: true,
   });
@@ -166,6 +167,7 @@ async function up(argv: readonly string[], s: CliSettings): Promise<number> {
       s.bpfRoot,
       '--log-level',
       values['log-level'],
+      ...(values['cert-ttl'] === undefined ? [] : ['--cert-ttl', values['cert-ttl']]),
     ],
     { detached: true, stdio: ['ignore', stderrFd, stderrFd] },
   );
@@ -318,8 +320,8 @@ async function status(argv: readonly string[], s: CliSettings): Promise<number> 
       ['NAMESPACE', 'NODE DAEMON', 'CONTAINER', 'READY', 'RESTARTS', 'PID'],
       (state.daemons ?? []).map((d) => [
         SYSTEM_NAMESPACE,
-        `ambit-node-${d.node}`,
-        d.name === 'node-proxy' ? 'proxy' : 'agent',
+        d.node === '' ? `ambit-${d.name}` : `ambit-node-${d.node}`,
+        d.node === '' ? d.name : d.name === 'node-proxy' ? 'proxy' : 'agent',
         d.ready ? 'true' : 'false',
         String(d.restarts),
         d.pid === undefined ? '-' : String(d.pid),
@@ -441,8 +443,10 @@ function nodeDaemonLog(
   namespace: string | undefined,
   container: string | undefined,
 ): string | undefined {
+  if (namespace !== undefined && namespace !== SYSTEM_NAMESPACE) return undefined;
+  if (/^(?:pod\/)?ambit-control-plane$/.test(ref)) return join(paths.dir, 'control-plane.log');
   const m = /^(?:pod\/)?ambit-node-(.+)$/.exec(ref);
-  if (m === null || (namespace !== undefined && namespace !== SYSTEM_NAMESPACE)) return undefined;
+  if (m === null) return undefined;
   const node = state.nodes.find((n) => n.name === m[1]);
   if (node === undefined) {
     throw new AmbitError(

@@ -1,11 +1,21 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, watch, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { TRUST_BUNDLE } from '../identity/ca.js';
 import { ensureBpffs } from '../os/bpffs.js';
 import { createCgroup } from '../os/cgroup.js';
 import { createRootLogger, type LogLevel } from '../telemetry/logger.js';
 import { LocalCluster, type NodeComponent } from './cluster.js';
-import { clusterBpfDir, clusterCgroupDir, clusterPaths, type NodeLayout } from './layout.js';
+import {
+  type ClusterPaths,
+  clusterBpfDir,
+  clusterCgroupDir,
+  clusterPaths,
+  FABRIC_V4,
+  type NodeLayout,
+  nodeLayout,
+} from './layout.js';
 import { teardownCluster } from './teardown.js';
 
 export interface LocalDaemonConfig {
@@ -17,9 +27,25 @@ export interface LocalDaemonConfig {
   readonly cgroupRoot: string;
   readonly bpfRoot: string;
   readonly logLevel: LogLevel;
+  /** Workload certificate lifetime for the control plane to issue (tests use short ones). */
+  readonly certTtl?: string;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
+
+/** A random bearer token per node: the control plane's copy maps token -> node, each node reads its own. */
+function issueNodeTokens(paths: ClusterPaths, nodes: readonly NodeLayout[]): string {
+  const byToken: Record<string, string> = {};
+  for (const node of nodes) {
+    const token = randomBytes(32).toString('base64url');
+    byToken[token] = node.name;
+    mkdirSync(paths.nodeDir(node.name), { recursive: true });
+    writeFileSync(join(paths.nodeDir(node.name), 'token'), `${token}\n`, { mode: 0o600 });
+  }
+  const file = join(paths.dir, 'node-tokens.json');
+  writeFileSync(file, JSON.stringify({ tokens: byToken }), { mode: 0o600 });
+  return file;
+}
 
 /** Composition root of the local daemon: builds the cluster, watches the manifests, tears down on SIGTERM. */
 export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
@@ -37,7 +63,32 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
   const bpfDir = clusterBpfDir(cfg.bpfRoot, cfg.cluster);
   const nodeMain = join(here, '..', 'node-agent', 'main.js');
   const cniSocket = (node: NodeLayout): string => join(paths.nodeDir(node.name), 'agent.sock');
+  // Node credentials: what projected ServiceAccount tokens are for node agents in a cluster.
+  const caDir = join(paths.dir, 'ca');
+  const tokens = issueNodeTokens(
+    paths,
+    Array.from({ length: cfg.nodes }, (_, i) => nodeLayout(cfg.cluster, i + 1)),
+  );
+  const controlPlane = `${FABRIC_V4}:15012`;
   const components: NodeComponent[] = [
+    {
+      name: 'control-plane',
+      cluster: true,
+      readiness: { port: 15014, path: '/ready', host: FABRIC_V4 },
+      argv: () => [
+        process.execPath,
+        join(here, '..', 'control-plane', 'main.js'),
+        '--ca-dir',
+        caDir,
+        '--node-tokens',
+        tokens,
+        '--local-state',
+        paths.state,
+        ...(cfg.certTtl === undefined ? [] : ['--cert-ttl', cfg.certTtl]),
+        '--log-level',
+        cfg.logLevel,
+      ],
+    },
     {
       name: 'node-agent',
       argv: (node) => [
@@ -83,8 +134,12 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
         node.proxy6,
         '--bpf-dir',
         join(bpfDir, node.name),
-        '--local-state',
-        paths.state,
+        '--control-plane',
+        controlPlane,
+        '--ca-bundle',
+        join(caDir, TRUST_BUNDLE),
+        '--token-file',
+        join(paths.nodeDir(node.name), 'token'),
         '--log-level',
         cfg.logLevel,
       ],

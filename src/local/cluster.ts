@@ -16,6 +16,7 @@ import { containerProcess } from './container-env.js';
 import { type DesiredPod, desiredPods } from './desired-pods.js';
 import {
   type ClusterPaths,
+  fabricNetns,
   type NodeLayout,
   netnsEtcDir,
   nodeLayout,
@@ -64,8 +65,10 @@ export interface NodeComponent {
   readonly name: string;
   argv(node: NodeLayout): string[];
   env?(node: NodeLayout): Record<string, string>;
-  /** An HTTP readiness endpoint on the node's loopback; the cluster is ready only when it answers 2xx. */
-  readonly readiness?: { readonly port: number; readonly path: string };
+  /** An HTTP readiness endpoint (on the node's loopback unless `host`); the cluster is ready when it answers 2xx. */
+  readonly readiness?: { readonly port: number; readonly path: string; readonly host?: string };
+  /** Runs once for the cluster, in the fabric namespace (a control-plane node), instead of once per node. */
+  readonly cluster?: boolean;
 }
 
 interface LiveContainer {
@@ -159,9 +162,12 @@ export class LocalCluster {
     await createFabric(this.cfg.cluster);
     for (const node of this.nodes) await createNode(this.cfg.cluster, node);
     await routeNodes(this.nodes);
+    for (const node of this.nodes) this.startProber(node);
+    for (const comp of this.nodeComponents.filter((c) => c.cluster === true))
+      this.startComponent(this.nodes[0]!, comp);
     for (const node of this.nodes) {
-      this.startProber(node);
-      for (const comp of this.nodeComponents) this.startComponent(node, comp);
+      for (const comp of this.nodeComponents.filter((c) => c.cluster !== true))
+        this.startComponent(node, comp);
     }
     await this.exclusive(() => this.reload());
     this.phase = 'running';
@@ -516,24 +522,32 @@ export class LocalCluster {
   }
 
   private startComponent(node: NodeLayout, comp: NodeComponent): void {
-    const key = `${node.name}/${comp.name}`;
+    // A cluster component runs in the fabric namespace, in the control cgroup, logging next to the state;
+    // a node component in its node. `node` is where it is probed from.
+    const cluster = comp.cluster === true;
+    const key = cluster ? comp.name : `${node.name}/${comp.name}`;
     const entry = this.components.get(key) ?? { node, comp, restarts: 0, ready: false };
     entry.ready = comp.readiness === undefined;
     this.components.set(key, entry);
-    const logDir = this.cfg.paths.nodeDir(node.name);
+    const logDir = cluster ? this.cfg.paths.dir : this.cfg.paths.nodeDir(node.name);
     mkdirSync(logDir, { recursive: true });
     const out = join(logDir, `${comp.name}.log`);
+    const cgroup = cluster
+      ? join(this.cfg.cgroupDir, 'control', comp.name)
+      : join(this.cfg.cgroupDir, node.systemCgroup);
+    createCgroup(cgroup);
+    const netns = cluster ? fabricNetns(this.cfg.cluster) : node.netns;
     const [cmd, ...args] = comp.argv(node);
     const child = spawn(
       '/bin/sh',
       [
         '-c',
         'echo $$ >"$0" && exec "$@" >>"$LOG_FILE" 2>&1',
-        join(this.cfg.cgroupDir, node.systemCgroup, 'cgroup.procs'),
-        // nsenter, not `ip netns exec`: node daemons keep the host's mounts (/sys/fs/bpf, the cgroup tree),
+        join(cgroup, 'cgroup.procs'),
+        // nsenter, not `ip netns exec`: daemons keep the host's mounts (/sys/fs/bpf, the cgroup tree),
         // which `ip netns exec` would hide behind a fresh /sys.
         'nsenter',
-        `--net=/run/netns/${node.netns}`,
+        `--net=/run/netns/${netns}`,
         '--',
         cmd!,
         ...args,
@@ -566,12 +580,12 @@ export class LocalCluster {
   private async awaitComponentReady(
     entry: { node: NodeLayout; comp: NodeComponent; child?: ChildProcess; ready: boolean },
     child: ChildProcess,
-    readiness: { port: number; path: string },
+    readiness: { port: number; path: string; host?: string },
   ): Promise<void> {
     while (!this.stopping && entry.child === child) {
       const r = await this.probe(entry.node, {
         probe: { type: 'httpGet', path: readiness.path, port: readiness.port, scheme: 'HTTP' },
-        target: { ip: '127.0.0.1', cgroupDir: '', pausePid: 0 },
+        target: { ip: readiness.host ?? '127.0.0.1', cgroupDir: '', pausePid: 0 },
         timeoutMs: 1000,
       });
       if (r.ok && entry.child === child) {
@@ -727,7 +741,7 @@ export class LocalCluster {
       pods,
       services: this.services,
       daemons: [...this.components.values()].map((c) => ({
-        node: c.node.name,
+        node: c.comp.cluster === true ? '' : c.node.name,
         name: c.comp.name,
         ...(c.child?.pid === undefined ? {} : { pid: c.child.pid }),
         ready: c.ready,

@@ -14,6 +14,7 @@ const { values } = parseArgs({
     'cgroup-root': { type: 'string' },
     'bpf-root': { type: 'string' },
     'log-level': { type: 'string', default: 'info' },
+    'cert-ttl': { type: 'string' },
   },
   strict: true,
 });
@@ -33,4 +34,5 @@ await runLocalDaemon({
   cgroupRoot: values['cgroup-root']!,
   bpfRoot: values['bpf-root']!,
   logLevel: values['log-level'] as 'info',
+  ...(values['cert-ttl'] === undefined ? {} : { certTtl: values['cert-ttl'] }),
 });

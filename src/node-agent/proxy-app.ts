@@ -1,15 +1,25 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { isIP, type Server } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { GrpcCaClient } from '../api/ca-client.js';
+import { followConfig } from '../api/config-client.js';
+import type { PushedConfig } from '../api/config-codec.js';
+import { controlPlaneIdentity } from '../api/identities.js';
 import { Libbpf } from '../bpf/libbpf.js';
 import { describeError } from '../errors.js';
-import { watchLocalApi } from '../kube/local-api.js';
+import { HbonePool } from '../hbone/pool.js';
+import { sniFor } from '../hbone/protocol.js';
+import { createHboneServer } from '../hbone/server.js';
+import { systemClock } from '../identity/ca.js';
+import { TLS_OPTIONS, WorkloadCertificates } from '../identity/workload-certs.js';
+import { splitPem } from '../identity/x509.js';
 import { MeshIndex } from '../mesh/mesh-index.js';
-import { buildMeshView } from '../mesh/view.js';
 import { endpointServer, listen, metricsHandler } from '../telemetry/http-endpoints.js';
 import { IstioTcpMetrics } from '../telemetry/istio-tcp-metrics.js';
 import type { Logger } from '../telemetry/logger.js';
 import { ConnectionRecorder } from './proxy/connection-record.js';
+import { handleInbound } from './proxy/inbound.js';
 import { OriginalDestinations, registerListener } from './proxy/original-destination.js';
 import { createOutboundServer } from './proxy/outbound.js';
 import type { ProxyConfig } from './proxy-config.js';
@@ -23,21 +33,68 @@ function listenerFd(server: Server): number {
   return fd;
 }
 
+async function waitForFile(path: string, log: Logger, signal: AbortSignal): Promise<string> {
+  while (!signal.aborted) {
+    if (existsSync(path)) {
+      const text = readFileSync(path, 'utf8');
+      if (text.trim() !== '') return text;
+    }
+    log.info({ path }, 'waiting for the file');
+    await sleep(500);
+  }
+  return '';
+}
+
 /**
- * Composition root of the node proxy: the mesh view, the outbound listener, telemetry and health.
- * It becomes ready (and starts accepting redirected connections) only after its first config.
+ * Composition root of the node proxy: config and certificates from the control plane, the HBONE
+ * server (15008), the outbound listener (15001), telemetry and health. Ready, and accepting
+ * redirected connections, only after its first config.
  */
 export async function runProxy(cfg: ProxyConfig, log: Logger, signal: AbortSignal): Promise<void> {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const configRevision = new Gauge({
-    name: 'ambit_proxy_config_revision_timestamp_seconds',
-    help: 'When the proxy last applied a new mesh configuration',
+  const configVersion = new Gauge({
+    name: 'ambit_proxy_config_version',
+    help: 'Version of the config in force',
+    registers: [registry],
+  });
+  const configConnected = new Gauge({
+    name: 'ambit_proxy_control_plane_connected',
+    help: '1 while the config stream to the control plane is up',
+    registers: [registry],
+  });
+  const certExpiry = new Gauge({
+    name: 'ambit_workload_cert_expiry_timestamp_seconds',
+    help: 'When each workload certificate this proxy holds expires',
+    labelNames: ['identity'],
+    registers: [registry],
+  });
+  const handshakeRefused = new Counter({
+    name: 'ambit_hbone_refused_total',
+    help: 'HBONE connections refused before a stream, by reason',
+    labelNames: ['response_flags'],
     registers: [registry],
   });
   const recorder = new ConnectionRecorder(new IstioTcpMetrics(registry), log.child({ component: 'access' }));
+  let config: PushedConfig | undefined;
   let mesh: MeshIndex | undefined;
   let ready = false;
+
+  const bundleText = await waitForFile(cfg.caBundle, log, signal);
+  let bundle = splitPem(bundleText);
+  const token = (): string => readFileSync(cfg.tokenFile, 'utf8').trim();
+  const cpIdentity = controlPlaneIdentity(cfg.trustDomain);
+  const ca = new GrpcCaClient(cfg.controlPlane, token, bundle, cpIdentity);
+  const certs = new WorkloadCertificates(ca, {
+    ttlSeconds: cfg.certTtlSeconds,
+    clock: systemClock,
+    log: log.child({ component: 'certificates' }),
+    bundle: () => bundle,
+    onIssued: (c) => certExpiry.set({ identity: c.identity }, c.notAfter.getTime() / 1000),
+  });
+  const pool = new HbonePool({ cert: (id) => certs.get(id), log: log.child({ component: 'hbone-client' }) });
+  // Server names of the workloads this node serves, for the HBONE server's certificate choice.
+  let localBySni = new Map<string, string>();
 
   const health = endpointServer({
     '/healthz/ready': (_req, res) => {
@@ -54,9 +111,21 @@ export async function runProxy(cfg: ProxyConfig, log: Logger, signal: AbortSigna
   await listen(metricsServer, cfg.metricsPort, '::');
   const admin = endpointServer({
     '/config_dump': (_req, res) => {
-      res
-        .writeHead(200, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ node: cfg.node, view: mesh?.view ?? null }, null, 2));
+      res.writeHead(200, { 'content-type': 'application/json' }).end(
+        JSON.stringify(
+          {
+            node: cfg.node,
+            version: config?.view.revision ?? null,
+            view: mesh?.view ?? null,
+            rejections: config?.rejections ?? [],
+            certificates: certs.list(),
+            trustBundle: bundle.length,
+            tunnels: pool.stats(),
+          },
+          null,
+          2,
+        ),
+      );
     },
     '/connections': (_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' }).end(
@@ -70,6 +139,33 @@ export async function runProxy(cfg: ProxyConfig, log: Logger, signal: AbortSigna
   });
   await listen(admin, cfg.adminPort, '127.0.0.1');
 
+  const hbone = createHboneServer({
+    trustDomain: cfg.trustDomain,
+    bundle: () => bundle,
+    serverFor: (sni) => {
+      const identity = sni === undefined ? undefined : localBySni.get(sni);
+      if (identity === undefined) return undefined;
+      const c = certs.current(identity);
+      if (c === undefined) {
+        certs.get(identity).catch(() => undefined);
+        return undefined;
+      }
+      return { context: c.context, identity };
+    },
+    onRequest: (req, stream) => handleInbound({ node: cfg.node, mesh: () => mesh, recorder }, req, stream),
+    onRefused: (flag) => handshakeRefused.inc({ response_flags: flag }),
+    log: log.child({ component: 'hbone-server' }),
+  });
+  for (const ip of cfg.hboneIps) {
+    await new Promise<void>((resolve, reject) => {
+      hbone.once('error', reject);
+      hbone.listen({ port: cfg.hbonePort, host: ip, ipv6Only: false }, () => {
+        hbone.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
   const bpf = new Libbpf();
   let origDst: OriginalDestinations | undefined;
   while (origDst === undefined && !signal.aborted) {
@@ -82,22 +178,44 @@ export async function runProxy(cfg: ProxyConfig, log: Logger, signal: AbortSigna
   }
   if (origDst === undefined) return;
 
+  const apply = (next: PushedConfig, version: string): void => {
+    if (next.trustBundle.length > 0 && next.trustBundle.join('') !== bundle.join('')) {
+      bundle = [...next.trustBundle];
+      ca.setBundle(bundle);
+      certs.bundleChanged();
+      hbone.setSecureContext({ ...TLS_OPTIONS, ca: bundle.join('') });
+      log.info({ roots: bundle.length }, 'trust bundle updated');
+    }
+    config = next;
+    mesh = new MeshIndex(next.view);
+    const local = mesh.workloadsOnNode(cfg.node).filter((w) => w.captured);
+    localBySni = new Map(local.map((w) => [sniFor(w.identity), w.identity]));
+    certs.setWanted(new Set(local.map((w) => w.identity)));
+    configVersion.set(Number(version));
+    log.info(
+      {
+        version,
+        workloads: next.view.workloads.length,
+        services: next.view.services.length,
+        local: local.length,
+      },
+      'mesh config applied',
+    );
+  };
   const firstConfig = new Promise<void>((resolve) => {
-    watchLocalApi(
-      cfg.localState,
-      log.child({ component: 'config' }),
-      (snap) => {
-        mesh = new MeshIndex(buildMeshView(snap, cfg.trustDomain));
-        configRevision.setToCurrentTime();
-        log.info(
-          {
-            revision: snap.revision,
-            workloads: mesh.view.workloads.length,
-            services: mesh.view.services.length,
-          },
-          'mesh config applied',
-        );
-        resolve();
+    void followConfig(
+      {
+        address: cfg.controlPlane,
+        node: cfg.node,
+        token,
+        bundle: () => bundle,
+        cpIdentity,
+        log: log.child({ component: 'config' }),
+        onConfig: (next, version) => {
+          apply(next, version);
+          resolve();
+        },
+        onConnection: (up) => configConnected.set(up ? 1 : 0),
       },
       signal,
     );
@@ -107,20 +225,31 @@ export async function runProxy(cfg: ProxyConfig, log: Logger, signal: AbortSigna
   const origDstMap = origDst;
   const listeners: Server[] = [];
   for (const ip of cfg.outboundIps) {
-    const server = createOutboundServer({ mesh: () => mesh, origDst: origDstMap, recorder, log });
+    const server = createOutboundServer({
+      node: cfg.node,
+      mesh: () => mesh,
+      origDst: origDstMap,
+      recorder,
+      hbone: pool,
+      log,
+    });
     await listen(server, cfg.outboundPort, ip);
     registerListener(bpf, cfg.bpfDir, isIP(ip) === 6 ? 6 : 4, listenerFd(server));
     listeners.push(server);
   }
   ready = true;
-  log.info({ outbound: cfg.outboundIps.map((ip) => `${ip}:${cfg.outboundPort}`) }, 'node proxy ready');
+  log.info({ outbound: cfg.outboundIps, hbone: cfg.hbonePort }, 'node proxy ready');
 
   await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve()));
   // Drain: stop accepting, let open connections finish until the deadline, then close.
   ready = false;
   for (const s of listeners) s.close();
+  hbone.close();
   const deadline = Date.now() + DRAIN_MS;
   while (recorder.live.size > 0 && Date.now() < deadline) await sleep(50);
+  pool.close();
+  certs.close();
+  ca.close();
   health.close();
   metricsServer.close();
   admin.close();

@@ -15,7 +15,17 @@ export interface ProxyConfig {
   readonly readinessPort: number;
   readonly adminPort: number;
   readonly bpfDir: string;
-  readonly localState: string;
+  /** The control plane's gRPC address (`host:port`). */
+  readonly controlPlane: string;
+  /** PEM trust bundle to verify the control plane with, until the first config brings the current one. */
+  readonly caBundle: string;
+  /** File holding this node's bearer token. */
+  readonly tokenFile: string;
+  /** Addresses the HBONE listener binds (default: all). */
+  readonly hboneIps: readonly string[];
+  readonly hbonePort: number;
+  /** Requested workload certificate lifetime; 0 leaves it to the CA. */
+  readonly certTtlSeconds: number;
   readonly logLevel: LogLevel;
   /** Write a V8 CPU profile here on exit (AMBIT_CPU_PROFILE), for performance work. */
   readonly cpuProfile?: string;
@@ -35,7 +45,12 @@ export function parseProxyConfig(argv: readonly string[], env: NodeJS.ProcessEnv
           'readiness-port': { type: 'string' },
           'admin-port': { type: 'string' },
           'bpf-dir': { type: 'string' },
-          'local-state': { type: 'string' },
+          'control-plane': { type: 'string' },
+          'ca-bundle': { type: 'string' },
+          'token-file': { type: 'string' },
+          'hbone-ip': { type: 'string', multiple: true },
+          'hbone-port': { type: 'string' },
+          'cert-ttl': { type: 'string' },
           'log-level': { type: 'string' },
         },
         strict: true,
@@ -54,10 +69,24 @@ export function parseProxyConfig(argv: readonly string[], env: NodeJS.ProcessEnv
       errors.push(`--${flag} ${v === '' ? '""' : v}: not a port number`);
     return n;
   };
+  const ttl = (v: string | undefined): number => {
+    if (v === undefined) return 0;
+    const m = /^(\d+)(s|m|h)?$/.exec(v);
+    if (m === null) {
+      errors.push(`--cert-ttl ${v}: not a duration (e.g. 30s, 10m, 24h)`);
+      return 0;
+    }
+    return Number(m[1]) * (m[2] === 'h' ? 3600 : m[2] === 'm' ? 60 : 1);
+  };
+  const ips = (flag: string, list: readonly string[]): void => {
+    for (const ip of list) if (isIP(ip) === 0) errors.push(`--${flag} ${ip}: not an IP address`);
+  };
   const outboundIps =
     values['outbound-ip'] ?? (env.AMBIT_OUTBOUND_IPS ?? '').split(',').filter((s) => s !== '');
   if (outboundIps.length === 0) errors.push('--outbound-ip (or AMBIT_OUTBOUND_IPS) is required');
-  for (const ip of outboundIps) if (isIP(ip) === 0) errors.push(`--outbound-ip ${ip}: not an IP address`);
+  ips('outbound-ip', outboundIps);
+  const hboneIps = values['hbone-ip'] ?? ['::'];
+  ips('hbone-ip', hboneIps);
   const logLevel = (values['log-level'] ?? env.AMBIT_LOG_LEVEL ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel))
     errors.push(`--log-level ${logLevel}: use one of ${LOG_LEVELS.join(', ')}`);
@@ -70,7 +99,12 @@ export function parseProxyConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     readinessPort: port(values['readiness-port'], 'readiness-port', 15021),
     adminPort: port(values['admin-port'], 'admin-port', 15000),
     bpfDir: str(values['bpf-dir'], 'bpf-dir', 'AMBIT_BPF_DIR'),
-    localState: str(values['local-state'], 'local-state', 'AMBIT_LOCAL_STATE'),
+    controlPlane: str(values['control-plane'], 'control-plane', 'AMBIT_CONTROL_PLANE'),
+    caBundle: str(values['ca-bundle'], 'ca-bundle', 'AMBIT_CA_BUNDLE'),
+    tokenFile: str(values['token-file'], 'token-file', 'AMBIT_TOKEN_FILE'),
+    hboneIps,
+    hbonePort: port(values['hbone-port'], 'hbone-port', 15008),
+    certTtlSeconds: ttl(values['cert-ttl'] ?? env.AMBIT_CERT_TTL),
     logLevel,
     ...(env.AMBIT_CPU_PROFILE === undefined
       ? {}

@@ -150,7 +150,11 @@ describe('redirection programs on the real kernel', () => {
     programs = new RedirectPrograms(bpf, cfg(), log);
     const report = programs.install();
     expect(report.created.sort()).toEqual(Object.values(ProgramName).sort());
-    programs.enroll(cgroupId(enrolledCg), { excludedPorts: [81], excludedCidrs: ['10.99.0.128/25'] });
+    programs.enroll(cgroupId(enrolledCg), {
+      workloadId: 7n,
+      excludedPorts: [81],
+      excludedCidrs: ['10.99.0.128/25'],
+    });
     await startListener();
   });
 

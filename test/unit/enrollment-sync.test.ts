@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import type { Enrollment } from '../../src/node-agent/redirection/enrollment.js';
 import { type EnrollmentTarget, syncEnrollment } from '../../src/node-agent/redirection/enrollment-sync.js';
-import type { PodRedirectConfig } from '../../src/node-agent/redirection/maps.js';
+import { type PodRedirectConfig, workloadId } from '../../src/node-agent/redirection/maps.js';
 import { createRootLogger } from '../../src/telemetry/logger.js';
 
 const log = createRootLogger({ name: 't', level: 'fatal' });
@@ -26,13 +26,25 @@ class FakeTarget implements EnrollmentTarget {
   }
 }
 
-const NONE: PodRedirectConfig = { excludedPorts: [], excludedCidrs: [] };
-const DB: PodRedirectConfig = { excludedPorts: [5432], excludedCidrs: ['10.0.0.0/8'] };
+type Exclusions = Omit<PodRedirectConfig, 'workloadId'>;
+const NONE: Exclusions = { excludedPorts: [], excludedCidrs: [] };
+const DB: Exclusions = { excludedPorts: [5432], excludedCidrs: ['10.0.0.0/8'] };
 /** An id that no directory of the test has: a pod whose cgroup is gone. */
 const GONE = 0x7fff_ffff_ffff_fff0n;
 
-function enrollment(name: string, config: PodRedirectConfig = NONE): Enrollment {
-  return { pod: `shop/${name}`, uid: `uid-${name}`, cgroup: `pods/${name}`, config, warnings: [] };
+/** The config of pod `name` (uid `uid-<name>`), as desiredEnrollments makes it. */
+function config(name: string, exclusions: Exclusions = NONE): PodRedirectConfig {
+  return { workloadId: workloadId(`uid-${name}`), ...exclusions };
+}
+
+function enrollment(name: string, exclusions: Exclusions = NONE): Enrollment {
+  return {
+    pod: `shop/${name}`,
+    uid: `uid-${name}`,
+    cgroup: `pods/${name}`,
+    config: config(name, exclusions),
+    warnings: [],
+  };
 }
 
 let base: string;
@@ -75,7 +87,7 @@ describe('syncEnrollment', () => {
       before: [],
       desired: [enrollment('a', DB)],
       knownPods: ['pods/a'],
-      after: [['pods/a', DB]],
+      after: [['pods/a', config('a', DB)]],
       enrolled: ['shop/a'],
       updated: [],
       unenrolled: 0,
@@ -83,10 +95,10 @@ describe('syncEnrollment', () => {
     {
       what: 'an enrolled pod with the same config is left alone',
       dirs: ['pods/a'],
-      before: [['pods/a', DB]],
+      before: [['pods/a', config('a', DB)]],
       desired: [enrollment('a', DB)],
       knownPods: ['pods/a'],
-      after: [['pods/a', DB]],
+      after: [['pods/a', config('a', DB)]],
       enrolled: [],
       updated: [],
       unenrolled: 0,
@@ -94,10 +106,21 @@ describe('syncEnrollment', () => {
     {
       what: 'a changed config is updated in place',
       dirs: ['pods/a'],
-      before: [['pods/a', NONE]],
+      before: [['pods/a', config('a')]],
       desired: [enrollment('a', DB)],
       knownPods: ['pods/a'],
-      after: [['pods/a', DB]],
+      after: [['pods/a', config('a', DB)]],
+      enrolled: [],
+      updated: ['shop/a'],
+      unenrolled: 0,
+    },
+    {
+      what: 'a changed workload id is a changed config: updated in place',
+      dirs: ['pods/a'],
+      before: [['pods/a', { ...config('a', DB), workloadId: workloadId('uid-earlier') }]],
+      desired: [enrollment('a', DB)],
+      knownPods: ['pods/a'],
+      after: [['pods/a', config('a', DB)]],
       enrolled: [],
       updated: ['shop/a'],
       unenrolled: 0,
@@ -106,12 +129,12 @@ describe('syncEnrollment', () => {
       what: 'a known pod that is no longer desired is removed',
       dirs: ['pods/a', 'pods/b'],
       before: [
-        ['pods/a', NONE],
-        ['pods/b', NONE],
+        ['pods/a', config('a')],
+        ['pods/b', config('b')],
       ],
       desired: [enrollment('a')],
       knownPods: ['pods/a', 'pods/b'],
-      after: [['pods/a', NONE]],
+      after: [['pods/a', config('a')]],
       enrolled: [],
       updated: [],
       unenrolled: 1,
@@ -120,12 +143,12 @@ describe('syncEnrollment', () => {
       what: 'an id whose cgroup is gone is removed',
       dirs: ['pods/a'],
       before: [
-        ['pods/a', NONE],
-        ['gone', DB],
+        ['pods/a', config('a')],
+        ['gone', config('gone', DB)],
       ],
       desired: [enrollment('a')],
       knownPods: ['pods/a'],
-      after: [['pods/a', NONE]],
+      after: [['pods/a', config('a')]],
       enrolled: [],
       updated: [],
       unenrolled: 1,
@@ -133,12 +156,12 @@ describe('syncEnrollment', () => {
     {
       what: 'a pod the snapshot does not know yet stays enrolled (CNI enrolled it)',
       dirs: ['pods/a', 'pods/new'],
-      before: [['pods/new', DB]],
+      before: [['pods/new', config('new', DB)]],
       desired: [enrollment('a')],
       knownPods: ['pods/a'],
       after: [
-        ['pods/new', DB],
-        ['pods/a', NONE],
+        ['pods/new', config('new', DB)],
+        ['pods/a', config('a')],
       ],
       enrolled: ['shop/a'],
       updated: [],
@@ -147,10 +170,10 @@ describe('syncEnrollment', () => {
     {
       what: 'an unknown nested container cgroup below the attach point stays enrolled',
       dirs: ['pods/new/c1'],
-      before: [['pods/new/c1', NONE]],
+      before: [['pods/new/c1', config('new')]],
       desired: [],
       knownPods: [],
-      after: [['pods/new/c1', NONE]],
+      after: [['pods/new/c1', config('new')]],
       enrolled: [],
       updated: [],
       unenrolled: 0,
@@ -158,7 +181,7 @@ describe('syncEnrollment', () => {
     {
       what: 'an unknown cgroup outside the attach point is removed',
       dirs: ['system/agent'],
-      before: [['system/agent', NONE]],
+      before: [['system/agent', config('agent')]],
       desired: [],
       knownPods: [],
       after: [],
@@ -172,7 +195,7 @@ describe('syncEnrollment', () => {
       before: [],
       desired: [enrollment('missing', DB), enrollment('a')],
       knownPods: ['pods/a', 'pods/missing'],
-      after: [['pods/a', NONE]],
+      after: [['pods/a', config('a')]],
       enrolled: ['shop/a'],
       updated: [],
       unenrolled: 0,
@@ -181,19 +204,19 @@ describe('syncEnrollment', () => {
       what: 'everything at once',
       dirs: ['pods/keep', 'pods/add', 'pods/change', 'pods/drop', 'pods/cni'],
       before: [
-        ['pods/keep', NONE],
-        ['pods/change', NONE],
-        ['pods/drop', NONE],
-        ['pods/cni', NONE],
-        ['gone', NONE],
+        ['pods/keep', config('keep')],
+        ['pods/change', config('change')],
+        ['pods/drop', config('drop')],
+        ['pods/cni', config('cni')],
+        ['gone', config('gone')],
       ],
       desired: [enrollment('keep'), enrollment('add'), enrollment('change', DB), enrollment('late')],
       knownPods: ['pods/keep', 'pods/add', 'pods/change', 'pods/drop', 'pods/late'],
       after: [
-        ['pods/keep', NONE],
-        ['pods/change', DB],
-        ['pods/cni', NONE],
-        ['pods/add', NONE],
+        ['pods/keep', config('keep')],
+        ['pods/change', config('change', DB)],
+        ['pods/cni', config('cni')],
+        ['pods/add', config('add')],
       ],
       enrolled: ['shop/add'],
       updated: ['shop/change'],

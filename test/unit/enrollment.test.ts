@@ -2,10 +2,13 @@ import { describe, expect, test } from 'vitest';
 import type { Labels } from '../../src/config/model.js';
 import type { SnapshotPod } from '../../src/kube/snapshot.js';
 import { desiredEnrollments } from '../../src/node-agent/redirection/enrollment.js';
+import { workloadId } from '../../src/node-agent/redirection/maps.js';
 import { AMBIENT_NS, snapPod, snapshot } from './snapshot-fixtures.js';
 
 const PORTS = 'ambit.dev/exclude-outbound-ports';
 const CIDRS = 'ambit.dev/exclude-outbound-cidrs';
+/** The workload id of `enrollOne`'s pod (snapPod('web') has the uid 'uid-web'). */
+const WEB = workloadId('uid-web');
 
 function enrollOne(pod: Partial<SnapshotPod>, nsLabels: Labels = AMBIENT_NS) {
   return desiredEnrollments(
@@ -41,7 +44,7 @@ describe('desiredEnrollments: which pods', () => {
         pod: 'shop/web',
         uid: 'u-1',
         cgroup: 'pods/abc',
-        config: { excludedPorts: [], excludedCidrs: [] },
+        config: { workloadId: workloadId('u-1'), excludedPorts: [], excludedCidrs: [] },
         warnings: [],
       },
     ]);
@@ -62,6 +65,16 @@ describe('desiredEnrollments: which pods', () => {
     });
     expect(desiredEnrollments(snap, 'node-0').map((e) => e.pod)).toEqual(['shop/b', 'shop/a']);
     expect(desiredEnrollments(snap, 'node-1').map((e) => e.pod)).toEqual(['shop/x']);
+  });
+
+  test("each enrollment carries its own pod's workload id, from the pod uid", () => {
+    const snap = snapshot({
+      namespaces: [{ name: 'shop', labels: AMBIENT_NS }],
+      pods: [snapPod('a', { uid: 'uid-1' }), snapPod('b', { uid: 'uid-2' })],
+    });
+    const ids = desiredEnrollments(snap, 'node-0').map((e) => e.config.workloadId);
+    expect(ids).toEqual([workloadId('uid-1'), workloadId('uid-2')]);
+    expect(ids[0]).not.toBe(ids[1]);
   });
 });
 
@@ -125,7 +138,7 @@ describe('desiredEnrollments: exclude-outbound-ports', () => {
     },
   ])('$what', ({ value, ports, warnings }) => {
     const [e] = enrollOne({ annotations: { [PORTS]: value } });
-    expect(e?.config).toEqual({ excludedPorts: ports, excludedCidrs: [] });
+    expect(e?.config).toEqual({ workloadId: WEB, excludedPorts: ports, excludedCidrs: [] });
     expect(e?.warnings).toEqual(warnings);
   });
 });
@@ -193,13 +206,13 @@ describe('desiredEnrollments: exclude-outbound-cidrs', () => {
     },
   ])('$what', ({ value, cidrs, warnings }) => {
     const [e] = enrollOne({ annotations: { [CIDRS]: value } });
-    expect(e?.config).toEqual({ excludedPorts: [], excludedCidrs: cidrs });
+    expect(e?.config).toEqual({ workloadId: WEB, excludedPorts: [], excludedCidrs: cidrs });
     expect(e?.warnings).toEqual(warnings);
   });
 
   test('bad entries in both annotations: the pod is still enrolled, with both warnings', () => {
     const [e] = enrollOne({ annotations: { [PORTS]: '80,abc', [CIDRS]: 'nope,10.0.0.1' } });
-    expect(e?.config).toEqual({ excludedPorts: [80], excludedCidrs: ['10.0.0.1/32'] });
+    expect(e?.config).toEqual({ workloadId: WEB, excludedPorts: [80], excludedCidrs: ['10.0.0.1/32'] });
     expect(e?.warnings).toEqual([
       'annotation ambit.dev/exclude-outbound-ports: "abc" is not a port number (1-65535); ignored',
       'annotation ambit.dev/exclude-outbound-cidrs: "nope" is not a CIDR: the address part is not an IP address; ignored',

@@ -221,9 +221,15 @@ const proxyFlags = [
   '10.244.0.1',
   '--bpf-dir',
   '/sys/fs/bpf/ambit',
-  '--local-state',
-  '/run/ambit/state.json',
+  '--control-plane',
+  '172.18.0.1:15012',
+  '--ca-bundle',
+  '/run/ambit/ca/trust-bundle.pem',
+  '--token-file',
+  '/run/ambit/token',
 ];
+
+const proxyEnv = { AMBIT_CONTROL_PLANE: 'cp:15012', AMBIT_CA_BUNDLE: '/b.pem', AMBIT_TOKEN_FILE: '/t' };
 
 describe('parseProxyConfig', () => {
   test('flags with defaults for the rest; the result is frozen', () => {
@@ -237,7 +243,12 @@ describe('parseProxyConfig', () => {
       readinessPort: 15021,
       adminPort: 15000,
       bpfDir: '/sys/fs/bpf/ambit',
-      localState: '/run/ambit/state.json',
+      controlPlane: '172.18.0.1:15012',
+      caBundle: '/run/ambit/ca/trust-bundle.pem',
+      tokenFile: '/run/ambit/token',
+      hboneIps: ['::'],
+      hbonePort: 15008,
+      certTtlSeconds: 0,
       logLevel: 'info',
     });
     expect(Object.isFrozen(cfg)).toBe(true);
@@ -250,20 +261,24 @@ describe('parseProxyConfig', () => {
         AMBIT_OUTBOUND_IPS: '10.244.0.1,fd00:10:244::1,',
         AMBIT_TRUST_DOMAIN: 'example.org',
         AMBIT_BPF_DIR: '/bpf',
-        AMBIT_LOCAL_STATE: '/state.json',
         AMBIT_LOG_LEVEL: 'trace',
+        AMBIT_CERT_TTL: '10m',
+        ...proxyEnv,
       }),
     ).toMatchObject({
       node: 'node-env',
       outboundIps: ['10.244.0.1', 'fd00:10:244::1'],
       trustDomain: 'example.org',
       bpfDir: '/bpf',
-      localState: '/state.json',
+      controlPlane: 'cp:15012',
+      caBundle: '/b.pem',
+      tokenFile: '/t',
+      certTtlSeconds: 600,
       logLevel: 'trace',
     });
   });
 
-  test('flags win over the environment; --outbound-ip repeats', () => {
+  test('flags win over the environment; --outbound-ip and --hbone-ip repeat', () => {
     expect(
       parseProxyConfig(
         [
@@ -282,12 +297,21 @@ describe('parseProxyConfig', () => {
           '9091',
           '--admin-port',
           '9092',
+          '--hbone-ip',
+          '172.18.0.2',
+          '--hbone-ip',
+          'fd00:18::2',
+          '--hbone-port',
+          '16008',
+          '--cert-ttl',
+          '1h',
         ],
         {
           AMBIT_NODE_NAME: 'node-env',
           AMBIT_OUTBOUND_IPS: '10.9.9.9',
           AMBIT_TRUST_DOMAIN: 'env.org',
           AMBIT_LOG_LEVEL: 'debug',
+          AMBIT_CERT_TTL: '10m',
         },
       ),
     ).toMatchObject({
@@ -299,6 +323,9 @@ describe('parseProxyConfig', () => {
       metricsPort: 9090,
       readinessPort: 9091,
       adminPort: 9092,
+      hboneIps: ['172.18.0.2', 'fd00:18::2'],
+      hbonePort: 16008,
+      certTtlSeconds: 3600,
     });
   });
 
@@ -307,7 +334,9 @@ describe('parseProxyConfig', () => {
       '--outbound-ip (or AMBIT_OUTBOUND_IPS) is required',
       '--node (or AMBIT_NODE_NAME) is required',
       '--bpf-dir (or AMBIT_BPF_DIR) is required',
-      '--local-state (or AMBIT_LOCAL_STATE) is required',
+      '--control-plane (or AMBIT_CONTROL_PLANE) is required',
+      '--ca-bundle (or AMBIT_CA_BUNDLE) is required',
+      '--token-file (or AMBIT_TOKEN_FILE) is required',
     ]);
   });
 
@@ -326,17 +355,22 @@ describe('parseProxyConfig', () => {
             'x',
             '--admin-port',
             '65536',
+            '--hbone-ip',
+            'here',
+            '--cert-ttl',
+            'forever',
           ],
-          { AMBIT_BPF_DIR: '/bpf' },
+          { AMBIT_BPF_DIR: '/bpf', ...proxyEnv },
         ),
       ),
     ).toEqual([
       '--outbound-ip nope: not an IP address',
+      '--hbone-ip here: not an IP address',
       '--log-level chatty: use one of fatal, error, warn, info, debug, trace',
       '--node (or AMBIT_NODE_NAME) is required',
       '--metrics-port x: not a port number',
       '--admin-port 65536: not a port number',
-      '--local-state (or AMBIT_LOCAL_STATE) is required',
+      '--cert-ttl forever: not a duration (e.g. 30s, 10m, 24h)',
     ]);
   });
 
@@ -347,6 +381,7 @@ describe('parseProxyConfig', () => {
     ['--metrics-port', '1.5', false],
     ['--readiness-port', 'ready', false],
     ['--admin-port', '99999', false],
+    ['--hbone-port', '70000', false],
   ])('%s %s valid: %s', (flag, value, valid) => {
     const parse = () => parseProxyConfig([...proxyFlags, `${flag}=${value}`], {});
     if (valid) expect(() => parse()).not.toThrow();
@@ -359,8 +394,8 @@ describe('parseProxyConfig', () => {
         parseProxyConfig([], {
           AMBIT_NODE_NAME: 'n',
           AMBIT_BPF_DIR: '/bpf',
-          AMBIT_LOCAL_STATE: '/s',
           AMBIT_OUTBOUND_IPS: '10.0.0.1,10.0.0.300',
+          ...proxyEnv,
         }),
       ),
     ).toEqual(['--outbound-ip 10.0.0.300: not an IP address']);

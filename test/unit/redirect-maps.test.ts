@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
@@ -16,16 +17,21 @@ import {
   type PodRedirectConfig,
   PROXY_CONFIG_SIZE,
   TUPLE_KEY_SIZE,
+  workloadId,
   writeTupleKey,
 } from '../../src/node-agent/redirection/maps.js';
 
 describe('pod config codec', () => {
   test.each<{ what: string; config: PodRedirectConfig }>([
-    { what: 'nothing excluded', config: { excludedPorts: [], excludedCidrs: [] } },
-    { what: 'ports only', config: { excludedPorts: [1, 53, 5432, 65535], excludedCidrs: [] } },
+    { what: 'nothing excluded', config: { workloadId: 7n, excludedPorts: [], excludedCidrs: [] } },
+    {
+      what: 'ports only',
+      config: { workloadId: 7n, excludedPorts: [1, 53, 5432, 65535], excludedCidrs: [] },
+    },
     {
       what: 'IPv4 and IPv6 CIDRs',
       config: {
+        workloadId: 0xfedcba9876543210n,
         excludedPorts: [],
         excludedCidrs: [
           '10.0.0.0/8',
@@ -40,6 +46,7 @@ describe('pod config codec', () => {
     {
       what: 'both, at the limits',
       config: {
+        workloadId: 1n,
         excludedPorts: Array.from({ length: MAX_EXCLUDED_PORTS }, (_, i) => 8000 + i),
         excludedCidrs: Array.from({ length: MAX_EXCLUDED_CIDRS }, (_, i) =>
           i % 2 === 0 ? `10.${i}.0.0/16` : `fd00:${i}::/32`,
@@ -57,12 +64,17 @@ describe('pod config codec', () => {
     ['fd00::1', 'fd00::1/128'],
   ])('a bare address %s is the single host %s', (cidr, decoded) => {
     expect(
-      decodePodConfig(encodePodConfig({ excludedPorts: [], excludedCidrs: [cidr] })).excludedCidrs,
+      decodePodConfig(encodePodConfig({ workloadId: 7n, excludedPorts: [], excludedCidrs: [cidr] }))
+        .excludedCidrs,
     ).toEqual([decoded]);
   });
 
   test('byte layout: counts, little-endian ports, mapped addresses with prefix over 128 bits', () => {
-    const b = encodePodConfig({ excludedPorts: [0x1234, 80], excludedCidrs: ['10.1.0.0/16', 'fd00::/8'] });
+    const b = encodePodConfig({
+      workloadId: 0x0102030405060708n,
+      excludedPorts: [0x1234, 80],
+      excludedCidrs: ['10.1.0.0/16', 'fd00::/8'],
+    });
     const expected = Buffer.alloc(POD_CONFIG_SIZE);
     expected.writeUInt32LE(2, 4);
     expected.writeUInt32LE(2, 8);
@@ -71,18 +83,27 @@ describe('pod config codec', () => {
     expected.writeUInt32LE(96 + 16, 60);
     Buffer.from('fd000000000000000000000000000000', 'hex').copy(expected, 64);
     expected.writeUInt32LE(8, 80);
+    Buffer.from('0807060504030201', 'hex').copy(expected, 208);
     expect(b.toString('hex')).toBe(expected.toString('hex'));
   });
 
   test.each<{ what: string; config: PodRedirectConfig; message: string }>([
     {
       what: 'too many ports',
-      config: { excludedPorts: Array.from({ length: 17 }, (_, i) => i + 1), excludedCidrs: [] },
+      config: {
+        workloadId: 7n,
+        excludedPorts: Array.from({ length: 17 }, (_, i) => i + 1),
+        excludedCidrs: [],
+      },
       message: 'at most 16 excluded ports are supported',
     },
     {
       what: 'too many CIDRs',
-      config: { excludedPorts: [], excludedCidrs: Array.from({ length: 9 }, (_, i) => `10.${i}.0.0/16`) },
+      config: {
+        workloadId: 7n,
+        excludedPorts: [],
+        excludedCidrs: Array.from({ length: 9 }, (_, i) => `10.${i}.0.0/16`),
+      },
       message: 'at most 8 excluded CIDRs are supported',
     },
   ])('$what is refused', ({ config, message }) => {
@@ -122,7 +143,8 @@ describe('proxy config, tuple key, original destination, cgroup id', () => {
       port: 80,
       family: 2,
       cgroupId: 4242n,
-      expected: { ip: '10.96.0.10', port: 80, family: 4, cgroupId: 4242n },
+      workloadId: 0x1122334455667788n,
+      expected: { ip: '10.96.0.10', port: 80, family: 4, cgroupId: 4242n, workloadId: 0x1122334455667788n },
     },
     {
       what: 'IPv6 destination, 64-bit cgroup id',
@@ -130,15 +152,23 @@ describe('proxy config, tuple key, original destination, cgroup id', () => {
       port: 8443,
       family: 10,
       cgroupId: 0xfedcba9876543210n,
-      expected: { ip: 'fd00:10:96::a', port: 8443, family: 6, cgroupId: 0xfedcba9876543210n },
+      workloadId: 0x8877665544332211n,
+      expected: {
+        ip: 'fd00:10:96::a',
+        port: 8443,
+        family: 6,
+        cgroupId: 0xfedcba9876543210n,
+        workloadId: 0x8877665544332211n,
+      },
     },
-  ])('decodeOrigDst: $what', ({ hex, port, family, cgroupId, expected }) => {
+  ])('decodeOrigDst: $what', ({ hex, port, family, cgroupId, workloadId, expected }) => {
     const b = Buffer.alloc(ORIG_DST_SIZE, 0);
     Buffer.from(hex, 'hex').copy(b, 0);
     b.writeUInt16LE(port, 16);
     b.writeUInt16LE(family, 18);
     b.writeUInt32LE(0xffffffff, 20);
     b.writeBigUInt64LE(cgroupId, 24);
+    b.writeBigUInt64LE(workloadId, 32);
     expect(decodeOrigDst(b)).toEqual(expected);
   });
 
@@ -151,6 +181,30 @@ describe('proxy config, tuple key, original destination, cgroup id', () => {
       expect(decodeCgroupId(b)).toBe(id);
     },
   );
+});
+
+describe('workloadId', () => {
+  test.each(['uid-web', '0b5c1a2e-6f3d-4c1b-9a8e-2d7f4e6b1c3a', ''])(
+    'workloadId(%j) is the first 8 bytes of SHA-256 of the uid, little-endian',
+    (uid) => {
+      const digest = createHash('sha256').update(uid).digest();
+      const id = workloadId(uid);
+      expect(id).toBe(digest.readBigUInt64LE(0));
+      expect(id).not.toBe(0n);
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64LE(id);
+      expect(b.toString('hex')).toBe(digest.subarray(0, 8).toString('hex'));
+    },
+  );
+
+  test('the same uid gives the same id, different uids different ids', () => {
+    expect(workloadId('uid-a')).toBe(workloadId('uid-a'));
+    expect(workloadId('uid-a')).not.toBe(workloadId('uid-b'));
+  });
+
+  test('a known value: sha256("uid-a") starts c1b41cff14418523', () => {
+    expect(workloadId('uid-a')).toBe(0x23854114ff1cb4c1n);
+  });
 });
 
 interface BtfMember {
@@ -227,6 +281,7 @@ describe('map layouts match bpf/redirect.bpf.o (BTF)', () => {
     ['pod_config', 'n_cidrs', 8],
     ['pod_config', 'excluded_ports', 12],
     ['pod_config', 'excluded_cidrs', 44],
+    ['pod_config', 'workload_id', 208],
     ['cidr', 'addr', 0],
     ['cidr', 'prefix_len', 16],
     ['proxy_config', 'addr4', 0],
@@ -237,6 +292,7 @@ describe('map layouts match bpf/redirect.bpf.o (BTF)', () => {
     ['orig_dst', 'port', 16],
     ['orig_dst', 'family', 18],
     ['orig_dst', 'cgroup_id', 24],
+    ['orig_dst', 'workload_id', 32],
     ['tuple_key', 'addr', 0],
     ['tuple_key', 'port', 16],
     ['tuple_key', 'pad', 18],
@@ -252,7 +308,11 @@ describe('map layouts match bpf/redirect.bpf.o (BTF)', () => {
   });
 
   test('encodePodConfig writes every field where the kernel reads it', () => {
-    const b = encodePodConfig({ excludedPorts: [5432, 6379], excludedCidrs: ['10.1.0.0/16', 'fd00::/8'] });
+    const b = encodePodConfig({
+      workloadId: 0xa1b2c3d4e5f60718n,
+      excludedPorts: [5432, 6379],
+      excludedCidrs: ['10.1.0.0/16', 'fd00::/8'],
+    });
     const ports = offsetOf('pod_config', 'excluded_ports');
     const cidrs = offsetOf('pod_config', 'excluded_cidrs');
     const cidrSize = struct('cidr').size!;
@@ -269,6 +329,7 @@ describe('map layouts match bpf/redirect.bpf.o (BTF)', () => {
       'fd000000000000000000000000000000',
     );
     expect(b.readUInt32LE(cidrs + cidrSize + prefix)).toBe(8);
+    expect(b.readBigUInt64LE(offsetOf('pod_config', 'workload_id'))).toBe(0xa1b2c3d4e5f60718n);
   });
 
   test('encodeProxyConfig writes every field where the kernel reads it', () => {
@@ -294,6 +355,13 @@ describe('map layouts match bpf/redirect.bpf.o (BTF)', () => {
     od.writeUInt16LE(8080, offsetOf('orig_dst', 'port'));
     od.writeUInt16LE(2, offsetOf('orig_dst', 'family'));
     od.writeBigUInt64LE(77n, offsetOf('orig_dst', 'cgroup_id'));
-    expect(decodeOrigDst(od)).toEqual({ ip: '10.96.0.10', port: 8080, family: 4, cgroupId: 77n });
+    od.writeBigUInt64LE(0x0123456789abcdefn, offsetOf('orig_dst', 'workload_id'));
+    expect(decodeOrigDst(od)).toEqual({
+      ip: '10.96.0.10',
+      port: 8080,
+      family: 4,
+      cgroupId: 77n,
+      workloadId: 0x0123456789abcdefn,
+    });
   });
 });

@@ -8,7 +8,7 @@ export interface Target {
   readonly port: number;
 }
 
-/** Envoy/Istio response flags used for L4 outcomes. */
+/** Response flags for L4 outcomes: Envoy's where Envoy has one, ztunnel's for HBONE failures. */
 export const ResponseFlag = {
   None: '-',
   /** No route: nothing in the mesh serves this address and port. */
@@ -19,6 +19,13 @@ export const ResponseFlag = {
   UpstreamFailure: 'UF',
   /** Denied by authorization policy. */
   Denied: 'DENY',
+  /** The HBONE tunnel could not be opened. */
+  Connect: 'CONNECT',
+  /** The TLS handshake failed (certificate refused, peer closed). */
+  TlsFailure: 'TLS_FAILURE',
+  /** A peer proved the wrong identity, or the source pod could not be told. */
+  IdentityError: 'IDENTITY_ERROR',
+  H2HandshakeFailure: 'H2_HANDSHAKE_FAILURE',
 } as const;
 export type ResponseFlag = (typeof ResponseFlag)[keyof typeof ResponseFlag];
 
@@ -88,4 +95,23 @@ export function routeOutbound(index: MeshIndex, dst: Target, pick: Picker): Outb
   const workload = index.workloadByIp(dst.ip);
   if (workload !== undefined) return { kind: 'workload', workload, target: dst };
   return { kind: 'passthrough', target: dst };
+}
+
+/** How the proxy carries a routed connection. */
+export type Transport =
+  | { readonly kind: 'hbone'; readonly nodeIp: string; readonly dstIdentity: string }
+  | { readonly kind: 'plain' };
+
+/**
+ * Meshed destinations get HBONE to their node's proxy, also on this node (over the node's own
+ * address), so that every meshed hop is mutual TLS with the same inbound checks; anything else stays
+ * plain TCP.
+ */
+export function transportFor(index: MeshIndex, route: OutboundRoute): Transport {
+  if (route.kind !== 'service' && route.kind !== 'workload') return { kind: 'plain' };
+  const dst = route.kind === 'service' ? route.endpoint : route.workload;
+  if (!dst.captured) return { kind: 'plain' };
+  const nodeIp = index.nodeAddresses(dst.node)[0];
+  if (nodeIp === undefined) return { kind: 'plain' };
+  return { kind: 'hbone', nodeIp, dstIdentity: dst.identity };
 }

@@ -1,60 +1,64 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { describeError } from '../../errors.js';
-import { canonicalIp } from '../../mesh/ip.js';
+import { HboneError, type HbonePool } from '../../hbone/pool.js';
+import { HBONE_PORT } from '../../hbone/protocol.js';
+import { canonicalIp, hostPort } from '../../mesh/ip.js';
 import type { MeshIndex } from '../../mesh/mesh-index.js';
 import type { Workload } from '../../mesh/view.js';
 import type { Logger } from '../../telemetry/logger.js';
+import { workloadId } from '../redirection/maps.js';
 import type { ConnectionRecord, ConnectionRecorder } from './connection-record.js';
 import { RoundRobin } from './load-balancer.js';
 import type { OriginalDestinations } from './original-destination.js';
-import { ResponseFlag, routeOutbound } from './outbound-route.js';
+import { ResponseFlag, routeOutbound, transportFor } from './outbound-route.js';
+import { endStream, resetSocket, splice } from './splice.js';
 
 export interface OutboundDeps {
+  readonly node: string;
   /** The current view of the mesh (undefined before the first config). */
   readonly mesh: () => MeshIndex | undefined;
   readonly origDst: OriginalDestinations;
   readonly recorder: ConnectionRecorder;
+  readonly hbone: HbonePool;
   readonly log: Logger;
 }
 
-/**
- * Copies bytes both ways until both directions are done, keeping half-close (a FIN in one direction
- * leaves the other open). An error on one side resets the other, as a TCP proxy should.
- */
-export function splice(
-  down: Socket,
-  up: Socket,
-  done: (bytes: { received: number; sent: number }, err?: string) => void,
-): void {
-  let error: string | undefined;
-  let closed = 0;
-  const onClose = (): void => {
-    if (++closed < 2) return;
-    done({ received: down.bytesRead, sent: down.bytesWritten }, error);
-  };
-  down.once('close', onClose);
-  up.once('close', onClose);
-  down.on('error', (err) => {
-    error ??= `downstream: ${err.message}`;
-    up.resetAndDestroy();
-  });
-  up.on('error', (err) => {
-    error ??= `upstream: ${err.message}`;
-    down.resetAndDestroy();
-  });
-  down.pipe(up);
-  up.pipe(down);
-}
-
 /** Refuses a client connection: a TCP reset, which the client sees as "connection reset" or "refused". */
-function refuse(socket: Socket, rec: ConnectionRecord): void {
+function refuse(socket: Socket, rec: ConnectionRecord, flag: ResponseFlag, reason: string): void {
+  rec.flag = flag;
+  rec.reason = reason;
   rec.finish({ received: 0, sent: 0 });
   socket.resetAndDestroy();
 }
 
 /**
+ * The pod a redirected connection came from. The eBPF record names the pod by its cgroup (what the
+ * kernel saw); the source address must belong to that pod, so a pod that changed its own address
+ * cannot borrow another pod's identity.
+ */
+export function sourceWorkload(
+  mesh: MeshIndex,
+  node: string,
+  peerIp: string,
+  recordedId: bigint,
+): { workload?: Workload; problem?: string } {
+  const byIp = mesh.workloadByIp(peerIp);
+  if (recordedId === 0n) return byIp === undefined ? {} : { workload: byIp };
+  const byId = mesh.workloadsOnNode(node).find((w) => workloadId(w.uid) === recordedId);
+  if (byId === undefined)
+    return { problem: 'the pod that made this connection is not in the mesh config yet' };
+  if (!byId.ips.some((ip) => canonicalIp(ip) === peerIp)) {
+    return {
+      problem: `source address ${peerIp} is not an address of ${byId.namespace}/${byId.name}, which made the connection`,
+    };
+  }
+  return { workload: byId };
+}
+
+/**
  * The outbound listener (15001): every connection here was redirected by eBPF from an enrolled pod.
- * It learns the original destination, routes it and splices it to the chosen upstream.
+ * It learns the original destination and who made the connection, routes it, and carries it in HBONE
+ * (meshed destinations) or plain TCP (outside the mesh).
  */
 export function createOutboundServer(deps: OutboundDeps): Server {
   const rr = new RoundRobin();
@@ -68,31 +72,33 @@ export function createOutboundServer(deps: OutboundDeps): Server {
     try {
       od = deps.origDst.take(peerIp, peerPort);
     } catch (err) {
-      rec.flag = ResponseFlag.NoRoute;
-      rec.reason = `cannot read the original destination: ${describeError(err)}`;
-      return refuse(socket, rec);
+      return refuse(
+        socket,
+        rec,
+        ResponseFlag.NoRoute,
+        `cannot read the original destination: ${describeError(err)}`,
+      );
     }
     if (od === undefined) {
-      // Not redirected by Ambit's programs (a direct connection to the outbound port): refusing it
-      // is also what makes a redirect loop impossible.
-      rec.flag = ResponseFlag.NoRoute;
-      rec.reason = 'no original destination recorded for this connection (it was not redirected)';
-      return refuse(socket, rec);
+      // Not redirected by Ambit's programs (a direct connection to the proxy address): refusing it is
+      // also what makes a redirect loop impossible.
+      return refuse(
+        socket,
+        rec,
+        ResponseFlag.NoRoute,
+        'no original destination recorded for this connection (it was not redirected)',
+      );
     }
     rec.originalDst = { ip: od.ip, port: od.port };
     const mesh = deps.mesh();
-    if (mesh === undefined) {
-      rec.flag = ResponseFlag.NoRoute;
-      rec.reason = 'no mesh configuration yet';
-      return refuse(socket, rec);
-    }
-    rec.srcWorkload = mesh.workloadByIp(peerIp);
+    if (mesh === undefined) return refuse(socket, rec, ResponseFlag.NoRoute, 'no mesh configuration yet');
+    const src = sourceWorkload(mesh, deps.node, peerIp, od.workloadId);
+    if (src.problem !== undefined) return refuse(socket, rec, ResponseFlag.IdentityError, src.problem);
+    if (src.workload !== undefined) rec.srcWorkload = src.workload;
     const route = routeOutbound(mesh, od, pick);
     if (route.kind === 'refuse') {
-      rec.flag = route.flag;
-      rec.reason = route.reason;
       if (route.service !== undefined) rec.service = route.service;
-      return refuse(socket, rec);
+      return refuse(socket, rec, route.flag, route.reason);
     }
     rec.target = route.target;
     if (route.kind === 'service') {
@@ -102,22 +108,68 @@ export function createOutboundServer(deps: OutboundDeps): Server {
       rec.dstWorkload = route.workload;
     }
     socket.pause();
+    const transport = transportFor(mesh, route);
+    if (transport.kind === 'hbone') {
+      if (src.workload === undefined) {
+        return refuse(
+          socket,
+          rec,
+          ResponseFlag.IdentityError,
+          'cannot tell which pod made this connection, so there is no identity to send',
+        );
+      }
+      rec.securityPolicy = 'mutual_tls';
+      const forwarded = `for="${hostPort(peerIp, peerPort)}"${rec.service === undefined ? '' : `;host=${rec.service.hostname}`}`;
+      deps.hbone
+        .open(
+          {
+            ip: transport.nodeIp,
+            port: HBONE_PORT,
+            srcIdentity: src.workload.identity,
+            dstIdentity: transport.dstIdentity,
+          },
+          hostPort(route.target.ip, route.target.port),
+          { forwarded },
+        )
+        .then(
+          (stream) => {
+            rec.dstIdentity = transport.dstIdentity;
+            rec.established();
+            splice(socket, stream, { down: resetSocket, up: endStream }, (err) =>
+              rec.finish({ received: socket.bytesRead, sent: socket.bytesWritten }, err),
+            );
+            socket.resume();
+          },
+          (err: unknown) =>
+            refuse(
+              socket,
+              rec,
+              err instanceof HboneError ? err.flag : ResponseFlag.Connect,
+              describeError(err),
+            ),
+        );
+      return;
+    }
     const upstream = connect({
       host: route.target.ip,
       port: route.target.port,
       allowHalfOpen: true,
       noDelay: true,
     });
-    const onConnectError = (err: Error): void => {
-      rec.flag = ResponseFlag.UpstreamFailure;
-      rec.reason = `connect to ${route.target.ip}:${route.target.port}: ${err.message}`;
-      refuse(socket, rec);
-    };
+    const onConnectError = (err: Error): void =>
+      refuse(
+        socket,
+        rec,
+        ResponseFlag.UpstreamFailure,
+        `connect to ${hostPort(route.target.ip, route.target.port)}: ${err.message}`,
+      );
     upstream.once('error', onConnectError);
     upstream.once('connect', () => {
       upstream.off('error', onConnectError);
       rec.established();
-      splice(socket, upstream, (bytes, err) => rec.finish(bytes, err));
+      splice(socket, upstream, { down: resetSocket, up: resetSocket }, (err) =>
+        rec.finish({ received: socket.bytesRead, sent: socket.bytesWritten }, err),
+      );
       socket.resume();
     });
   });

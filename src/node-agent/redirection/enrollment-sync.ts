@@ -29,7 +29,13 @@ export interface SyncInputs {
 }
 
 function sameConfig(a: PodRedirectConfig, b: PodRedirectConfig): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+  const same = (x: readonly unknown[], y: readonly unknown[]): boolean =>
+    x.length === y.length && x.every((v, i) => v === y[i]);
+  return (
+    a.workloadId === b.workloadId &&
+    same(a.excludedPorts, b.excludedPorts) &&
+    same(a.excludedCidrs, b.excludedCidrs)
+  );
 }
 
 function idOf(base: string, rel: string): bigint | undefined {

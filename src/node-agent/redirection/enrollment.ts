@@ -1,7 +1,7 @@
 import { cidr as cidrCheck } from '../../config/validators.js';
 import type { ClusterSnapshot, SnapshotPod } from '../../kube/snapshot.js';
 import { EXCLUDE_OUTBOUND_CIDRS, EXCLUDE_OUTBOUND_PORTS, isAmbient } from '../../mesh/labels.js';
-import { MAX_EXCLUDED_CIDRS, MAX_EXCLUDED_PORTS, type PodRedirectConfig } from './maps.js';
+import { MAX_EXCLUDED_CIDRS, MAX_EXCLUDED_PORTS, type PodRedirectConfig, workloadId } from './maps.js';
 
 export interface Enrollment {
   readonly pod: string;
@@ -29,7 +29,11 @@ export function desiredEnrollments(snap: ClusterSnapshot, node: string): Enrollm
       pod: `${pod.namespace}/${pod.name}`,
       uid: pod.uid,
       cgroup: pod.cgroup,
-      config: { excludedPorts: excludedPorts(pod, warnings), excludedCidrs: excludedCidrs(pod, warnings) },
+      config: {
+        workloadId: workloadId(pod.uid),
+        excludedPorts: excludedPorts(pod, warnings),
+        excludedCidrs: excludedCidrs(pod, warnings),
+      },
       warnings,
     });
   }

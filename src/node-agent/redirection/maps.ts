@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { bytes16ToIp, ipToBytes16 } from '../../mesh/ip.js';
 
 /*
@@ -7,9 +8,9 @@ import { bytes16ToIp, ipToBytes16 } from '../../mesh/ip.js';
 
 export const MAX_EXCLUDED_PORTS = 16;
 export const MAX_EXCLUDED_CIDRS = 8;
-export const POD_CONFIG_SIZE = 204;
+export const POD_CONFIG_SIZE = 216;
 export const PROXY_CONFIG_SIZE = 40;
-export const ORIG_DST_SIZE = 32;
+export const ORIG_DST_SIZE = 40;
 export const TUPLE_KEY_SIZE = 20;
 
 export const MapName = {
@@ -29,6 +30,8 @@ export const ProgramName = {
 } as const;
 
 export interface PodRedirectConfig {
+  /** Which pod the cgroup is: `workloadId(uid)`. */
+  readonly workloadId: bigint;
   readonly excludedPorts: readonly number[];
   /** CIDRs in text form: `10.0.0.0/8`, `fd00::/8`. */
   readonly excludedCidrs: readonly string[];
@@ -65,6 +68,7 @@ export function encodePodConfig(c: PodRedirectConfig): Buffer {
     addr.copy(b, off);
     b.writeUInt32LE(len, off + 16);
   });
+  b.writeBigUInt64LE(c.workloadId, 208);
   return b;
 }
 
@@ -78,7 +82,13 @@ export function decodePodConfig(b: Buffer): PodRedirectConfig {
     const len = b.readUInt32LE(off + 16);
     return `${ip}/${ip.includes(':') ? len : len - 96}`;
   });
-  return { excludedPorts, excludedCidrs };
+  return { workloadId: b.readBigUInt64LE(208), excludedPorts, excludedCidrs };
+}
+
+/** A pod's 64-bit id in the kernel maps: the first 8 bytes of SHA-256 of its UID (never 0). */
+export function workloadId(uid: string): bigint {
+  const id = createHash('sha256').update(uid).digest().readBigUInt64LE(0);
+  return id === 0n ? 1n : id;
 }
 
 export function encodeProxyConfig(c: { ip4: string; ip6: string; port: number; podsLevel: number }): Buffer {
@@ -103,6 +113,8 @@ export interface OriginalDestination {
   readonly family: 4 | 6;
   /** The enrolled cgroup the connection came from: who made it, as the kernel saw it. */
   readonly cgroupId: bigint;
+  /** The pod behind that cgroup (`workloadId(uid)`), or 0 when the agent did not say. */
+  readonly workloadId: bigint;
 }
 
 export function decodeOrigDst(b: Buffer): OriginalDestination {
@@ -111,5 +123,6 @@ export function decodeOrigDst(b: Buffer): OriginalDestination {
     port: b.readUInt16LE(16),
     family: b.readUInt16LE(18) === 10 ? 6 : 4,
     cgroupId: b.readBigUInt64LE(24),
+    workloadId: b.readBigUInt64LE(32),
   };
 }

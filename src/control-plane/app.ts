@@ -1,0 +1,174 @@
+import * as grpc from '@grpc/grpc-js';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import type { PushedConfig } from '../api/config-codec.js';
+import { services } from '../api/grpc.js';
+import { controlPlaneIdentity } from '../api/identities.js';
+import { CertificateAuthority, systemClock } from '../identity/ca.js';
+import { SpiffeId } from '../identity/spiffe-id.js';
+import { createCsr, generateKey } from '../identity/x509.js';
+import { watchLocalApi } from '../kube/local-api.js';
+import type { ClusterSnapshot } from '../kube/snapshot.js';
+import { buildMeshView } from '../mesh/view.js';
+import { endpointServer, listen, metricsHandler } from '../telemetry/http-endpoints.js';
+import type { Logger } from '../telemetry/logger.js';
+import { caServiceImpl } from './ca-service.js';
+import type { ControlPlaneConfig } from './config.js';
+import { ConfigPublisher, configServiceImpl } from './config-service.js';
+import { NodeTokens } from './node-auth.js';
+
+const CA_ORG = 'ambit';
+
+/**
+ * Composition root of the control plane: the CA, the cluster source (the local cluster's state in
+ * local mode), the config publisher and the gRPC server on 15012 (TLS, served with its own workload
+ * certificate), plus metrics and readiness on 15014 and CA administration on localhost.
+ */
+export async function runControlPlane(
+  cfg: ControlPlaneConfig,
+  log: Logger,
+  signal: AbortSignal,
+): Promise<void> {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const issued = new Counter({
+    name: 'ambit_ca_certificates_total',
+    help: 'Certificate requests by result',
+    labelNames: ['result'],
+    registers: [registry],
+  });
+  const connected = new Gauge({
+    name: 'ambit_config_connected_nodes',
+    help: 'Nodes connected to the config stream',
+    labelNames: ['node'],
+    registers: [registry],
+  });
+  const version = new Gauge({
+    name: 'ambit_config_version',
+    help: 'Version of the config pushed to nodes',
+    registers: [registry],
+  });
+
+  const { ca, created } = await CertificateAuthority.loadOrCreate(cfg.caDir, CA_ORG, systemClock);
+  log.info(
+    { caDir: cfg.caDir, created, root: ca.rootInfo().serial },
+    created ? 'CA root generated' : 'CA root loaded',
+  );
+  const tokens = NodeTokens.fromFile(cfg.nodeTokens);
+  const publisher = new ConfigPublisher();
+  let snapshot: ClusterSnapshot | undefined;
+
+  const publish = (): void => {
+    if (snapshot === undefined) return;
+    const config: PushedConfig = {
+      view: buildMeshView(snapshot, cfg.trustDomain),
+      trustBundle: ca.trustBundle(),
+      rejections: [],
+      policies: new Map(),
+    };
+    publisher.publish(config);
+    version.set(Number(publisher.latest?.version ?? 0n));
+  };
+  watchLocalApi(
+    cfg.localState,
+    log.child({ component: 'cluster-api' }),
+    (snap) => {
+      snapshot = snap;
+      publish();
+      log.info(
+        { revision: snap.revision, version: publisher.latest?.version.toString() },
+        'config published',
+      );
+    },
+    signal,
+  );
+
+  // The control plane's own serving certificate, from its own CA.
+  const key = await generateKey();
+  const identity = SpiffeId.parse(controlPlaneIdentity(cfg.trustDomain));
+  const chain = await ca.sign(await createCsr(key, identity.toString()), identity, 365 * 86_400);
+  const server = new grpc.Server({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 10_000 });
+  const { ca: caSvc, config: cfgSvc } = services();
+  server.addService(
+    caSvc.service,
+    caServiceImpl({
+      ca,
+      tokens,
+      snapshot: () => snapshot,
+      trustDomain: cfg.trustDomain,
+      defaultTtl: cfg.certTtlSeconds,
+      maxTtl: cfg.maxCertTtlSeconds,
+      log: log.child({ component: 'ca' }),
+      issued,
+    }),
+  );
+  server.addService(
+    cfgSvc.service,
+    configServiceImpl(publisher, tokens, log.child({ component: 'config' }), connected),
+  );
+  const creds = grpc.ServerCredentials.createSsl(
+    Buffer.from(ca.trustBundle().join('')),
+    [{ private_key: Buffer.from(key.keyPem), cert_chain: Buffer.from(chain.join('')) }],
+    false,
+  );
+  const host = cfg.listenHost.includes(':') ? `[${cfg.listenHost}]` : cfg.listenHost;
+  await new Promise<void>((resolve, reject) =>
+    server.bindAsync(`${host}:${cfg.grpcPort}`, creds, (err) => (err === null ? resolve() : reject(err))),
+  );
+  log.info({ port: cfg.grpcPort, identity: identity.toString() }, 'control plane serving gRPC (TLS)');
+
+  const monitoring = endpointServer({
+    '/ready': (_req, res) => {
+      const ready = snapshot !== undefined;
+      res
+        .writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' })
+        .end(ready ? 'ready\n' : 'not ready: the cluster has not been read yet\n');
+    },
+    '/metrics': metricsHandler(registry),
+    '/debug/config': (_req, res) => {
+      const latest = publisher.latest;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(
+        JSON.stringify(
+          latest === undefined
+            ? null
+            : {
+                version: latest.version.toString(),
+                view: latest.config.view,
+                rejections: latest.config.rejections,
+              },
+          null,
+          2,
+        ),
+      );
+    },
+  });
+  await listen(monitoring, cfg.monitoringPort, cfg.listenHost);
+  const admin = endpointServer({
+    '/ca/rotate': async (req, res) => {
+      if (req.method !== 'POST') return void res.writeHead(405).end('POST only\n');
+      await ca.rotate(CA_ORG);
+      publish();
+      log.info(
+        { root: ca.rootInfo().serial, trusted: ca.trustBundle().length },
+        'CA root rotated; the old root stays trusted',
+      );
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ root: ca.rootInfo().serial, trusted: ca.trustBundle().length }));
+    },
+    '/ca/drop-old-roots': (req, res) => {
+      if (req.method !== 'POST') return void res.writeHead(405).end('POST only\n');
+      ca.dropOldRoots();
+      publish();
+      log.info({ root: ca.rootInfo().serial }, 'old CA roots dropped from the trust bundle');
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ trusted: ca.trustBundle().length }));
+    },
+  });
+  await listen(admin, cfg.adminPort, '127.0.0.1');
+
+  await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve()));
+  monitoring.close();
+  admin.close();
+  await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+}

@@ -1,0 +1,94 @@
+import * as grpc from '@grpc/grpc-js';
+import type { Counter } from 'prom-client';
+import { tokenOf } from '../api/grpc.js';
+import { AmbitError, describeError, ErrorCode } from '../errors.js';
+import type { CertificateAuthority } from '../identity/ca.js';
+import { SpiffeId } from '../identity/spiffe-id.js';
+import { parseCsr } from '../identity/x509.js';
+import type { ClusterSnapshot } from '../kube/snapshot.js';
+import type { Logger } from '../telemetry/logger.js';
+import { authorizeIdentity, type NodeTokens } from './node-auth.js';
+
+interface CertRequest {
+  csr: string;
+  validity_duration: string;
+  metadata?: { fields?: Record<string, { stringValue?: string }> };
+}
+
+export interface CaServiceDeps {
+  readonly ca: CertificateAuthority;
+  readonly tokens: NodeTokens;
+  readonly snapshot: () => ClusterSnapshot | undefined;
+  readonly trustDomain: string;
+  readonly defaultTtl: number;
+  readonly maxTtl: number;
+  readonly log: Logger;
+  readonly issued: Counter<'result'>;
+}
+
+function fail(code: grpc.status, details: string): grpc.ServiceError {
+  return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
+}
+
+/**
+ * IstioCertificateService/CreateCertificate: a node proxy sends a workload's CSR with its node token;
+ * it gets a chain only for a service account with a pod on its own node. Every refusal is logged
+ * with the node, the identity asked for and the reason.
+ */
+export function caServiceImpl(d: CaServiceDeps): grpc.UntypedServiceImplementation {
+  return {
+    CreateCertificate: (
+      call: grpc.ServerUnaryCall<CertRequest, unknown>,
+      callback: grpc.sendUnaryData<unknown>,
+    ) => {
+      const peer = call.getPeer();
+      const node = d.tokens.node(tokenOf(call.metadata));
+      if (node === undefined) {
+        d.issued.inc({ result: 'unauthenticated' });
+        d.log.warn({ peer }, 'certificate request refused: no valid node token');
+        callback(
+          fail(grpc.status.UNAUTHENTICATED, 'a valid node token is required (authorization: Bearer <token>)'),
+        );
+        return;
+      }
+      void (async () => {
+        const req = call.request;
+        const csr = await parseCsr(req.csr);
+        const asked = req.metadata?.fields?.ImpersonatedIdentity?.stringValue ?? csr.uris[0] ?? '';
+        const identity = SpiffeId.parse(asked);
+        const snap = d.snapshot();
+        if (snap === undefined)
+          throw new AmbitError(ErrorCode.CONTROL_PLANE, 'the control plane has not read the cluster yet');
+        const denied = authorizeIdentity(snap, node, identity, d.trustDomain);
+        if (denied !== undefined)
+          throw new AmbitError(ErrorCode.CA_DENIED, `${node} may not have ${identity}: ${denied}`);
+        const requested = Number(req.validity_duration);
+        const ttl = Math.min(requested > 0 ? requested : d.defaultTtl, d.maxTtl);
+        const chain = await d.ca.sign(req.csr, identity, ttl);
+        d.issued.inc({ result: 'issued' });
+        d.log.info({ node, identity: identity.toString(), ttlSeconds: ttl }, 'certificate issued');
+        return chain;
+      })().then(
+        (chain) => callback(null, { cert_chain: chain }),
+        (err: unknown) => {
+          const denied = err instanceof AmbitError && err.code === ErrorCode.CA_DENIED;
+          const invalid =
+            err instanceof AmbitError &&
+            (err.code === ErrorCode.CERTIFICATE || err.code === ErrorCode.IDENTITY);
+          d.issued.inc({ result: denied ? 'denied' : invalid ? 'invalid' : 'error' });
+          d.log.warn({ node, peer, reason: describeError(err) }, 'certificate request refused');
+          callback(
+            fail(
+              denied
+                ? grpc.status.PERMISSION_DENIED
+                : invalid
+                  ? grpc.status.INVALID_ARGUMENT
+                  : grpc.status.UNAVAILABLE,
+              describeError(err),
+            ),
+          );
+        },
+      );
+    },
+  };
+}
