@@ -185,6 +185,7 @@ describe('redirection programs on the real kernel', () => {
         port: 8080,
         family: 4,
         cgroupId: cgroupId(enrolledCg),
+        workloadId: 7n,
       });
       // Taken: a second read finds nothing (no leak per connection).
       expect(od.take(peerIp!, Number(peerPort))).toBeUndefined();

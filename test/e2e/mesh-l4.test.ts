@@ -10,6 +10,7 @@ const CLUSTER = 'e2e-l4';
 
 interface AccessLine {
   readonly msg: string;
+  readonly direction: 'outbound' | 'inbound';
   readonly 'src.addr': string;
   readonly 'src.workload'?: string;
   readonly 'dst.addr'?: string;
@@ -59,7 +60,7 @@ function daemonPid(state: LocalState, node: string, role: 'agent' | 'proxy'): nu
 
 const MARKER_DST = '10.96.0.11:7000';
 
-describe('eBPF redirection through the node proxy (plain TCP)', () => {
+describe('eBPF redirection through the node proxy', () => {
   let dir: string;
   let state: LocalState;
   const pod = (name: string): PodState =>
@@ -148,7 +149,8 @@ describe('eBPF redirection through the node proxy (plain TCP)', () => {
       out = r.stdout;
     });
     expect(out).toMatch(/^hello from backend-/);
-    const mine = lines.filter((l) => l.original_dst === original());
+    // The client's proxy reports the outbound side (a same-node target also shows an inbound line).
+    const mine = lines.filter((l) => l.original_dst === original() && l.direction === 'outbound');
     expect(mine).toHaveLength(1);
     expect(mine[0]).toMatchObject({
       msg: 'connection complete',
