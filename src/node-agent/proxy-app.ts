@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isIP, type Server } from 'node:net';
+import { setDefaultHighWaterMark } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { GrpcCaClient } from '../api/ca-client.js';
@@ -25,6 +26,7 @@ import { createOutboundServer } from './proxy/outbound.js';
 import type { ProxyConfig } from './proxy-config.js';
 
 const DRAIN_MS = 5000;
+const STREAM_BUFFER = 1024 * 1024;
 
 /** The listening socket's fd: Node keeps it on the server's handle. */
 function listenerFd(server: Server): number {
@@ -51,6 +53,9 @@ async function waitForFile(path: string, log: Logger, signal: AbortSignal): Prom
  * redirected connections, only after its first config.
  */
 export async function runProxy(cfg: ProxyConfig, log: Logger, signal: AbortSignal): Promise<void> {
+  // Every byte passes through stream buffers twice per hop; Node's 16 KiB default makes a pipe pause
+  // and resume every few reads.
+  setDefaultHighWaterMark(false, STREAM_BUFFER);
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const configVersion = new Gauge({
@@ -121,6 +126,7 @@ export async function runProxy(cfg: ProxyConfig, log: Logger, signal: AbortSigna
             certificates: certs.list(),
             trustBundle: bundle.length,
             tunnels: pool.stats(),
+            memory: process.memoryUsage(),
           },
           null,
           2,
