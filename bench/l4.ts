@@ -1,7 +1,8 @@
 /**
  * L4 benchmark: a client pod on node-1 and an nginx pod on node-2, three ways, side by side in one run:
  *   direct   - plain pods, no mesh: the baseline
- *   ambit    - the client's namespace is in the mesh: eBPF redirects to node-1's proxy, which carries it
+ *   ambit    - the client's namespace is in the mesh, the server's is not: eBPF redirects to node-1's
+ *              proxy, which passes the connection through as plain TCP (no HBONE: the server is outside)
  *   haproxy  - plain pods through haproxy in TCP mode in node-1's namespace (a C proxy in the same spot)
  * For each: keep-alive req/s (wrk), new-connection req/s (wrk, Connection: close), bulk Gbit/s (curl,
  * 200 MB), and proxy CPU per 1000 requests.
@@ -56,7 +57,6 @@ const manifests = [
   'apiVersion: v1\nkind: Namespace\nmetadata: { name: bench-mesh, labels: { ambit.dev/dataplane-mode: ambient } }\n',
   'apiVersion: v1\nkind: Namespace\nmetadata: { name: bench-plain }\n',
   pod('bench-mesh', 'client', 'node-1', 'exec sleep infinity'),
-  pod('bench-mesh', 'server', 'node-2', NGINX),
   pod('bench-plain', 'client', 'node-1', 'exec sleep infinity'),
   pod('bench-plain', 'server', 'node-2', NGINX),
 ].join('---\n');

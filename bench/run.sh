@@ -3,4 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then echo "the benchmarks need root (local clusters): sudo make bench" >&2; exit 1; fi
+echo "== L4 pass-through (bench/l4.ts)"
 node_modules/.bin/vite-node bench/l4.ts -- "$@"
+echo "== mesh: HBONE vs haproxy mTLS (bench/mesh.ts)"
+node_modules/.bin/vite-node bench/mesh.ts -- "$@"
+echo "== key type (bench/key-type.ts)"
+node_modules/.bin/vite-node bench/key-type.ts
