@@ -3,8 +3,9 @@ import { DataType, load, open } from 'ffi-rs';
 import { AmbitError, ErrorCode } from '../errors.js';
 
 /**
- * The only module that touches the native binding: libbpf through ffi-rs. Everything else uses the
- * small `Bpf` interface below, so that callers never see pointers, and tests can drive a fake.
+ * The only module that touches the native binding: libbpf (and the few libc socket calls Node lacks)
+ * through ffi-rs. Everything else uses the small `Bpf` interface and `transparentListener` below, so
+ * that callers never see pointers, and tests can drive a fake.
  *
  * Opaque libbpf pointers are carried as plain numbers (user-space addresses fit in 2^53), and NULL
  * pointer arguments are passed as a 64-bit zero: on x86-64 and arm64 both travel in the same register.
@@ -76,6 +77,7 @@ export interface Bpf {
 }
 
 const LIB = 'ambit-libbpf';
+const LIBC = 'c-for-ambit';
 const LIBBPF_PATHS = [
   'libbpf.so.1',
   '/usr/lib/x86_64-linux-gnu/libbpf.so.1',
@@ -112,7 +114,7 @@ function openLibbpf(): void {
   for (const path of LIBBPF_PATHS) {
     try {
       open({ library: LIB, path });
-      open({ library: 'c-for-ambit', path: 'libc.so.6' });
+      open({ library: LIBC, path: 'libc.so.6' });
       opened = true;
       return;
     } catch (err) {
@@ -150,6 +152,70 @@ function callStr(funcName: string, ptr: number): string {
     paramsType: [I64],
     paramsValue: [ptr],
   }) as unknown as string;
+}
+
+const AF_INET = 2;
+const AF_INET6 = 10;
+const SOCK_STREAM_NONBLOCK_CLOEXEC = 1 | 0o4000 | 0o2000000;
+const SOL_SOCKET = 1;
+const SO_REUSEADDR = 2;
+const SOL_IP = 0;
+const IP_TRANSPARENT = 19;
+const SOL_IPV6 = 41;
+const IPV6_V6ONLY = 26;
+const IPV6_TRANSPARENT = 75;
+
+function libc(
+  funcName: string,
+  paramsType: DataType[],
+  paramsValue: unknown[],
+): { value: number; errnoCode: number } {
+  openLibbpf();
+  return load({ library: LIBC, funcName, retType: I32, paramsType, paramsValue, errno: true }) as unknown as {
+    value: number;
+    errnoCode: number;
+  };
+}
+
+/**
+ * A listening TCP socket with IP_TRANSPARENT set, for TPROXY: it accepts connections addressed to any
+ * address, and an accepted socket's local address is the original destination. Node cannot set the
+ * option itself, so the socket is made here and handed to `net.Server.listen({ fd })`.
+ */
+export function transparentListener(family: 4 | 6, port: number, backlog = 511): number {
+  const fail2 = (what: string, errno: number, fd?: number): never => {
+    if (fd !== undefined) closeSync(fd);
+    throw new AmbitError(ErrorCode.BPF, `transparent listener on port ${port}: ${what}: ${errnoName(errno)}`);
+  };
+  const s = libc(
+    'socket',
+    [I32, I32, I32],
+    [family === 4 ? AF_INET : AF_INET6, SOCK_STREAM_NONBLOCK_CLOEXEC, 0],
+  );
+  if (s.value < 0) fail2('socket', s.errnoCode);
+  const fd = s.value;
+  const one = Buffer.alloc(4);
+  one.writeInt32LE(1);
+  const opt = (level: number, name: number, what: string): void => {
+    const r = libc('setsockopt', [I32, I32, I32, U8A, I32], [fd, level, name, one, 4]);
+    if (r.value < 0) fail2(what, r.errnoCode, fd);
+  };
+  opt(SOL_SOCKET, SO_REUSEADDR, 'SO_REUSEADDR');
+  if (family === 4) {
+    opt(SOL_IP, IP_TRANSPARENT, 'IP_TRANSPARENT (needs CAP_NET_ADMIN)');
+  } else {
+    opt(SOL_IPV6, IPV6_V6ONLY, 'IPV6_V6ONLY');
+    opt(SOL_IPV6, IPV6_TRANSPARENT, 'IPV6_TRANSPARENT (needs CAP_NET_ADMIN)');
+  }
+  // struct sockaddr_in / sockaddr_in6 for the wildcard address: family (host order), port (network order).
+  const addr = Buffer.alloc(family === 4 ? 16 : 28);
+  addr.writeUInt16LE(family === 4 ? AF_INET : AF_INET6, 0);
+  addr.writeUInt16BE(port, 2);
+  const b = libc('bind', [I32, U8A, I32], [fd, addr, addr.length]);
+  if (b.value < 0) fail2('bind', b.errnoCode, fd);
+  const l = libc('listen', [I32, I32], [fd, backlog]);
+  if (l.value < 0) fail2('listen', l.errnoCode, fd);
+  return fd;
 }
 
 /** The libbpf version, `major.minor`; throws when libbpf.so.1 cannot be loaded. */
@@ -353,7 +419,7 @@ export class Libbpf implements Bpf {
     const mem = Buffer.allocUnsafeSlow(keySize + valueSize);
     mem.fill(0);
     const base = load({
-      library: 'c-for-ambit',
+      library: LIBC,
       funcName: 'memmove',
       retType: I64,
       paramsType: [U8A, U8A, I64],

@@ -1,3 +1,8 @@
+import {
+  parseAuthorizationPolicy,
+  parsePeerAuthentication,
+  SECURITY_API_VERSION,
+} from '../mesh/policy-parse.js';
 import { Fields } from './field-reader.js';
 import { type SourceRef, show } from './issue.js';
 import {
@@ -94,8 +99,25 @@ export const KINDS: Readonly<Record<string, KindInfo>> = {
     parse: keep,
   },
   ReferenceGrant: { apiVersions: ['gateway.networking.k8s.io/v1beta1'], namespaced: true, parse: keep },
-  AuthorizationPolicy: { apiVersions: ['security.ambit.dev/v1alpha1'], namespaced: true, parse: keep },
-  PeerAuthentication: { apiVersions: ['security.ambit.dev/v1alpha1'], namespaced: true, parse: keep },
+  AuthorizationPolicy: {
+    apiVersions: [SECURITY_API_VERSION],
+    namespaced: true,
+    parse: (f, head, opts) => {
+      // Validated now, so that mistakes are reported with file:line; the control plane parses the body.
+      f.expectOnly(['apiVersion', 'kind', 'metadata', 'spec'], ['status']);
+      parseAuthorizationPolicy(f.object('spec'), head.meta);
+      return keep(f, head, opts);
+    },
+  },
+  PeerAuthentication: {
+    apiVersions: [SECURITY_API_VERSION],
+    namespaced: true,
+    parse: (f, head, opts) => {
+      f.expectOnly(['apiVersion', 'kind', 'metadata', 'spec'], ['status']);
+      parsePeerAuthentication(f.object('spec'), head.meta);
+      return keep(f, head, opts);
+    },
+  },
   RequestAuthentication: { apiVersions: ['security.ambit.dev/v1alpha1'], namespaced: true, parse: keep },
   BackendTrafficPolicy: { apiVersions: ['traffic.ambit.dev/v1alpha1'], namespaced: true, parse: keep },
   ConfigMap: { apiVersions: ['v1'], namespaced: true, parse: keep },

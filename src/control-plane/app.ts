@@ -8,6 +8,8 @@ import { SpiffeId } from '../identity/spiffe-id.js';
 import { createCsr, generateKey } from '../identity/x509.js';
 import { watchLocalApi } from '../kube/local-api.js';
 import type { ClusterSnapshot } from '../kube/snapshot.js';
+import { policyKey } from '../mesh/policy.js';
+import { policiesFromConfig } from '../mesh/policy-parse.js';
 import { buildMeshView } from '../mesh/view.js';
 import { endpointServer, listen, metricsHandler } from '../telemetry/http-endpoints.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -57,13 +59,33 @@ export async function runControlPlane(
   const publisher = new ConfigPublisher();
   let snapshot: ClusterSnapshot | undefined;
 
+  let lastRejections = '';
   const publish = (): void => {
     if (snapshot === undefined) return;
+    // Each policy is accepted or rejected on its own; the reasons go to the log and to the nodes.
+    const parsed = policiesFromConfig(snapshot.config);
+    const text = JSON.stringify([parsed.rejections, parsed.warnings]);
+    if (text !== lastRejections) {
+      lastRejections = text;
+      for (const r of parsed.rejections)
+        log.warn(
+          { object: `${r.kind}/${r.namespace}/${r.name}`, file: r.file, line: r.line, path: r.path },
+          `policy rejected: ${r.message}`,
+        );
+      for (const w of parsed.warnings)
+        log.warn(
+          { object: `${w.kind}/${w.namespace}/${w.name}`, file: w.file, line: w.line, path: w.path },
+          `policy changed on load: ${w.message}`,
+        );
+    }
+    const policies = new Map<string, string>(
+      [...parsed.authz, ...parsed.peerAuth].map((p) => [policyKey(p), JSON.stringify(p)]),
+    );
     const config: PushedConfig = {
       view: buildMeshView(snapshot, cfg.trustDomain),
       trustBundle: ca.trustBundle(),
-      rejections: [],
-      policies: new Map(),
+      rejections: parsed.rejections.map((r) => ({ ...r })),
+      policies,
     };
     publisher.publish(config);
     version.set(Number(publisher.latest?.version ?? 0n));

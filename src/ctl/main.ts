@@ -2,6 +2,7 @@
 import { describeError, ErrorCode, hasCode } from '../errors.js';
 import { checkCommand } from './check.js';
 import { LOCAL_USAGE, localCommand } from './local-commands.js';
+import { explainCommand, proxyConfigCommand } from './proxy-commands.js';
 import { readSettings } from './settings.js';
 
 const USAGE = `Usage: ambit <command>
@@ -11,6 +12,8 @@ Ambit is a sidecar-less service mesh: eBPF redirection, HBONE mTLS, waypoints fo
 Commands:
   local     run a whole mesh on this machine (nodes and pods as network namespaces)
   check     preflight: can this machine run Ambit (kernel, BTF, cgroup v2, bpffs, libbpf, ...)
+  proxy-config  what a node proxy holds: workloads, services, policies, certificates, connections
+  explain   the decision path of a connection: route, identity, policies, verdict
   version   print the version
 
 Run \`ambit <command> --help\` for details.
@@ -22,6 +25,10 @@ async function main(argv: readonly string[]): Promise<number> {
   switch (cmd) {
     case 'local':
       return localCommand(rest, readSettings());
+    case 'proxy-config':
+      return proxyConfigCommand(rest, readSettings());
+    case 'explain':
+      return explainCommand(rest, readSettings());
     case 'check':
       return checkCommand(rest, readSettings());
     case 'version':

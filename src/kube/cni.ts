@@ -5,7 +5,7 @@ import type { SnapshotPod } from './snapshot.js';
 export interface CniAddRequest {
   readonly pod: Pick<
     SnapshotPod,
-    'uid' | 'namespace' | 'name' | 'node' | 'labels' | 'annotations' | 'cgroup'
+    'uid' | 'namespace' | 'name' | 'node' | 'labels' | 'annotations' | 'cgroup' | 'ips'
   >;
   readonly namespaceLabels: Labels;
 }

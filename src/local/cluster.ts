@@ -323,6 +323,7 @@ export class LocalCluster {
           labels: d.labels,
           annotations: d.annotations,
           cgroup: cgroupRel,
+          ips: [ip4, ip6],
         },
         namespaceLabels: nsLabels,
       });

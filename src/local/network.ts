@@ -40,7 +40,13 @@ export async function deleteNetns(name: string): Promise<void> {
 }
 
 async function sysctl(netns: string, settings: Readonly<Record<string, string>>): Promise<void> {
-  await inNetns(netns, 'sysctl', ['-q', '-w', ...Object.entries(settings).map(([k, v]) => `${k}=${v}`)]);
+  // -e: a key this kernel does not have (net.bridge.* without br_netfilter) is not an error.
+  await inNetns(netns, 'sysctl', [
+    '-q',
+    '-e',
+    '-w',
+    ...Object.entries(settings).map(([k, v]) => `${k}=${v}`),
+  ]);
 }
 
 export async function createFabric(cluster: string): Promise<void> {
@@ -66,6 +72,10 @@ export async function createNode(cluster: string, node: NodeLayout): Promise<voi
     'net.ipv6.conf.default.accept_dad': '0',
     'net.ipv4.conf.all.rp_filter': '0',
     'net.ipv4.conf.default.rp_filter': '0',
+    // Pods talk to each other through the node's IP stack, never bridged port to port, so br_netfilter
+    // (when loaded) has nothing to add: keep it from running IP hooks on bridged frames.
+    'net.bridge.bridge-nf-call-iptables': '0',
+    'net.bridge.bridge-nf-call-ip6tables': '0',
   });
   const uplinkPeer = `n${node.index}`;
   await ipBatch(node.netns, [
@@ -114,10 +124,15 @@ export async function createPodNetwork(node: NodeLayout, pod: PodLink): Promise<
   ]);
   const fabric4 = '172.18.0.0/16';
   const fabric6 = 'fd00:18::/64';
+  // Host-length addresses: every packet, also to a pod on the same node, goes to the gateway and is
+  // routed by the node (as Calico does), so the node's NAT and inbound capture see all of it and
+  // replies come back the same way. Nothing is switched pod to pod behind the node's back.
   await ipBatch(pod.netns, [
-    `addr add ${pod.ip4}/24 dev eth0`,
-    `addr add ${pod.ip6}/64 dev eth0 nodad`,
+    `addr add ${pod.ip4}/32 dev eth0`,
+    `addr add ${pod.ip6}/128 dev eth0 nodad`,
     'link set eth0 up',
+    `route add ${node.gateway4} dev eth0 scope link`,
+    `route add ${node.gateway6} dev eth0`,
     `route add ${POD_SUPERNET_V4} via ${node.gateway4} dev eth0`,
     `route add ${SERVICE_CIDR_V4} via ${node.gateway4} dev eth0`,
     `route add ${fabric4} via ${node.gateway4} dev eth0`,

@@ -8,6 +8,12 @@ import type { AgentConfig } from './agent-config.js';
 import { startCniServer } from './redirection/cni-server.js';
 import { desiredEnrollments } from './redirection/enrollment.js';
 import { syncEnrollment } from './redirection/enrollment-sync.js';
+import {
+  applyInboundRules,
+  inboundRules,
+  installCaptureRouting,
+  removeInboundCapture,
+} from './redirection/inbound-capture.js';
 import { RedirectPrograms, uninstallRedirect } from './redirection/redirect-programs.js';
 
 /**
@@ -18,7 +24,8 @@ import { RedirectPrograms, uninstallRedirect } from './redirection/redirect-prog
 export async function runAgent(cfg: AgentConfig, log: Logger, signal: AbortSignal): Promise<void> {
   if (cfg.uninstall) {
     uninstallRedirect(cfg.bpfDir);
-    log.info({ bpfDir: cfg.bpfDir }, 'redirection removed');
+    await removeInboundCapture();
+    log.info({ bpfDir: cfg.bpfDir }, 'redirection and inbound capture removed');
     return;
   }
   await ensureBpffs(cfg.bpfDir);
@@ -35,6 +42,20 @@ export async function runAgent(cfg: AgentConfig, log: Logger, signal: AbortSigna
   );
   const report = programs.install();
   log.info({ ...report, attached: programs.attached(), podsCgroup: cfg.podsCgroup }, 'redirection installed');
+
+  // Inbound capture: plaintext to enrolled pods goes through the proxy (PeerAuthentication, policy).
+  const capture = { port: cfg.inboundPort };
+  await installCaptureRouting();
+  const ipsById = new Map<bigint, readonly string[]>();
+  let appliedRules = '';
+  const syncCapture = async (): Promise<void> => {
+    const ids = [...programs.enrolled().keys()];
+    const rules = inboundRules(capture, ids.flatMap((id) => ipsById.get(id) ?? []).sort());
+    if (rules === appliedRules) return;
+    await applyInboundRules(rules);
+    appliedRules = rules;
+  };
+  await syncCapture();
 
   // Names of enrolled pods by cgroup id, for the status file (`ambit local status` shows it).
   const names = new Map<bigint, string>();
@@ -56,9 +77,12 @@ export async function runAgent(cfg: AgentConfig, log: Logger, signal: AbortSigna
       cfg.node,
       cfg.cgroupBase,
       programs,
-      (id, pod) => {
+      (id, pod, ips) => {
         names.set(id, pod);
+        ipsById.set(id, ips);
         writeStatus();
+        // The pod's containers start after this call returns: capture must be in place before.
+        return syncCapture();
       },
       enrollLog,
     );
@@ -79,7 +103,9 @@ export async function runAgent(cfg: AgentConfig, log: Logger, signal: AbortSigna
         enrollLog,
       );
       for (const [id, pod] of r.names) names.set(id, pod);
+      for (const [id, ips] of r.ips) ipsById.set(id, ips);
       writeStatus();
+      void syncCapture().catch((err: unknown) => enrollLog.error({ err }, 'updating inbound capture failed'));
     } catch (err) {
       enrollLog.error(
         { err, revision: snap.revision },

@@ -30,6 +30,8 @@ export interface AgentConfig {
   readonly cniSocket?: string;
   /** Where to write the list of enrolled pods (local mode). */
   readonly statusFile?: string;
+  /** The node proxy's transparent listener for captured inbound plaintext. */
+  readonly inboundPort: number;
 }
 
 export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): AgentConfig {
@@ -52,6 +54,7 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
           uninstall: { type: 'boolean', default: false },
           'cni-socket': { type: 'string' },
           'status-file': { type: 'string' },
+          'inbound-port': { type: 'string' },
         },
         strict: true,
       }),
@@ -99,5 +102,6 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
       ? { cniSocket: values['cni-socket'] ?? env.AMBIT_CNI_SOCKET }
       : {}),
     ...(values['status-file'] === undefined ? {} : { statusFile: values['status-file'] }),
+    inboundPort: Number(values['inbound-port'] ?? '15006'),
   });
 }

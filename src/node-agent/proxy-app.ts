@@ -7,7 +7,7 @@ import { GrpcCaClient } from '../api/ca-client.js';
 import { followConfig } from '../api/config-client.js';
 import type { PushedConfig } from '../api/config-codec.js';
 import { controlPlaneIdentity } from '../api/identities.js';
-import { Libbpf } from '../bpf/libbpf.js';
+import { Libbpf, transparentListener } from '../bpf/libbpf.js';
 import { describeError } from '../errors.js';
 import { HbonePool } from '../hbone/pool.js';
 import { sniFor } from '../hbone/protocol.js';
@@ -16,11 +16,14 @@ import { systemClock } from '../identity/ca.js';
 import { TLS_OPTIONS, WorkloadCertificates } from '../identity/workload-certs.js';
 import { splitPem } from '../identity/x509.js';
 import { MeshIndex } from '../mesh/mesh-index.js';
+import { type ActivePolicies, decodePolicies, EMPTY_POLICIES } from '../mesh/policy-set.js';
 import { endpointServer, listen, metricsHandler } from '../telemetry/http-endpoints.js';
 import { IstioTcpMetrics } from '../telemetry/istio-tcp-metrics.js';
-import type { Logger } from '../telemetry/logger.js';
+import { LOG_LEVELS, type Logger } from '../telemetry/logger.js';
 import { ConnectionRecorder } from './proxy/connection-record.js';
 import { handleInbound } from './proxy/inbound.js';
+import { createPlaintextInboundServer } from './proxy/inbound-plaintext.js';
+import { recheckLive } from './proxy/inbound-policy.js';
 import { OriginalDestinations, registerListener } from './proxy/original-destination.js';
 import { createOutboundServer } from './proxy/outbound.js';
 import type { ProxyConfig } from './proxy-config.js';
@@ -83,6 +86,7 @@ export async function runProxy(cfg: ProxyConfig, log: Logger, signal: AbortSigna
   const recorder = new ConnectionRecorder(new IstioTcpMetrics(registry), log.child({ component: 'access' }));
   let config: PushedConfig | undefined;
   let mesh: MeshIndex | undefined;
+  let policies: ActivePolicies = EMPTY_POLICIES;
   let ready = false;
 
   const bundleText = await waitForFile(cfg.caBundle, log, signal);
@@ -123,6 +127,7 @@ export async function runProxy(cfg: ProxyConfig, log: Logger, signal: AbortSigna
             version: config?.view.revision ?? null,
             view: mesh?.view ?? null,
             rejections: config?.rejections ?? [],
+            policies,
             certificates: certs.list(),
             trustBundle: bundle.length,
             tunnels: pool.stats(),
@@ -132,6 +137,26 @@ export async function runProxy(cfg: ProxyConfig, log: Logger, signal: AbortSigna
           2,
         ),
       );
+    },
+    '/healthz/ready': (_req, res) => {
+      res
+        .writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' })
+        .end(ready ? 'ready\n' : 'not ready: no config yet\n');
+    },
+    // GET shows the level; POST ?level=debug changes it at run time (as Envoy's and ztunnel's /logging).
+    '/logging': (req, res) => {
+      const level = new URL(req.url ?? '/', 'http://admin').searchParams.get('level');
+      if (req.method === 'POST' && level !== null) {
+        if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+          res
+            .writeHead(400, { 'content-type': 'text/plain' })
+            .end(`unknown level ${level}; use one of ${LOG_LEVELS.join(', ')}\n`);
+          return;
+        }
+        log.level = level;
+        log.info({ level }, 'log level changed');
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ level: log.level }));
     },
     '/connections': (_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' }).end(
@@ -158,7 +183,8 @@ export async function runProxy(cfg: ProxyConfig, log: Logger, signal: AbortSigna
       }
       return { context: c.context, identity };
     },
-    onRequest: (req, stream) => handleInbound({ node: cfg.node, mesh: () => mesh, recorder }, req, stream),
+    onRequest: (req, stream) =>
+      handleInbound({ node: cfg.node, mesh: () => mesh, policies: () => policies, recorder }, req, stream),
     onRefused: (flag) => handshakeRefused.inc({ response_flags: flag }),
     log: log.child({ component: 'hbone-server' }),
   });
@@ -194,6 +220,23 @@ export async function runProxy(cfg: ProxyConfig, log: Logger, signal: AbortSigna
     }
     config = next;
     mesh = new MeshIndex(next.view);
+    const problems: string[] = [];
+    const nextPolicies = decodePolicies(next.policies, problems);
+    for (const p of problems) log.warn({ version }, p);
+    const policiesChanged = JSON.stringify(nextPolicies) !== JSON.stringify(policies);
+    policies = nextPolicies;
+    if (policiesChanged) {
+      const { closed } = recheckLive(recorder, policies);
+      log.info(
+        {
+          version,
+          authorization: policies.authz.length,
+          peerAuthentication: policies.peerAuth.length,
+          closed,
+        },
+        'policies applied',
+      );
+    }
     const local = mesh.workloadsOnNode(cfg.node).filter((w) => w.captured);
     localBySni = new Map(local.map((w) => [sniFor(w.identity), w.identity]));
     certs.setWanted(new Set(local.map((w) => w.identity)));
@@ -243,8 +286,22 @@ export async function runProxy(cfg: ProxyConfig, log: Logger, signal: AbortSigna
     registerListener(bpf, cfg.bpfDir, isIP(ip) === 6 ? 6 : 4, listenerFd(server));
     listeners.push(server);
   }
+  // Plaintext from outside the mesh to enrolled pods, captured by the node's TPROXY rules.
+  for (const family of [4, 6] as const) {
+    const server = createPlaintextInboundServer({
+      node: cfg.node,
+      mesh: () => mesh,
+      policies: () => policies,
+      recorder,
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ fd: transparentListener(family, cfg.inboundPort) }, () => resolve());
+    });
+    listeners.push(server);
+  }
   ready = true;
-  log.info({ outbound: cfg.outboundIps, hbone: cfg.hbonePort }, 'node proxy ready');
+  log.info({ outbound: cfg.outboundIps, hbone: cfg.hbonePort, inbound: cfg.inboundPort }, 'node proxy ready');
 
   await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve()));
   // Drain: stop accepting, let open connections finish until the deadline, then close.

@@ -24,6 +24,8 @@ export interface ProxyConfig {
   /** Addresses the HBONE listener binds (default: all). */
   readonly hboneIps: readonly string[];
   readonly hbonePort: number;
+  /** Transparent listener for plaintext to enrolled pods, captured by the agent's rules. */
+  readonly inboundPort: number;
   /** Requested workload certificate lifetime; 0 leaves it to the CA. */
   readonly certTtlSeconds: number;
   readonly logLevel: LogLevel;
@@ -50,6 +52,7 @@ export function parseProxyConfig(argv: readonly string[], env: NodeJS.ProcessEnv
           'token-file': { type: 'string' },
           'hbone-ip': { type: 'string', multiple: true },
           'hbone-port': { type: 'string' },
+          'inbound-port': { type: 'string' },
           'cert-ttl': { type: 'string' },
           'log-level': { type: 'string' },
         },
@@ -104,6 +107,7 @@ export function parseProxyConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     tokenFile: str(values['token-file'], 'token-file', 'AMBIT_TOKEN_FILE'),
     hboneIps,
     hbonePort: port(values['hbone-port'], 'hbone-port', 15008),
+    inboundPort: port(values['inbound-port'], 'inbound-port', 15006),
     certTtlSeconds: ttl(values['cert-ttl'] ?? env.AMBIT_CERT_TTL),
     logLevel,
     ...(env.AMBIT_CPU_PROFILE === undefined

@@ -18,20 +18,31 @@ export interface TcpSeries {
 export const TCP_LABELS = [
   'reporter',
   'source_workload',
+  'source_canonical_service',
+  'source_canonical_revision',
   'source_workload_namespace',
   'source_principal',
   'source_app',
+  'source_version',
+  'source_cluster',
   'destination_service',
-  'destination_service_name',
   'destination_service_namespace',
+  'destination_service_name',
   'destination_workload',
+  'destination_canonical_service',
+  'destination_canonical_revision',
   'destination_workload_namespace',
   'destination_principal',
   'destination_app',
+  'destination_version',
+  'destination_cluster',
   'request_protocol',
   'response_flags',
   'connection_security_policy',
 ] as const;
+
+/** Istio's cluster id when none is configured. */
+export const CLUSTER_ID = 'Kubernetes';
 
 export type TcpLabels = Record<(typeof TCP_LABELS)[number], string>;
 

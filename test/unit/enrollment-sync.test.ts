@@ -42,6 +42,7 @@ function enrollment(name: string, exclusions: Exclusions = NONE): Enrollment {
     pod: `shop/${name}`,
     uid: `uid-${name}`,
     cgroup: `pods/${name}`,
+    ips: [`10.0.0.${name.length}`],
     config: config(name, exclusions),
     warnings: [],
   };

@@ -44,6 +44,7 @@ describe('desiredEnrollments: which pods', () => {
         pod: 'shop/web',
         uid: 'u-1',
         cgroup: 'pods/abc',
+        ips: ['10.244.0.2', 'fd00:10:244::2'],
         config: { workloadId: workloadId('u-1'), excludedPorts: [], excludedCidrs: [] },
         warnings: [],
       },

@@ -60,6 +60,7 @@ describe('parseAgentConfig', () => {
       localState: '/run/ambit/state.json',
       logLevel: 'info',
       uninstall: false,
+      inboundPort: 15006,
     });
     expect(cfg.bpfObject).toMatch(/\/bpf\/redirect\.bpf\.o$/);
     expect(cfg).not.toHaveProperty('cniSocket');
@@ -88,6 +89,7 @@ describe('parseAgentConfig', () => {
       localState: '/state.json',
       logLevel: 'debug',
       uninstall: false,
+      inboundPort: 15006,
       cniSocket: '/run/ambit/cni.sock',
     });
   });
@@ -247,6 +249,7 @@ describe('parseProxyConfig', () => {
       caBundle: '/run/ambit/ca/trust-bundle.pem',
       tokenFile: '/run/ambit/token',
       hboneIps: ['::'],
+      inboundPort: 15006,
       hbonePort: 15008,
       certTtlSeconds: 0,
       logLevel: 'info',

@@ -1,13 +1,8 @@
 import { describe, expect, test } from 'vitest';
+import { RoundRobin } from '../../src/mesh/load-balancer.js';
 import { MeshIndex } from '../../src/mesh/mesh-index.js';
+import { type OutboundRoute, type Picker, routeOutbound, type Target } from '../../src/mesh/route.js';
 import { buildMeshView } from '../../src/mesh/view.js';
-import { RoundRobin } from '../../src/node-agent/proxy/load-balancer.js';
-import {
-  type OutboundRoute,
-  type Picker,
-  routeOutbound,
-  type Target,
-} from '../../src/node-agent/proxy/outbound-route.js';
 import { snapEndpoint, snapPod, snapService, snapshot } from './snapshot-fixtures.js';
 
 const index = new MeshIndex(

@@ -1,8 +1,14 @@
+import type { ConnAttrs } from '../../mesh/authz.js';
 import { hostPort } from '../../mesh/ip.js';
+import { ResponseFlag } from '../../mesh/route.js';
 import type { MeshService, Workload } from '../../mesh/view.js';
-import { type IstioTcpMetrics, labelValue, type TcpLabels } from '../../telemetry/istio-tcp-metrics.js';
+import {
+  CLUSTER_ID,
+  type IstioTcpMetrics,
+  labelValue,
+  type TcpLabels,
+} from '../../telemetry/istio-tcp-metrics.js';
 import type { Logger } from '../../telemetry/logger.js';
-import { ResponseFlag } from './outbound-route.js';
 
 export type Direction = 'outbound' | 'inbound';
 
@@ -36,6 +42,12 @@ export class ConnectionRecord {
   flag: ResponseFlag = ResponseFlag.None;
   reason?: string;
   securityPolicy: 'mutual_tls' | 'none' | 'unknown' = 'none';
+  /** For HBONE: the node proxy the tunnel went to (`ip:15008`). */
+  hboneAddr?: string;
+  /** For inbound connections: what authorization decided on, to decide again when policy changes. */
+  attrs?: ConnAttrs;
+  /** Ends the live connection (both sides) when policy no longer allows it. */
+  abort?: (reason: string) => void;
   private opened = false;
   private done = false;
 
@@ -50,25 +62,42 @@ export class ConnectionRecord {
   private labels(): TcpLabels {
     const s = this.srcWorkload;
     const d = this.dstWorkload;
+    const known = (w: Workload | undefined) => w !== undefined;
     return {
       reporter: this.direction === 'outbound' ? 'source' : 'destination',
       source_workload: labelValue(s?.workloadName),
+      source_canonical_service: labelValue(s?.app),
+      source_canonical_revision: labelValue(known(s) ? (s!.labels.version ?? 'latest') : undefined),
       source_workload_namespace: labelValue(s?.namespace),
-      source_principal: labelValue(this.srcIdentity ?? s?.identity),
+      source_principal: labelValue(this.sourceIdentity()),
       source_app: labelValue(s?.app),
+      source_version: labelValue(s?.labels.version),
+      source_cluster: known(s) ? CLUSTER_ID : 'unknown',
       destination_service: labelValue(
         this.service?.hostname ?? (this.target === undefined ? undefined : this.target.ip),
       ),
-      destination_service_name: labelValue(this.service?.name),
       destination_service_namespace: labelValue(this.service?.namespace),
+      destination_service_name: labelValue(this.service?.name),
       destination_workload: labelValue(d?.workloadName),
+      destination_canonical_service: labelValue(d?.app),
+      destination_canonical_revision: labelValue(known(d) ? (d!.labels.version ?? 'latest') : undefined),
       destination_workload_namespace: labelValue(d?.namespace),
       destination_principal: labelValue(this.dstIdentity ?? d?.identity),
       destination_app: labelValue(d?.app),
+      destination_version: labelValue(d?.labels.version),
+      destination_cluster: known(d) ? CLUSTER_ID : 'unknown',
       request_protocol: 'tcp',
       response_flags: this.flag,
       connection_security_policy: this.securityPolicy,
     };
+  }
+
+  /**
+   * Who the source is, as far as it was proven: outbound, the pod the kernel says made the connection;
+   * inbound, the identity its certificate proved (none for plaintext).
+   */
+  private sourceIdentity(): string | undefined {
+    return this.srcIdentity ?? (this.direction === 'outbound' ? this.srcWorkload?.identity : undefined);
   }
 
   /** The upstream side is connected: the connection counts as opened. */
@@ -97,8 +126,9 @@ export class ConnectionRecord {
       'src.addr': hostPort(this.src.ip, this.src.port),
       'src.workload': this.srcWorkload?.name,
       'src.namespace': this.srcWorkload?.namespace,
-      'src.identity': this.srcIdentity ?? this.srcWorkload?.identity,
+      'src.identity': this.sourceIdentity(),
       'dst.addr': this.target === undefined ? undefined : hostPort(this.target.ip, this.target.port),
+      'dst.hbone_addr': this.hboneAddr,
       'dst.service': this.service?.hostname,
       'dst.workload': this.dstWorkload?.name,
       'dst.namespace': this.dstWorkload?.namespace,
@@ -107,7 +137,7 @@ export class ConnectionRecord {
         this.originalDst === undefined ? undefined : hostPort(this.originalDst.ip, this.originalDst.port),
       bytes_sent: bytes.sent,
       bytes_recv: bytes.received,
-      duration_ms: Date.now() - this.started,
+      duration: `${Date.now() - this.started}ms`,
       response_flags: this.flag,
       connection_security_policy: this.securityPolicy,
     };

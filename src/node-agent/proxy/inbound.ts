@@ -1,14 +1,17 @@
 import type { ServerHttp2Stream } from 'node:http2';
 import { connect } from 'node:net';
 import type { HboneRequest } from '../../hbone/server.js';
+import { authorize, type ConnAttrs } from '../../mesh/authz.js';
 import type { MeshIndex } from '../../mesh/mesh-index.js';
+import { type ActivePolicies, principalOf } from '../../mesh/policy-set.js';
+import { ResponseFlag } from '../../mesh/route.js';
 import type { ConnectionRecorder } from './connection-record.js';
-import { ResponseFlag } from './outbound-route.js';
 import { endStream, resetSocket, splice } from './splice.js';
 
 export interface InboundDeps {
   readonly node: string;
   readonly mesh: () => MeshIndex | undefined;
+  readonly policies: () => ActivePolicies;
   readonly recorder: ConnectionRecorder;
 }
 
@@ -53,6 +56,17 @@ export function handleInbound(deps: InboundDeps, req: HboneRequest, stream: Serv
       `${req.authority} is ${dst.identity}, but this connection was made for ${req.serverIdentity}`,
     );
   }
+  // L4 authorization, at the destination, with the identity the client proved.
+  const attrs: ConnAttrs = {
+    srcPrincipal: principalOf(rec.srcIdentity),
+    srcIp: source.ip,
+    dstIp: target.ip,
+    dstPort: target.port,
+    dst: { namespace: dst.namespace, labels: dst.labels },
+  };
+  const decision = authorize(deps.policies().authz, attrs);
+  if (!decision.allowed) return refuse(401, ResponseFlag.Denied, decision.reason);
+  rec.attrs = attrs;
   const upstream = connect({ host: target.ip, port: target.port, allowHalfOpen: true, noDelay: true });
   const onConnectError = (err: Error): void =>
     refuse(503, ResponseFlag.UpstreamFailure, `connect to ${req.authority}: ${err.message}`);
@@ -64,6 +78,11 @@ export function handleInbound(deps: InboundDeps, req: HboneRequest, stream: Serv
       return refuse(503, ResponseFlag.UpstreamFailure, 'the client went away');
     }
     stream.respond({ ':status': 200 });
+    rec.abort = (reason) => {
+      rec.reason = reason;
+      upstream.resetAndDestroy();
+      if (!stream.writableEnded) stream.end();
+    };
     rec.established();
     // The socket to the pod counts the bytes: what it wrote came from the client, what it read goes back.
     splice(stream, upstream, { down: endStream, up: resetSocket }, (err) =>

@@ -3,14 +3,14 @@ import { describeError } from '../../errors.js';
 import { HboneError, type HbonePool } from '../../hbone/pool.js';
 import { HBONE_PORT } from '../../hbone/protocol.js';
 import { canonicalIp, hostPort } from '../../mesh/ip.js';
+import { RoundRobin } from '../../mesh/load-balancer.js';
 import type { MeshIndex } from '../../mesh/mesh-index.js';
+import { ResponseFlag, routeOutbound, transportFor } from '../../mesh/route.js';
 import type { Workload } from '../../mesh/view.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { workloadId } from '../redirection/maps.js';
 import type { ConnectionRecord, ConnectionRecorder } from './connection-record.js';
-import { RoundRobin } from './load-balancer.js';
 import type { OriginalDestinations } from './original-destination.js';
-import { ResponseFlag, routeOutbound, transportFor } from './outbound-route.js';
 import { endStream, resetSocket, splice } from './splice.js';
 
 export interface OutboundDeps {
@@ -134,6 +134,7 @@ export function createOutboundServer(deps: OutboundDeps): Server {
         .then(
           (stream) => {
             rec.dstIdentity = transport.dstIdentity;
+            rec.hboneAddr = hostPort(transport.nodeIp, HBONE_PORT);
             rec.established();
             splice(socket, stream, { down: resetSocket, up: endStream }, (err) =>
               rec.finish({ received: socket.bytesRead, sent: socket.bytesWritten }, err),

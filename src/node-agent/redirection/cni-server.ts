@@ -32,7 +32,7 @@ export function startCniServer(
   node: string,
   cgroupBase: string,
   target: EnrollmentTarget,
-  onEnrolled: (id: bigint, pod: string) => void,
+  onEnrolled: (id: bigint, pod: string, ips: readonly string[]) => Promise<void>,
   log: Logger,
 ): Promise<Server> {
   const server = createServer((req, res) => {
@@ -51,7 +51,7 @@ export function startCniServer(
         const pod: SnapshotPod = {
           ...body.pod,
           node,
-          ips: [],
+          ips: Array.isArray(body.pod.ips) ? body.pod.ips.filter((ip) => typeof ip === 'string') : [],
           serviceAccount: 'default',
           phase: 'Running',
           ready: false,
@@ -75,14 +75,15 @@ export function startCniServer(
           return reply(res, 200, { enrolled: false, warnings: [] } satisfies CniAddResponse);
         const id = cgroupId(join(cgroupBase, e.cgroup));
         target.enroll(id, e.config);
-        onEnrolled(id, e.pod);
         for (const w of e.warnings) log.warn({ pod: e.pod }, w);
-        log.info({ pod: e.pod, cgroupId: id.toString(), excluded: e.config }, 'pod enrolled (CNI add)');
-        return reply(res, 200, {
-          enrolled: true,
-          cgroupId: id.toString(),
-          warnings: e.warnings,
-        } satisfies CniAddResponse);
+        return onEnrolled(id, e.pod, e.ips).then(() => {
+          log.info({ pod: e.pod, cgroupId: id.toString(), excluded: e.config }, 'pod enrolled (CNI add)');
+          reply(res, 200, {
+            enrolled: true,
+            cgroupId: id.toString(),
+            warnings: e.warnings,
+          } satisfies CniAddResponse);
+        });
       })
       .catch((err: unknown) => {
         log.error({ err }, 'CNI add failed');

@@ -17,6 +17,8 @@ export interface SyncResult {
   readonly unenrolled: number;
   /** Pod name by cgroup id, for every pod enrolled after the sync that the snapshot names. */
   readonly names: ReadonlyMap<bigint, string>;
+  /** The addresses of those pods. */
+  readonly ips: ReadonlyMap<bigint, readonly string[]>;
 }
 
 export interface SyncInputs {
@@ -93,5 +95,11 @@ export function syncEnrollment(target: EnrollmentTarget, input: SyncInputs, log:
       'pod unenrolled',
     );
   }
-  return { enrolled, updated, unenrolled, names: new Map([...wanted].map(([id, e]) => [id, e.pod])) };
+  return {
+    enrolled,
+    updated,
+    unenrolled,
+    names: new Map([...wanted].map(([id, e]) => [id, e.pod])),
+    ips: new Map([...wanted].map(([id, e]) => [id, e.ips])),
+  };
 }

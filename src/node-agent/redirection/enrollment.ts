@@ -8,6 +8,8 @@ export interface Enrollment {
   readonly uid: string;
   /** Relative to the agent's pods cgroup root. */
   readonly cgroup: string;
+  /** The pod's addresses: inbound capture steers plaintext to them through the proxy. */
+  readonly ips: readonly string[];
   readonly config: PodRedirectConfig;
   /** Problems with the pod's annotations: the pod is still enrolled, without the bad entries. */
   readonly warnings: readonly string[];
@@ -29,6 +31,7 @@ export function desiredEnrollments(snap: ClusterSnapshot, node: string): Enrollm
       pod: `${pod.namespace}/${pod.name}`,
       uid: pod.uid,
       cgroup: pod.cgroup,
+      ips: pod.ips,
       config: {
         workloadId: workloadId(pod.uid),
         excludedPorts: excludedPorts(pod, warnings),

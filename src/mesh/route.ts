@@ -1,7 +1,7 @@
-import { servicePortKey } from '../../config/model.js';
-import { isV6 } from '../../mesh/ip.js';
-import type { MeshIndex } from '../../mesh/mesh-index.js';
-import type { MeshService, Workload } from '../../mesh/view.js';
+import { servicePortKey } from '../config/model.js';
+import { isV6 } from './ip.js';
+import type { MeshIndex } from './mesh-index.js';
+import type { MeshService, Workload } from './view.js';
 
 export interface Target {
   readonly ip: string;

@@ -1,0 +1,187 @@
+import { authorize, mtlsMode } from './authz.js';
+import { hostPort, isV6 } from './ip.js';
+import type { MeshIndex } from './mesh-index.js';
+import type { ActivePolicies } from './policy-set.js';
+import { principalOf } from './policy-set.js';
+import { routeOutbound, transportFor } from './route.js';
+import type { Workload } from './view.js';
+
+/** One step of the decision path, for people: what was decided and why. */
+export interface ExplainStep {
+  readonly step: 'source' | 'route' | 'transport' | 'peer-authentication' | 'authorization';
+  readonly detail: string;
+}
+
+/** What happens to a connection to one endpoint. */
+export interface EndpointVerdict {
+  readonly endpoint: string;
+  readonly address: string;
+  readonly node: string;
+  readonly steps: readonly ExplainStep[];
+  readonly verdict: 'allowed' | 'denied' | 'refused';
+  readonly reason: string;
+}
+
+export interface Explanation {
+  readonly source: {
+    readonly pod: string;
+    readonly ip: string;
+    readonly identity?: string;
+    readonly inMesh: boolean;
+  };
+  readonly destination: string;
+  readonly steps: readonly ExplainStep[];
+  /** A Service VIP has one entry per ready endpoint (the proxy picks among them round-robin). */
+  readonly endpoints: readonly EndpointVerdict[];
+  /** `allowed` only when every endpoint allows; `mixed` when some allow and some do not. */
+  readonly verdict: 'allowed' | 'denied' | 'refused' | 'mixed';
+}
+
+/**
+ * The decision path of a connection from `src` to `dstIp:dstPort`, computed from a node proxy's own
+ * view and policies with the same functions the proxies use: how the source is captured and
+ * identified, where the route goes, how it is carried, and what the destination's PeerAuthentication
+ * and authorization decide.
+ */
+export function explainConnection(
+  mesh: MeshIndex,
+  policies: ActivePolicies,
+  src: Workload,
+  dst: { ip: string; port: number },
+): Explanation {
+  const steps: ExplainStep[] = [];
+  const srcIp = src.ips.find((ip) => isV6(ip) === isV6(dst.ip)) ?? src.ips[0]!;
+  const inMesh = src.captured;
+  steps.push({
+    step: 'source',
+    detail: inMesh
+      ? `${src.namespace}/${src.name} is in the mesh: eBPF sends its connect() to the node proxy on ${src.node}, which knows it as ${src.identity}`
+      : `${src.namespace}/${src.name} is not in the mesh: it connects directly, as plaintext, with no identity`,
+  });
+  const endpoints: EndpointVerdict[] = [];
+  const destination = hostPort(dst.ip, dst.port);
+  const all: Workload[] = [];
+  const route = routeOutbound(mesh, dst, (_key, candidates) => {
+    all.push(...candidates);
+    return candidates[0];
+  });
+  if (route.kind === 'refuse') {
+    steps.push({ step: 'route', detail: `refused (${route.flag}): ${route.reason}` });
+    return {
+      source: {
+        pod: `${src.namespace}/${src.name}`,
+        ip: srcIp,
+        ...(inMesh ? { identity: src.identity } : {}),
+        inMesh,
+      },
+      destination,
+      steps,
+      endpoints,
+      verdict: 'refused',
+    };
+  }
+  if (route.kind === 'passthrough') {
+    steps.push({ step: 'route', detail: `${destination} is outside the mesh: passed through as plain TCP` });
+    return {
+      source: {
+        pod: `${src.namespace}/${src.name}`,
+        ip: srcIp,
+        ...(inMesh ? { identity: src.identity } : {}),
+        inMesh,
+      },
+      destination,
+      steps,
+      endpoints,
+      verdict: 'allowed',
+    };
+  }
+  const targets =
+    route.kind === 'service'
+      ? all.map((w) => {
+          const r = routeOutbound(mesh, dst, (_k, c) => c.find((x) => x.uid === w.uid));
+          return { w, target: r.kind === 'service' ? r.target : route.target };
+        })
+      : [{ w: route.workload, target: route.target }];
+  steps.push({
+    step: 'route',
+    detail:
+      route.kind === 'service'
+        ? `${destination} is Service ${route.service.hostname}: ${targets.length} ready endpoint(s), picked round-robin`
+        : `${destination} is pod ${route.workload.namespace}/${route.workload.name} on ${route.workload.node}`,
+  });
+  for (const { w, target } of targets) {
+    const epSteps: ExplainStep[] = [];
+    const address = hostPort(target.ip, target.port);
+    const name = `${w.namespace}/${w.name}`;
+    const finish = (verdict: EndpointVerdict['verdict'], reason: string): void => {
+      endpoints.push({ endpoint: name, address, node: w.node, steps: epSteps, verdict, reason });
+    };
+    const dstSel = { namespace: w.namespace, labels: w.labels };
+    if (inMesh) {
+      const t = transportFor(mesh, route.kind === 'service' ? { ...route, endpoint: w, target } : route);
+      if (t.kind === 'plain') {
+        epSteps.push({
+          step: 'transport',
+          detail: `${name} is not in the mesh: plain TCP from the proxy, no authentication`,
+        });
+        finish('allowed', 'the destination is outside the mesh');
+        continue;
+      }
+      epSteps.push({
+        step: 'transport',
+        detail: `HBONE (mTLS, HTTP/2 CONNECT) to ${hostPort(t.nodeIp, 15008)} on ${w.node}, presenting ${src.identity}; the server must prove ${t.dstIdentity}`,
+      });
+      const d = authorize(policies.authz, {
+        srcPrincipal: principalOf(src.identity),
+        srcIp,
+        dstIp: target.ip,
+        dstPort: target.port,
+        dst: dstSel,
+      });
+      epSteps.push({
+        step: 'authorization',
+        detail: `${d.reason}${d.applicable.length > 0 ? ` [policies: ${d.applicable.join(', ')}]` : ''}`,
+      });
+      finish(d.allowed ? 'allowed' : 'denied', d.reason);
+      continue;
+    }
+    if (!w.captured) {
+      epSteps.push({
+        step: 'transport',
+        detail: `plain TCP, straight to ${name} (neither side is in the mesh)`,
+      });
+      finish('allowed', 'neither side is in the mesh');
+      continue;
+    }
+    const mode = mtlsMode(policies.peerAuth, dstSel, target.port);
+    epSteps.push({
+      step: 'peer-authentication',
+      detail: `plaintext to ${name} is captured by ${w.node}'s proxy; mTLS mode ${mode.mode}${mode.from === undefined ? ' (default)' : ` (PeerAuthentication ${mode.from})`}`,
+    });
+    if (mode.mode === 'STRICT') {
+      finish(
+        'refused',
+        `plaintext from outside the mesh is refused: STRICT${mode.from === undefined ? '' : ` (${mode.from})`}`,
+      );
+      continue;
+    }
+    const d = authorize(policies.authz, { srcIp, dstIp: target.ip, dstPort: target.port, dst: dstSel });
+    epSteps.push({ step: 'authorization', detail: `with no peer identity: ${d.reason}` });
+    finish(d.allowed ? 'allowed' : 'denied', d.reason);
+  }
+  const verdicts = new Set(endpoints.map((e) => e.verdict));
+  const verdict: Explanation['verdict'] =
+    endpoints.length === 0 ? 'refused' : verdicts.size === 1 ? [...verdicts][0]! : 'mixed';
+  return {
+    source: {
+      pod: `${src.namespace}/${src.name}`,
+      ip: srcIp,
+      ...(inMesh ? { identity: src.identity } : {}),
+      inMesh,
+    },
+    destination,
+    steps,
+    endpoints,
+    verdict,
+  };
+}
