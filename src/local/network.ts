@@ -72,6 +72,10 @@ export async function createNode(cluster: string, node: NodeLayout): Promise<voi
     'net.ipv6.conf.default.accept_dad': '0',
     'net.ipv4.conf.all.rp_filter': '0',
     'net.ipv4.conf.default.rp_filter': '0',
+    // Same-node pod traffic enters and leaves through the bridge: an ICMP redirect would teach the pods
+    // to talk to each other directly, past the node's Service NAT and inbound capture.
+    'net.ipv4.conf.all.send_redirects': '0',
+    'net.ipv4.conf.default.send_redirects': '0',
     // Pods talk to each other through the node's IP stack, never bridged port to port, so br_netfilter
     // (when loaded) has nothing to add: keep it from running IP hooks on bridged frames.
     'net.bridge.bridge-nf-call-iptables': '0',
@@ -116,7 +120,17 @@ export interface PodLink {
 /** Creates a pod's namespace and plugs it into its node's bridge, with routes to the cluster ranges only. */
 export async function createPodNetwork(node: NodeLayout, pod: PodLink): Promise<void> {
   await addNetns(pod.netns);
-  await sysctl(pod.netns, { 'net.ipv6.conf.all.accept_dad': '0', 'net.ipv6.conf.default.accept_dad': '0' });
+  // IPv6 has no switch for sending redirects, so the pods ignore them (set before eth0 exists, which
+  // inherits the defaults). Without this, replies from a same-node Service backend skip the node's
+  // reverse NAT and the client resets them.
+  await sysctl(pod.netns, {
+    'net.ipv6.conf.all.accept_dad': '0',
+    'net.ipv6.conf.default.accept_dad': '0',
+    'net.ipv6.conf.all.accept_redirects': '0',
+    'net.ipv6.conf.default.accept_redirects': '0',
+    'net.ipv4.conf.all.accept_redirects': '0',
+    'net.ipv4.conf.default.accept_redirects': '0',
+  });
   await ipBatch(node.netns, [
     `link add ${pod.hostVeth} type veth peer name eth0 netns ${pod.netns}`,
     `link set ${pod.hostVeth} master ${NODE_BRIDGE}`,
