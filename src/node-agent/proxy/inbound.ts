@@ -43,18 +43,23 @@ export function handleInbound(deps: InboundDeps, req: HboneRequest, stream: Serv
     if (!stream.destroyed) stream.respond({ ':status': status }, { endStream: true });
     rec.finish({ received: 0, sent: 0 });
   };
-  if (mesh === undefined) return refuse(503, ResponseFlag.NoRoute, 'no mesh configuration yet');
+  if (mesh === undefined) {
+    refuse(503, ResponseFlag.NoRoute, 'no mesh configuration yet');
+    return;
+  }
   if (dst === undefined || dst.node !== deps.node || !dst.captured) {
-    return refuse(400, ResponseFlag.NoRoute, `${req.authority} is not a meshed workload on ${deps.node}`);
+    refuse(400, ResponseFlag.NoRoute, `${req.authority} is not a meshed workload on ${deps.node}`);
+    return;
   }
   rec.dstWorkload = dst;
   rec.dstIdentity = dst.identity;
   if (dst.identity !== req.serverIdentity) {
-    return refuse(
+    refuse(
       400,
       ResponseFlag.NoRoute,
       `${req.authority} is ${dst.identity}, but this connection was made for ${req.serverIdentity}`,
     );
+    return;
   }
   // L4 authorization, at the destination, with the identity the client proved.
   const attrs: ConnAttrs = {
@@ -65,7 +70,10 @@ export function handleInbound(deps: InboundDeps, req: HboneRequest, stream: Serv
     dst: { namespace: dst.namespace, labels: dst.labels },
   };
   const decision = authorize(deps.policies().authz, attrs);
-  if (!decision.allowed) return refuse(401, ResponseFlag.Denied, decision.reason);
+  if (!decision.allowed) {
+    refuse(401, ResponseFlag.Denied, decision.reason);
+    return;
+  }
   rec.attrs = attrs;
   const upstream = connect({ host: target.ip, port: target.port, allowHalfOpen: true, noDelay: true });
   const onConnectError = (err: Error): void =>
