@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -71,8 +71,15 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
+const tempDirs: string[] = [];
+process.once('exit', () => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** Writes a file (configs, keys) in a private temp folder that is removed when the benchmark exits. */
 export function tempFile(name: string, text: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'ambit-bench-'));
+  tempDirs.push(dir);
   const path = join(dir, name);
   writeFileSync(path, text);
   return path;

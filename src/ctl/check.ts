@@ -185,6 +185,11 @@ function readFacts(s: CliSettings): MachineFacts {
   };
 }
 
+export const CHECK_USAGE = `Usage: ambit check [-o table|json|yaml]
+
+Preflight: checks that this machine can run Ambit (kernel version, BTF, cgroup v2, bpffs, capabilities,
+libbpf, the compiled BPF object and the tools local mode uses), each with a fix. Exits 1 if one fails.`;
+
 export function checkCommand(argv: readonly string[], s: CliSettings): number {
   const { values } = parseArgs({ args: [...argv], options: { output: { type: 'string', short: 'o' } } });
   const format = parseOutputFormat(values.output);

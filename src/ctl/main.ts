@@ -1,27 +1,18 @@
 #!/usr/bin/env node
 import { describeError, ErrorCode, hasCode } from '../errors.js';
 import { checkCommand } from './check.js';
-import { LOCAL_USAGE, localCommand } from './local-commands.js';
+import { helpFor, USAGE } from './help.js';
+import { localCommand } from './local-commands.js';
 import { explainCommand, proxyConfigCommand } from './proxy-commands.js';
 import { readSettings } from './settings.js';
 
-const USAGE = `Usage: ambit <command>
-
-Ambit is a sidecar-less service mesh: eBPF redirection, HBONE mTLS, waypoints for L7.
-
-Commands:
-  local     run a whole mesh on this machine (nodes and pods as network namespaces)
-  check     preflight: can this machine run Ambit (kernel, BTF, cgroup v2, bpffs, libbpf, ...)
-  proxy-config  what a node proxy holds: workloads, services, policies, certificates, connections
-  explain   the decision path of a connection: route, identity, policies, verdict
-  version   print the version
-
-Run \`ambit <command> --help\` for details.
-
-${LOCAL_USAGE}`;
-
 async function main(argv: readonly string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  const help = helpFor(argv);
+  if (help !== undefined) {
+    process.stdout.write(`${help}\n`);
+    return 0;
+  }
   switch (cmd) {
     case 'local':
       return localCommand(rest, readSettings());
