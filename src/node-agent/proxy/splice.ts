@@ -36,6 +36,31 @@ export function splice(
     error ??= `upstream: ${err.message}`;
     abort.down(down);
   });
+  coalesce(down, up);
+  coalesce(up, down);
   down.pipe(up);
   up.pipe(down);
+}
+
+/** Chunks at least this big mark a bulk transfer, where batching pays; smaller ones are written at once. */
+const BULK_CHUNK = 8192;
+
+/**
+ * Batches bulk data that arrives in one turn of the event loop into one write: an HTTP/2 stream hands
+ * over each TLS record (at most 16 KB) as its own chunk, and writing each to a socket costs a syscall
+ * apiece. On a big chunk the destination is corked until the loop's check phase, so the chunks of
+ * that turn leave in a single writev. Small chunks (request/response traffic) are not delayed.
+ * Registered before `pipe`, so the cork is in place before pipe's own `data` handler writes.
+ */
+function coalesce(src: Duplex, dst: Duplex): void {
+  let corked = false;
+  src.on('data', (chunk: Buffer) => {
+    if (corked || chunk.length < BULK_CHUNK) return;
+    corked = true;
+    dst.cork();
+    setImmediate(() => {
+      corked = false;
+      dst.uncork();
+    });
+  });
 }
