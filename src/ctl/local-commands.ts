@@ -26,6 +26,7 @@ processes, Services are VIPs. Needs root.
 
 Commands:
   up <file|dir> [--nodes N] [--wait 120s]   start a cluster from Kubernetes manifests (the folder is watched)
+     [--cert-ttl 24h] [--log-level info]    workload certificate lifetime; log level of the mesh's daemons
   status [-o table|json|yaml]               nodes, pods, services and endpoints
   logs <pod> [-n ns] [-c container] [-f]    container output
   exec <pod> [-n ns] -- <cmd...>            run a command inside a pod (as the pod: same netns and cgroup)
@@ -97,7 +98,10 @@ async function up(argv: readonly string[], s: CliSettings): Promise<number> {
     allowPositionals: true,
   });
   if (positionals.length !== 1)
-    throw new AmbitError(ErrorCode.USAGE, `usage: ambit local up <file|dir> [--nodes N]`);
+    throw new AmbitError(
+      ErrorCode.USAGE,
+      'usage: ambit local up <file|dir> [--nodes N] [--wait 120s] [--cert-ttl 24h] [--log-level info]',
+    );
   const cluster = clusterFlag(values, s);
   const nodes = Number(values.nodes);
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES) {

@@ -1,8 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll } from 'vitest';
 import type { LocalState } from '../../src/local/state.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
@@ -78,9 +79,22 @@ export async function waitFor<T>(
   }
 }
 
+const tempDirs: string[] = [];
+// Registered while the importing test file is collected, so it runs when that file ends.
+afterAll(() => {
+  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A private temporary folder, removed when the test file ends. */
+export function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+
 /** A private copy of a manifests folder (relative to the repo), so a test can edit it without touching the repo. */
 export function copyManifests(path: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'ambit-manifests-'));
+  const dir = tempDir('ambit-manifests-');
   cpSync(join(ROOT, path), dir, {
     recursive: true,
     filter: (src) => !src.endsWith('.sh') && !src.endsWith('.md'),

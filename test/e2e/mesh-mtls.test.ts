@@ -1,11 +1,20 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { LocalState } from '../../src/local/state.js';
-import { ambit, copyManifests, curl, processLives, ROOT, runCmd, status, waitFor } from './helpers.js';
+import {
+  ambit,
+  copyManifests,
+  curl,
+  processLives,
+  ROOT,
+  runCmd,
+  status,
+  tempDir,
+  waitFor,
+} from './helpers.js';
 
 const MARKER = 'SECRET-PAYLOAD-7f3a9c2e';
 const WEB_ID = 'spiffe://cluster.local/ns/shop/sa/web';
@@ -48,7 +57,7 @@ describe('mutual TLS between node proxies (HBONE)', () => {
   });
 
   test('curl to nginx on the other node: the capture on the link shows TLS 1.3 to 15008 and none of the payload', async () => {
-    const pcap = join(mkdtempSync(join(tmpdir(), 'ambit-pcap-')), 'link.pcap');
+    const pcap = join(tempDir('ambit-pcap-'), 'link.pcap');
     // -Z root: tcpdump would otherwise drop to its own user, which cannot write into the private temp folder;
     // --immediate-mode: without it, packets still in the capture ring when tcpdump stops are lost.
     const dump = spawn(
