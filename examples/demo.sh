@@ -21,6 +21,13 @@ ambit local up "$app" --nodes 2
 bold "2. What runs: nodes, pods (network namespaces), the Service VIP and its endpoints, the mesh's own daemons"
 ambit local status
 
+# Capture node-1's side of the link between the nodes from the first request on, so that it holds the
+# TLS handshake of the pooled HBONE connection (step 5 reads it).
+cap="$work/node-1.pcap"
+ip netns exec ambit.node-1 tcpdump -i eth0 -U --immediate-mode -w "$cap" 'tcp port 15008' >/dev/null 2>&1 &
+dump=$!
+sleep 1
+
 bold "3. curl in the client pod (node-1) -> http://backend.hello.svc.cluster.local:8080/ (the app is unmodified)"
 for i in 1 2 3 4; do
   printf '  request %s -> ' "$i"
@@ -37,16 +44,11 @@ for node in node-1 node-2; do
     for (const l of lines) console.log(`  ${node} ${l.direction.padEnd(8)} ${l["src.identity"]} -> ${l["dst.identity"] ?? "-"}  ${l.original_dst} -> ${l["dst.addr"]}  ${l.connection_security_policy}  ${l.bytes_recv}B up / ${l.bytes_sent}B down`);' "$node"
 done
 
-bold "5. On the wire between the nodes: TLS 1.3 to port 15008, not one byte of the HTTP payload"
-cap="$work/node-1.pcap"
-ip netns exec ambit.node-1 tcpdump -i eth0 -U -w "$cap" 'tcp port 15008' >/dev/null 2>&1 &
-dump=$!
-sleep 1
-for i in 1 2 3 4; do in_pod curl -sS --max-time 5 -o /dev/null http://backend.hello:8080/; done
+bold "5. On the wire between the nodes (tcpdump on node-1's eth0 during steps 3-4): TLS 1.3 to port 15008, not one byte of the HTTP payload"
 sleep 1
 kill "$dump"; wait "$dump" 2>/dev/null || true
 echo "  packets to or from 15008 on node-1's eth0: $(tcpdump -r "$cap" 2>/dev/null | wc -l)"
-echo "  TLS versions negotiated: $(tshark -r "$cap" -Y 'tls.handshake.type == 2' -T fields -e tls.handshake.extensions.supported_version 2>/dev/null | sort -u | sed 's/0x0304/TLS 1.3/' | tr '\n' ' ')"
+echo "  TLS versions negotiated: $(tshark -r "$cap" -d tcp.port==15008,tls -Y 'tls.handshake.type == 2' -T fields -e tls.handshake.extensions.supported_version 2>/dev/null | sort -u | sed 's/0x0304/TLS 1.3/' | tr '\n' ' ')"
 echo "  captured bytes containing \"hello from\": $(tcpdump -r "$cap" -A 2>/dev/null | grep -c 'hello from' || true)"
 echo "  the workload certificates node-2's proxy holds:"
 ambit proxy-config certificates --node node-2 | sed 's/^/  /'
@@ -64,10 +66,15 @@ printf '  policy removed, curl again: '
 in_pod curl -sS --max-time 5 http://backend.hello:8080/
 
 bold "7. Istio-compatible metrics of node-2's proxy (ip netns exec ambit.node-2 curl -s localhost:15020/metrics)"
-ip netns exec ambit.node-2 curl -s localhost:15020/metrics |
-  grep -E '^istio_tcp_connections_(opened|failed)_total\{reporter="destination"' |
-  sed -E 's/,(source_app|source_workload_namespace|destination_workload_namespace|destination_service_name|destination_service_namespace|destination_app|destination_version|source_version|request_protocol|source_cluster|destination_cluster)="[^"]*"//g' |
-  sed 's/^/  /' | cut -c1-240
+ip netns exec ambit.node-2 curl -s localhost:15020/metrics | node -e '
+  // Print each istio_tcp_* series with the labels that tell the story (the full label set is the one Istio uses).
+  const keep = ["reporter", "source_principal", "destination_principal", "destination_service", "response_flags", "connection_security_policy"];
+  for (const line of require("fs").readFileSync(0, "utf8").split("\n")) {
+    const m = /^(istio_tcp_\w+)\{(.*)\} (\S+)$/.exec(line);
+    if (!m) continue;
+    const labels = [...m[2].matchAll(/(\w+)="([^"]*)"/g)].filter((l) => keep.includes(l[1])).map((l) => `${l[1]}="${l[2]}"`);
+    console.log(`  ${m[1]}{${labels.join(",")}} ${m[3]}`);
+  }'
 
 bold "Explore"
 cat <<TXT
