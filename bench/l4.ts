@@ -147,7 +147,7 @@ async function main(): Promise<void> {
       {
         name: 'ambit (eBPF + node proxy)',
         ns: 'bench-mesh',
-        url: `http://${ip('bench-mesh', 'server')}:8080`,
+        url: `http://${plainServer}:8080`,
         proxyPid: proxyPid(state),
       },
       {
