@@ -9,21 +9,21 @@
  *
  * Run: make bench   (or: node_modules/.bin/vite-node bench/l4.ts -- [--seconds 10] [--rounds 2])
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { LocalState } from '../src/local/state.js';
-import { cgroupPids } from '../src/os/cgroup.js';
 import {
   ambit,
+  benchManifests,
+  bulkGbps,
+  daemonPid,
   inNodeNetns,
-  inPod,
+  type LoadRun,
   median,
-  parseWrk,
+  podIp4,
   progress,
-  ROOT,
+  startBenchCluster,
   tempFile,
   type WrkResult,
+  wrkRun,
 } from './lib.js';
 
 const { values } = parseArgs({
@@ -39,40 +39,8 @@ const ROUNDS = Number(values.rounds);
 const CONNS = Number(values.connections);
 const CLUSTER = 'bench';
 
-function pod(ns: string, name: string, node: string, command: string): string {
-  return `apiVersion: v1
-kind: Pod
-metadata: { name: ${name}, namespace: ${ns}, labels: { app: ${name} } }
-spec:
-  nodeName: ${node}
-  terminationGracePeriodSeconds: 1
-  containers:
-    - name: main
-      command: ["/bin/sh", "-c", ${JSON.stringify(command)}]
-`;
-}
-
-const NGINX = `mkdir -p /tmp/nginx /tmp/www && head -c 200M /dev/zero > /tmp/www/big && exec nginx -c ${join(ROOT, 'bench/nginx.conf')} -g 'daemon off;'`;
-const manifests = [
-  'apiVersion: v1\nkind: Namespace\nmetadata: { name: bench-mesh, labels: { ambit.dev/dataplane-mode: ambient } }\n',
-  'apiVersion: v1\nkind: Namespace\nmetadata: { name: bench-plain }\n',
-  pod('bench-mesh', 'client', 'node-1', 'exec sleep infinity'),
-  pod('bench-plain', 'client', 'node-1', 'exec sleep infinity'),
-  pod('bench-plain', 'server', 'node-2', NGINX),
-].join('---\n');
-
-function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
-}
-
-interface Mode {
+interface Mode extends LoadRun {
   readonly name: string;
-  readonly ns: string;
-  readonly url: string;
-  readonly proxyPid?: number;
 }
 
 interface Row {
@@ -83,52 +51,10 @@ interface Row {
   cpuPer1k: number[];
 }
 
-async function wrk(mode: Mode, closeEach: boolean): Promise<{ r: WrkResult; cpu?: number }> {
-  const before = mode.proxyPid === undefined ? 0 : cpuMs(mode.proxyPid);
-  const args = [
-    'wrk',
-    '-t1',
-    `-c${CONNS}`,
-    `-d${SECONDS}s`,
-    '--latency',
-    ...(closeEach ? ['-H', 'Connection: close'] : []),
-    `${mode.url}/small`,
-  ];
-  const out = await inPod(CLUSTER, mode.ns, 'client', args, (SECONDS + 30) * 1000);
-  const r = parseWrk(out);
-  if (mode.proxyPid === undefined) return { r };
-  const total = r.rps * SECONDS;
-  return { r, cpu: ((cpuMs(mode.proxyPid) - before) / total) * 1000 };
-}
-
-async function bulk(mode: Mode): Promise<number> {
-  const out = await inPod(
-    CLUSTER,
-    mode.ns,
-    'client',
-    ['curl', '-s', '-o', '/dev/null', '-w', '%{speed_download}', `${mode.url}/big`],
-    120_000,
-  );
-  return (Number(out) * 8) / 1e9;
-}
-
-function proxyPid(state: LocalState): number {
-  const cg = join(state.cgroupDir, state.nodes[0]!.systemCgroup);
-  const pid = cgroupPids(cg).find((p) =>
-    readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('node-agent/main.js\0proxy'),
-  );
-  if (pid === undefined) throw new Error('node-1 proxy not found');
-  return pid;
-}
-
 async function main(): Promise<void> {
   progress('starting a 2-node local cluster for the benchmark');
-  await ambit('local', 'down', '--name', CLUSTER);
-  const file = tempFile('bench.yaml', manifests);
-  await ambit('local', 'up', file, '--name', CLUSTER, '--nodes', '2');
-  const state = JSON.parse(await ambit('local', 'status', '--name', CLUSTER, '-o', 'json')) as LocalState;
-  const ip = (ns: string, name: string) => state.pods.find((p) => p.namespace === ns && p.name === name)!.ip4;
-  const plainServer = ip('bench-plain', 'server');
+  const state = await startBenchCluster(CLUSTER, benchManifests(false));
+  const plainServer = podIp4(state, 'bench-plain', 'server');
   const gateway = state.nodes[0]!.gateway4;
   const haproxyCfg = tempFile(
     'haproxy.cfg',
@@ -142,36 +68,39 @@ async function main(): Promise<void> {
   try {
     await new Promise((r) => setTimeout(r, 500));
     if (haproxy.exitCode !== null) throw new Error(`haproxy exited: ${haproxyErr}`);
+    const run = { cluster: CLUSTER, seconds: SECONDS, connections: CONNS };
     const modes: Mode[] = [
-      { name: 'direct', ns: 'bench-plain', url: `http://${plainServer}:8080` },
+      { ...run, name: 'direct', ns: 'bench-plain', url: `http://${plainServer}:8080`, proxies: [] },
       {
+        ...run,
         name: 'ambit (eBPF + node proxy)',
         ns: 'bench-mesh',
         url: `http://${plainServer}:8080`,
-        proxyPid: proxyPid(state),
+        proxies: [daemonPid(state, 0, 'proxy')],
       },
       {
+        ...run,
         name: 'haproxy (tcp mode)',
         ns: 'bench-plain',
         url: `http://${gateway}:18080`,
-        proxyPid: haproxy.pid!,
+        proxies: [haproxy.pid!],
       },
     ];
     const rows = new Map<string, Row>(
       modes.map((m) => [m.name, { mode: m.name, keepalive: [], newconn: [], gbps: [], cpuPer1k: [] }]),
     );
-    for (const m of modes) await wrk({ ...m }, false).catch(() => undefined); // warm-up
+    for (const m of modes) await wrkRun(m, false).catch(() => undefined); // warm-up
     for (let round = 1; round <= ROUNDS; round++) {
       for (const m of modes) {
         const row = rows.get(m.name)!;
         progress(`round ${round}/${ROUNDS}: ${m.name}: keep-alive`);
-        const ka = await wrk(m, false);
+        const ka = await wrkRun(m, false);
         row.keepalive.push(ka.r);
-        if (ka.cpu !== undefined) row.cpuPer1k.push(ka.cpu);
+        if (ka.cpuPer1k !== undefined) row.cpuPer1k.push(ka.cpuPer1k);
         progress(`round ${round}/${ROUNDS}: ${m.name}: new connection per request`);
-        row.newconn.push((await wrk(m, true)).r);
+        row.newconn.push((await wrkRun(m, true)).r);
         progress(`round ${round}/${ROUNDS}: ${m.name}: bulk 200 MB`);
-        row.gbps.push(await bulk(m));
+        row.gbps.push(await bulkGbps(m));
       }
     }
     const direct = rows.get('direct')!;

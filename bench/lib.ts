@@ -1,7 +1,9 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { LocalState } from '../src/local/state.js';
+import { cgroupPids } from '../src/os/cgroup.js';
 
 export const ROOT = resolve(import.meta.dirname, '..');
 const CLI = join(ROOT, 'dist/ctl/main.js');
@@ -87,4 +89,108 @@ export function tempFile(name: string, text: string): string {
 
 export function progress(msg: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+}
+
+/** A bare pod running `command` under /bin/sh on a given node. */
+export function benchPod(ns: string, name: string, node: string, command: string): string {
+  return `apiVersion: v1
+kind: Pod
+metadata: { name: ${name}, namespace: ${ns}, labels: { app: ${name} } }
+spec:
+  nodeName: ${node}
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: main
+      command: ["/bin/sh", "-c", ${JSON.stringify(command)}]
+`;
+}
+
+const NGINX = `mkdir -p /tmp/nginx /tmp/www && head -c 200M /dev/zero > /tmp/www/big && exec nginx -c ${join(ROOT, 'bench/nginx.conf')} -g 'daemon off;'`;
+
+/**
+ * The benchmarks' app: a client (node-1) and an nginx server (node-2) in namespace bench-plain (outside
+ * the mesh) and a client in bench-mesh (enrolled); with `meshServer`, a second nginx in bench-mesh.
+ */
+export function benchManifests(meshServer: boolean): string {
+  return [
+    'apiVersion: v1\nkind: Namespace\nmetadata: { name: bench-mesh, labels: { ambit.dev/dataplane-mode: ambient } }\n',
+    'apiVersion: v1\nkind: Namespace\nmetadata: { name: bench-plain }\n',
+    benchPod('bench-mesh', 'client', 'node-1', 'exec sleep infinity'),
+    ...(meshServer ? [benchPod('bench-mesh', 'server', 'node-2', NGINX)] : []),
+    benchPod('bench-plain', 'client', 'node-1', 'exec sleep infinity'),
+    benchPod('bench-plain', 'server', 'node-2', NGINX),
+  ].join('---\n');
+}
+
+/** Starts (after removing any leftover) a 2-node local cluster running `manifests`, and returns its state. */
+export async function startBenchCluster(cluster: string, manifests: string): Promise<LocalState> {
+  await ambit('local', 'down', '--name', cluster);
+  await ambit('local', 'up', tempFile('bench.yaml', manifests), '--name', cluster, '--nodes', '2');
+  return JSON.parse(await ambit('local', 'status', '--name', cluster, '-o', 'json')) as LocalState;
+}
+
+export function podIp4(state: LocalState, ns: string, name: string): string {
+  const pod = state.pods.find((p) => p.namespace === ns && p.name === name);
+  if (pod === undefined) throw new Error(`pod ${ns}/${name} is not in the bench cluster`);
+  return pod.ip4;
+}
+
+/** CPU time (user + system) a process has used, in ms. */
+export function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // USER_HZ is 100 on Linux
+}
+
+/** The pid of a node daemon (`proxy` or `agent`) of node `node` (0-based). */
+export function daemonPid(state: LocalState, node: number, role: string): number {
+  const cg = join(state.cgroupDir, state.nodes[node]!.systemCgroup);
+  const pid = cgroupPids(cg).find((p) =>
+    readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`node-agent/main.js\0${role}`),
+  );
+  if (pid === undefined) throw new Error(`node-${node + 1} ${role} not found`);
+  return pid;
+}
+
+export interface LoadRun {
+  readonly cluster: string;
+  readonly ns: string;
+  readonly url: string;
+  readonly seconds: number;
+  readonly connections: number;
+  /** Proxy processes whose CPU is charged to the run. */
+  readonly proxies: readonly number[];
+}
+
+/** wrk from the client pod against `url`/small; with `closeEach`, a new connection per request. */
+export async function wrkRun(
+  run: LoadRun,
+  closeEach: boolean,
+): Promise<{ r: WrkResult; cpuPer1k: number | undefined }> {
+  const used = () => run.proxies.reduce((n, p) => n + cpuMs(p), 0);
+  const before = used();
+  const args = [
+    'wrk',
+    '-t1',
+    `-c${run.connections}`,
+    `-d${run.seconds}s`,
+    '--latency',
+    ...(closeEach ? ['-H', 'Connection: close'] : []),
+    `${run.url}/small`,
+  ];
+  const r = parseWrk(await inPod(run.cluster, run.ns, 'client', args, (run.seconds + 30) * 1000));
+  const cpu = used() - before;
+  return { r, cpuPer1k: run.proxies.length === 0 ? undefined : (cpu / (r.rps * run.seconds)) * 1000 };
+}
+
+/** One 200 MB download with curl from the client pod, in Gbit/s. */
+export async function bulkGbps(run: LoadRun): Promise<number> {
+  const out = await inPod(
+    run.cluster,
+    run.ns,
+    'client',
+    ['curl', '-s', '-o', '/dev/null', '-w', '%{speed_download}', `${run.url}/big`],
+    120_000,
+  );
+  return (Number(out) * 8) / 1e9;
 }

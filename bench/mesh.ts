@@ -17,17 +17,22 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { createRoot, generateKey, signWorkloadCert } from '../src/identity/x509.js';
 import type { LocalState } from '../src/local/state.js';
-import { cgroupPids } from '../src/os/cgroup.js';
 import {
   ambit,
+  benchManifests,
+  bulkGbps,
+  daemonPid,
   inNodeNetns,
   inPod,
+  type LoadRun,
   median,
-  parseWrk,
+  podIp4,
   progress,
   ROOT,
+  startBenchCluster,
   tempFile,
   type WrkResult,
+  wrkRun,
 } from './lib.js';
 
 const { values } = parseArgs({
@@ -45,29 +50,6 @@ const CONNS = Number(values.connections);
 const IDLE = Number(values.idle);
 const CLUSTER = 'bench-mesh';
 
-function pod(ns: string, name: string, node: string, command: string): string {
-  return `apiVersion: v1
-kind: Pod
-metadata: { name: ${name}, namespace: ${ns}, labels: { app: ${name} } }
-spec:
-  nodeName: ${node}
-  terminationGracePeriodSeconds: 1
-  containers:
-    - name: main
-      command: ["/bin/sh", "-c", ${JSON.stringify(command)}]
-`;
-}
-
-const NGINX = `mkdir -p /tmp/nginx /tmp/www && head -c 200M /dev/zero > /tmp/www/big && exec nginx -c ${join(ROOT, 'bench/nginx.conf')} -g 'daemon off;'`;
-const manifests = [
-  'apiVersion: v1\nkind: Namespace\nmetadata: { name: bench-mesh, labels: { ambit.dev/dataplane-mode: ambient } }\n',
-  'apiVersion: v1\nkind: Namespace\nmetadata: { name: bench-plain }\n',
-  pod('bench-mesh', 'client', 'node-1', 'exec sleep infinity'),
-  pod('bench-mesh', 'server', 'node-2', NGINX),
-  pod('bench-plain', 'client', 'node-1', 'exec sleep infinity'),
-  pod('bench-plain', 'server', 'node-2', NGINX),
-].join('---\n');
-
 // Opens idle connections on request ("open N" on stdin), answers "open" when they are up, and exits
 // (closing them all) at end of input, so nothing outlives the measurement.
 const IDLE_SCRIPT = `
@@ -80,23 +62,15 @@ for line in sys.stdin:
     print("open", len(socks), flush=True)
 `;
 
-function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
-}
-
 function rssKb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return Number(m?.[1] ?? 0);
 }
 
-interface Mode {
+interface Mode extends LoadRun {
   readonly name: string;
-  readonly ns: string;
   readonly host: string;
   readonly port: number;
-  readonly proxies: readonly number[];
 }
 
 interface Row {
@@ -105,33 +79,6 @@ interface Row {
   gbps: number[];
   cpuPer1k: number[];
   idleMbPer1k: number[];
-}
-
-async function wrk(mode: Mode, closeEach: boolean): Promise<{ r: WrkResult; cpu: number }> {
-  const before = mode.proxies.reduce((n, p) => n + cpuMs(p), 0);
-  const args = [
-    'wrk',
-    '-t1',
-    `-c${CONNS}`,
-    `-d${SECONDS}s`,
-    '--latency',
-    ...(closeEach ? ['-H', 'Connection: close'] : []),
-    `http://${mode.host}:${mode.port}/small`,
-  ];
-  const r = parseWrk(await inPod(CLUSTER, mode.ns, 'client', args, (SECONDS + 30) * 1000));
-  const cpu = mode.proxies.reduce((n, p) => n + cpuMs(p), 0) - before;
-  return { r, cpu: mode.proxies.length === 0 ? 0 : (cpu / (r.rps * SECONDS)) * 1000 };
-}
-
-async function bulk(mode: Mode): Promise<number> {
-  const out = await inPod(
-    CLUSTER,
-    mode.ns,
-    'client',
-    ['curl', '-s', '-o', '/dev/null', '-w', '%{speed_download}', `http://${mode.host}:${mode.port}/big`],
-    120_000,
-  );
-  return (Number(out) * 8) / 1e9;
 }
 
 /**
@@ -177,15 +124,6 @@ async function idleCost(mode: Mode, script: string): Promise<number> {
   await new Promise((r) => child.once('exit', r));
   await sleep(1000);
   return ((second - first) / 1024 / IDLE) * 1000;
-}
-
-function daemonPid(state: LocalState, node: number, role: string): number {
-  const cg = join(state.cgroupDir, state.nodes[node]!.systemCgroup);
-  const pid = cgroupPids(cg).find((p) =>
-    readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`node-agent/main.js\0${role}`),
-  );
-  if (pid === undefined) throw new Error(`node-${node + 1} ${role} not found`);
-  return pid;
 }
 
 async function haproxyPair(
@@ -235,10 +173,8 @@ async function haproxyPair(
 
 async function main(): Promise<void> {
   progress('starting a 2-node local cluster');
-  await ambit('local', 'down', '--name', CLUSTER);
-  await ambit('local', 'up', tempFile('bench.yaml', manifests), '--name', CLUSTER, '--nodes', '2');
-  const state = JSON.parse(await ambit('local', 'status', '--name', CLUSTER, '-o', 'json')) as LocalState;
-  const ip = (ns: string, name: string) => state.pods.find((p) => p.namespace === ns && p.name === name)!.ip4;
+  const state = await startBenchCluster(CLUSTER, benchManifests(true));
+  const ip = (ns: string, name: string) => podIp4(state, ns, name);
   const ha = await haproxyPair(state, ip('bench-plain', 'server'));
   const idleScript = '/tmp/ambit-bench-idle.py';
   await inPod(CLUSTER, 'bench-mesh', 'client', [
@@ -252,22 +188,35 @@ async function main(): Promise<void> {
     `cat > ${idleScript} <<'EOF'\n${IDLE_SCRIPT}\nEOF`,
   ]);
   try {
+    const run = { cluster: CLUSTER, seconds: SECONDS, connections: CONNS };
+    const path = (
+      name: string,
+      ns: string,
+      host: string,
+      port: number,
+      proxies: readonly number[],
+    ): Mode => ({
+      ...run,
+      name,
+      ns,
+      host,
+      port,
+      url: `http://${host}:${port}`,
+      proxies,
+    });
     const modes: Mode[] = [
-      { name: 'direct', ns: 'bench-plain', host: ip('bench-plain', 'server'), port: 8080, proxies: [] },
-      {
-        name: 'ambit (HBONE, 2 proxies)',
-        ns: 'bench-mesh',
-        host: ip('bench-mesh', 'server'),
-        port: 8080,
-        proxies: [daemonPid(state, 0, 'proxy'), daemonPid(state, 1, 'proxy')],
-      },
-      {
-        name: 'haproxy mTLS (2 hops)',
-        ns: 'bench-plain',
-        host: ha.host,
-        port: ha.port,
-        proxies: ha.procs.map((p) => p.pid!),
-      },
+      path('direct', 'bench-plain', ip('bench-plain', 'server'), 8080, []),
+      path('ambit (HBONE, 2 proxies)', 'bench-mesh', ip('bench-mesh', 'server'), 8080, [
+        daemonPid(state, 0, 'proxy'),
+        daemonPid(state, 1, 'proxy'),
+      ]),
+      path(
+        'haproxy mTLS (2 hops)',
+        'bench-plain',
+        ha.host,
+        ha.port,
+        ha.procs.map((p) => p.pid!),
+      ),
     ];
     const rows = new Map<string, Row>(
       modes.map((m) => [m.name, { keepalive: [], newconn: [], gbps: [], cpuPer1k: [], idleMbPer1k: [] }]),
@@ -275,7 +224,7 @@ async function main(): Promise<void> {
     // Idle memory first, before any load has grown the heaps (RSS after heavy load shrinks as the GC
     // returns memory, which would hide the cost of the idle connections).
     for (const m of modes) {
-      await wrk({ ...m }, false).catch(() => undefined); // warm-up: pooled tunnels, certificates, JIT
+      await wrkRun(m, false).catch(() => undefined); // warm-up: pooled tunnels, certificates, JIT
       progress(`${m.name}: ${IDLE} idle connections`);
       rows.get(m.name)!.idleMbPer1k.push(await idleCost(m, idleScript));
     }
@@ -283,13 +232,13 @@ async function main(): Promise<void> {
       for (const m of modes) {
         const row = rows.get(m.name)!;
         progress(`round ${round}/${ROUNDS}: ${m.name}: bulk 200 MB`);
-        row.gbps.push(await bulk(m));
+        row.gbps.push(await bulkGbps(m));
         progress(`round ${round}/${ROUNDS}: ${m.name}: keep-alive`);
-        const ka = await wrk(m, false);
+        const ka = await wrkRun(m, false);
         row.keepalive.push(ka.r);
-        row.cpuPer1k.push(ka.cpu);
+        if (ka.cpuPer1k !== undefined) row.cpuPer1k.push(ka.cpuPer1k);
         progress(`round ${round}/${ROUNDS}: ${m.name}: new connection per request`);
-        row.newconn.push((await wrk(m, true)).r);
+        row.newconn.push((await wrkRun(m, true)).r);
       }
     }
     const d = rows.get('direct')!;
