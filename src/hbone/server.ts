@@ -4,6 +4,7 @@ import {
   type IncomingHttpHeaders,
   type ServerHttp2Stream,
 } from 'node:http2';
+import type { Socket } from 'node:net';
 import type { SecureContext, TLSSocket } from 'node:tls';
 import { AmbitError, describeError, ErrorCode } from '../errors.js';
 import { peerIdentity } from '../identity/peer-identity.js';
@@ -44,6 +45,11 @@ export interface HboneServerOptions {
   readonly serverFor: (sni: string | undefined) => { context: SecureContext; identity: string } | undefined;
   readonly onRequest: (req: HboneRequest, stream: ServerHttp2Stream) => void;
   readonly log: Logger;
+  /**
+   * A client that has not finished the TLS handshake by then is dropped (and reported as refused), so
+   * slow or silent clients cannot hold sockets. Default 10 s (Node's own default is 120 s).
+   */
+  readonly handshakeTimeoutMs?: number;
   /** Each refused handshake or stream, for metrics: the reason as a response flag. */
   readonly onRefused?: (flag: 'TLS_FAILURE' | 'IDENTITY_ERROR', peer: string, reason: string) => void;
 }
@@ -84,6 +90,7 @@ export function createHboneServer(o: HboneServerOptions) {
     rejectUnauthorized: false,
     ALPNProtocols: ['h2'],
     allowHTTP1: false,
+    handshakeTimeout: o.handshakeTimeoutMs ?? 10_000,
     settings: { ...H2_SETTINGS, maxConcurrentStreams: H2_SERVER_MAX_STREAMS },
     maxSessionMemory: H2_MAX_SESSION_MEMORY,
     SNICallback: (name, cb) => {
@@ -96,8 +103,18 @@ export function createHboneServer(o: HboneServerOptions) {
       else cb(null, s.context);
     },
   });
+  // The TLS socket has lost its address by the time a handshake times out, so the peer is taken from
+  // the TCP connection when it arrives. (Node links the two only through the TLS socket's `_parent`.)
+  const tcpPeers = new WeakMap<object, string>();
+  server.on('connection', (tcp: Socket) => {
+    tcpPeers.set(tcp, `${tcp.remoteAddress}:${tcp.remotePort}`);
+  });
   server.on('tlsClientError', (err, socket) => {
-    const peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    const parent = (socket as unknown as { _parent?: object })._parent;
+    const peer =
+      socket.remoteAddress !== undefined
+        ? `${socket.remoteAddress}:${socket.remotePort}`
+        : ((parent === undefined ? undefined : tcpPeers.get(parent)) ?? 'an unknown peer');
     o.onRefused?.('TLS_FAILURE', peer, err.message);
     o.log.warn({ peer, reason: err.message }, 'HBONE handshake refused');
   });
@@ -129,7 +146,17 @@ export function createHboneServer(o: HboneServerOptions) {
   });
   server.on('session', (session: Http2Session) => {
     session.setLocalWindowSize(H2_CONNECTION_WINDOW);
-    session.on('error', () => undefined);
+    const socket = session.socket;
+    const peer = `${socket?.remoteAddress}:${socket?.remotePort}`;
+    // A protocol error (bad frames, oversized or undecodable headers) ends this session only.
+    session.on('error', (err) => o.log.warn({ peer, reason: err.message }, 'HBONE session failed'));
+    session.on('goaway', (code: number) => {
+      if (code !== 0)
+        o.log.warn({ peer, reason: `the client sent GOAWAY with code ${code}` }, 'HBONE session failed');
+    });
+    session.on('frameError', (type: number, code: number) =>
+      o.log.warn({ peer, reason: `frame of type ${type} failed with code ${code}` }, 'HBONE frame refused'),
+    );
   });
   server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
     stream.on('error', () => undefined);

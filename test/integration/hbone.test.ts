@@ -1,5 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { connect as http2Connect } from 'node:http2';
+import { type AddressInfo, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSecureContext, connect as tlsConnect } from 'node:tls';
@@ -32,6 +34,7 @@ describe('HBONE over real TLS and HTTP/2', () => {
   let presentAs = SERVER;
   const seen: HboneRequest[] = [];
   const refused: string[] = [];
+  const refusedPeers: string[] = [];
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ambit-ca-'));
@@ -56,7 +59,11 @@ describe('HBONE over real TLS and HTTP/2', () => {
         stream.on('data', (d: Buffer) => stream.write(d));
         stream.on('end', () => stream.end());
       },
-      onRefused: (flag, _peer, reason) => refused.push(`${flag}: ${reason}`),
+      onRefused: (flag, peer, reason) => {
+        refused.push(`${flag}: ${reason}`);
+        refusedPeers.push(peer);
+      },
+      handshakeTimeoutMs: 1000,
       log,
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -227,6 +234,100 @@ describe('HBONE over real TLS and HTTP/2', () => {
       refused.slice(before).some((r) => reason.test(r)),
       `${outcome} | ${refused.slice(before).join('; ')}`,
     ).toBe(true);
+  });
+
+  /** Proves the server still serves: a pooled CONNECT round trip from a fresh pool. */
+  async function echoThroughPool(): Promise<string> {
+    const pool = new HbonePool({ cert: (id) => certs.get(id), log });
+    try {
+      const stream = await pool.open(
+        { ip: '127.0.0.1', port, srcIdentity: CLIENT, dstIdentity: SERVER },
+        '10.0.0.1:80',
+        {},
+      );
+      stream.end('still serving');
+      return await new Promise<string>((resolve) => {
+        let out = '';
+        stream.on('data', (d: Buffer) => {
+          out += d.toString();
+        });
+        stream.on('end', () => resolve(out));
+      });
+    } finally {
+      pool.close();
+    }
+  }
+
+  /** A raw TCP client: sends `bytes` (if any) and resolves, with the local port, when the server closes it. */
+  function rawClient(bytes: string | undefined): { localPort: Promise<number>; closed: Promise<void> } {
+    const s = tcpConnect({ host: '127.0.0.1', port });
+    const localPort = new Promise<number>((resolve) => s.once('connect', () => resolve(s.localPort!)));
+    s.on('connect', () => {
+      if (bytes !== undefined) s.write(bytes);
+    });
+    s.on('data', () => undefined);
+    s.on('error', () => undefined);
+    const closed = new Promise<void>((resolve) => s.once('close', () => resolve()));
+    return { localPort, closed };
+  }
+
+  test('protocol garbage on the HBONE port is refused naming the peer, and the server keeps serving', async () => {
+    const before = refused.length;
+    const c = rawClient('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    const localPort = await c.localPort;
+    await c.closed;
+    await expect.poll(() => refused.length).toBeGreaterThan(before);
+    expect(refused.slice(before).join('; ')).toMatch(/TLS_FAILURE: /);
+    expect(refusedPeers.slice(before)).toContain(`127.0.0.1:${localPort}`);
+    expect(await echoThroughPool()).toBe('still serving');
+  });
+
+  test('a client that stays silent is dropped at the handshake timeout while others are served', async () => {
+    const before = refused.length;
+    const silent = rawClient(undefined);
+    const localPort = await silent.localPort;
+    // Served while the silent client holds its socket.
+    expect(await echoThroughPool()).toBe('still serving');
+    const t0 = Date.now();
+    await silent.closed;
+    expect(Date.now() - t0).toBeLessThan(5000);
+    await expect.poll(() => refusedPeers.slice(before)).toContain(`127.0.0.1:${localPort}`);
+    expect(refused.slice(before).join('; ')).toMatch(/TLS_FAILURE: .*timed out|TLS_FAILURE: .*timeout/i);
+  });
+
+  test('a CONNECT with oversized headers is refused before it reaches the proxy, and other connections keep working', async () => {
+    const c = certs.current(CLIENT)!;
+    const session = http2Connect(`https://127.0.0.1:${port}`, {
+      servername: sniFor(SERVER),
+      ALPNProtocols: ['h2'],
+      key: c.keyPem,
+      cert: c.chain.join(''),
+      ca: ca.trustBundle().join(''),
+      ...TLS_OPTIONS,
+      checkServerIdentity: () => undefined,
+      // Let the client send what a compliant peer would not, so that the server has to deal with it.
+      maxSendHeaderBlockLength: 4 << 20,
+    });
+    session.on('error', () => undefined);
+    const before = seen.length;
+    try {
+      const outcome = await new Promise<string>((resolve) => {
+        const req = session.request({
+          ':method': 'CONNECT',
+          ':authority': '10.0.0.1:80',
+          'x-padding': randomBytes(96 * 1024).toString('base64'),
+        });
+        req.on('response', (h) => resolve(`status ${h[':status']}`));
+        req.on('error', (e: Error) => resolve(`error: ${e.message}`));
+        req.on('close', () => resolve(`closed with code ${req.rstCode}`));
+      });
+      expect(outcome).not.toBe('status 200');
+      expect(outcome).not.toBe('closed with code 0');
+      expect(seen.length).toBe(before);
+      expect(await echoThroughPool()).toBe('still serving');
+    } finally {
+      session.close();
+    }
   });
 
   test('a CSR for another identity than the one asked is refused by the CA', async () => {
