@@ -5,7 +5,7 @@ import { services } from '../api/grpc.js';
 import { controlPlaneIdentity } from '../api/identities.js';
 import { CertificateAuthority, systemClock } from '../identity/ca.js';
 import { SpiffeId } from '../identity/spiffe-id.js';
-import { createCsr, generateKey } from '../identity/x509.js';
+import { certInfo } from '../identity/x509.js';
 import { watchLocalApi } from '../kube/local-api.js';
 import type { ClusterSnapshot } from '../kube/snapshot.js';
 import { policyKey } from '../mesh/policy.js';
@@ -17,8 +17,33 @@ import { caServiceImpl } from './ca-service.js';
 import type { ControlPlaneConfig } from './config.js';
 import { ConfigPublisher, configServiceImpl } from './config-service.js';
 import { NodeTokens } from './node-auth.js';
+import { ServingCertificate } from './serving-cert.js';
 
 const CA_ORG = 'ambit';
+/** The control plane's serving certificate: a day, renewed at half life. */
+const SERVING_CERT_TTL_SECONDS = 86_400;
+
+export interface CaStatus {
+  /** The root that signs new certificates. */
+  readonly signingRoot: string;
+  readonly trusted: readonly { serial: string; notBefore: string; notAfter: string; signing: boolean }[];
+}
+
+function caStatus(ca: CertificateAuthority): CaStatus {
+  const signing = ca.rootInfo().serial;
+  return {
+    signingRoot: signing,
+    trusted: ca.trustBundle().map((pem) => {
+      const c = certInfo(pem);
+      return {
+        serial: c.serial,
+        notBefore: c.notBefore.toISOString(),
+        notAfter: c.notAfter.toISOString(),
+        signing: c.serial === signing,
+      };
+    }),
+  };
+}
 
 /**
  * Composition root of the control plane: the CA, the cluster source (the local cluster's state in
@@ -104,10 +129,15 @@ export async function runControlPlane(
     signal,
   );
 
-  // The control plane's own serving certificate, from its own CA.
-  const key = await generateKey();
+  // The control plane's own serving certificate, from its own CA (renewed, and re-issued on rotation).
   const identity = SpiffeId.parse(controlPlaneIdentity(cfg.trustDomain));
-  const chain = await ca.sign(await createCsr(key, identity.toString()), identity, 365 * 86_400);
+  const serving = new ServingCertificate(
+    ca,
+    identity,
+    SERVING_CERT_TTL_SECONDS,
+    log.child({ component: 'ca' }),
+  );
+  await serving.issue();
   const server = new grpc.Server({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 10_000 });
   const { ca: caSvc, config: cfgSvc } = services();
   server.addService(
@@ -127,11 +157,7 @@ export async function runControlPlane(
     cfgSvc.service,
     configServiceImpl(publisher, tokens, log.child({ component: 'config' }), connected),
   );
-  const creds = grpc.ServerCredentials.createSsl(
-    Buffer.from(ca.trustBundle().join('')),
-    [{ private_key: Buffer.from(key.keyPem), cert_chain: Buffer.from(chain.join('')) }],
-    false,
-  );
+  const creds = grpc.experimental.createCertificateProviderServerCredentials(serving, null, false);
   const host = cfg.listenHost.includes(':') ? `[${cfg.listenHost}]` : cfg.listenHost;
   await new Promise<void>((resolve, reject) =>
     server.bindAsync(`${host}:${cfg.grpcPort}`, creds, (err) => (err === null ? resolve() : reject(err))),
@@ -164,27 +190,29 @@ export async function runControlPlane(
     },
   });
   await listen(monitoring, cfg.monitoringPort, cfg.listenHost);
+  const roots = () => caStatus(ca);
   const admin = endpointServer({
+    '/ca': (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(roots()));
+    },
     '/ca/rotate': async (req, res) => {
       if (req.method !== 'POST') return void res.writeHead(405).end('POST only\n');
       await ca.rotate(CA_ORG);
+      // Serve with a certificate of the new root before nodes learn it is the only one.
+      await serving.issue();
       publish();
       log.info(
         { root: ca.rootInfo().serial, trusted: ca.trustBundle().length },
-        'CA root rotated; the old root stays trusted',
+        'CA root rotated; the old root stays trusted until drop-old-roots',
       );
-      res
-        .writeHead(200, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ root: ca.rootInfo().serial, trusted: ca.trustBundle().length }));
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(roots()));
     },
     '/ca/drop-old-roots': (req, res) => {
       if (req.method !== 'POST') return void res.writeHead(405).end('POST only\n');
       ca.dropOldRoots();
       publish();
       log.info({ root: ca.rootInfo().serial }, 'old CA roots dropped from the trust bundle');
-      res
-        .writeHead(200, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ trusted: ca.trustBundle().length }));
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(roots()));
     },
   });
   await listen(admin, cfg.adminPort, '127.0.0.1');
@@ -192,5 +220,6 @@ export async function runControlPlane(
   await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve()));
   monitoring.close();
   admin.close();
+  serving.close();
   await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
 }

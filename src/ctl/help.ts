@@ -1,3 +1,4 @@
+import { CA_USAGE } from './ca-commands.js';
 import { CHECK_USAGE } from './check.js';
 import { LOCAL_USAGE } from './local-commands.js';
 import { EXPLAIN_USAGE, PROXY_CONFIG_USAGE } from './proxy-commands.js';
@@ -11,6 +12,7 @@ Commands:
   check         preflight: can this machine run Ambit (kernel, BTF, cgroup v2, bpffs, libbpf, ...)
   proxy-config  what a node proxy holds: workloads, services, policies, certificates, connections
   explain       the decision path of a connection: route, identity, policies, verdict
+  ca            the mesh CA's roots: status, rotate, drop-old-roots
   version       print the version
 
 Run \`ambit <command> --help\` for details.`;
@@ -20,6 +22,7 @@ const COMMAND_USAGE: Readonly<Record<string, string>> = {
   check: CHECK_USAGE,
   'proxy-config': PROXY_CONFIG_USAGE,
   explain: EXPLAIN_USAGE,
+  ca: CA_USAGE,
 };
 
 /**

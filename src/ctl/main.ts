@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { describeError, ErrorCode, hasCode } from '../errors.js';
+import { caCommand } from './ca-commands.js';
 import { checkCommand } from './check.js';
 import { helpFor, USAGE } from './help.js';
 import { localCommand } from './local-commands.js';
@@ -22,6 +23,8 @@ async function main(argv: readonly string[]): Promise<number> {
       return explainCommand(rest, readSettings());
     case 'check':
       return checkCommand(rest, readSettings());
+    case 'ca':
+      return caCommand(rest, readSettings());
     case 'version':
     case '--version':
       process.stdout.write('ambit 0.1.0\n');

@@ -22,7 +22,7 @@ Explains the decision path of a connection: how the source is captured and ident
 how it is carried, and what PeerAuthentication and authorization decide at the destination.
 <destination> is an IP, or a Service name (svc, svc.ns, svc.ns.svc.cluster.local).`;
 
-interface ConfigDump {
+export interface ConfigDump {
   readonly node: string;
   readonly version: string | null;
   readonly view: MeshView | null;
@@ -36,10 +36,17 @@ interface ConfigDump {
     path: string;
     message: string;
   }[];
-  readonly certificates: readonly { identity: string; notBefore: string; notAfter: string; serial: string }[];
+  readonly certificates: readonly {
+    identity: string;
+    notBefore: string;
+    notAfter: string;
+    serial: string;
+    /** Serial of the CA root the chain ends in. */
+    root: string;
+  }[];
 }
 
-function loadState(s: CliSettings, name: string | undefined): LocalState {
+export function loadState(s: CliSettings, name: string | undefined): LocalState {
   const cluster = name ?? s.cluster;
   checkClusterName(cluster, '--name');
   const state = readState(clusterPaths(s.runRoot, cluster).state);
@@ -50,6 +57,34 @@ function loadState(s: CliSettings, name: string | undefined): LocalState {
     );
   }
   return state;
+}
+
+/**
+ * An HTTP request to a port on the loopback of a network namespace (where the mesh's admin endpoints
+ * listen), made by a short Node process that enters it. Resolves to the body; rejects with `unreachable`
+ * when nothing answers and with the body when the status is not 2xx.
+ */
+export function httpInNetns(
+  netns: string,
+  port: number,
+  path: string,
+  method: 'GET' | 'POST',
+  unreachable: (why: string) => string,
+): Promise<string> {
+  const script = `fetch('http://127.0.0.1:${port}${path}', { method: '${method}' }).then(async (r) => { process.stdout.write(await r.text()); process.exitCode = r.ok ? 0 : 3; }, (e) => { process.stderr.write(e.cause?.message ?? e.message); process.exitCode = 1; })`;
+  return new Promise((resolve, reject) => {
+    execFile(
+      'nsenter',
+      [`--net=/run/netns/${netns}`, '--', process.execPath, '-e', script],
+      { encoding: 'utf8', maxBuffer: 64 << 20 },
+      (err, stdout, stderr) => {
+        if (err === null) resolve(stdout);
+        else if (err.code === 3)
+          reject(new AmbitError(ErrorCode.NOT_FOUND, `${method} ${path}: ${stdout.trim()}`));
+        else reject(new AmbitError(ErrorCode.NOT_FOUND, unreachable(stderr.trim() || err.message)));
+      },
+    );
+  });
 }
 
 /** GETs a path of a node proxy's admin endpoint, from inside the node's network namespace. */
@@ -63,29 +98,16 @@ export function adminGet(state: LocalState, node: string, path: string): Promise
       ),
     );
   }
-  const script = `fetch('http://127.0.0.1:15000${path}').then(async (r) => { process.stdout.write(await r.text()); process.exitCode = r.ok ? 0 : 1; }, (e) => { process.stderr.write(e.cause?.message ?? e.message); process.exitCode = 1; })`;
-  return new Promise((resolve, reject) => {
-    execFile(
-      'nsenter',
-      [`--net=/run/netns/${layout.netns}`, '--', process.execPath, '-e', script],
-      { encoding: 'utf8', maxBuffer: 64 << 20 },
-      (err, stdout, stderr) => {
-        if (err !== null) {
-          reject(
-            new AmbitError(
-              ErrorCode.NOT_FOUND,
-              `the node proxy on ${node} did not answer (${stderr.trim() || err.message}); is it running? (ambit local status)`,
-            ),
-          );
-        } else {
-          resolve(stdout);
-        }
-      },
-    );
-  });
+  return httpInNetns(
+    layout.netns,
+    15000,
+    path,
+    'GET',
+    (why) => `the node proxy on ${node} did not answer (${why}); is it running? (ambit local status)`,
+  );
 }
 
-async function configDump(state: LocalState, node: string): Promise<ConfigDump> {
+export async function configDump(state: LocalState, node: string): Promise<ConfigDump> {
   return JSON.parse(await adminGet(state, node, '/config_dump')) as ConfigDump;
 }
 
@@ -205,8 +227,15 @@ export async function proxyConfigCommand(argv: readonly string[], s: CliSettings
   if (format === 'json' || format === 'yaml') return print(render(certs, format));
   return print(
     table(
-      ['IDENTITY', 'SERIAL', 'NOT BEFORE', 'NOT AFTER', 'EXPIRES IN'],
-      certs.map((c) => [c.identity, c.serial.slice(0, 16), c.notBefore, c.notAfter, remaining(c.notAfter)]),
+      ['IDENTITY', 'SERIAL', 'ROOT', 'NOT BEFORE', 'NOT AFTER', 'EXPIRES IN'],
+      certs.map((c) => [
+        c.identity,
+        c.serial.slice(0, 16),
+        c.root.slice(0, 16),
+        c.notBefore,
+        c.notAfter,
+        remaining(c.notAfter),
+      ]),
     ),
   );
 }

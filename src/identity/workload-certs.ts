@@ -161,12 +161,14 @@ export class WorkloadCertificates {
   }
 
   /** For config dumps and metrics. */
-  list(): { identity: string; notBefore: Date; notAfter: Date; serial: string }[] {
+  /** Each certificate held, with the serial of the root its chain ends in. */
+  list(): { identity: string; notBefore: Date; notAfter: Date; serial: string; root: string }[] {
     return [...this.certs.values()].map((c) => ({
       identity: c.identity,
       notBefore: c.notBefore,
       notAfter: c.notAfter,
       serial: certInfo(c.chain[0]!).serial,
+      root: certInfo(c.chain.at(-1)!).serial,
     }));
   }
 

@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll } from 'vitest';
 import type { LocalState } from '../../src/local/state.js';
+import { cgroupPids } from '../../src/os/cgroup.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const CLI = join(ROOT, 'dist/ctl/main.js');
@@ -106,6 +107,23 @@ export async function status(cluster: string): Promise<LocalState> {
   const r = await ambit(['local', 'status', '--name', cluster, '-o', 'json']);
   if (r.code !== 0) throw new Error(`status failed: ${r.stderr}`);
   return JSON.parse(r.stdout) as LocalState;
+}
+
+/** PID of a node daemon (`agent` or `proxy`) of a node, found in the node's system cgroup. */
+export function daemonPid(state: LocalState, node: string, role: 'agent' | 'proxy'): number {
+  const layout = state.nodes.find((n) => n.name === node)!;
+  const pid = cgroupPids(join(state.cgroupDir, layout.systemCgroup)).find((p) => {
+    try {
+      return readFileSync(`/proc/${p}/cmdline`, 'utf8')
+        .split('\0')
+        .join(' ')
+        .includes(`node-agent/main.js ${role}`);
+    } catch {
+      return false;
+    }
+  });
+  if (pid === undefined) throw new Error(`no ${role} process on ${node}`);
+  return pid;
 }
 
 /** Runs a command inside a pod with `ambit local exec`. */

@@ -3,8 +3,17 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { LocalState, PodState } from '../../src/local/state.js';
-import { cgroupPids } from '../../src/os/cgroup.js';
-import { ambit, CLI, copyManifests, curl, podExec, processLives, status, waitFor } from './helpers.js';
+import {
+  ambit,
+  CLI,
+  copyManifests,
+  curl,
+  daemonPid,
+  podExec,
+  processLives,
+  status,
+  waitFor,
+} from './helpers.js';
 
 const CLUSTER = 'e2e-l4';
 
@@ -39,23 +48,6 @@ function enrolled(node: string): string[] {
   } catch {
     return [];
   }
-}
-
-/** PID of a node daemon (`agent` or `proxy`) of a node, found in the node's system cgroup. */
-function daemonPid(state: LocalState, node: string, role: 'agent' | 'proxy'): number {
-  const layout = state.nodes.find((n) => n.name === node)!;
-  const pid = cgroupPids(join(state.cgroupDir, layout.systemCgroup)).find((p) => {
-    try {
-      return readFileSync(`/proc/${p}/cmdline`, 'utf8')
-        .split('\0')
-        .join(' ')
-        .includes(`node-agent/main.js ${role}`);
-    } catch {
-      return false;
-    }
-  });
-  if (pid === undefined) throw new Error(`no ${role} process on ${node}`);
-  return pid;
 }
 
 const MARKER_DST = '10.96.0.11:7000';

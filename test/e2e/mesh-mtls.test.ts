@@ -8,6 +8,7 @@ import {
   ambit,
   copyManifests,
   curl,
+  daemonPid,
   processLives,
   ROOT,
   runCmd,
@@ -295,4 +296,84 @@ describe('certificate rotation under traffic', () => {
     expect(access.filter((l) => l.msg !== 'connection complete')).toEqual([]);
     expect(existsSync(`/run/ambit/${CLUSTER}/ca/root-key.pem`)).toBe(true);
   }, 120_000);
+
+  test('the CA root rotates under traffic: certificates move to the new root, the old one is dropped, nothing fails', async () => {
+    interface CaView {
+      signingRoot: string;
+      trusted: { serial: string }[];
+      certificates: { node: string; identity: string; root: string }[];
+    }
+    const ca = async (...args: string[]): Promise<{ code: number; view?: CaView; stderr: string }> => {
+      const r = await ambit(['ca', ...args, '--name', CLUSTER, '-o', 'json']);
+      return {
+        code: r.code,
+        stderr: r.stderr,
+        view: r.code === 0 ? (JSON.parse(r.stdout) as CaView) : undefined,
+      };
+    };
+    const before = (await ca('status')).view!;
+    expect(before.trusted).toHaveLength(1);
+
+    const failures: string[] = [];
+    let requests = 0;
+    let running = true;
+    const traffic = (async () => {
+      while (running) {
+        const r = await curl(CLUSTER, 'client', 'http://web/secret.txt', [], 'shop');
+        requests++;
+        if (r.stdout !== `${MARKER}\n`) failures.push(`${r.code}: ${r.stderr}`);
+      }
+    })();
+    let dropped: Awaited<ReturnType<typeof ca>>;
+    try {
+      const rotated = await ca('rotate');
+      expect(rotated.code, rotated.stderr).toBe(0);
+      const newRoot = rotated.view!.signingRoot;
+      expect(newRoot).not.toBe(before.signingRoot);
+      expect(rotated.view!.trusted.map((t) => t.serial).sort()).toEqual([before.signingRoot, newRoot].sort());
+      // Every proxy's workload certificates move to the new root (re-issued when the bundle changes,
+      // or at the latest when they renew at half life).
+      await waitFor(
+        'every workload certificate to chain to the new root',
+        async () => {
+          const v = (await ca('status')).view!;
+          return v.certificates.length >= 2 && v.certificates.every((c) => c.root === newRoot);
+        },
+        30_000,
+      );
+      dropped = await ca('drop-old-roots');
+      expect(dropped.code, dropped.stderr).toBe(0);
+      expect(dropped.view!.trusted.map((t) => t.serial)).toEqual([newRoot]);
+      const afterDrop = requests;
+      await waitFor('requests after the drop', () => requests >= afterDrop + 5);
+    } finally {
+      running = false;
+      await traffic;
+    }
+    expect(failures).toEqual([]);
+    expect(requests).toBeGreaterThan(10);
+
+    // A proxy that starts now knows only the new root: it must still reach the control plane (whose
+    // serving certificate moved to the new root too), get certificates, and serve.
+    const state = await status(CLUSTER);
+    const old = daemonPid(state, 'node-2', 'proxy');
+    process.kill(old, 'SIGKILL');
+    await waitFor('a new node-2 proxy holding a certificate of the new root', async () => {
+      let pid: number;
+      try {
+        pid = daemonPid(state, 'node-2', 'proxy');
+      } catch {
+        return false;
+      }
+      if (pid === old) return false;
+      const v = (await ca('status')).view;
+      return (
+        v?.certificates.some((c) => c.node === 'node-2' && c.root === dropped.view!.signingRoot) === true
+      );
+    });
+    await waitFor('a request through the restarted proxy', async () => {
+      const r = await curl(CLUSTER, 'client', 'http://web/secret.txt', [], 'shop');
+      return r.stdout === `${MARKER}\n`;
+    });
+  }, 180_000);
 });
