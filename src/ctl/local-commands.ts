@@ -1,5 +1,17 @@
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -7,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { formatIssue } from '../config/issue.js';
 import { hasErrors, loadManifests } from '../config/load-manifests.js';
 import { AmbitError, ErrorCode } from '../errors.js';
+import { CertificateAuthority, ROOT_CERT, ROOT_KEY } from '../identity/ca.js';
 import { clusterBpfDir, clusterCgroupDir, clusterPaths, MAX_NODES, nodeName } from '../local/layout.js';
 import { listNetns } from '../local/network.js';
 import { CONTAINER_PATH, podCommand } from '../local/pod-runtime.js';
@@ -27,6 +40,7 @@ processes, Services are VIPs. Needs root.
 Commands:
   up <file|dir> [--nodes N] [--wait 120s]   start a cluster from Kubernetes manifests (the folder is watched)
      [--cert-ttl 24h] [--log-level info]    workload certificate lifetime; log level of the mesh's daemons
+     [--ca-dir dir]                         use this CA root (root-cert.pem, root-key.pem) instead of a new one
   status [-o table|json|yaml]               nodes, pods, services and endpoints
   logs <pod> [-n ns] [-c container] [-f]    container output
   exec <pod> [-n ns] -- <cmd...>            run a command inside a pod (as the pod: same netns and cgroup)
@@ -85,6 +99,53 @@ export async function localCommand(argv: readonly string[], s: CliSettings): Pro
   }
 }
 
+interface SuppliedCa {
+  readonly certPem: string;
+  readonly keyPem: string;
+}
+
+/**
+ * Reads a supplied CA root (root-cert.pem and root-key.pem in `dir`) and has the CA load it in a scratch
+ * folder, so that every check the control plane would make (a certificate, not expired, a matching key)
+ * fails here, naming the supplied files, before a cluster exists.
+ */
+async function checkSuppliedCa(dir: string): Promise<SuppliedCa> {
+  const read = (name: string): string => {
+    try {
+      return readFileSync(join(dir, name), 'utf8');
+    } catch (err) {
+      throw new AmbitError(
+        ErrorCode.CERTIFICATE,
+        `--ca-dir ${dir}: cannot read ${name} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); the folder must hold ${ROOT_CERT} and ${ROOT_KEY}`,
+      );
+    }
+  };
+  const supplied = { certPem: read(ROOT_CERT), keyPem: read(ROOT_KEY) };
+  const scratch = mkdtempSync(join(tmpdir(), 'ambit-ca-check-'));
+  try {
+    installCa(supplied, scratch);
+    await CertificateAuthority.loadOrCreate(scratch, 'ambit');
+  } catch (err) {
+    throw new AmbitError(
+      ErrorCode.CERTIFICATE,
+      `--ca-dir: ${(err as Error).message.replaceAll(scratch, dir)}`,
+      {
+        cause: err,
+      },
+    );
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  return supplied;
+}
+
+/** Places a CA root where the control plane loads it from; the key readable by root only. */
+function installCa(ca: SuppliedCa, caDir: string): void {
+  mkdirSync(caDir, { recursive: true, mode: 0o700 });
+  writeFileSync(join(caDir, ROOT_CERT), ca.certPem, { mode: 0o644 });
+  writeFileSync(join(caDir, ROOT_KEY), ca.keyPem, { mode: 0o600 });
+}
+
 async function up(argv: readonly string[], s: CliSettings): Promise<number> {
   const { values, positionals } = parseArgs({
     args: [...argv],
@@ -94,13 +155,14 @@ async function up(argv: readonly string[], s: CliSettings): Promise<number> {
       wait: { type: 'string', default: '120s' },
       'log-level': { type: 'string', default: 'info' },
       'cert-ttl': { type: 'string' },
+      'ca-dir': { type: 'string' },
     },
     allowPositionals: true,
   });
   if (positionals.length !== 1)
     throw new AmbitError(
       ErrorCode.USAGE,
-      'usage: ambit local up <file|dir> [--nodes N] [--wait 120s] [--cert-ttl 24h] [--log-level info]',
+      'usage: ambit local up <file|dir> [--nodes N] [--wait 120s] [--cert-ttl 24h] [--ca-dir dir] [--log-level info]',
     );
   const cluster = clusterFlag(values, s);
   const nodes = Number(values.nodes);
@@ -125,6 +187,9 @@ async function up(argv: readonly string[], s: CliSettings): Promise<number> {
     return 1;
   }
   requireRoot();
+  // A supplied CA root is checked before anything is created, like the manifests.
+  const suppliedCa =
+    values['ca-dir'] === undefined ? undefined : await checkSuppliedCa(resolve(values['ca-dir']));
 
   const paths = clusterPaths(s.runRoot, cluster);
   const existing = readState(paths.state);
@@ -152,6 +217,7 @@ async function up(argv: readonly string[], s: CliSettings): Promise<number> {
     `starting local cluster "${cluster}" with ${nodes} node${nodes === 1 ? '' : 's'} from ${positionals[0]}\n`,
   );
   mkdirSync(paths.dir, { recursive: true });
+  if (suppliedCa !== undefined) installCa(suppliedCa, join(paths.dir, 'ca'));
   const stderrFd = openSync(join(paths.dir, 'local.stderr'), 'a');
   const daemon = spawn(
     process.execPath,

@@ -1,14 +1,16 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { certInfo, createRoot, generateKey } from '../../src/identity/x509.js';
 import type { LocalState } from '../../src/local/state.js';
 import {
   ambit,
   copyManifests,
   curl,
   daemonPid,
+  netnsOf,
   processLives,
   ROOT,
   runCmd,
@@ -255,18 +257,44 @@ describe('mutual TLS between node proxies (HBONE)', () => {
 
 describe('certificate rotation under traffic', () => {
   const CLUSTER = 'e2e-rotate';
+  let suppliedRoot: string;
+
+  /** A folder with a CA root as an operator would supply it (with `mismatchedKey`, a key of another root). */
+  async function caFolder(opts: { mismatchedKey?: boolean } = {}): Promise<{ dir: string; serial: string }> {
+    const key = await generateKey();
+    const pem = await createRoot(key, 'operator', 30);
+    const dir = tempDir('ambit-supplied-ca-');
+    writeFileSync(join(dir, 'root-cert.pem'), pem);
+    writeFileSync(join(dir, 'root-key.pem'), (opts.mismatchedKey ? await generateKey() : key).keyPem, {
+      mode: 0o600,
+    });
+    return { dir, serial: certInfo(pem).serial };
+  }
 
   beforeAll(async () => {
     await ambit(['local', 'down', '--name', CLUSTER]);
-    // 20 s certificates: renewed every 10 s.
+    const manifests = copyManifests('test/fixtures/mesh-mtls');
+    // A supplied root whose key is not its own is refused before anything exists.
+    const bad = await caFolder({ mismatchedKey: true });
+    const refused = await ambit(['local', 'up', manifests, '--name', CLUSTER, '--ca-dir', bad.dir]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain(
+      `--ca-dir: ${bad.dir}/root-cert.pem: root-key.pem is not the key of this certificate`,
+    );
+    expect(netnsOf(CLUSTER)).toEqual([]);
+    // 20 s certificates (renewed every 10 s), issued by a supplied root.
+    const good = await caFolder();
+    suppliedRoot = good.serial;
     const up = await ambit([
       'local',
       'up',
-      copyManifests('test/fixtures/mesh-mtls'),
+      manifests,
       '--name',
       CLUSTER,
       '--cert-ttl',
       '20s',
+      '--ca-dir',
+      good.dir,
     ]);
     expect(up.code, up.stderr).toBe(0);
   });
@@ -313,6 +341,10 @@ describe('certificate rotation under traffic', () => {
     };
     const before = (await ca('status')).view!;
     expect(before.trusted).toHaveLength(1);
+    // The supplied root signs until it is rotated.
+    expect(before.signingRoot).toBe(suppliedRoot);
+    expect(before.certificates.length).toBeGreaterThanOrEqual(2);
+    expect(before.certificates.every((c) => c.root === suppliedRoot)).toBe(true);
 
     const failures: string[] = [];
     let requests = 0;
