@@ -36,9 +36,13 @@ export interface WorkloadCertOptions {
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 30_000;
 
-/** When to renew: at half the lifetime, like ztunnel. */
-export function refreshAt(notBefore: Date, notAfter: Date): Date {
-  return new Date(notBefore.getTime() + (notAfter.getTime() - notBefore.getTime()) / 2);
+/**
+ * When to renew: halfway between receiving the certificate and its expiry. Not from `notBefore`: CAs
+ * backdate it for clock skew (Ambit's by a minute), and a lifetime counted from there would put the
+ * renewal of a short-lived certificate in the past, renewing it again at once, forever.
+ */
+export function refreshAt(received: Date, notAfter: Date): Date {
+  return new Date(received.getTime() + Math.max(0, notAfter.getTime() - received.getTime()) / 2);
 }
 
 /**
@@ -119,7 +123,7 @@ export class WorkloadCertificates {
       generation: ++this.generation,
     };
     this.certs.set(identity, cert);
-    this.schedule(identity, refreshAt(info.notBefore, info.notAfter), 0);
+    this.schedule(identity, refreshAt(this.opts.clock.now(), info.notAfter), 0);
     this.opts.log.info({ identity, notAfter: info.notAfter.toISOString() }, 'workload certificate issued');
     this.opts.onIssued?.(cert);
     return cert;
