@@ -198,8 +198,7 @@ export async function runControlPlane(
     '/ca/rotate': async (req, res) => {
       if (req.method !== 'POST') return void res.writeHead(405).end('POST only\n');
       await ca.rotate(CA_ORG);
-      // Serve with a certificate of the new root before nodes learn it is the only one.
-      await serving.issue();
+      // The serving certificate stays on the old root, which every node trusts, until the drop.
       publish();
       log.info(
         { root: ca.rootInfo().serial, trusted: ca.trustBundle().length },
@@ -207,8 +206,11 @@ export async function runControlPlane(
       );
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(roots()));
     },
-    '/ca/drop-old-roots': (req, res) => {
+    '/ca/drop-old-roots': async (req, res) => {
       if (req.method !== 'POST') return void res.writeHead(405).end('POST only\n');
+      // Serve from the signing root before nodes learn it is the only one they may trust; they have
+      // trusted it since the rotation.
+      await serving.issue();
       ca.dropOldRoots();
       publish();
       log.info({ root: ca.rootInfo().serial }, 'old CA roots dropped from the trust bundle');
