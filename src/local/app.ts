@@ -171,17 +171,23 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
     }
     // Leave the cluster cgroup first: teardown kills everything still in it.
     writeFileSync(join(cfg.cgroupRoot, 'cgroup.procs'), String(process.pid));
-    const report = await teardownCluster({
-      cluster: cfg.cluster,
-      clusterCgroup: cgroupDir,
-      runDir: paths.dir,
-      bpfDir: clusterBpfDir(cfg.bpfRoot, cfg.cluster),
-      selfPid: process.pid,
-    });
-    log.info(
-      { progress: true, event: 'down', ...report, killed: report.killed.length },
-      'local cluster removed',
-    );
+    try {
+      const report = await teardownCluster({
+        cluster: cfg.cluster,
+        clusterCgroup: cgroupDir,
+        runDir: paths.dir,
+        bpfDir: clusterBpfDir(cfg.bpfRoot, cfg.cluster),
+        selfPid: process.pid,
+      });
+      log.info(
+        { progress: true, event: 'down', ...report, killed: report.killed.length },
+        'local cluster removed',
+      );
+    } catch (err) {
+      // `ambit local down` tears down again after this process has gone, and reports what is left.
+      log.error({ err }, 'teardown incomplete');
+      process.exit(1);
+    }
     process.exit(code);
   };
   process.on('SIGTERM', () => void shutdown(0));

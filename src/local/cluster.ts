@@ -564,14 +564,17 @@ export class LocalCluster {
     child.once('exit', (code, signal) => {
       delete entry.child;
       entry.ready = comp.readiness === undefined;
-      if (this.stopping) return;
+      if (this.stopping || this.phase === 'stopping') return;
       entry.restarts++;
       this.log.warn(
         { node: node.name, component: comp.name, code, signal },
         'node component exited; restarting it',
       );
       setTimeout(
-        () => this.startComponent(node, comp),
+        () => {
+          // The cluster may have begun stopping meanwhile: a component started now would outlive teardown.
+          if (!this.stopping && this.phase !== 'stopping') this.startComponent(node, comp);
+        },
         Math.min(500 * 2 ** Math.min(entry.restarts, 5), 16_000),
       );
     });

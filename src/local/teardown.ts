@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { AmbitError, ErrorCode } from '../errors.js';
 import { cgroupPids, cgroupTree, killCgroupTree, removeCgroupTree } from '../os/cgroup.js';
 import { run } from '../os/run-command.js';
 import { netnsEtcDir } from './layout.js';
@@ -51,18 +52,48 @@ export async function teardownCluster(opts: {
   if (opts.clusterCgroup !== undefined) await waitEmpty(opts.clusterCgroup, opts.selfPid);
   for (const ns of namespaces) await deleteNetns(ns);
   for (const ns of namespaces) rmSync(netnsEtcDir(ns), { recursive: true, force: true });
+  // Each removal is tried even when an earlier one failed, so one stuck object does not leave the
+  // rest behind; what failed is reported at the end.
+  const failures: string[] = [];
   let cgroups = 0;
   if (opts.clusterCgroup !== undefined) {
-    cgroups = cgroupTree(opts.clusterCgroup).length;
-    removeCgroupTree(opts.clusterCgroup);
+    const cg = opts.clusterCgroup;
+    cgroups = cgroupTree(cg).length;
+    // A killed process can take a moment to leave its cgroup (EBUSY until it has): retry briefly.
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      try {
+        removeCgroupTree(cg);
+        break;
+      } catch (err) {
+        if (Date.now() > deadline) {
+          failures.push(`cgroup ${cg}: ${(err as Error).message}`);
+          break;
+        }
+        killCgroupTree(cg);
+        await sleep(50);
+      }
+    }
   }
-  if (opts.bpfDir !== undefined) rmSync(opts.bpfDir, { recursive: true, force: true });
+  if (opts.bpfDir !== undefined) {
+    try {
+      rmSync(opts.bpfDir, { recursive: true, force: true });
+    } catch (err) {
+      failures.push(`pinned BPF objects ${opts.bpfDir}: ${(err as Error).message}`);
+    }
+  }
   rmSync(opts.runDir, { recursive: true, force: true });
   // Shared parents go too once the last cluster is gone.
   const parents = [dirname(opts.runDir), '/etc/netns'];
   if (opts.clusterCgroup !== undefined) parents.push(dirname(opts.clusterCgroup));
   if (opts.bpfDir !== undefined) parents.push(dirname(opts.bpfDir));
   for (const dir of parents) removeIfEmpty(dir);
+  if (failures.length > 0) {
+    throw new AmbitError(
+      ErrorCode.LOCAL_STATE,
+      `could not remove everything of cluster "${opts.cluster}" (run \`ambit local down --name ${opts.cluster}\` again):\n  ${failures.join('\n  ')}`,
+    );
+  }
   return { killed, netns: namespaces, cgroups };
 }
 

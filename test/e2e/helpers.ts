@@ -86,6 +86,28 @@ afterAll(() => {
   for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
+/**
+ * `ambit local down`, then checks that nothing of the cluster is left (namespaces, cgroups, pinned BPF
+ * objects, state): a leftover here would otherwise surface as a confusing failure in a later file.
+ */
+export async function downCluster(cluster: string): Promise<void> {
+  const r = await ambit(['local', 'down', '--name', cluster]);
+  const left = [
+    ...netnsOf(cluster).map((n) => `netns ${n}`),
+    ...[
+      `/sys/fs/cgroup/unified/ambit/${cluster}`,
+      `/sys/fs/cgroup/ambit/${cluster}`,
+      `/sys/fs/bpf/ambit/local-${cluster}`,
+      `/run/ambit/${cluster}`,
+    ].filter((p) => existsSync(p)),
+  ];
+  if (r.code !== 0 || left.length > 0) {
+    throw new Error(
+      `local down --name ${cluster} (exit ${r.code}) left: ${left.join(', ') || 'nothing'}\n${r.stdout}${r.stderr}`,
+    );
+  }
+}
+
 /** A private temporary folder, removed when the test file ends. */
 export function tempDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));

@@ -3,7 +3,17 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { LocalState, PodState } from '../../src/local/state.js';
-import { ambit, copyManifests, curl, netnsOf, podExec, processLives, status, waitFor } from './helpers.js';
+import {
+  ambit,
+  copyManifests,
+  curl,
+  downCluster,
+  netnsOf,
+  podExec,
+  processLives,
+  status,
+  waitFor,
+} from './helpers.js';
 
 const CLUSTER = 'e2e-local';
 
@@ -53,7 +63,7 @@ describe('local mode: examples/hello on two nodes, outside the mesh', () => {
   });
 
   afterAll(async () => {
-    await ambit(['local', 'down', '--name', CLUSTER]);
+    await downCluster(CLUSTER);
   });
 
   test('status shows the nodes, ready pods and the Service with both endpoints', async () => {

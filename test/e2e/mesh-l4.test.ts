@@ -9,6 +9,7 @@ import {
   copyManifests,
   curl,
   daemonPid,
+  downCluster,
   podExec,
   processLives,
   status,
@@ -96,7 +97,7 @@ describe('eBPF redirection through the node proxy', () => {
   });
 
   afterAll(async () => {
-    await ambit(['local', 'down', '--name', CLUSTER]);
+    await downCluster(CLUSTER);
   });
 
   test('enrollment follows the namespace label and the pod opt-out', () => {

@@ -10,6 +10,7 @@ import {
   copyManifests,
   curl,
   daemonPid,
+  downCluster,
   netnsOf,
   processLives,
   ROOT,
@@ -56,7 +57,7 @@ describe('mutual TLS between node proxies (HBONE)', () => {
   });
 
   afterAll(async () => {
-    await ambit(['local', 'down', '--name', CLUSTER]);
+    await downCluster(CLUSTER);
   });
 
   test('curl to nginx on the other node: the capture on the link shows TLS 1.3 to 15008 and none of the payload', async () => {
@@ -300,7 +301,7 @@ describe('certificate rotation under traffic', () => {
   });
 
   afterAll(async () => {
-    await ambit(['local', 'down', '--name', CLUSTER]);
+    await downCluster(CLUSTER);
   });
 
   test('certificates are renewed at half life while requests keep flowing, with no failed connection', async () => {

@@ -3,7 +3,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { LocalState } from '../../src/local/state.js';
-import { ambit, CLI, copyManifests, curl, podExec, runCmd, status, waitFor } from './helpers.js';
+import { ambit, CLI, copyManifests, curl, downCluster, podExec, runCmd, status, waitFor } from './helpers.js';
 
 const CLUSTER = 'e2e-policy';
 const WEB = 'web.shop:80';
@@ -127,7 +127,7 @@ describe('L4 authorization, peer authentication and telemetry', () => {
   });
 
   afterAll(async () => {
-    await ambit(['local', 'down', '--name', CLUSTER]);
+    await downCluster(CLUSTER);
   });
 
   test('without policies every source gets through, meshed or not', async () => {
