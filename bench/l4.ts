@@ -20,6 +20,7 @@ import {
   median,
   podIp4,
   progress,
+  runBenchmark,
   startBenchCluster,
   tempFile,
   type WrkResult,
@@ -134,4 +135,4 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+await runBenchmark(main);

@@ -78,6 +78,30 @@ process.once('exit', () => {
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
 
+const interruptCleanups: (() => Promise<unknown>)[] = [];
+let interrupted = false;
+
+/** Runs a benchmark's main; once interrupted, its failures (commands cut off by the cleanup) are expected. */
+export async function runBenchmark(main: () => Promise<void>): Promise<void> {
+  await main().catch((err: unknown) => {
+    if (!interrupted) throw err;
+  });
+}
+/** Registers what to undo if the benchmark is interrupted (Ctrl-C, SIGTERM) instead of finishing. */
+export function onInterrupt(cleanup: () => Promise<unknown>): void {
+  interruptCleanups.push(cleanup);
+}
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    interrupted = true;
+    progress(`${signal}: cleaning up (local cluster, temporary files)`);
+    void (async () => {
+      for (const cleanup of interruptCleanups.reverse()) await cleanup().catch(() => undefined);
+      process.exit(130); // the exit handler removes the temporary folders
+    })();
+  });
+}
+
 /** Writes a file (configs, keys) in a private temp folder that is removed when the benchmark exits. */
 export function tempFile(name: string, text: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'ambit-bench-'));
@@ -125,6 +149,8 @@ export function benchManifests(meshServer: boolean): string {
 /** Starts (after removing any leftover) a 2-node local cluster running `manifests`, and returns its state. */
 export async function startBenchCluster(cluster: string, manifests: string): Promise<LocalState> {
   await ambit('local', 'down', '--name', cluster);
+  // Teardown also stops what runs in the nodes' namespaces (haproxy).
+  onInterrupt(() => ambit('local', 'down', '--name', cluster));
   await ambit('local', 'up', tempFile('bench.yaml', manifests), '--name', cluster, '--nodes', '2');
   return JSON.parse(await ambit('local', 'status', '--name', cluster, '-o', 'json')) as LocalState;
 }

@@ -29,6 +29,7 @@ import {
   podIp4,
   progress,
   ROOT,
+  runBenchmark,
   startBenchCluster,
   tempFile,
   type WrkResult,
@@ -279,4 +280,4 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+await runBenchmark(main);
