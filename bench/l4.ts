@@ -9,10 +9,10 @@
  *
  * Run: make bench   (or: node_modules/.bin/vite-node bench/l4.ts -- [--seconds 10] [--rounds 2])
  */
-import { parseArgs } from 'node:util';
 import {
   ambit,
   benchManifests,
+  benchOptions,
   bulkGbps,
   daemonPid,
   inNodeNetns,
@@ -27,17 +27,7 @@ import {
   wrkRun,
 } from './lib.js';
 
-const { values } = parseArgs({
-  args: process.argv.slice(2).filter((a) => a !== '--'),
-  options: {
-    seconds: { type: 'string', default: '10' },
-    rounds: { type: 'string', default: '2' },
-    connections: { type: 'string', default: '32' },
-  },
-});
-const SECONDS = Number(values.seconds);
-const ROUNDS = Number(values.rounds);
-const CONNS = Number(values.connections);
+const { seconds: SECONDS, rounds: ROUNDS, connections: CONNS } = benchOptions();
 const CLUSTER = 'bench';
 
 interface Mode extends LoadRun {

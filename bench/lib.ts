@@ -2,6 +2,7 @@ import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
 import type { LocalState } from '../src/local/state.js';
 import { cgroupPids } from '../src/os/cgroup.js';
 
@@ -219,4 +220,19 @@ export async function bulkGbps(run: LoadRun): Promise<number> {
     120_000,
   );
   return (Number(out) * 8) / 1e9;
+}
+
+/** The flags every benchmark takes (`-- --seconds 10 --rounds 2 --connections 32`), plus its own string flags. */
+export function benchOptions<E extends string>(
+  extra: Record<E, string> = {} as Record<E, string>,
+): { seconds: number; rounds: number; connections: number } & Record<E, number> {
+  const options: Record<string, { type: 'string'; default: string }> = {};
+  for (const [name, def] of Object.entries({ seconds: '10', rounds: '2', connections: '32', ...extra }))
+    options[name] = { type: 'string', default: def as string };
+  const { values } = parseArgs({ args: process.argv.slice(2).filter((a) => a !== '--'), options });
+  return Object.fromEntries(Object.entries(values).map(([k, v]) => [k, Number(v)])) as {
+    seconds: number;
+    rounds: number;
+    connections: number;
+  } & Record<E, number>;
 }

@@ -14,12 +14,12 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
 import { createRoot, generateKey, signWorkloadCert } from '../src/identity/x509.js';
 import type { LocalState } from '../src/local/state.js';
 import {
   ambit,
   benchManifests,
+  benchOptions,
   bulkGbps,
   daemonPid,
   inNodeNetns,
@@ -36,19 +36,7 @@ import {
   wrkRun,
 } from './lib.js';
 
-const { values } = parseArgs({
-  args: process.argv.slice(2).filter((a) => a !== '--'),
-  options: {
-    seconds: { type: 'string', default: '10' },
-    rounds: { type: 'string', default: '2' },
-    connections: { type: 'string', default: '32' },
-    idle: { type: 'string', default: '1000' },
-  },
-});
-const SECONDS = Number(values.seconds);
-const ROUNDS = Number(values.rounds);
-const CONNS = Number(values.connections);
-const IDLE = Number(values.idle);
+const { seconds: SECONDS, rounds: ROUNDS, connections: CONNS, idle: IDLE } = benchOptions({ idle: '1000' });
 const CLUSTER = 'bench-mesh';
 
 // Opens idle connections on request ("open N" on stdin), answers "open" when they are up, and exits

@@ -52,6 +52,12 @@ export function explainConnection(
   const steps: ExplainStep[] = [];
   const srcIp = src.ips.find((ip) => isV6(ip) === isV6(dst.ip)) ?? src.ips[0]!;
   const inMesh = src.captured;
+  const source = {
+    pod: `${src.namespace}/${src.name}`,
+    ip: srcIp,
+    ...(inMesh ? { identity: src.identity } : {}),
+    inMesh,
+  };
   steps.push({
     step: 'source',
     detail: inMesh
@@ -68,12 +74,7 @@ export function explainConnection(
   if (route.kind === 'refuse') {
     steps.push({ step: 'route', detail: `refused (${route.flag}): ${route.reason}` });
     return {
-      source: {
-        pod: `${src.namespace}/${src.name}`,
-        ip: srcIp,
-        ...(inMesh ? { identity: src.identity } : {}),
-        inMesh,
-      },
+      source,
       destination,
       steps,
       endpoints,
@@ -83,12 +84,7 @@ export function explainConnection(
   if (route.kind === 'passthrough') {
     steps.push({ step: 'route', detail: `${destination} is outside the mesh: passed through as plain TCP` });
     return {
-      source: {
-        pod: `${src.namespace}/${src.name}`,
-        ip: srcIp,
-        ...(inMesh ? { identity: src.identity } : {}),
-        inMesh,
-      },
+      source,
       destination,
       steps,
       endpoints,
@@ -173,12 +169,7 @@ export function explainConnection(
   const verdict: Explanation['verdict'] =
     endpoints.length === 0 ? 'refused' : verdicts.size === 1 ? [...verdicts][0]! : 'mixed';
   return {
-    source: {
-      pod: `${src.namespace}/${src.name}`,
-      ip: srcIp,
-      ...(inMesh ? { identity: src.identity } : {}),
-      inMesh,
-    },
+    source,
     destination,
     steps,
     endpoints,

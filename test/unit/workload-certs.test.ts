@@ -34,18 +34,24 @@ describe('WorkloadCertificates with a real CA', () => {
 
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  test('short-lived certificates renew at half life, not in a loop (the CA backdates notBefore)', async () => {
+  /** Certificates of `ttlSeconds` from the real CA, and every one issued, in order. */
+  function withCa(ttlSeconds: number): { certs: WorkloadCertificates; issued: IssuedCert[] } {
     const issued: IssuedCert[] = [];
     const certs = new WorkloadCertificates(
       { sign: (csr, id, ttl) => ca.sign(csr, SpiffeId.parse(id), ttl) },
       {
-        ttlSeconds: 4,
+        ttlSeconds,
         clock: systemClock,
         log,
         bundle: () => ca.trustBundle(),
         onIssued: (c) => issued.push(c),
       },
     );
+    return { certs, issued };
+  }
+
+  test('short-lived certificates renew at half life, not in a loop (the CA backdates notBefore)', async () => {
+    const { certs, issued } = withCa(4);
     try {
       certs.setWanted([ID]);
       await sleep(4500);
@@ -59,17 +65,7 @@ describe('WorkloadCertificates with a real CA', () => {
   });
 
   test('a workload that leaves has its certificate dropped and no longer renewed', async () => {
-    const issued: IssuedCert[] = [];
-    const certs = new WorkloadCertificates(
-      { sign: (csr, id, ttl) => ca.sign(csr, SpiffeId.parse(id), ttl) },
-      {
-        ttlSeconds: 2,
-        clock: systemClock,
-        log,
-        bundle: () => ca.trustBundle(),
-        onIssued: (c) => issued.push(c),
-      },
-    );
+    const { certs, issued } = withCa(2);
     try {
       certs.setWanted([ID]);
       await certs.get(ID);
