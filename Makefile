@@ -8,10 +8,19 @@ APT_PACKAGES := clang llvm libbpf-dev bpftool nftables iproute2 util-linux procp
 BPF_SRC := $(wildcard bpf/*.bpf.c)
 BPF_OBJ := $(BPF_SRC:.bpf.c=.bpf.o)
 BIN := node_modules/.bin
+# Node.js 24 LTS runs everything (Node 20 is end of life). `make deps` installs the official build from
+# the npm registry into node_modules (the `node` package); every target below runs with it first on PATH,
+# and so do the daemons the CLI starts (they inherit its runtime).
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+NODE_MAJOR := 24
 
-.PHONY: deps apt-deps build bpf ts test test-unit test-e2e lint format demo clean bench
+.PHONY: deps apt-deps npm build bpf ts test test-unit test-e2e lint format demo clean bench
 
 deps: apt-deps node_modules/.ci-stamp
+	@v=$$($(BIN)/node -p 'process.versions.node' 2>/dev/null); \
+	if [ "$${v%%.*}" != "$(NODE_MAJOR)" ]; then \
+	  echo "error: node_modules/.bin/node is not Node.js $(NODE_MAJOR) (got '$$v'); run: rm -rf node_modules && make deps"; exit 1; \
+	fi
 
 # Idempotent: installs only the packages that are missing.
 apt-deps:
@@ -24,11 +33,19 @@ apt-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# npm comes with the machine's Node.js; on a machine without one, Debian's (any version will do: it only
+# installs the locked packages, Node.js 24 among them).
+npm:
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "installing npm (Debian) to fetch Node.js $(NODE_MAJOR) and the locked packages"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "error: installing npm needs root (sudo make deps)"; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null; }
+
 # The lock file pins every version. `npm ci` refuses it on machines whose registry mirror carries only
 # Linux builds of platform packages (biome, rollup, esbuild list darwin/win32 builds as optional
 # dependencies; the mirror answers 404, npm skips them, and `npm ci` then reports the lock as out of
 # sync). `npm install --no-save` installs exactly the locked versions and changes no file.
-node_modules/.ci-stamp: package.json package-lock.json
+node_modules/.ci-stamp: package.json package-lock.json | npm
 	npm install --no-save --no-audit --no-fund --loglevel=error
 	@touch $@
 
@@ -39,7 +56,7 @@ bpf: $(BPF_OBJ)
 bpf/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h)
 	clang -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_x86 -I/usr/include/x86_64-linux-gnu -c $< -o $@
 
-ts: node_modules/.ci-stamp
+ts: deps
 	$(BIN)/tsc -p tsconfig.json
 	@cp src/api/*.proto dist/api/
 	@chmod +x dist/ctl/main.js
@@ -49,17 +66,21 @@ test: build
 	$(BIN)/tsc -p tsconfig.test.json
 	$(BIN)/vitest run --project e2e
 
-test-unit: node_modules/.ci-stamp
+test-unit: deps
 	$(BIN)/vitest run --project unit
 
 test-e2e: build
 	$(BIN)/vitest run --project e2e
 
-lint: node_modules/.ci-stamp
+# biome (format, lint, and no process.env outside config code), the type check, and the house's
+# boundaries (.dependency-cruiser.cjs: daemons never import each other, no folder cycles, ffi-rs only in
+# src/bpf/).
+lint: deps
 	$(BIN)/biome check .
 	$(BIN)/tsc -p tsconfig.test.json
+	$(BIN)/depcruise --config .dependency-cruiser.cjs src
 
-format: node_modules/.ci-stamp
+format: deps
 	$(BIN)/biome check --write .
 
 demo: build

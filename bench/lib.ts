@@ -173,7 +173,9 @@ export function cpuMs(pid: number): number {
 export function daemonPid(state: LocalState, node: number, role: string): number {
   const cg = join(state.cgroupDir, state.nodes[node]!.systemCgroup);
   const pid = cgroupPids(cg).find((p) =>
-    readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`node-agent/main.js\0${role}`),
+    readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(
+      role === 'agent' ? 'node-agent/main.js' : 'node-proxy/main.js',
+    ),
   );
   if (pid === undefined) throw new Error(`node-${node + 1} ${role} not found`);
   return pid;

@@ -1,13 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { AmbitError, ErrorCode } from '../errors.js';
+import type { CaClient } from '../identity/ca-client.js';
 import { CHANNEL_OPTIONS, controlPlaneCredentials, grpcTarget } from './channel.js';
 import { bearer, services } from './grpc.js';
-
-/** What a proxy needs from a CA; tests use their own. */
-export interface CaClient {
-  /** Signs a CSR for `identity`; resolves to the chain, leaf first. */
-  sign(csrPem: string, identity: string, ttlSeconds: number): Promise<string[]>;
-}
 
 /** The control plane's CA over gRPC (IstioCertificateService), authenticated with the node token. */
 export class GrpcCaClient implements CaClient {

@@ -1,8 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type * as grpc from '@grpc/grpc-js';
+import { backoffDelay, RECONNECT_BACKOFF } from '../net/backoff.js';
 import type { Logger } from '../telemetry/logger.js';
 import { CHANNEL_OPTIONS, controlPlaneCredentials, grpcTarget } from './channel.js';
-import { applyUpdate, type ConfigUpdate, type PushedConfig } from './config-codec.js';
+import type { ConfigUpdate, PushedConfig } from './config-codec.js';
+import { applyUpdate } from './config-decode.js';
 import { bearer, services } from './grpc.js';
 
 export interface ConfigClientOptions {
@@ -15,15 +17,6 @@ export interface ConfigClientOptions {
   /** Called with every new config; the last good one stays in force while the control plane is away. */
   readonly onConfig: (config: PushedConfig, version: string) => void;
   readonly onConnection?: (connected: boolean) => void;
-}
-
-const BACKOFF_MIN_MS = 500;
-const BACKOFF_MAX_MS = 30_000;
-
-/** The delay before reconnect attempt `n` (0-based): exponential, capped, with full jitter. */
-export function backoffDelay(n: number, random = Math.random): number {
-  const cap = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** n);
-  return Math.round(cap / 2 + (random() * cap) / 2);
 }
 
 /**
@@ -66,7 +59,7 @@ export async function followConfig(opts: ConfigClientOptions, signal: AbortSigna
     client.close();
     if (signal.aborted) return;
     opts.onConnection?.(false);
-    const delay = backoffDelay(attempt++);
+    const delay = backoffDelay(attempt++, RECONNECT_BACKOFF);
     opts.log.warn(
       { reason: ended, retryInMs: delay, haveConfig: current !== undefined },
       'config stream lost; keeping the last good config',

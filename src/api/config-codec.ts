@@ -1,13 +1,49 @@
-import { isIP } from 'node:net';
-import type { Protocol } from '../config/model.js';
-import { SpiffeId } from '../identity/spiffe-id.js';
-import type { MeshNode, MeshService, MeshView, ServiceEndpoint, Workload } from '../mesh/view.js';
+import type { MeshNode, MeshService, MeshView, Workload } from '../mesh/view.js';
+import { type MeshPolicy, policyKey } from '../policy/types.js';
+import { encodePolicy, type WirePolicy } from './config-policies.js';
 
 /*
- * The config stream's wire shapes (as proto-loader decodes ambit.proto) and the two pure functions on
- * them: the control plane turns two views into an update (full, or the difference), and a proxy
- * applies an update to what it had. Wire shapes stop here: proxies only ever see validated domain types.
+ * The config stream: what the control plane publishes (PushedConfig), the difference between two
+ * versions (ConfigDelta, computed once per version and shared by every node's stream), and its wire
+ * form (ConfigUpdate, as proto-loader decodes ambit.proto). Decoding, with checks, is in
+ * config-decode.ts: proxies only ever see validated domain types.
  */
+
+/** A mesh object the control plane refused, with where and why. */
+export interface Rejection {
+  readonly kind: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly file: string;
+  readonly line: number;
+  readonly path: string;
+  readonly message: string;
+}
+
+/** What the control plane publishes for nodes; proxies rebuild the same from updates. */
+export interface PushedConfig {
+  readonly view: MeshView;
+  readonly trustBundle: readonly string[];
+  readonly rejections: readonly Rejection[];
+  /** Policies by key (`Kind/ns/name`). */
+  readonly policies: ReadonlyMap<string, MeshPolicy>;
+}
+
+/** What changed between two versions of the pushed config (everything, when `full`). */
+export interface ConfigDelta {
+  readonly full: boolean;
+  readonly trustDomain: string;
+  /** Present when the nodes changed (always when full). */
+  readonly nodes?: readonly MeshNode[];
+  readonly workloads: readonly Workload[];
+  readonly removedWorkloads: readonly string[];
+  readonly services: readonly MeshService[];
+  readonly removedServices: readonly string[];
+  readonly trustBundle?: readonly string[];
+  readonly rejections?: readonly Rejection[];
+  readonly policies: readonly MeshPolicy[];
+  readonly removedPolicies: readonly string[];
+}
 
 export interface WireWorkload {
   uid: string;
@@ -34,47 +70,99 @@ export interface WireService {
   endpoints: { workload_uid: string; ready: boolean; ports: Record<string, number> }[];
 }
 
-export interface WireRejection {
-  kind: string;
-  namespace: string;
-  name: string;
-  file: string;
-  line: number;
-  path: string;
-  message: string;
-}
-
-export interface WirePolicy {
-  key: string;
-  json: string;
-}
-
 export interface ConfigUpdate {
   version: string;
   full: boolean;
   trust_domain: string;
   nodes: { name: string; ips: string[] }[];
+  nodes_changed: boolean;
   workloads: WireWorkload[];
   services: WireService[];
   removed_workloads: string[];
   removed_services: string[];
   trust_bundle: string[];
-  rejections: WireRejection[];
+  rejections: Rejection[];
+  rejections_changed: boolean;
   policies: WirePolicy[];
   removed_policies: string[];
 }
 
-/** What the control plane publishes for nodes; proxies rebuild the same from updates. */
-export interface PushedConfig {
-  readonly view: MeshView;
-  readonly trustBundle: readonly string[];
-  readonly rejections: readonly WireRejection[];
-  /** Policies by key, as validated JSON (decoded by the policy module). */
-  readonly policies: ReadonlyMap<string, string>;
+export function serviceKey(s: { readonly namespace: string; readonly name: string }): string {
+  return `${s.namespace}/${s.name}`;
 }
 
-export function serviceKey(s: { namespace: string; name: string }): string {
-  return `${s.namespace}/${s.name}`;
+/** Entries compare by identity first (the control plane keeps unchanged ones), then by content. */
+function same(a: unknown, b: unknown): boolean {
+  return a === b || JSON.stringify(a) === JSON.stringify(b);
+}
+
+function changed<T>(
+  prev: ReadonlyMap<string, T>,
+  next: ReadonlyMap<string, T>,
+): { changed: T[]; removed: string[] } {
+  const out: T[] = [];
+  for (const [k, v] of next) if (!prev.has(k) || !same(prev.get(k), v)) out.push(v);
+  return { changed: out, removed: [...prev.keys()].filter((k) => !next.has(k)) };
+}
+
+/**
+ * The delta that brings a node from `prev` (what it has; undefined for a new stream) to `next`:
+ * everything when `prev` is undefined, otherwise what changed and what went away.
+ */
+export function diffConfig(prev: PushedConfig | undefined, next: PushedConfig): ConfigDelta {
+  if (prev === undefined) {
+    return {
+      full: true,
+      trustDomain: next.view.trustDomain,
+      nodes: next.view.nodes,
+      workloads: next.view.workloads,
+      removedWorkloads: [],
+      services: next.view.services,
+      removedServices: [],
+      trustBundle: next.trustBundle,
+      rejections: next.rejections,
+      policies: [...next.policies.values()],
+      removedPolicies: [],
+    };
+  }
+  const w = changed(
+    new Map(prev.view.workloads.map((x) => [x.uid, x])),
+    new Map(next.view.workloads.map((x) => [x.uid, x])),
+  );
+  const s = changed(
+    new Map(prev.view.services.map((x) => [serviceKey(x), x])),
+    new Map(next.view.services.map((x) => [serviceKey(x), x])),
+  );
+  const p = changed(prev.policies, next.policies);
+  return {
+    full: false,
+    trustDomain: next.view.trustDomain,
+    ...(same(prev.view.nodes, next.view.nodes) ? {} : { nodes: next.view.nodes }),
+    workloads: w.changed,
+    removedWorkloads: w.removed,
+    services: s.changed,
+    removedServices: s.removed,
+    ...(same(prev.trustBundle, next.trustBundle) ? {} : { trustBundle: next.trustBundle }),
+    ...(same(prev.rejections, next.rejections) ? {} : { rejections: next.rejections }),
+    policies: p.changed,
+    removedPolicies: p.removed,
+  };
+}
+
+/** True when the delta changes nothing a node would notice. */
+export function isEmptyDelta(d: ConfigDelta): boolean {
+  return (
+    !d.full &&
+    d.nodes === undefined &&
+    d.workloads.length === 0 &&
+    d.removedWorkloads.length === 0 &&
+    d.services.length === 0 &&
+    d.removedServices.length === 0 &&
+    d.trustBundle === undefined &&
+    d.rejections === undefined &&
+    d.policies.length === 0 &&
+    d.removedPolicies.length === 0
+  );
 }
 
 function encodeWorkload(w: Workload): WireWorkload {
@@ -116,140 +204,22 @@ function encodeService(s: MeshService): WireService {
   };
 }
 
-const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
-
-/**
- * The update that brings a node from `prev` (what it was last sent; undefined for a new stream) to
- * `next`: everything when `prev` is undefined, otherwise only what changed and what went away.
- */
-export function makeUpdate(
-  prev: PushedConfig | undefined,
-  next: PushedConfig,
-  version: bigint,
-): ConfigUpdate {
-  const full = prev === undefined;
-  const prevW = new Map(prev?.view.workloads.map((w) => [w.uid, w]) ?? []);
-  const prevS = new Map(prev?.view.services.map((s) => [serviceKey(s), s]) ?? []);
-  const nextW = new Set(next.view.workloads.map((w) => w.uid));
-  const nextS = new Set(next.view.services.map(serviceKey));
+/** The wire form of a delta at a version. */
+export function encodeUpdate(d: ConfigDelta, version: bigint): ConfigUpdate {
   return {
     version: version.toString(),
-    full,
-    trust_domain: next.view.trustDomain,
-    nodes: next.view.nodes.map((n) => ({ name: n.name, ips: [...n.ips] })),
-    workloads: next.view.workloads.filter((w) => full || !same(prevW.get(w.uid), w)).map(encodeWorkload),
-    services: next.view.services.filter((s) => full || !same(prevS.get(serviceKey(s)), s)).map(encodeService),
-    removed_workloads: full ? [] : [...prevW.keys()].filter((k) => !nextW.has(k)),
-    removed_services: full ? [] : [...prevS.keys()].filter((k) => !nextS.has(k)),
-    trust_bundle: full || !same(prev.trustBundle, next.trustBundle) ? [...next.trustBundle] : [],
-    rejections: [...next.rejections],
-    policies: [...next.policies]
-      .filter(([k, v]) => full || prev.policies.get(k) !== v)
-      .map(([key, json]) => ({ key, json })),
-    removed_policies: full ? [] : [...prev.policies.keys()].filter((k) => !next.policies.has(k)),
+    full: d.full,
+    trust_domain: d.trustDomain,
+    nodes: (d.nodes ?? []).map((n) => ({ name: n.name, ips: [...n.ips] })),
+    nodes_changed: d.nodes !== undefined,
+    workloads: d.workloads.map(encodeWorkload),
+    services: d.services.map(encodeService),
+    removed_workloads: [...d.removedWorkloads],
+    removed_services: [...d.removedServices],
+    trust_bundle: [...(d.trustBundle ?? [])],
+    rejections: [...(d.rejections ?? [])],
+    rejections_changed: d.rejections !== undefined,
+    policies: d.policies.map((p) => encodePolicy(policyKey(p), p)),
+    removed_policies: [...d.removedPolicies],
   };
-}
-
-/** True when the update changes nothing a node would notice (only the version moved). */
-export function isEmptyUpdate(u: ConfigUpdate): boolean {
-  return (
-    !u.full &&
-    u.workloads.length === 0 &&
-    u.services.length === 0 &&
-    u.removed_workloads.length === 0 &&
-    u.removed_services.length === 0 &&
-    u.trust_bundle.length === 0 &&
-    u.policies.length === 0 &&
-    u.removed_policies.length === 0
-  );
-}
-
-function decodeWorkload(w: WireWorkload, problems: string[]): Workload | undefined {
-  const bad = (why: string): undefined => {
-    problems.push(`workload ${w.namespace}/${w.name} (${w.uid}): ${why}; ignored`);
-    return undefined;
-  };
-  if (w.uid === '' || w.name === '' || w.namespace === '') return bad('uid, name and namespace are required');
-  const ips = w.ips.filter((ip) => isIP(ip) !== 0);
-  if (ips.length !== w.ips.length) return bad(`an address is not an IP (${w.ips.join(', ')})`);
-  if (SpiffeId.tryParse(w.identity) === undefined)
-    return bad(`identity ${JSON.stringify(w.identity)} is not a SPIFFE id`);
-  return {
-    uid: w.uid,
-    namespace: w.namespace,
-    name: w.name,
-    serviceAccount: w.service_account,
-    node: w.node,
-    ips,
-    labels: w.labels,
-    app: w.app,
-    workloadName: w.workload_name,
-    captured: w.captured,
-    identity: w.identity,
-    ready: w.ready,
-  };
-}
-
-function decodeService(s: WireService, problems: string[]): MeshService | undefined {
-  if (s.vips.some((ip) => isIP(ip) === 0)) {
-    problems.push(`service ${s.namespace}/${s.name}: a VIP is not an IP (${s.vips.join(', ')}); ignored`);
-    return undefined;
-  }
-  const endpoints: ServiceEndpoint[] = s.endpoints.map((e) => ({
-    workloadUid: e.workload_uid,
-    ready: e.ready,
-    ports: e.ports,
-  }));
-  return {
-    namespace: s.namespace,
-    name: s.name,
-    hostname: s.hostname,
-    vips: s.vips,
-    labels: s.labels,
-    ports: s.ports.map((p) => ({
-      ...(p.name === '' ? {} : { name: p.name }),
-      port: p.port,
-      targetPort: /^[0-9]+$/.test(p.target_port) ? Number(p.target_port) : p.target_port,
-      protocol: (p.protocol === '' ? 'TCP' : p.protocol) as Protocol,
-      ...(p.app_protocol === '' ? {} : { appProtocol: p.app_protocol }),
-    })),
-    endpoints,
-  };
-}
-
-/**
- * Applies an update to what a proxy had. Entries that fail validation are left out and described in
- * `problems`; everything else applies (a bad workload never takes the rest of the config down).
- */
-export function applyUpdate(
-  current: PushedConfig | undefined,
-  u: ConfigUpdate,
-): { config: PushedConfig; problems: string[] } {
-  const problems: string[] = [];
-  const base = u.full || current === undefined ? undefined : current;
-  const workloads = new Map(base?.view.workloads.map((w) => [w.uid, w]) ?? []);
-  const services = new Map(base?.view.services.map((s) => [serviceKey(s), s]) ?? []);
-  const policies = new Map(base?.policies ?? []);
-  for (const k of u.removed_workloads) workloads.delete(k);
-  for (const k of u.removed_services) services.delete(k);
-  for (const k of u.removed_policies) policies.delete(k);
-  for (const w of u.workloads) {
-    const d = decodeWorkload(w, problems);
-    if (d !== undefined) workloads.set(d.uid, d);
-  }
-  for (const s of u.services) {
-    const d = decodeService(s, problems);
-    if (d !== undefined) services.set(serviceKey(d), d);
-  }
-  for (const p of u.policies) policies.set(p.key, p.json);
-  const nodes: MeshNode[] = u.nodes.map((n) => ({ name: n.name, ips: n.ips }));
-  const view: MeshView = {
-    revision: u.version,
-    trustDomain: u.trust_domain,
-    nodes,
-    workloads: [...workloads.values()],
-    services: [...services.values()],
-  };
-  const trustBundle = u.trust_bundle.length > 0 ? u.trust_bundle : (base?.trustBundle ?? []);
-  return { config: { view, trustBundle, rejections: u.rejections, policies }, problems };
 }

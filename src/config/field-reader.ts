@@ -226,6 +226,30 @@ export class Fields {
   }
 
   /**
+   * Rejects keys that are not in `known`: for kinds where an ignored typo would change what the object
+   * means (a security policy matcher, a route match), an unknown field is an error, not a warning.
+   */
+  rejectUnknown(known: readonly string[], consequence: string): void {
+    for (const k of this.keys()) {
+      if (!known.includes(k))
+        this.error(k, `unknown field (known fields: ${known.join(', ')}); ${consequence}`);
+    }
+  }
+
+  /** A reader over the same mapping that also counts the errors reported through it. */
+  counted(): { readonly f: Fields; readonly errors: () => number } {
+    let n = 0;
+    const sink: IssueSink = {
+      error: (p, m) => {
+        n++;
+        this.sink.error(p, m);
+      },
+      warn: (p, m) => this.sink.warn(p, m),
+    };
+    return { f: new Fields(this.path, this.value, sink), errors: () => n };
+  }
+
+  /**
    * Warns about keys that are neither read nor known to be ignored, which are most often typos
    * (`prots:` for `ports:`); kubectl's strict field validation does the same.
    */

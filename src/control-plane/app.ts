@@ -1,33 +1,27 @@
 import * as grpc from '@grpc/grpc-js';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import type { PushedConfig } from '../api/config-codec.js';
+import { CA_ADMIN_PATHS, type CaStatus } from '../api/ca-admin.js';
 import { services } from '../api/grpc.js';
 import { controlPlaneIdentity } from '../api/identities.js';
-import { CertificateAuthority, systemClock } from '../identity/ca.js';
+import { type Clock, systemClock } from '../clock.js';
+import type { ClusterSource } from '../cluster/source.js';
+import { ClusterStore } from '../cluster/store.js';
+import { CertificateAuthority } from '../identity/ca.js';
 import { SpiffeId } from '../identity/spiffe-id.js';
 import { certInfo } from '../identity/x509.js';
-import { watchLocalApi } from '../kube/local-api.js';
-import type { ClusterSnapshot } from '../kube/snapshot.js';
-import { policyKey } from '../mesh/policy.js';
-import { policiesFromConfig } from '../mesh/policy-parse.js';
-import { buildMeshView } from '../mesh/view.js';
-import { endpointServer, listen, metricsHandler } from '../telemetry/http-endpoints.js';
+import { listen } from '../net/listen.js';
+import { endpointServer, metricsHandler } from '../telemetry/http-endpoints.js';
 import type { Logger } from '../telemetry/logger.js';
 import { caServiceImpl } from './ca-service.js';
 import type { ControlPlaneConfig } from './config.js';
 import { ConfigPublisher, configServiceImpl } from './config-service.js';
+import { MeshConfigBuilder } from './mesh-config.js';
 import { NodeTokens } from './node-auth.js';
 import { ServingCertificate } from './serving-cert.js';
 
 const CA_ORG = 'ambit';
 /** The control plane's serving certificate: a day, renewed at half life. */
 const SERVING_CERT_TTL_SECONDS = 86_400;
-
-export interface CaStatus {
-  /** The root that signs new certificates. */
-  readonly signingRoot: string;
-  readonly trusted: readonly { serial: string; notBefore: string; notAfter: string; signing: boolean }[];
-}
 
 function caStatus(ca: CertificateAuthority): CaStatus {
   const signing = ca.rootInfo().serial;
@@ -45,16 +39,23 @@ function caStatus(ca: CertificateAuthority): CaStatus {
   };
 }
 
+export interface ControlPlane {
+  /** Bound ports (they differ from the configured ones when those were 0). */
+  readonly ports: { readonly grpc: number; readonly monitoring: number; readonly admin: number };
+  stop(): Promise<void>;
+}
+
 /**
- * Composition root of the control plane: the CA, the cluster source (the local cluster's state in
- * local mode), the config publisher and the gRPC server on 15012 (TLS, served with its own workload
- * certificate), plus metrics and readiness on 15014 and CA administration on localhost.
+ * Composition root of the control plane: the CA, the cluster (from the ClusterSource it is given),
+ * the config publisher and the gRPC server on 15012 (TLS, served with its own workload certificate),
+ * plus metrics and readiness on 15014 and CA administration on localhost.
  */
-export async function runControlPlane(
+export async function startControlPlane(
   cfg: ControlPlaneConfig,
+  source: ClusterSource,
   log: Logger,
-  signal: AbortSignal,
-): Promise<void> {
+  clock: Clock = systemClock,
+): Promise<ControlPlane> {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const issued = new Counter({
@@ -75,58 +76,62 @@ export async function runControlPlane(
     registers: [registry],
   });
 
-  const { ca, created } = await CertificateAuthority.loadOrCreate(cfg.caDir, CA_ORG, systemClock);
+  const { ca, created } = await CertificateAuthority.loadOrCreate(cfg.caDir, CA_ORG, clock);
   log.info(
     { caDir: cfg.caDir, created, root: ca.rootInfo().serial },
     created ? 'CA root generated' : 'CA root loaded',
   );
   const tokens = NodeTokens.fromFile(cfg.nodeTokens);
   const publisher = new ConfigPublisher();
-  let snapshot: ClusterSnapshot | undefined;
-
-  let lastRejections = '';
+  const store = new ClusterStore();
+  const builder = new MeshConfigBuilder(store, cfg.trustDomain);
+  let synced = false;
+  let lastIssues = '';
   const publish = (): void => {
-    if (snapshot === undefined) return;
+    if (!synced) return;
+    const latest = publisher.latest;
+    const config = builder.config(ca.trustBundle(), String((latest?.version ?? 0n) + 1n));
     // Each policy is accepted or rejected on its own; the reasons go to the log and to the nodes.
-    const parsed = policiesFromConfig(snapshot.config);
-    const text = JSON.stringify([parsed.rejections, parsed.warnings]);
-    if (text !== lastRejections) {
-      lastRejections = text;
-      for (const r of parsed.rejections)
+    const warnings = builder.warnings();
+    const text = JSON.stringify([config.rejections, warnings]);
+    if (text !== lastIssues) {
+      lastIssues = text;
+      for (const r of config.rejections)
         log.warn(
           { object: `${r.kind}/${r.namespace}/${r.name}`, file: r.file, line: r.line, path: r.path },
-          `policy rejected: ${r.message}`,
+          `config object rejected: ${r.message}`,
         );
-      for (const w of parsed.warnings)
+      for (const w of warnings)
         log.warn(
-          { object: `${w.kind}/${w.namespace}/${w.name}`, file: w.file, line: w.line, path: w.path },
-          `policy changed on load: ${w.message}`,
+          { object: w.object, file: w.file, line: w.line, path: w.path },
+          `config object changed on load: ${w.message}`,
         );
     }
-    const policies = new Map<string, string>(
-      [...parsed.authz, ...parsed.peerAuth].map((p) => [policyKey(p), JSON.stringify(p)]),
-    );
-    const config: PushedConfig = {
-      view: buildMeshView(snapshot, cfg.trustDomain),
-      trustBundle: ca.trustBundle(),
-      rejections: parsed.rejections.map((r) => ({ ...r })),
-      policies,
-    };
-    publisher.publish(config);
-    version.set(Number(publisher.latest?.version ?? 0n));
+    if (publisher.publish(config)) {
+      version.set(Number(publisher.latest?.version ?? 0n));
+      log.info({ version: publisher.latest?.version.toString() }, 'config published');
+    }
   };
-  watchLocalApi(
-    cfg.localState,
-    log.child({ component: 'cluster-api' }),
-    (snap) => {
-      snapshot = snap;
-      publish();
-      log.info(
-        { revision: snap.revision, version: publisher.latest?.version.toString() },
-        'config published',
-      );
+  const stopWatch = new AbortController();
+  const clusterLog = log.child({ component: 'cluster', source: source.description });
+  source.watch(
+    {
+      onEvents: (events) => {
+        store.apply(events);
+        builder.apply(events);
+        publish();
+      },
+      onSynced: () => {
+        synced = true;
+        clusterLog.info(
+          { pods: store.pods.size, services: store.services.size, namespaces: store.namespaces.size },
+          'cluster view synced',
+        );
+        publish();
+      },
+      onError: (message) => clusterLog.warn(message),
     },
-    signal,
+    stopWatch.signal,
   );
 
   // The control plane's own serving certificate, from its own CA (renewed, and re-issued on rotation).
@@ -136,6 +141,7 @@ export async function runControlPlane(
     identity,
     SERVING_CERT_TTL_SECONDS,
     log.child({ component: 'ca' }),
+    clock,
   );
   await serving.issue();
   const server = new grpc.Server({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 10_000 });
@@ -145,7 +151,7 @@ export async function runControlPlane(
     caServiceImpl({
       ca,
       tokens,
-      snapshot: () => snapshot,
+      cluster: () => (synced ? store : undefined),
       trustDomain: cfg.trustDomain,
       defaultTtl: cfg.certTtlSeconds,
       maxTtl: cfg.maxCertTtlSeconds,
@@ -159,17 +165,18 @@ export async function runControlPlane(
   );
   const creds = grpc.experimental.createCertificateProviderServerCredentials(serving, null, false);
   const host = cfg.listenHost.includes(':') ? `[${cfg.listenHost}]` : cfg.listenHost;
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(`${host}:${cfg.grpcPort}`, creds, (err) => (err === null ? resolve() : reject(err))),
+  const grpcPort = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${host}:${cfg.grpcPort}`, creds, (err, port) =>
+      err === null ? resolve(port) : reject(err),
+    ),
   );
-  log.info({ port: cfg.grpcPort, identity: identity.toString() }, 'control plane serving gRPC (TLS)');
+  log.info({ port: grpcPort, identity: identity.toString() }, 'control plane serving gRPC (TLS)');
 
   const monitoring = endpointServer({
     '/ready': (_req, res) => {
-      const ready = snapshot !== undefined;
       res
-        .writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' })
-        .end(ready ? 'ready\n' : 'not ready: the cluster has not been read yet\n');
+        .writeHead(synced ? 200 : 503, { 'content-type': 'text/plain' })
+        .end(synced ? 'ready\n' : 'not ready: the cluster has not been read yet\n');
     },
     '/metrics': metricsHandler(registry),
     '/debug/config': (_req, res) => {
@@ -189,13 +196,13 @@ export async function runControlPlane(
       );
     },
   });
-  await listen(monitoring, cfg.monitoringPort, cfg.listenHost);
+  const monitoringPort = await listen(monitoring, cfg.monitoringPort, cfg.listenHost);
   const roots = () => caStatus(ca);
   const admin = endpointServer({
-    '/ca': (_req, res) => {
+    [CA_ADMIN_PATHS.status]: (_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(roots()));
     },
-    '/ca/rotate': async (req, res) => {
+    [CA_ADMIN_PATHS.rotate]: async (req, res) => {
       if (req.method !== 'POST') return void res.writeHead(405).end('POST only\n');
       await ca.rotate(CA_ORG);
       // The serving certificate stays on the old root, which every node trusts, until the drop.
@@ -206,7 +213,7 @@ export async function runControlPlane(
       );
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(roots()));
     },
-    '/ca/drop-old-roots': async (req, res) => {
+    [CA_ADMIN_PATHS.dropOldRoots]: async (req, res) => {
       if (req.method !== 'POST') return void res.writeHead(405).end('POST only\n');
       // Serve from the signing root before nodes learn it is the only one they may trust; they have
       // trusted it since the rotation.
@@ -217,11 +224,15 @@ export async function runControlPlane(
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(roots()));
     },
   });
-  await listen(admin, cfg.adminPort, '127.0.0.1');
-
-  await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve()));
-  monitoring.close();
-  admin.close();
-  serving.close();
-  await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+  const adminPort = await listen(admin, cfg.adminPort, '127.0.0.1');
+  return {
+    ports: { grpc: grpcPort, monitoring: monitoringPort, admin: adminPort },
+    stop: async () => {
+      stopWatch.abort();
+      monitoring.close();
+      admin.close();
+      serving.close();
+      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+    },
+  };
 }

@@ -1,11 +1,11 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Counter } from 'prom-client';
 import { tokenOf } from '../api/grpc.js';
+import type { ClusterStore } from '../cluster/store.js';
 import { AmbitError, describeError, ErrorCode } from '../errors.js';
 import type { CertificateAuthority } from '../identity/ca.js';
 import { SpiffeId } from '../identity/spiffe-id.js';
 import { parseCsr } from '../identity/x509.js';
-import type { ClusterSnapshot } from '../kube/snapshot.js';
 import type { Logger } from '../telemetry/logger.js';
 import { authorizeIdentity, type NodeTokens } from './node-auth.js';
 
@@ -18,7 +18,8 @@ interface CertRequest {
 export interface CaServiceDeps {
   readonly ca: CertificateAuthority;
   readonly tokens: NodeTokens;
-  readonly snapshot: () => ClusterSnapshot | undefined;
+  /** The cluster, once the first complete view has been read (undefined before). */
+  readonly cluster: () => ClusterStore | undefined;
   readonly trustDomain: string;
   readonly defaultTtl: number;
   readonly maxTtl: number;
@@ -56,10 +57,15 @@ export function caServiceImpl(d: CaServiceDeps): grpc.UntypedServiceImplementati
         const csr = await parseCsr(req.csr);
         const asked = req.metadata?.fields?.ImpersonatedIdentity?.stringValue ?? csr.uris[0] ?? '';
         const identity = SpiffeId.parse(asked);
-        const snap = d.snapshot();
-        if (snap === undefined)
+        const cluster = d.cluster();
+        if (cluster === undefined)
           throw new AmbitError(ErrorCode.CONTROL_PLANE, 'the control plane has not read the cluster yet');
-        const denied = authorizeIdentity(snap, node, identity, d.trustDomain);
+        const denied = authorizeIdentity(
+          cluster.podsRunningAs(identity.namespace, identity.serviceAccount),
+          node,
+          identity,
+          d.trustDomain,
+        );
         if (denied !== undefined)
           throw new AmbitError(ErrorCode.CA_DENIED, `${node} may not have ${identity}: ${denied}`);
         const requested = Number(req.validity_duration);

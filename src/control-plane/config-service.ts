@@ -1,27 +1,53 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Gauge } from 'prom-client';
-import { isEmptyUpdate, makeUpdate, type PushedConfig } from '../api/config-codec.js';
+import {
+  type ConfigUpdate,
+  diffConfig,
+  encodeUpdate,
+  isEmptyDelta,
+  type PushedConfig,
+} from '../api/config-codec.js';
 import { tokenOf } from '../api/grpc.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { NodeTokens } from './node-auth.js';
 
-type Listener = (config: PushedConfig, version: bigint) => void;
+type Listener = (update: ConfigUpdate) => void;
 
-/** The current config for nodes, versioned; streams subscribe and get every new version. */
+/**
+ * The config for nodes, versioned. Each new version's difference from the last is computed and
+ * encoded once and written to every stream as it is; a stream that starts gets the full config of the
+ * current version (encoded once per version, however many nodes connect). A publish that changes
+ * nothing makes no version.
+ */
 export class ConfigPublisher {
   private current: PushedConfig | undefined;
   private version = 0n;
+  private full: { version: bigint; update: ConfigUpdate } | undefined;
   private readonly listeners = new Set<Listener>();
 
-  publish(config: PushedConfig): void {
+  publish(config: PushedConfig): boolean {
+    const delta = diffConfig(this.current, config);
+    if (this.current !== undefined && isEmptyDelta(delta)) return false;
     this.current = config;
     this.version++;
-    for (const l of this.listeners) l(config, this.version);
+    if (this.listeners.size > 0) {
+      const update = encodeUpdate({ ...delta, full: false }, this.version);
+      for (const l of this.listeners) l(update);
+    }
+    return true;
   }
 
+  /** Sends `l` the full config now (if there is one), then every change. */
   subscribe(l: Listener): () => void {
     this.listeners.add(l);
-    if (this.current !== undefined) l(this.current, this.version);
+    if (this.current !== undefined) {
+      if (this.full?.version !== this.version)
+        this.full = {
+          version: this.version,
+          update: encodeUpdate(diffConfig(undefined, this.current), this.version),
+        };
+      l(this.full.update);
+    }
     return () => this.listeners.delete(l);
   }
 
@@ -55,22 +81,14 @@ export function configServiceImpl(
                 ? 'a valid node token is required'
                 : `this token is for ${node}, not ${call.request.node}`,
             ),
-            {
-              code: node === undefined ? grpc.status.UNAUTHENTICATED : grpc.status.PERMISSION_DENIED,
-            },
+            { code: node === undefined ? grpc.status.UNAUTHENTICATED : grpc.status.PERMISSION_DENIED },
           ),
         );
         return;
       }
-      let sent: PushedConfig | undefined;
       connected.inc({ node });
       log.info({ node, peer: call.getPeer() }, 'node connected for config');
-      const unsubscribe = publisher.subscribe((config, version) => {
-        const update = makeUpdate(sent, config, version);
-        if (isEmptyUpdate(update) && sent !== undefined && sent.rejections === config.rejections) return;
-        call.write(update);
-        sent = config;
-      });
+      const unsubscribe = publisher.subscribe((update) => call.write(update));
       let ended = false;
       const done = (): void => {
         if (ended) return;

@@ -1,6 +1,7 @@
+import { LocalApiSource } from '../cluster/source-local.js';
 import { describeError } from '../errors.js';
 import { createRootLogger } from '../telemetry/logger.js';
-import { runControlPlane } from './app.js';
+import { startControlPlane } from './app.js';
 import { parseControlPlaneConfig } from './config.js';
 
 const controller = new AbortController();
@@ -8,11 +9,11 @@ process.once('SIGTERM', () => controller.abort());
 process.once('SIGINT', () => controller.abort());
 try {
   const cfg = parseControlPlaneConfig(process.argv.slice(2));
-  await runControlPlane(
-    cfg,
-    createRootLogger({ name: 'ambit-control-plane', level: cfg.logLevel }),
-    controller.signal,
-  );
+  const log = createRootLogger({ name: 'ambit-control-plane', level: cfg.logLevel });
+  const cp = await startControlPlane(cfg, new LocalApiSource(cfg.localApi), log);
+  if (!controller.signal.aborted)
+    await new Promise<void>((resolve) => controller.signal.addEventListener('abort', () => resolve()));
+  await cp.stop();
 } catch (err) {
   process.stderr.write(
     `${JSON.stringify({ level: 'fatal', msg: describeError(err), code: (err as { code?: string }).code })}\n`,

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
+import type { ClusterPod } from '../cluster/resources.js';
 import { AmbitError, ErrorCode } from '../errors.js';
 import type { SpiffeId } from '../identity/spiffe-id.js';
-import type { ClusterSnapshot } from '../kube/snapshot.js';
 
 /**
  * Node credentials: a bearer token per node. In a cluster this is the node agent's projected
@@ -40,24 +40,23 @@ export class NodeTokens {
 
 /**
  * Whether `node` may obtain a certificate for `identity`: only for service accounts of pods that are
- * scheduled on that node (and alive), in our trust domain. Returns the reason for a refusal.
+ * scheduled on that node (and alive), in our trust domain. `runningAs` are the pods that run as the
+ * identity's service account. Returns the reason for a refusal.
  */
 export function authorizeIdentity(
-  snap: ClusterSnapshot,
+  runningAs: readonly ClusterPod[],
   node: string,
   identity: SpiffeId,
   trustDomain: string,
 ): string | undefined {
   if (identity.trustDomain !== trustDomain)
     return `trust domain ${identity.trustDomain} is not ${trustDomain}`;
-  const onNode = snap.pods.filter(
-    (p) =>
-      p.node === node && p.namespace === identity.namespace && p.serviceAccount === identity.serviceAccount,
+  const mine = runningAs.filter(
+    (p) => p.namespace === identity.namespace && p.serviceAccount === identity.serviceAccount,
   );
+  const onNode = mine.filter((p) => p.node === node);
   if (onNode.length === 0) {
-    const elsewhere = snap.pods.find(
-      (p) => p.namespace === identity.namespace && p.serviceAccount === identity.serviceAccount,
-    );
+    const elsewhere = mine[0];
     return elsewhere === undefined
       ? `no pod runs as ${identity.namespace}/${identity.serviceAccount}`
       : `no pod on ${node} runs as ${identity.namespace}/${identity.serviceAccount} (it runs on ${elsewhere.node})`;

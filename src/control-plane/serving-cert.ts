@@ -1,4 +1,5 @@
 import type * as grpc from '@grpc/grpc-js';
+import type { Clock, Timer } from '../clock.js';
 import type { CertificateAuthority } from '../identity/ca.js';
 import type { SpiffeId } from '../identity/spiffe-id.js';
 import { certInfo, createCsr, generateKey } from '../identity/x509.js';
@@ -17,13 +18,14 @@ type CaListener = grpc.experimental.CaCertificateUpdateListener;
 export class ServingCertificate implements grpc.experimental.CertificateProvider {
   private current: IdentityUpdate | undefined;
   private readonly listeners = new Set<IdentityListener>();
-  private timer: NodeJS.Timeout | undefined;
+  private timer: Timer | undefined;
 
   constructor(
     private readonly ca: CertificateAuthority,
     private readonly identity: SpiffeId,
     private readonly ttlSeconds: number,
     private readonly log: Logger,
+    private readonly clock: Clock,
   ) {}
 
   /** Issues a new certificate from the CA's current root and hands it to gRPC. */
@@ -41,20 +43,19 @@ export class ServingCertificate implements grpc.experimental.CertificateProvider
       { identity: this.identity.toString(), serial: leaf.serial, notAfter: leaf.notAfter.toISOString() },
       'control plane serving certificate issued',
     );
-    clearTimeout(this.timer);
-    const halfLife = (leaf.notAfter.getTime() - Date.now()) / 2;
-    this.timer = setTimeout(
+    this.timer?.cancel();
+    const halfLife = (leaf.notAfter.getTime() - this.clock.now().getTime()) / 2;
+    this.timer = this.clock.setTimer(
       () =>
         void this.issue().catch((err: unknown) =>
           this.log.error({ err }, 'control plane serving certificate renewal failed; the current one stays'),
         ),
-      Math.max(1000, Math.min(halfLife, 2 ** 31 - 1)),
+      Math.max(1000, halfLife),
     );
-    this.timer.unref();
   }
 
   close(): void {
-    clearTimeout(this.timer);
+    this.timer?.cancel();
   }
 
   addIdentityCertificateListener(listener: IdentityListener): void {

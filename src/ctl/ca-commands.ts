@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import type { CaStatus } from '../control-plane/app.js';
+import { CA_ADMIN_PATHS, type CaStatus } from '../api/ca-admin.js';
 import { AmbitError, ErrorCode } from '../errors.js';
 import { fabricNetns } from '../local/layout.js';
 import type { LocalState } from '../local/state.js';
@@ -52,7 +52,7 @@ export async function caCommand(argv: readonly string[], s: CliSettings): Promis
     ).then((body) => JSON.parse(body) as CaStatus);
 
   if (action === 'drop-old-roots' && !values.force) {
-    const status = await cp('/ca', 'GET');
+    const status = await cp(CA_ADMIN_PATHS.status, 'GET');
     const stale = (await proxyCerts(state)).filter((c) => c.root !== status.signingRoot);
     if (stale.length > 0) {
       throw new AmbitError(
@@ -63,8 +63,8 @@ export async function caCommand(argv: readonly string[], s: CliSettings): Promis
   }
   const status =
     action === 'status'
-      ? await cp('/ca', 'GET')
-      : await cp(action === 'rotate' ? '/ca/rotate' : '/ca/drop-old-roots', 'POST');
+      ? await cp(CA_ADMIN_PATHS.status, 'GET')
+      : await cp(action === 'rotate' ? CA_ADMIN_PATHS.rotate : CA_ADMIN_PATHS.dropOldRoots, 'POST');
   const certs = await proxyCerts(state);
   if (format === 'json' || format === 'yaml') {
     process.stdout.write(`${render({ ...status, certificates: certs }, format)}\n`);

@@ -17,14 +17,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { formatIssue } from '../config/issue.js';
-import { hasErrors, loadManifests } from '../config/load-manifests.js';
 import { AmbitError, ErrorCode } from '../errors.js';
 import { CertificateAuthority, ROOT_CERT, ROOT_KEY } from '../identity/ca.js';
 import { clusterBpfDir, clusterCgroupDir, clusterPaths, MAX_NODES, nodeName } from '../local/layout.js';
 import { listNetns } from '../local/network.js';
 import { CONTAINER_PATH, podCommand } from '../local/pod-runtime.js';
+import { readProgress } from '../local/progress.js';
 import { type LocalState, type PodState, readState, SYSTEM_NAMESPACE } from '../local/state.js';
 import { pidAlive, teardownCluster } from '../local/teardown.js';
+import { hasErrors, loadManifests } from '../manifests/load-manifests.js';
 import { detectCgroup2Root, ensureCgroup2Root } from '../os/cgroup.js';
 import { age, parseDuration, parseOutputFormat, render, table } from './output.js';
 import { type CliSettings, checkClusterName } from './settings.js';
@@ -248,22 +249,17 @@ async function up(argv: readonly string[], s: CliSettings): Promise<number> {
     exited = code;
   });
 
-  // Follow the daemon's log and show its progress until every pod is ready.
+  // Show the daemon's progress (its structured channel) until every pod is ready.
   let offset = 0;
-  let partial = '';
   const deadline = Date.now() + waitMs;
   for (;;) {
-    const chunk = readFrom(paths.daemonLog, offset);
-    offset += chunk.bytes;
-    const lines = (partial + chunk.text).split('\n');
-    partial = lines.pop() ?? '';
-    for (const line of lines) {
-      const ev = parseLogLine(line);
-      if (ev === undefined) continue;
-      if (ev.progress === true || ev.level === 'error') {
-        const t = ((Date.parse(String(ev.time)) - started) / 1000).toFixed(1).padStart(5);
-        process.stdout.write(`[${t}s] ${ev.level === 'error' ? 'error: ' : ''}${String(ev.msg)}\n`);
-      }
+    const read = readProgress(paths.progress, offset);
+    offset = read.offset;
+    for (const ev of read.events) {
+      const t = ((Date.parse(ev.time) - started) / 1000).toFixed(1).padStart(5);
+      process.stdout.write(
+        `[${t}s] ${ev.event === 'error' || ev.event === 'failed' ? 'error: ' : ''}${ev.message}\n`,
+      );
       if (ev.event === 'ready') {
         process.stdout.write(
           `\nlocal cluster "${cluster}" is up. Next:\n  ambit local status\n  ambit local exec <pod> -- <command>\n  ambit local logs <pod>\n  ambit local down\n`,
@@ -308,15 +304,6 @@ function readFrom(path: string, offset: number): { text: string; bytes: number }
     return { text: buf.subarray(0, n).toString('utf8'), bytes: n };
   } finally {
     closeSync(fd);
-  }
-}
-
-function parseLogLine(line: string): Record<string, unknown> | undefined {
-  try {
-    const v = JSON.parse(line) as unknown;
-    return typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
   }
 }
 
@@ -594,7 +581,7 @@ async function exec(argv: readonly string[], s: CliSettings): Promise<number> {
   );
   const child = spawn(cmd!, args, {
     stdio: 'inherit',
-    env: { PATH: CONTAINER_PATH, HOME: '/root', HOSTNAME: pod.name, TERM: process.env.TERM ?? 'dumb' },
+    env: { PATH: CONTAINER_PATH, HOME: '/root', HOSTNAME: pod.name, TERM: s.term },
   });
   return new Promise((resolveExit) => {
     child.once('exit', (code, signal) => resolveExit(code ?? (signal === null ? 1 : 128 + 9)));

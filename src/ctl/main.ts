@@ -1,49 +1,6 @@
 #!/usr/bin/env node
-import { describeError, ErrorCode, hasCode } from '../errors.js';
-import { caCommand } from './ca-commands.js';
-import { checkCommand } from './check.js';
-import { helpFor, USAGE } from './help.js';
-import { localCommand } from './local-commands.js';
-import { explainCommand, proxyConfigCommand } from './proxy-commands.js';
-import { readSettings } from './settings.js';
+import { supportedRuntime } from './runtime.js';
 
-async function main(argv: readonly string[]): Promise<number> {
-  const [cmd, ...rest] = argv;
-  const help = helpFor(argv);
-  if (help !== undefined) {
-    process.stdout.write(`${help}\n`);
-    return 0;
-  }
-  switch (cmd) {
-    case 'local':
-      return localCommand(rest, readSettings());
-    case 'proxy-config':
-      return proxyConfigCommand(rest, readSettings());
-    case 'explain':
-      return explainCommand(rest, readSettings());
-    case 'check':
-      return checkCommand(rest, readSettings());
-    case 'ca':
-      return caCommand(rest, readSettings());
-    case 'version':
-    case '--version':
-      process.stdout.write('ambit 0.1.0\n');
-      return 0;
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      process.stdout.write(`${USAGE}\n`);
-      return cmd === undefined ? 2 : 0;
-    default:
-      process.stderr.write(`error: unknown command "${cmd}"\n\n${USAGE}\n`);
-      return 2;
-  }
-}
-
-try {
-  process.exitCode = await main(process.argv.slice(2));
-} catch (err) {
-  process.stderr.write(`error: ${describeError(err)}\n`);
-  process.exitCode = hasCode(err, ErrorCode.USAGE) ? 2 : 1;
-}
+// The runtime check runs before anything else is loaded, so that an old Node fails with a clear
+// message (or hands over to the project's Node 24) instead of somewhere deep in a dependency.
+if (supportedRuntime()) await import('./cli.js');

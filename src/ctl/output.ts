@@ -1,4 +1,5 @@
 import { stringify } from 'yaml';
+import { parseDuration as parseDurationText } from '../config/duration.js';
 import { AmbitError, ErrorCode } from '../errors.js';
 
 export const OUTPUT_FORMATS = ['table', 'wide', 'json', 'yaml'] as const;
@@ -38,12 +39,10 @@ export function age(fromIso: string, now = Date.now()): string {
   return `${Math.floor(s / 86400)}d`;
 }
 
-/** Parses `90s`, `2m`, `1h`, or a plain number of seconds. */
+/** `90s`, `2m`, `1h30m`, or a plain number of seconds, in milliseconds; a usage error otherwise. */
 export function parseDuration(value: string, flag: string): number {
-  const m = /^(\d+)(ms|s|m|h)?$/.exec(value);
-  if (m === null)
+  const ms = parseDurationText(value);
+  if (ms === undefined)
     throw new AmbitError(ErrorCode.USAGE, `${flag} ${value}: not a duration (use e.g. 90s, 2m)`);
-  const n = Number(m[1]);
-  const unit = m[2] ?? 's';
-  return n * (unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000);
+  return ms;
 }

@@ -11,6 +11,8 @@ export interface CliSettings {
   readonly bpfRoot: string;
   /** Default local cluster name (AMBIT_CLUSTER, default ambit). */
   readonly cluster: string;
+  /** The user's terminal type, passed on to `ambit local exec` (TERM). */
+  readonly term: string;
 }
 
 export function readSettings(env: NodeJS.ProcessEnv = process.env): CliSettings {
@@ -21,6 +23,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): CliSettings 
     cgroup2Root: env.AMBIT_CGROUP2_ROOT === '' ? undefined : env.AMBIT_CGROUP2_ROOT,
     bpfRoot: env.AMBIT_BPF_ROOT ?? '/sys/fs/bpf/ambit',
     cluster,
+    term: env.TERM ?? 'dumb',
   };
 }
 

@@ -1,11 +1,17 @@
 import { type ClientHttp2Session, type ClientHttp2Stream, connect as h2connect } from 'node:http2';
 import { connect as netConnect } from 'node:net';
 import { type PeerCertificate, connect as tlsConnect } from 'node:tls';
-import { AmbitError, ErrorCode } from '../errors.js';
+import { AmbitError } from '../errors.js';
 import { uriSans } from '../identity/peer-identity.js';
 import { type IssuedCert, TLS_OPTIONS } from '../identity/workload-certs.js';
-import { hostPort } from '../mesh/ip.js';
+import { hostPort } from '../net/ip.js';
 import type { Logger } from '../telemetry/logger.js';
+import {
+  classifyTransportError,
+  type Outcome,
+  outcomeInfo,
+  outcomeOfHboneStatus,
+} from '../telemetry/outcomes.js';
 import {
   H2_CLIENT_MAX_STREAMS,
   H2_CONNECTION_WINDOW,
@@ -23,23 +29,19 @@ export interface HboneDial {
   readonly dstIdentity: string;
 }
 
-/** Why a tunnel could not be opened, as ztunnel's response flags name it. */
-export type HboneFailure =
-  | 'CONNECT'
-  | 'TLS_FAILURE'
-  | 'IDENTITY_ERROR'
-  | 'DENY'
-  | 'UF'
-  | 'H2_HANDSHAKE_FAILURE';
-
+/** A tunnel that could not be opened: why, in the outcome table's terms (and so its response flag). */
 export class HboneError extends AmbitError {
   constructor(
-    readonly flag: HboneFailure,
+    readonly outcome: Outcome,
     message: string,
     readonly status?: number,
     cause?: unknown,
   ) {
-    super(flag === 'IDENTITY_ERROR' ? ErrorCode.IDENTITY : ErrorCode.HBONE, message, { cause });
+    super(outcomeInfo(outcome).code, message, { cause });
+  }
+
+  get flag(): string {
+    return outcomeInfo(this.outcome).flag;
   }
 }
 
@@ -100,7 +102,7 @@ export class HbonePool {
       const onError = (err: Error): void =>
         reject(
           new HboneError(
-            'CONNECT',
+            'tunnel-failure',
             `HBONE stream to ${authority} via ${hostPort(dial.ip, dial.port)} failed: ${err.message}`,
             undefined,
             err,
@@ -115,9 +117,12 @@ export class HbonePool {
           return;
         }
         stream.close();
-        const flag: HboneFailure = status === 401 ? 'DENY' : status === 503 ? 'UF' : 'CONNECT';
         reject(
-          new HboneError(flag, `${hostPort(dial.ip, dial.port)} answered ${status} for ${authority}`, status),
+          new HboneError(
+            outcomeOfHboneStatus(status),
+            `${hostPort(dial.ip, dial.port)} answered ${status} for ${authority}`,
+            status,
+          ),
         );
       });
     });
@@ -174,7 +179,7 @@ export class HbonePool {
             const uris = uriSans(peer);
             if (uris.length === 1 && uris[0] === dial.dstIdentity) return undefined;
             identityError = new HboneError(
-              'IDENTITY_ERROR',
+              'peer-identity-error',
               `${where} presented ${uris.join(', ') || 'no URI SAN'}, not the destination identity ${dial.dstIdentity}`,
             );
             return identityError;
@@ -192,13 +197,9 @@ export class HbonePool {
         });
         session.once('error', (err: NodeJS.ErrnoException) => {
           if (identityError !== undefined) return reject(identityError);
-          const tls =
-            err.code?.startsWith('ERR_SSL') ||
-            err.code?.startsWith('ERR_TLS') ||
-            /certificate|alert|ssl/i.test(err.message);
           reject(
             new HboneError(
-              tls ? 'TLS_FAILURE' : 'CONNECT',
+              classifyTransportError(err),
               `HBONE connect to ${where} failed: ${err.message}${err.code === 'ECONNREFUSED' ? ' (is the node proxy running there?)' : ''}`,
               undefined,
               err,

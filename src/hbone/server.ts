@@ -10,7 +10,7 @@ import { AmbitError, describeError, ErrorCode } from '../errors.js';
 import { peerIdentity } from '../identity/peer-identity.js';
 import type { SpiffeId } from '../identity/spiffe-id.js';
 import { TLS_OPTIONS } from '../identity/workload-certs.js';
-import { canonicalIp } from '../mesh/ip.js';
+import { canonicalIp } from '../net/ip.js';
 import type { Logger } from '../telemetry/logger.js';
 import {
   H2_CONNECTION_WINDOW,
@@ -50,15 +50,13 @@ export interface HboneServerOptions {
    * slow or silent clients cannot hold sockets. Default 10 s (Node's own default is 120 s).
    */
   readonly handshakeTimeoutMs?: number;
-  /** Each refused handshake or stream, for metrics: the reason as a response flag. */
-  readonly onRefused?: (flag: 'TLS_FAILURE' | 'IDENTITY_ERROR', peer: string, reason: string) => void;
+  /** Each refused handshake, for metrics: why, as an outcome of the outcome table. */
+  readonly onRefused?: (outcome: 'tls-failure' | 'peer-identity-error', peer: string, reason: string) => void;
 }
 
+/** A client certificate the server refused (as opposed to a certificate with the wrong identity). */
 class HboneAuthError extends AmbitError {
-  constructor(
-    readonly flag: 'TLS_FAILURE',
-    message: string,
-  ) {
+  constructor(message: string) {
     super(ErrorCode.CERTIFICATE, message);
   }
 }
@@ -115,14 +113,14 @@ export function createHboneServer(o: HboneServerOptions) {
       socket.remoteAddress !== undefined
         ? `${socket.remoteAddress}:${socket.remotePort}`
         : ((parent === undefined ? undefined : tcpPeers.get(parent)) ?? 'an unknown peer');
-    o.onRefused?.('TLS_FAILURE', peer, err.message);
+    o.onRefused?.('tls-failure', peer, err.message);
     o.log.warn({ peer, reason: err.message }, 'HBONE handshake refused');
   });
   const identify = (socket: TLSSocket): { peer: SpiffeId; server: string } => {
     const name = `HBONE client ${socket.remoteAddress}:${socket.remotePort}`;
     if (!socket.authorized) {
       const why = String(socket.authorizationError ?? 'no client certificate');
-      throw new HboneAuthError('TLS_FAILURE', `${name}: certificate refused: ${why}${CERT_HINTS[why] ?? ''}`);
+      throw new HboneAuthError(`${name}: certificate refused: ${why}${CERT_HINTS[why] ?? ''}`);
     }
     const peer = peerIdentity(socket, o.trustDomain, name);
     const servername = (socket as TLSSocket & { servername?: string | false }).servername;
@@ -136,7 +134,7 @@ export function createHboneServer(o: HboneServerOptions) {
     } catch (err) {
       const peerName = `${socket.remoteAddress}:${socket.remotePort}`;
       o.onRefused?.(
-        err instanceof HboneAuthError ? err.flag : 'IDENTITY_ERROR',
+        err instanceof HboneAuthError ? 'tls-failure' : 'peer-identity-error',
         peerName,
         describeError(err),
       );

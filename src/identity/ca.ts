@@ -1,5 +1,6 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { type Clock, systemClock } from '../clock.js';
 import { AmbitError, ErrorCode } from '../errors.js';
 import type { SpiffeId } from './spiffe-id.js';
 import {
@@ -12,12 +13,6 @@ import {
   signWorkloadCert,
   splitPem,
 } from './x509.js';
-
-/** Time behind an interface, so that tests can drive expiry and rotation. */
-export interface Clock {
-  now(): Date;
-}
-export const systemClock: Clock = { now: () => new Date() };
 
 export const ROOT_CERT = 'root-cert.pem';
 export const ROOT_KEY = 'root-key.pem';

@@ -1,8 +1,9 @@
 import { createSecureContext, type SecureContext } from 'node:tls';
-import type { CaClient } from '../api/ca-client.js';
+import type { Clock, Timer } from '../clock.js';
 import { describeError } from '../errors.js';
+import { backoffDelay, RENEWAL_BACKOFF } from '../net/backoff.js';
 import type { Logger } from '../telemetry/logger.js';
-import type { Clock } from './ca.js';
+import type { CaClient } from './ca-client.js';
 import { certInfo, createCsr, generateKey } from './x509.js';
 
 /** TLS 1.3 with AES-GCM only, as ztunnel. */
@@ -33,9 +34,6 @@ export interface WorkloadCertOptions {
   readonly onIssued?: (cert: IssuedCert) => void;
 }
 
-const RETRY_MIN_MS = 1000;
-const RETRY_MAX_MS = 30_000;
-
 /**
  * When to renew: halfway between receiving the certificate and its expiry. Not from `notBefore`: CAs
  * backdate it for clock skew (Ambit's by a minute), and a lifetime counted from there would put the
@@ -54,7 +52,7 @@ export function refreshAt(received: Date, notAfter: Date): Date {
 export class WorkloadCertificates {
   private readonly certs = new Map<string, IssuedCert>();
   private readonly inflight = new Map<string, Promise<IssuedCert>>();
-  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly timers = new Map<string, Timer>();
   private wanted = new Set<string>();
   private generation = 0;
 
@@ -79,7 +77,7 @@ export class WorkloadCertificates {
     for (const id of [...this.certs.keys()]) {
       if (this.wanted.has(id)) continue;
       this.certs.delete(id);
-      clearTimeout(this.timers.get(id));
+      this.timers.get(id)?.cancel();
       this.timers.delete(id);
       this.opts.log.info({ identity: id }, 'certificate dropped: no workload uses it any more');
     }
@@ -138,24 +136,21 @@ export class WorkloadCertificates {
     });
   }
 
+  /** Renews at `at` (the clock's time); a failed renewal retries with back-off while the cert is valid. */
   private schedule(identity: string, at: Date, attempt: number): void {
-    clearTimeout(this.timers.get(identity));
+    this.timers.get(identity)?.cancel();
     const delay = Math.max(0, at.getTime() - this.opts.clock.now().getTime());
-    const timer = setTimeout(
-      () => {
-        if (!this.wanted.has(identity)) return;
-        this.fetch(identity).catch((err: unknown) => {
-          const retry = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** attempt);
-          this.opts.log.warn(
-            { identity, err: describeError(err), retryInMs: retry },
-            'certificate renewal failed; the current one stays in use',
-          );
-          this.schedule(identity, new Date(this.opts.clock.now().getTime() + retry), attempt + 1);
-        });
-      },
-      Math.min(delay, 2 ** 31 - 1),
-    );
-    timer.unref();
+    const timer = this.opts.clock.setTimer(() => {
+      if (!this.wanted.has(identity)) return;
+      this.fetch(identity).catch((err: unknown) => {
+        const retry = backoffDelay(attempt, RENEWAL_BACKOFF);
+        this.opts.log.warn(
+          { identity, err: describeError(err), retryInMs: retry },
+          'certificate renewal failed; the current one stays in use',
+        );
+        this.schedule(identity, new Date(this.opts.clock.now().getTime() + retry), attempt + 1);
+      });
+    }, delay);
     this.timers.set(identity, timer);
   }
 
@@ -164,7 +159,6 @@ export class WorkloadCertificates {
     for (const [id, c] of this.certs) this.certs.set(id, { ...c, context: this.context(c.keyPem, c.chain) });
   }
 
-  /** For config dumps and metrics. */
   /** Each certificate held, with the serial of the root its chain ends in. */
   list(): { identity: string; notBefore: Date; notAfter: Date; serial: string; root: string }[] {
     return [...this.certs.values()].map((c) => ({
@@ -177,7 +171,7 @@ export class WorkloadCertificates {
   }
 
   close(): void {
-    for (const t of this.timers.values()) clearTimeout(t);
+    for (const t of this.timers.values()) t.cancel();
     this.timers.clear();
   }
 }

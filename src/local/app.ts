@@ -2,10 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, watch, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { LogLevel } from '../config/log-level.js';
 import { TRUST_BUNDLE } from '../identity/ca.js';
 import { ensureBpffs } from '../os/bpffs.js';
 import { createCgroup } from '../os/cgroup.js';
-import { createRootLogger, type LogLevel } from '../telemetry/logger.js';
+import { createRootLogger } from '../telemetry/logger.js';
 import { LocalCluster, type NodeComponent } from './cluster.js';
 import {
   type ClusterPaths,
@@ -16,6 +17,7 @@ import {
   type NodeLayout,
   nodeLayout,
 } from './layout.js';
+import { ProgressChannel } from './progress.js';
 import { teardownCluster } from './teardown.js';
 
 export interface LocalDaemonConfig {
@@ -52,6 +54,7 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
   const paths = clusterPaths(cfg.runRoot, cfg.cluster);
   mkdirSync(paths.dir, { recursive: true });
   const log = createRootLogger({ name: 'ambit-local', level: cfg.logLevel, file: paths.daemonLog });
+  const progress = new ProgressChannel(paths.progress);
   writeFileSync(paths.lock, `${process.pid}\n`);
   const cgroupDir = clusterCgroupDir(cfg.cgroupRoot, cfg.cluster);
   const control = join(cgroupDir, 'control');
@@ -61,7 +64,8 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
   // bpffs must be mounted in the host's mount namespace, where every node agent pins.
   await ensureBpffs(cfg.bpfRoot);
   const bpfDir = clusterBpfDir(cfg.bpfRoot, cfg.cluster);
-  const nodeMain = join(here, '..', 'node-agent', 'main.js');
+  const agentMain = join(here, '..', 'node-agent', 'main.js');
+  const proxyMain = join(here, '..', 'node-proxy', 'main.js');
   const cniSocket = (node: NodeLayout): string => join(paths.nodeDir(node.name), 'agent.sock');
   // Node credentials: what projected ServiceAccount tokens are for node agents in a cluster.
   const caDir = join(paths.dir, 'ca');
@@ -82,8 +86,8 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
         caDir,
         '--node-tokens',
         tokens,
-        '--local-state',
-        paths.state,
+        '--local-api',
+        paths.api,
         ...(cfg.certTtl === undefined ? [] : ['--cert-ttl', cfg.certTtl]),
         '--log-level',
         cfg.logLevel,
@@ -93,24 +97,23 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
       name: 'node-agent',
       argv: (node) => [
         process.execPath,
-        nodeMain,
-        'agent',
+        agentMain,
         '--node',
         node.name,
         '--cgroup-root',
         cfg.cgroupRoot,
-        '--cgroup-base',
-        cgroupDir,
         '--pods-cgroup',
         join(cgroupDir, node.podsCgroup),
+        '--cgroup-layout',
+        'local',
         '--bpf-dir',
         join(bpfDir, node.name),
         '--proxy-ip4',
         node.proxy4,
         '--proxy-ip6',
         node.proxy6,
-        '--local-state',
-        paths.state,
+        '--local-api',
+        paths.api,
         '--cni-socket',
         cniSocket(node),
         '--status-file',
@@ -124,8 +127,7 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
       readiness: { port: 15021, path: '/healthz/ready' },
       argv: (node) => [
         process.execPath,
-        nodeMain,
-        'proxy',
+        proxyMain,
         '--node',
         node.name,
         '--outbound-ip',
@@ -156,6 +158,7 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
       cniSocket,
     },
     log,
+    progress,
     components,
   );
 
@@ -163,7 +166,8 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
   const shutdown = async (code: number): Promise<never> => {
     if (shuttingDown) return new Promise(() => undefined);
     shuttingDown = true;
-    log.info({ progress: true }, 'shutting down the local cluster');
+    log.info('shutting down the local cluster');
+    progress.emit('step', 'shutting down the local cluster');
     try {
       await cluster.stop();
     } catch (err) {
@@ -179,10 +183,8 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
         bpfDir: clusterBpfDir(cfg.bpfRoot, cfg.cluster),
         selfPid: process.pid,
       });
-      log.info(
-        { progress: true, event: 'down', ...report, killed: report.killed.length },
-        'local cluster removed',
-      );
+      // The run folder (and the progress channel in it) is gone now; the log's file is still open.
+      log.info({ ...report, killed: report.killed.length }, 'local cluster removed');
     } catch (err) {
       // `ambit local down` tears down again after this process has gone, and reports what is left.
       log.error({ err }, 'teardown incomplete');
@@ -196,10 +198,8 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
   try {
     await cluster.start();
   } catch (err) {
-    log.error(
-      { err, progress: true, event: 'failed' },
-      `local cluster failed to start: ${(err as Error).message}`,
-    );
+    log.error({ err }, `local cluster failed to start: ${(err as Error).message}`);
+    progress.emit('failed', `local cluster failed to start: ${(err as Error).message}`);
     await shutdown(1);
   }
 

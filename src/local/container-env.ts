@@ -1,4 +1,4 @@
-import type { Container } from '../config/model.js';
+import type { Container } from '../manifests/model.js';
 import type { ServiceState } from './state.js';
 
 export interface PodFacts {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { SourceRef } from '../config/issue.js';
-import type { Labels, Manifests, PodSpec } from '../config/model.js';
+import type { Labels, Manifests, PodSpec } from '../manifests/model.js';
 
 /** A pod the manifests ask for: a Pod object, or one replica of a Deployment. */
 export interface DesiredPod {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { localPodCgroup } from '../os/cgroup-layout.js';
 
 /**
  * Names and addresses of a local cluster. Everything a local cluster creates is named from here, so
@@ -9,7 +10,7 @@ import { join } from 'node:path';
  * Address plan (every address lives inside namespaces this cluster created; none is routed off the machine):
  * - fabric (the "physical" network between nodes): 172.18.0.0/16 and fd00:18::/64, node i at .(i+1)
  * - pods on node i: 10.244.i.0/24 and fd00:10:244:i::/64, gateway .1 on the node's bridge
- * - Service VIPs: 10.96.0.0/16 and fd00:10:96::/112
+ * - Service VIPs: 10.96.0.0/16 and fd00:10:96::/112 (a VIP number n is 10.96.(n/256).(n%256) and fd00:10:96::n)
  */
 
 export const DEFAULT_CLUSTER = 'ambit';
@@ -105,14 +106,20 @@ export function podHostVeth(namespace: string, pod: string): string {
   return `veth${createHash('sha256').update(`${namespace}/${pod}`).digest('hex').slice(0, 8)}`;
 }
 
+/** A pod's cgroup (relative to the cluster cgroup), where the node agent's layout resolver finds it. */
 export function podCgroup(node: NodeLayout, namespace: string, pod: string): string {
-  return join(node.podsCgroup, `${namespace}_${pod}`);
+  return localPodCgroup(node.podsCgroup, { namespace, name: pod });
 }
 
 /** Paths of one cluster's files. */
 export interface ClusterPaths {
   readonly dir: string;
+  /** What `ambit local status` reads: the cluster as the local daemon runs it. */
   readonly state: string;
+  /** The local cluster's API: the cluster as Kubernetes objects, read by the mesh's daemons. */
+  readonly api: string;
+  /** `ambit local up`'s progress channel (JSON lines). */
+  readonly progress: string;
   readonly daemonLog: string;
   readonly lock: string;
   podDir(namespace: string, pod: string): string;
@@ -125,6 +132,8 @@ export function clusterPaths(runRoot: string, cluster: string): ClusterPaths {
   return {
     dir,
     state: join(dir, 'state.json'),
+    api: join(dir, 'api.json'),
+    progress: join(dir, 'progress.jsonl'),
     daemonLog: join(dir, 'local.log'),
     lock: join(dir, 'daemon.pid'),
     podDir: (ns, pod) => join(dir, 'pods', ns, pod),

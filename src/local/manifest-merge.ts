@@ -1,5 +1,5 @@
 import type { ConfigIssue } from '../config/issue.js';
-import { type Manifests, type MeshObject, objectKey } from '../config/model.js';
+import { type Manifests, type MeshObject, objectKey } from '../manifests/model.js';
 
 function all(m: Manifests): MeshObject[] {
   return [...m.namespaces, ...m.serviceAccounts, ...m.pods, ...m.deployments, ...m.services, ...m.kept];

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
-import type { ProbeAction } from '../config/model.js';
+import type { ProbeAction } from '../manifests/model.js';
 import { podCommand } from './pod-runtime.js';
 
 /** A probe with its port resolved to a number. */

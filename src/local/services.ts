@@ -1,5 +1,6 @@
-import { type ServiceObject, selectorMatches } from '../config/model.js';
-import { type EndpointState, type PodState, type ServiceState, servicePortKey } from './state.js';
+import { selectorMatches, servicePortKey } from '../config/kube-types.js';
+import type { ServiceObject } from '../manifests/model.js';
+import type { EndpointState, PodState, ServiceState } from './state.js';
 
 /** Endpoints of a Service: its selected, running pods, with each service port resolved on each pod. */
 export function buildService(

@@ -1,16 +1,14 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { ConfigIssue } from '../config/issue.js';
-import type { ContainerPort, Labels, ServicePort } from '../config/model.js';
-
-export { servicePortKey } from '../config/model.js';
-
+import type { Labels, ServicePort } from '../config/kube-types.js';
 import { AmbitError, ErrorCode } from '../errors.js';
+import type { ContainerPort } from '../manifests/model.js';
 import type { NodeLayout } from './layout.js';
 
 /**
- * What a running local cluster looks like, written by the local daemon on every change. It is what
- * `ambit local status` prints, and the local stand-in for the Kubernetes API: the control plane reads
- * pods (with IPs and nodes), services (with VIPs) and namespaces from it.
+ * What a running local cluster looks like, written by the local daemon on every change: what
+ * `ambit local status`, `exec` and `logs` read (processes, namespaces, cgroups). The mesh's daemons do
+ * not read it: they read the local cluster's API (api.json, Kubernetes objects; see api-objects.ts).
  */
 export interface LocalState {
   readonly version: 1;
@@ -29,16 +27,6 @@ export interface LocalState {
   readonly daemons: readonly DaemonState[];
   /** Validation problems of the current manifests: rejected objects keep their last good version. */
   readonly issues: readonly ConfigIssue[];
-  /** Objects of kinds that mesh features read (routes, policies), passed through for the control plane. */
-  readonly kept: readonly {
-    readonly kind: string;
-    readonly apiVersion: string;
-    readonly namespace: string;
-    readonly name: string;
-    readonly file: string;
-    readonly line: number;
-    readonly body: unknown;
-  }[];
   readonly generation: number;
   readonly updatedAt: string;
 }

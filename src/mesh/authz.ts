@@ -1,4 +1,4 @@
-import { inCidr } from './ip.js';
+import { inCidr } from '../net/ip.js';
 import {
   type AuthorizationPolicy,
   type AuthzCondition,
@@ -9,7 +9,7 @@ import {
   type PeerAuthentication,
   policyName,
   ROOT_NAMESPACE,
-} from './policy.js';
+} from '../policy/types.js';
 
 /** What a node proxy knows about an inbound connection when it decides whether to let it through. */
 export interface ConnAttrs {

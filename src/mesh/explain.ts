@@ -1,8 +1,8 @@
-import { authorize, mtlsMode } from './authz.js';
-import { hostPort, isV6 } from './ip.js';
+import { hostPort, isV6 } from '../net/ip.js';
+import type { ActivePolicies } from '../policy/active.js';
+import { outcomeInfo } from '../telemetry/outcomes.js';
+import { decideInbound } from './inbound.js';
 import type { MeshIndex } from './mesh-index.js';
-import type { ActivePolicies } from './policy-set.js';
-import { principalOf } from './policy-set.js';
 import { routeOutbound, transportFor } from './route.js';
 import type { Workload } from './view.js';
 
@@ -72,7 +72,7 @@ export function explainConnection(
     return candidates[0];
   });
   if (route.kind === 'refuse') {
-    steps.push({ step: 'route', detail: `refused (${route.flag}): ${route.reason}` });
+    steps.push({ step: 'route', detail: `refused (${outcomeInfo(route.outcome).flag}): ${route.reason}` });
     return {
       source,
       destination,
@@ -112,7 +112,6 @@ export function explainConnection(
     const finish = (verdict: EndpointVerdict['verdict'], reason: string): void => {
       endpoints.push({ endpoint: name, address, node: w.node, steps: epSteps, verdict, reason });
     };
-    const dstSel = { namespace: w.namespace, labels: w.labels };
     if (inMesh) {
       const t = transportFor(mesh, route.kind === 'service' ? { ...route, endpoint: w, target } : route);
       if (t.kind === 'plain') {
@@ -127,18 +126,24 @@ export function explainConnection(
         step: 'transport',
         detail: `HBONE (mTLS, HTTP/2 CONNECT) to ${hostPort(t.nodeIp, 15008)} on ${w.node}, presenting ${src.identity}; the server must prove ${t.dstIdentity}`,
       });
-      const d = authorize(policies.authz, {
-        srcPrincipal: principalOf(src.identity),
-        srcIp,
-        dstIp: target.ip,
-        dstPort: target.port,
-        dst: dstSel,
+      // What the destination's proxy decides, from the same view (it presents the identity asked for).
+      const d = decideInbound(mesh, policies, {
+        node: w.node,
+        via: { kind: 'hbone', peer: src.identity, serverIdentity: t.dstIdentity },
+        source: { ip: srcIp, port: 0 },
+        target,
       });
+      const authz = d.authz;
       epSteps.push({
         step: 'authorization',
-        detail: `${d.reason}${d.applicable.length > 0 ? ` [policies: ${d.applicable.join(', ')}]` : ''}`,
+        detail:
+          authz === undefined
+            ? d.allowed
+              ? ''
+              : d.reason
+            : `${authz.reason}${authz.applicable.length > 0 ? ` [policies: ${authz.applicable.join(', ')}]` : ''}`,
       });
-      finish(d.allowed ? 'allowed' : 'denied', d.reason);
+      finish(d.allowed ? 'allowed' : 'denied', d.allowed ? d.authz.reason : d.reason);
       continue;
     }
     if (!w.captured) {
@@ -149,7 +154,13 @@ export function explainConnection(
       finish('allowed', 'neither side is in the mesh');
       continue;
     }
-    const mode = mtlsMode(policies.peerAuth, dstSel, target.port);
+    const d = decideInbound(mesh, policies, {
+      node: w.node,
+      via: { kind: 'plaintext' },
+      source: { ip: srcIp, port: 0 },
+      target,
+    });
+    const mode = d.mtls ?? { mode: 'PERMISSIVE' };
     epSteps.push({
       step: 'peer-authentication',
       detail: `plaintext to ${name} is captured by ${w.node}'s proxy; mTLS mode ${mode.mode}${mode.from === undefined ? ' (default)' : ` (PeerAuthentication ${mode.from})`}`,
@@ -161,9 +172,11 @@ export function explainConnection(
       );
       continue;
     }
-    const d = authorize(policies.authz, { srcIp, dstIp: target.ip, dstPort: target.port, dst: dstSel });
-    epSteps.push({ step: 'authorization', detail: `with no peer identity: ${d.reason}` });
-    finish(d.allowed ? 'allowed' : 'denied', d.reason);
+    epSteps.push({
+      step: 'authorization',
+      detail: `with no peer identity: ${d.allowed ? d.authz.reason : (d.authz?.reason ?? d.reason)}`,
+    });
+    finish(d.allowed ? 'allowed' : 'denied', d.allowed ? d.authz.reason : d.reason);
   }
   const verdicts = new Set(endpoints.map((e) => e.verdict));
   const verdict: Explanation['verdict'] =

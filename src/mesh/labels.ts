@@ -1,4 +1,4 @@
-import type { Labels } from '../config/model.js';
+import type { Labels } from '../config/kube-types.js';
 
 /** Namespace (or Pod) label that enrolls pods in the ambient mesh. */
 export const DATAPLANE_MODE = 'ambit.dev/dataplane-mode';

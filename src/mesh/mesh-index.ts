@@ -1,4 +1,4 @@
-import { canonicalIp } from './ip.js';
+import { canonicalIp } from '../net/ip.js';
 import type { MeshService, MeshView, Workload } from './view.js';
 
 /** Lookups over a MeshView, built once per config version. */

@@ -1,5 +1,6 @@
-import { servicePortKey } from '../config/model.js';
-import { isV6 } from './ip.js';
+import { servicePortKey } from '../config/kube-types.js';
+import { isV6 } from '../net/ip.js';
+import type { Outcome } from '../telemetry/outcomes.js';
 import type { MeshIndex } from './mesh-index.js';
 import type { MeshService, Workload } from './view.js';
 
@@ -7,27 +8,6 @@ export interface Target {
   readonly ip: string;
   readonly port: number;
 }
-
-/** Response flags for L4 outcomes: Envoy's where Envoy has one, ztunnel's for HBONE failures. */
-export const ResponseFlag = {
-  None: '-',
-  /** No route: nothing in the mesh serves this address and port. */
-  NoRoute: 'NR',
-  /** No healthy upstream: the service has no ready endpoint. */
-  NoHealthyUpstream: 'UH',
-  /** Upstream connection failure. */
-  UpstreamFailure: 'UF',
-  /** Denied by authorization policy. */
-  Denied: 'DENY',
-  /** The HBONE tunnel could not be opened. */
-  Connect: 'CONNECT',
-  /** The TLS handshake failed (certificate refused, peer closed). */
-  TlsFailure: 'TLS_FAILURE',
-  /** A peer proved the wrong identity, or the source pod could not be told. */
-  IdentityError: 'IDENTITY_ERROR',
-  H2HandshakeFailure: 'H2_HANDSHAKE_FAILURE',
-} as const;
-export type ResponseFlag = (typeof ResponseFlag)[keyof typeof ResponseFlag];
 
 export type OutboundRoute =
   | {
@@ -40,7 +20,7 @@ export type OutboundRoute =
   | { readonly kind: 'passthrough'; readonly target: Target }
   | {
       readonly kind: 'refuse';
-      readonly flag: ResponseFlag;
+      readonly outcome: Outcome;
       readonly reason: string;
       readonly service?: MeshService;
     };
@@ -62,7 +42,7 @@ export function routeOutbound(index: MeshIndex, dst: Target, pick: Picker): Outb
     if (port === undefined) {
       return {
         kind: 'refuse',
-        flag: ResponseFlag.NoRoute,
+        outcome: 'no-route',
         reason: `service ${service.hostname} has no TCP port ${dst.port}`,
         service,
       };
@@ -84,7 +64,7 @@ export function routeOutbound(index: MeshIndex, dst: Target, pick: Picker): Outb
     if (chosen === undefined || match === undefined) {
       return {
         kind: 'refuse',
-        flag: ResponseFlag.NoHealthyUpstream,
+        outcome: 'no-healthy-upstream',
         reason: `service ${service.hostname} has no ready endpoint for port ${dst.port}`,
         service,
       };

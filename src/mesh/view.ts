@@ -1,11 +1,12 @@
-import type { Labels, ServicePort } from '../config/model.js';
+import type { ClusterEndpointSlice, ClusterNode, ClusterPod, ClusterService } from '../cluster/resources.js';
+import { type Labels, type ServicePort, servicePortKey } from '../config/kube-types.js';
 import { SpiffeId } from '../identity/spiffe-id.js';
-import type { ClusterSnapshot } from '../kube/snapshot.js';
 import { isAmbient } from './labels.js';
 
 /**
  * The mesh as proxies see it: workloads with addresses and identities, and services with their
- * endpoints. Built from a cluster snapshot by a pure function; the control plane pushes it to nodes.
+ * endpoints. The control plane builds it from the cluster with the pure functions below, entry by
+ * entry, and pushes it to nodes.
  */
 export interface Workload {
   readonly uid: string;
@@ -28,6 +29,7 @@ export interface Workload {
 export interface ServiceEndpoint {
   readonly workloadUid: string;
   readonly ready: boolean;
+  /** Service port key (name, or number as text) -> target port on this workload. */
   readonly ports: Readonly<Record<string, number>>;
 }
 
@@ -66,41 +68,92 @@ export function workloadNameOf(podName: string, labels: Labels): string {
   return podName;
 }
 
-export function buildMeshView(snap: ClusterSnapshot, trustDomain: string): MeshView {
-  const nsLabels = new Map(snap.namespaces.map((n) => [n.name, n.labels]));
-  const workloads: Workload[] = snap.pods
-    .filter((p) => !p.hostNetwork && p.ips.length > 0 && p.phase === 'Running')
-    .map((p) => ({
-      uid: p.uid,
-      namespace: p.namespace,
-      name: p.name,
-      serviceAccount: p.serviceAccount,
-      node: p.node,
-      ips: p.ips,
-      labels: p.labels,
-      app: p.labels.app ?? p.labels['app.kubernetes.io/name'] ?? workloadNameOf(p.name, p.labels),
-      workloadName: workloadNameOf(p.name, p.labels),
-      captured: isAmbient(nsLabels.get(p.namespace), p.labels),
-      identity: SpiffeId.of(trustDomain, p.namespace, p.serviceAccount).toString(),
-      ready: p.ready,
-    }));
-  const known = new Set(workloads.map((w) => w.uid));
-  const services: MeshService[] = snap.services.map((s) => ({
-    namespace: s.namespace,
-    name: s.name,
-    hostname: `${s.name}.${s.namespace}.svc.${CLUSTER_DOMAIN}`,
-    vips: s.vips,
-    ports: s.ports,
-    labels: s.labels,
-    endpoints: s.endpoints
-      .filter((e) => e.podUid !== undefined && known.has(e.podUid))
-      .map((e) => ({ workloadUid: e.podUid!, ready: e.ready, ports: e.ports })),
-  }));
+/**
+ * The workload a pod is, or undefined for a pod that is not one: not running, without an address, or
+ * on the host network (its traffic is the node's).
+ */
+export function workloadOf(
+  pod: ClusterPod,
+  namespaceLabels: Labels | undefined,
+  trustDomain: string,
+): Workload | undefined {
+  if (pod.hostNetwork || pod.ips.length === 0 || pod.phase !== 'Running' || pod.terminating) return undefined;
+  const workloadName = workloadNameOf(pod.name, pod.labels);
   return {
-    revision: snap.revision,
-    trustDomain,
-    nodes: snap.nodes.map((n) => ({ name: n.name, ips: n.ip6 === undefined ? [n.ip4] : [n.ip4, n.ip6] })),
-    workloads,
-    services,
+    uid: pod.uid,
+    namespace: pod.namespace,
+    name: pod.name,
+    serviceAccount: pod.serviceAccount,
+    node: pod.node,
+    ips: pod.ips,
+    labels: pod.labels,
+    app: pod.labels.app ?? pod.labels['app.kubernetes.io/name'] ?? workloadName,
+    workloadName,
+    captured: isAmbient(namespaceLabels, pod.labels),
+    identity: SpiffeId.of(trustDomain, pod.namespace, pod.serviceAccount).toString(),
+    ready: pod.ready,
   };
+}
+
+/**
+ * A Service with its endpoints, read from its EndpointSlices the way kube-proxy reads them: each slice
+ * gives the target port of every Service port for its endpoints (an unnamed port is '' there). Only
+ * endpoints that are workloads are kept; a pod in two slices is one endpoint.
+ */
+export function serviceOf(
+  svc: ClusterService,
+  slices: readonly ClusterEndpointSlice[],
+  isWorkload: (uid: string) => boolean,
+): MeshService {
+  const byUid = new Map<string, { ready: boolean; ports: Record<string, number> }>();
+  const unnamed = svc.ports.find((p) => p.name === undefined);
+  for (const slice of [...slices].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    const ports: Record<string, number> = {};
+    for (const p of slice.ports) {
+      const key = p.name !== '' ? p.name : unnamed === undefined ? undefined : servicePortKey(unnamed);
+      if (key !== undefined) ports[key] = p.port;
+    }
+    for (const e of slice.endpoints) {
+      if (e.podUid === undefined || !isWorkload(e.podUid)) continue;
+      const have = byUid.get(e.podUid);
+      if (have === undefined) byUid.set(e.podUid, { ready: e.ready, ports: { ...ports } });
+      else Object.assign(have.ports, ports);
+    }
+  }
+  return {
+    namespace: svc.namespace,
+    name: svc.name,
+    hostname: `${svc.name}.${svc.namespace}.svc.${CLUSTER_DOMAIN}`,
+    vips: svc.vips,
+    ports: svc.ports,
+    labels: svc.labels,
+    endpoints: [...byUid].map(([workloadUid, e]) => ({ workloadUid, ready: e.ready, ports: e.ports })),
+  };
+}
+
+export function nodeOf(n: ClusterNode): MeshNode {
+  return { name: n.name, ips: n.addresses };
+}
+
+/** Everything a MeshView is built from. */
+export interface ViewInputs {
+  readonly namespaces: ReadonlyMap<string, { readonly labels: Labels }>;
+  readonly nodes: Iterable<ClusterNode>;
+  readonly pods: Iterable<ClusterPod>;
+  readonly services: Iterable<ClusterService>;
+  slicesOf(service: string): readonly ClusterEndpointSlice[];
+}
+
+/** The whole view at once (the control plane keeps it up to date entry by entry instead). */
+export function buildMeshView(input: ViewInputs, trustDomain: string, revision: string): MeshView {
+  const workloads: Workload[] = [];
+  for (const p of input.pods) {
+    const w = workloadOf(p, input.namespaces.get(p.namespace)?.labels, trustDomain);
+    if (w !== undefined) workloads.push(w);
+  }
+  const known = new Set(workloads.map((w) => w.uid));
+  const services = [...input.services].map((s) =>
+    serviceOf(s, input.slicesOf(`${s.namespace}/${s.name}`), (uid) => known.has(uid)),
+  );
+  return { revision, trustDomain, nodes: [...input.nodes].map(nodeOf), workloads, services };
 }

@@ -1,41 +1,26 @@
+import { LocalApiSource } from '../cluster/source-local.js';
 import { describeError } from '../errors.js';
-import { profileUntilExit } from '../telemetry/cpu-profile.js';
 import { createRootLogger } from '../telemetry/logger.js';
-import { runAgent } from './agent-app.js';
-import { parseAgentConfig } from './agent-config.js';
-import { runProxy } from './proxy-app.js';
-import { parseProxyConfig } from './proxy-config.js';
+import { runAgent } from './app.js';
+import { parseAgentConfig } from './config.js';
 
 /**
- * The node's two daemons, one image: `main.js agent` manages eBPF redirection and enrollment,
- * `main.js proxy` carries the traffic. They run as two containers of the DaemonSet pod (two processes
- * in local mode), so that restarting the agent never touches a connection.
+ * The node agent: manages eBPF redirection and enrollment (one of the DaemonSet pod's two containers;
+ * the node proxy is the other, so that restarting the agent never touches a connection).
  */
-const [role, ...argv] = process.argv.slice(2);
 const controller = new AbortController();
 process.once('SIGTERM', () => controller.abort());
 process.once('SIGINT', () => controller.abort());
-
 try {
-  if (role === 'agent') {
-    const cfg = parseAgentConfig(argv);
-    await runAgent(
-      cfg,
-      createRootLogger({ name: 'ambit-node-agent', level: cfg.logLevel }),
-      controller.signal,
-    );
-  } else if (role === 'proxy') {
-    const cfg = parseProxyConfig(argv);
-    if (cfg.cpuProfile !== undefined) profileUntilExit(cfg.cpuProfile);
-    await runProxy(
-      cfg,
-      createRootLogger({ name: 'ambit-node-proxy', level: cfg.logLevel }),
-      controller.signal,
-    );
-  } else {
-    process.stderr.write('usage: node-agent/main.js agent|proxy [flags]\n');
-    process.exitCode = 2;
-  }
+  const cfg = parseAgentConfig(process.argv.slice(2));
+  // The agent reads only what its node needs: its own pods (a fieldSelector in cluster mode) and namespaces.
+  const source = new LocalApiSource(cfg.localApi, { kinds: ['Namespace', 'Pod'], node: cfg.node });
+  await runAgent(
+    cfg,
+    source,
+    createRootLogger({ name: 'ambit-node-agent', level: cfg.logLevel }),
+    controller.signal,
+  );
 } catch (err) {
   process.stderr.write(
     `${JSON.stringify({ level: 'fatal', msg: describeError(err), code: (err as { code?: string }).code })}\n`,

@@ -1,4 +1,5 @@
 import { Counter, type Registry } from 'prom-client';
+import { TCP_LABELS, type TcpLabels } from './istio-labels.js';
 
 type LabelName = (typeof TCP_LABELS)[number];
 
@@ -15,37 +16,6 @@ export interface TcpSeries {
  * Istio's standard TCP metrics, with Istio's names and labels, so that existing dashboards (Kiali,
  * the Istio Grafana boards) work on Ambit. Values are bounded sets; a missing value is `unknown`.
  */
-export const TCP_LABELS = [
-  'reporter',
-  'source_workload',
-  'source_canonical_service',
-  'source_canonical_revision',
-  'source_workload_namespace',
-  'source_principal',
-  'source_app',
-  'source_version',
-  'source_cluster',
-  'destination_service',
-  'destination_service_namespace',
-  'destination_service_name',
-  'destination_workload',
-  'destination_canonical_service',
-  'destination_canonical_revision',
-  'destination_workload_namespace',
-  'destination_principal',
-  'destination_app',
-  'destination_version',
-  'destination_cluster',
-  'request_protocol',
-  'response_flags',
-  'connection_security_policy',
-] as const;
-
-/** Istio's cluster id when none is configured. */
-export const CLUSTER_ID = 'Kubernetes';
-
-export type TcpLabels = Record<(typeof TCP_LABELS)[number], string>;
-
 export class IstioTcpMetrics {
   readonly opened: Counter<LabelName>;
   readonly closed: Counter<LabelName>;
@@ -83,9 +53,4 @@ export class IstioTcpMetrics {
     }
     return s;
   }
-}
-
-/** `unknown` for a missing label value, as Istio reports it. */
-export function labelValue(v: string | undefined): string {
-  return v === undefined || v === '' ? 'unknown' : v;
 }

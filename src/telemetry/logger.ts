@@ -1,9 +1,9 @@
 import pino from 'pino';
+import type { LogLevel } from '../config/log-level.js';
 
 export type Logger = pino.Logger;
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+export { LOG_LEVELS, type LogLevel } from '../config/log-level.js';
 
 /**
  * The one root logger of a process: pino JSON, one line per event, written to stdout or a file.

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Libbpf } from '../../src/bpf/libbpf.js';
-import { OriginalDestinations } from '../../src/node-agent/proxy/original-destination.js';
-import { ProgramName } from '../../src/node-agent/redirection/maps.js';
+import { ProgramName } from '../../src/bpf/redirect-maps.js';
 import { RedirectPrograms, uninstallRedirect } from '../../src/node-agent/redirection/redirect-programs.js';
+import { openOriginalDestinations } from '../../src/node-proxy/redirection-ebpf.js';
 import { ensureBpffs } from '../../src/os/bpffs.js';
 import { cgroupId, detectCgroup2Root, removeCgroupTree } from '../../src/os/cgroup.js';
 import { createRootLogger } from '../../src/telemetry/logger.js';
@@ -178,7 +178,7 @@ describe('redirection programs on the real kernel', () => {
     expect(tag).toBe('proxy');
     // Only the address was rewritten: sk_lookup handed port 8080 of the proxy address to its listener.
     expect(localPort).toBe('8080');
-    const od = OriginalDestinations.open(bpf, bpfDir);
+    const od = openOriginalDestinations(bpf, bpfDir);
     try {
       expect(od.take(peerIp!, Number(peerPort))).toEqual({
         ip: '10.99.0.50',
@@ -200,7 +200,7 @@ describe('redirection programs on the real kernel', () => {
     expect(tag).toBe('proxy');
     expect(peerIp).toBe(PROXY6);
     expect(localPort).toBe('443');
-    const od = OriginalDestinations.open(bpf, bpfDir);
+    const od = openOriginalDestinations(bpf, bpfDir);
     try {
       expect(od.take(peerIp!, Number(peerPort))).toMatchObject({ ip: 'fd00:99::77', port: 443, family: 6 });
     } finally {
@@ -228,7 +228,7 @@ describe('redirection programs on the real kernel', () => {
   test('connecting to the proxy address itself is never rewritten (no loop)', async () => {
     const line = await connectFrom(enrolledCg, PROXY4, 15001);
     const [, peerIp, peerPort] = line.split(' ');
-    const od = OriginalDestinations.open(bpf, bpfDir);
+    const od = openOriginalDestinations(bpf, bpfDir);
     try {
       expect(od.take(peerIp!, Number(peerPort))).toBeUndefined();
     } finally {

@@ -139,7 +139,7 @@ export function daemonPid(state: LocalState, node: string, role: 'agent' | 'prox
       return readFileSync(`/proc/${p}/cmdline`, 'utf8')
         .split('\0')
         .join(' ')
-        .includes(`node-agent/main.js ${role}`);
+        .includes(role === 'agent' ? 'node-agent/main.js' : 'node-proxy/main.js');
     } catch {
       return false;
     }

@@ -6,14 +6,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSecureContext, connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { systemClock } from '../../src/clock.js';
 import { HboneError, HbonePool } from '../../src/hbone/pool.js';
 import { sniFor } from '../../src/hbone/protocol.js';
 import { createHboneServer, type HboneRequest } from '../../src/hbone/server.js';
-import { CertificateAuthority, systemClock } from '../../src/identity/ca.js';
+import { CertificateAuthority } from '../../src/identity/ca.js';
 import { SpiffeId } from '../../src/identity/spiffe-id.js';
 import { TLS_OPTIONS, WorkloadCertificates } from '../../src/identity/workload-certs.js';
 import { createCsr, createRoot, generateKey, signWorkloadCert } from '../../src/identity/x509.js';
 import { createRootLogger } from '../../src/telemetry/logger.js';
+import { outcomeInfo } from '../../src/telemetry/outcomes.js';
 
 /*
  * HBONE end to end in one process, with real TLS 1.3, HTTP/2 and certificates from the real CA, on
@@ -59,8 +61,8 @@ describe('HBONE over real TLS and HTTP/2', () => {
         stream.on('data', (d: Buffer) => stream.write(d));
         stream.on('end', () => stream.end());
       },
-      onRefused: (flag, peer, reason) => {
-        refused.push(`${flag}: ${reason}`);
+      onRefused: (outcome, peer, reason) => {
+        refused.push(`${outcomeInfo(outcome).flag}: ${reason}`);
         refusedPeers.push(peer);
       },
       handshakeTimeoutMs: 1000,

@@ -12,7 +12,7 @@ import {
   type MtlsMode,
   NEVER_MATCHING_RULE,
   type PeerAuthentication,
-} from '../../src/mesh/policy.js';
+} from '../../src/policy/types.js';
 
 const CLIENT = 'cluster.local/ns/shop/sa/client';
 const WEB = { namespace: 'shop', labels: { app: 'web', version: 'v1' } };

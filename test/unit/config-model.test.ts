@@ -1,8 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { Fields, type IssueSink } from '../../src/config/field-reader.js';
 import { type ConfigIssue, type FieldPath, formatIssue, formatPath } from '../../src/config/issue.js';
-import { parseManifestTexts } from '../../src/config/load-manifests.js';
-import type { Manifests } from '../../src/config/model.js';
 import {
   absolutePath,
   cidr,
@@ -14,6 +12,8 @@ import {
   labelValue,
   qualifiedName,
 } from '../../src/config/validators.js';
+import { parseManifestTexts } from '../../src/manifests/load-manifests.js';
+import type { Manifests } from '../../src/manifests/model.js';
 
 const OPTS = { requireCommand: true, nodeNames: ['node-1', 'node-2'] } as const;
 
@@ -2909,7 +2909,7 @@ describe('valid objects become domain values', () => {
     expect(manifests.pods[0]?.spec.nodeName).toBe('worker-7');
   });
 
-  test('kept kinds keep their whole body', () => {
+  test('mesh config kinds keep their whole body, and their parsed value with every default applied', () => {
     const { manifests, issues } = parse({
       'm.yaml': `
         apiVersion: gateway.networking.k8s.io/v1
@@ -2932,6 +2932,23 @@ describe('valid objects become domain values', () => {
           kind: 'HTTPRoute',
           metadata: { name: 'web' },
           spec: { parentRefs: [{ name: 'waypoint' }] },
+        },
+        parsed: {
+          kind: 'HTTPRoute',
+          value: {
+            namespace: 'default',
+            name: 'web',
+            labels: {},
+            parentRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'waypoint' }],
+            hostnames: [],
+            rules: [
+              {
+                matches: [{ path: { type: 'PathPrefix', value: '/' }, headers: [], queryParams: [] }],
+                filters: [],
+                backendRefs: [],
+              },
+            ],
+          },
         },
       },
     ]);

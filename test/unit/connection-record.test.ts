@@ -3,13 +3,13 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import { describe, expect, test } from 'vitest';
 import { MeshIndex } from '../../src/mesh/mesh-index.js';
-import { buildMeshView } from '../../src/mesh/view.js';
-import { ConnectionRecorder, type Direction } from '../../src/node-agent/proxy/connection-record.js';
+
+import { ConnectionRecorder, type Direction } from '../../src/telemetry/connection-record.js';
 import { IstioTcpMetrics } from '../../src/telemetry/istio-tcp-metrics.js';
-import { AMBIENT_NS, snapEndpoint, snapPod, snapService, snapshot } from './snapshot-fixtures.js';
+import { AMBIENT_NS, snapEndpoint, snapPod, snapService, snapshot, viewOf } from './cluster-fixtures.js';
 
 const mesh = new MeshIndex(
-  buildMeshView(
+  viewOf(
     snapshot({
       namespaces: [{ name: 'shop', labels: AMBIENT_NS }],
       pods: [
@@ -130,7 +130,7 @@ describe('ConnectionRecord', () => {
     const rec = recorder.start('outbound', { ip: '10.244.0.9', port: 40001 });
     rec.srcWorkload = client;
     rec.service = webService;
-    rec.flag = 'UH';
+    rec.outcome = 'no-healthy-upstream';
     rec.reason = 'service web.shop.svc.cluster.local has no ready endpoint for port 80';
     rec.finish({ received: 0, sent: 0 });
 
@@ -230,7 +230,7 @@ describe('ConnectionRecord', () => {
   test('no target and no service: the destination service is unknown', async () => {
     const { recorder, series } = setup();
     const rec = recorder.start('outbound', { ip: '10.244.0.9', port: 40006 });
-    rec.flag = 'NR';
+    rec.outcome = 'no-route';
     rec.finish({ received: 0, sent: 0 });
     expect((await series(FAILED))[0]?.labels).toMatchObject({
       destination_service: 'unknown',

@@ -2,9 +2,9 @@ import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { type PodRedirectConfig, workloadId } from '../../src/bpf/redirect-maps.js';
 import type { Enrollment } from '../../src/node-agent/redirection/enrollment.js';
 import { type EnrollmentTarget, syncEnrollment } from '../../src/node-agent/redirection/enrollment-sync.js';
-import { type PodRedirectConfig, workloadId } from '../../src/node-agent/redirection/maps.js';
 import { createRootLogger } from '../../src/telemetry/logger.js';
 
 const log = createRootLogger({ name: 't', level: 'fatal' });
@@ -56,6 +56,25 @@ beforeEach(() => {
 afterEach(() => {
   rmSync(base, { recursive: true, force: true });
 });
+
+/**
+ * Runs a sync with cgroup paths written relative to the test's folder (the agent's layout resolves
+ * absolute ones).
+ */
+function sync(
+  target: EnrollmentTarget,
+  input: { desired: readonly Enrollment[]; knownPods: readonly string[] },
+) {
+  return syncEnrollment(
+    target,
+    {
+      desired: input.desired.map((e) => ({ ...e, cgroup: join(base, e.cgroup) })),
+      knownPods: input.knownPods.map((p) => join(base, p)),
+      podsCgroup: join(base, 'pods'),
+    },
+    log,
+  );
+}
 
 /** Creates the cgroup directories (relative to the base) and returns their ids by path. */
 function cgroups(paths: readonly string[]): Map<string, bigint> {
@@ -155,7 +174,7 @@ describe('syncEnrollment', () => {
       unenrolled: 1,
     },
     {
-      what: 'a pod the snapshot does not know yet stays enrolled (CNI enrolled it)',
+      what: 'a pod the cluster view does not know yet stays enrolled (CNI enrolled it)',
       dirs: ['pods/a', 'pods/new'],
       before: [['pods/new', config('new', DB)]],
       desired: [enrollment('a')],
@@ -229,11 +248,7 @@ describe('syncEnrollment', () => {
     const target = new FakeTarget();
     for (const [p, c] of before) target.map.set(idOf(p), c);
 
-    const result = syncEnrollment(
-      target,
-      { desired, knownPods, cgroupBase: base, podsCgroup: join(base, 'pods') },
-      log,
-    );
+    const result = sync(target, { desired, knownPods });
 
     expect([...target.map]).toEqual(after.map(([p, c]) => [idOf(p), c]));
     expect(result.enrolled).toEqual(enrolled);
@@ -246,15 +261,10 @@ describe('syncEnrollment', () => {
   test('a second sync with nothing changed touches nothing', () => {
     const ids = cgroups(['pods/a', 'pods/b']);
     const target = new FakeTarget();
-    const input = {
-      desired: [enrollment('a', DB), enrollment('b')],
-      knownPods: ['pods/a', 'pods/b'],
-      cgroupBase: base,
-      podsCgroup: join(base, 'pods'),
-    };
-    syncEnrollment(target, input, log);
+    const input = { desired: [enrollment('a', DB), enrollment('b')], knownPods: ['pods/a', 'pods/b'] };
+    sync(target, input);
     expect(target.calls).toEqual([`enroll ${ids.get('pods/a')}`, `enroll ${ids.get('pods/b')}`]);
-    const again = syncEnrollment(target, input, log);
+    const again = sync(target, input);
     expect(target.calls).toHaveLength(2);
     expect(again).toMatchObject({ enrolled: [], updated: [], unenrolled: 0 });
   });
@@ -262,15 +272,10 @@ describe('syncEnrollment', () => {
   test('a pod whose cgroup is removed after enrollment is unenrolled on the next sync', () => {
     const ids = cgroups(['pods/a']);
     const target = new FakeTarget();
-    const input = {
-      desired: [enrollment('a')],
-      knownPods: ['pods/a'],
-      cgroupBase: base,
-      podsCgroup: join(base, 'pods'),
-    };
-    syncEnrollment(target, input, log);
+    const input = { desired: [enrollment('a')], knownPods: ['pods/a'] };
+    sync(target, input);
     rmSync(join(base, 'pods/a'), { recursive: true });
-    const result = syncEnrollment(target, { ...input, desired: [], knownPods: [] }, log);
+    const result = sync(target, { desired: [], knownPods: [] });
     expect(result.unenrolled).toBe(1);
     expect(target.calls).toEqual([`enroll ${ids.get('pods/a')}`, `unenroll ${ids.get('pods/a')}`]);
     expect(target.map.size).toBe(0);

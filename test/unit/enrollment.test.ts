@@ -1,31 +1,41 @@
 import { describe, expect, test } from 'vitest';
-import type { Labels } from '../../src/config/model.js';
-import type { SnapshotPod } from '../../src/kube/snapshot.js';
+import { workloadId } from '../../src/bpf/redirect-maps.js';
+import type { ClusterPod } from '../../src/cluster/resources.js';
+import type { Labels } from '../../src/config/kube-types.js';
+import type { PodCgroupResolver } from '../../src/node-agent/pod-cgroups.js';
 import { desiredEnrollments } from '../../src/node-agent/redirection/enrollment.js';
-import { workloadId } from '../../src/node-agent/redirection/maps.js';
-import { AMBIENT_NS, snapPod, snapshot } from './snapshot-fixtures.js';
+import { AMBIENT_NS, type Snapshot, snapPod, snapshot } from './cluster-fixtures.js';
 
 const PORTS = 'ambit.dev/exclude-outbound-ports';
 const CIDRS = 'ambit.dev/exclude-outbound-cidrs';
 /** The workload id of `enrollOne`'s pod (snapPod('web') has the uid 'uid-web'). */
 const WEB = workloadId('uid-web');
 
-function enrollOne(pod: Partial<SnapshotPod>, nsLabels: Labels = AMBIENT_NS) {
-  return desiredEnrollments(
+/** A layout that places every pod but one whose name says it has no cgroup. */
+const cgroups: PodCgroupResolver = {
+  resolve: (p) => (p.name === 'no-cgroup' ? undefined : `/cg/pods/${p.namespace}_${p.name}`),
+};
+
+function desired(snap: Snapshot, node: string) {
+  return desiredEnrollments(snap.pods, (ns) => snap.namespaces.get(ns)?.labels, node, cgroups);
+}
+
+function enrollOne(pod: Partial<ClusterPod>, nsLabels: Labels = AMBIENT_NS) {
+  return desired(
     snapshot({ namespaces: [{ name: 'shop', labels: nsLabels }], pods: [snapPod('web', pod)] }),
     'node-0',
   );
 }
 
 describe('desiredEnrollments: which pods', () => {
-  test.each<{ what: string; pod: Partial<SnapshotPod>; ns?: Labels; enrolled: boolean }>([
+  test.each<{ what: string; pod: Partial<ClusterPod>; ns?: Labels; enrolled: boolean }>([
     { what: 'Running pod of this node in an ambient namespace', pod: {}, enrolled: true },
     { what: 'pod of another node', pod: { node: 'node-1' }, enrolled: false },
     { what: 'Pending pod', pod: { phase: 'Pending' }, enrolled: false },
     { what: 'Succeeded pod', pod: { phase: 'Succeeded' }, enrolled: false },
-    { what: 'Terminating pod', pod: { phase: 'Terminating' }, enrolled: false },
+    { what: 'pod being deleted', pod: { terminating: true }, enrolled: false },
     { what: 'hostNetwork pod', pod: { hostNetwork: true }, enrolled: false },
-    { what: 'pod whose cgroup is unknown', pod: { cgroup: undefined }, enrolled: false },
+    { what: 'pod the layout cannot place', pod: { name: 'no-cgroup' }, enrolled: false },
     { what: 'namespace not in the mesh', pod: {}, ns: {}, enrolled: false },
     {
       what: 'pod opted out',
@@ -38,12 +48,12 @@ describe('desiredEnrollments: which pods', () => {
     expect(enrollOne(pod, ns).map((e) => e.pod)).toEqual(enrolled ? ['shop/web'] : []);
   });
 
-  test('an enrollment names the pod, its uid and cgroup; no annotations means no exclusions', () => {
-    expect(enrollOne({ uid: 'u-1', cgroup: 'pods/abc' })).toEqual([
+  test('an enrollment names the pod, its uid and cgroup (from the layout); no annotations means no exclusions', () => {
+    expect(enrollOne({ uid: 'u-1' })).toEqual([
       {
         pod: 'shop/web',
         uid: 'u-1',
-        cgroup: 'pods/abc',
+        cgroup: '/cg/pods/shop_web',
         ips: ['10.244.0.2', 'fd00:10:244::2'],
         config: { workloadId: workloadId('u-1'), excludedPorts: [], excludedCidrs: [] },
         warnings: [],
@@ -64,8 +74,8 @@ describe('desiredEnrollments: which pods', () => {
         snapPod('p', { namespace: 'plain' }),
       ],
     });
-    expect(desiredEnrollments(snap, 'node-0').map((e) => e.pod)).toEqual(['shop/b', 'shop/a']);
-    expect(desiredEnrollments(snap, 'node-1').map((e) => e.pod)).toEqual(['shop/x']);
+    expect(desired(snap, 'node-0').map((e) => e.pod)).toEqual(['shop/b', 'shop/a']);
+    expect(desired(snap, 'node-1').map((e) => e.pod)).toEqual(['shop/x']);
   });
 
   test("each enrollment carries its own pod's workload id, from the pod uid", () => {
@@ -73,7 +83,7 @@ describe('desiredEnrollments: which pods', () => {
       namespaces: [{ name: 'shop', labels: AMBIENT_NS }],
       pods: [snapPod('a', { uid: 'uid-1' }), snapPod('b', { uid: 'uid-2' })],
     });
-    const ids = desiredEnrollments(snap, 'node-0').map((e) => e.config.workloadId);
+    const ids = desired(snap, 'node-0').map((e) => e.config.workloadId);
     expect(ids).toEqual([workloadId('uid-1'), workloadId('uid-2')]);
     expect(ids[0]).not.toBe(ids[1]);
   });

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
-import { parseManifestTexts } from '../../src/config/load-manifests.js';
-import { type DeploymentObject, type MeshObject, objectKey } from '../../src/config/model.js';
 import { mergeReload, toManifests } from '../../src/local/manifest-merge.js';
+import { parseManifestTexts } from '../../src/manifests/load-manifests.js';
+import { type DeploymentObject, type MeshObject, objectKey } from '../../src/manifests/model.js';
 
 const OPTS = { requireCommand: true } as const;
 

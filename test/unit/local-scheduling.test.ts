@@ -1,9 +1,9 @@
 import { describe, expect, test } from 'vitest';
-import { parseManifestTexts } from '../../src/config/load-manifests.js';
-import type { Manifests } from '../../src/config/model.js';
 import { desiredPods } from '../../src/local/desired-pods.js';
 import { nodeLayout } from '../../src/local/layout.js';
 import { allocate, type PlacedPod, pickNode } from '../../src/local/scheduler.js';
+import { parseManifestTexts } from '../../src/manifests/load-manifests.js';
+import type { Manifests } from '../../src/manifests/model.js';
 
 function manifests(text: string): Manifests {
   const { manifests, issues } = parseManifestTexts([{ file: 'm.yaml', text }], { requireCommand: true });

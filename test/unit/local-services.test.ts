@@ -1,6 +1,4 @@
 import { describe, expect, test } from 'vitest';
-import { parseManifestTexts } from '../../src/config/load-manifests.js';
-import type { Container, ServiceObject } from '../../src/config/model.js';
 import {
   containerProcess,
   expandVars,
@@ -9,6 +7,8 @@ import {
 } from '../../src/local/container-env.js';
 import { buildService, hostsFile, nftServiceRules } from '../../src/local/services.js';
 import type { EndpointState, PodState, ServiceState } from '../../src/local/state.js';
+import { parseManifestTexts } from '../../src/manifests/load-manifests.js';
+import type { Container, ServiceObject } from '../../src/manifests/model.js';
 
 function service(spec: string, meta = 'name: web\n  namespace: shop'): ServiceObject {
   const text = `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n---\napiVersion: v1\nkind: Service\nmetadata:\n  ${meta}\nspec:\n${spec}`;

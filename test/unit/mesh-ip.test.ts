@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { bytes16ToIp, canonicalIp, hostPort, inCidr, ipToBytes16 } from '../../src/mesh/ip.js';
+import { bytes16ToIp, canonicalIp, hostPort, inCidr, ipToBytes16 } from '../../src/net/ip.js';
 
 describe('ipToBytes16 / bytes16ToIp', () => {
   test.each<{ what: string; ip: string; hex: string; back: string }>([

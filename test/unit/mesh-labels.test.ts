@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import type { Labels } from '../../src/config/model.js';
+import type { Labels } from '../../src/manifests/model.js';
 import { isAmbient } from '../../src/mesh/labels.js';
 
 const MODE = 'ambit.dev/dataplane-mode';

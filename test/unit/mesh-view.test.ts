@@ -1,9 +1,18 @@
 import { describe, expect, test } from 'vitest';
-import type { Labels } from '../../src/config/model.js';
-import type { SnapshotPod } from '../../src/kube/snapshot.js';
+import type { ClusterPod } from '../../src/cluster/resources.js';
+import type { Labels } from '../../src/manifests/model.js';
 import { MeshIndex } from '../../src/mesh/mesh-index.js';
 import { buildMeshView, workloadNameOf } from '../../src/mesh/view.js';
-import { AMBIENT_NS, snapEndpoint, snapPod, snapService, snapshot } from './snapshot-fixtures.js';
+import {
+  AMBIENT_NS,
+  type Snapshot,
+  snapEndpoint,
+  snapPod,
+  snapService,
+  snapshot,
+} from './cluster-fixtures.js';
+
+const viewOf = (s: Snapshot, trustDomain: string) => buildMeshView(s, trustDomain, s.revision);
 
 describe('workloadNameOf', () => {
   test.each<[string, Labels, string]>([
@@ -19,22 +28,22 @@ describe('workloadNameOf', () => {
 });
 
 describe('buildMeshView', () => {
-  test.each<{ what: string; pod: Partial<SnapshotPod>; included: boolean }>([
+  test.each<{ what: string; pod: Partial<ClusterPod>; included: boolean }>([
     { what: 'a Running pod', pod: {}, included: true },
     { what: 'a Running pod that is not ready', pod: { ready: false }, included: true },
     { what: 'a Pending pod', pod: { phase: 'Pending' }, included: false },
     { what: 'a Succeeded pod', pod: { phase: 'Succeeded' }, included: false },
     { what: 'a Failed pod', pod: { phase: 'Failed' }, included: false },
-    { what: 'a Terminating pod', pod: { phase: 'Terminating' }, included: false },
+    { what: 'a pod being deleted', pod: { terminating: true }, included: false },
     { what: 'a hostNetwork pod', pod: { hostNetwork: true }, included: false },
     { what: 'a pod without addresses', pod: { ips: [] }, included: false },
   ])('$what is a workload: $included', ({ pod, included }) => {
-    const view = buildMeshView(snapshot({ pods: [snapPod('web', pod)] }), 'cluster.local');
+    const view = viewOf(snapshot({ pods: [snapPod('web', pod)] }), 'cluster.local');
     expect(view.workloads.map((w) => w.name)).toEqual(included ? ['web'] : []);
   });
 
   test('a workload carries the pod facts, its SPIFFE identity and its canonical names', () => {
-    const view = buildMeshView(
+    const view = viewOf(
       snapshot({
         namespaces: [{ name: 'shop', labels: AMBIENT_NS }],
         pods: [
@@ -87,7 +96,7 @@ describe('buildMeshView', () => {
     },
     { what: 'then the pod name', name: 'db-0', labels: {}, app: 'db-0' },
   ])('app: $what', ({ name, labels, app }) => {
-    const view = buildMeshView(snapshot({ pods: [snapPod(name, { labels })] }), 'cluster.local');
+    const view = viewOf(snapshot({ pods: [snapPod(name, { labels })] }), 'cluster.local');
     expect(view.workloads[0]?.app).toBe(app);
   });
 
@@ -102,7 +111,7 @@ describe('buildMeshView', () => {
     },
     { what: 'ambient pod in a plain namespace', ns: {}, pod: AMBIENT_NS, captured: true },
   ])('captured: $what -> $captured', ({ ns, pod, captured }) => {
-    const view = buildMeshView(
+    const view = viewOf(
       snapshot({ namespaces: [{ name: 'shop', labels: ns }], pods: [snapPod('web', { labels: pod })] }),
       'cluster.local',
     );
@@ -110,7 +119,7 @@ describe('buildMeshView', () => {
   });
 
   test('service endpoints keep only pods that are workloads', () => {
-    const view = buildMeshView(
+    const view = viewOf(
       snapshot({
         pods: [snapPod('a'), snapPod('b', { phase: 'Pending' }), snapPod('c', { hostNetwork: true })],
         services: [
@@ -143,7 +152,7 @@ describe('buildMeshView', () => {
   });
 
   test('revision, trust domain and node addresses come through', () => {
-    const view = buildMeshView(
+    const view = viewOf(
       snapshot({
         revision: 'abc',
         nodes: [
@@ -164,7 +173,7 @@ describe('buildMeshView', () => {
 
 describe('MeshIndex', () => {
   const index = new MeshIndex(
-    buildMeshView(
+    viewOf(
       snapshot({
         nodes: [
           { name: 'node-0', ip4: '172.18.0.2', ip6: 'fd00:18::2' },

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { AmbitError, ErrorCode } from '../../src/errors.js';
-import { parseAgentConfig } from '../../src/node-agent/agent-config.js';
-import { parseProxyConfig } from '../../src/node-agent/proxy-config.js';
+import { parseAgentConfig } from '../../src/node-agent/config.js';
+import { parseNodeProxyConfig as parseProxyConfig } from '../../src/node-proxy/config.js';
 
 /** The problems listed by the one usage error `fn` throws. */
 function usageProblems(fn: () => unknown): string[] {
@@ -31,8 +31,8 @@ const agentFlags = [
   '10.244.0.1',
   '--proxy-ip6',
   'fd00:10:244::1',
-  '--local-state',
-  '/run/ambit/state.json',
+  '--local-api',
+  '/run/ambit/api.json',
 ];
 
 const agentEnv = {
@@ -42,7 +42,7 @@ const agentEnv = {
   AMBIT_BPF_DIR: '/bpf',
   AMBIT_PROXY_IP4: '10.0.0.1',
   AMBIT_PROXY_IP6: 'fd00::1',
-  AMBIT_LOCAL_STATE: '/state.json',
+  AMBIT_LOCAL_API: '/api.json',
 };
 
 describe('parseAgentConfig', () => {
@@ -51,13 +51,13 @@ describe('parseAgentConfig', () => {
     expect(cfg).toMatchObject({
       node: 'node-0',
       cgroupRoot: '/sys/fs/cgroup',
-      cgroupBase: '/sys/fs/cgroup',
       podsCgroup: '/sys/fs/cgroup/pods',
+      cgroupLayout: 'local',
       bpfDir: '/sys/fs/bpf/ambit',
       proxyIp4: '10.244.0.1',
       proxyIp6: 'fd00:10:244::1',
       outboundPort: 15001,
-      localState: '/run/ambit/state.json',
+      localApi: '/run/ambit/api.json',
       logLevel: 'info',
       uninstall: false,
       inboundPort: 15006,
@@ -71,7 +71,7 @@ describe('parseAgentConfig', () => {
   test('environment fallbacks for every required setting and the optional ones', () => {
     const cfg = parseAgentConfig([], {
       ...agentEnv,
-      AMBIT_CGROUP_BASE: '/cg/base',
+      AMBIT_CGROUP_LAYOUT: 'local',
       AMBIT_BPF_OBJECT: '/opt/redirect.bpf.o',
       AMBIT_LOG_LEVEL: 'debug',
       AMBIT_CNI_SOCKET: '/run/ambit/cni.sock',
@@ -79,14 +79,14 @@ describe('parseAgentConfig', () => {
     expect(cfg).toEqual({
       node: 'node-env',
       cgroupRoot: '/cg',
-      cgroupBase: '/cg/base',
       podsCgroup: '/cg/pods',
+      cgroupLayout: 'local',
       bpfDir: '/bpf',
       bpfObject: '/opt/redirect.bpf.o',
       proxyIp4: '10.0.0.1',
       proxyIp6: 'fd00::1',
       outboundPort: 15001,
-      localState: '/state.json',
+      localApi: '/api.json',
       logLevel: 'debug',
       uninstall: false,
       inboundPort: 15006,
@@ -101,8 +101,6 @@ describe('parseAgentConfig', () => {
         'node-flag',
         '--log-level',
         'warn',
-        '--cgroup-base',
-        '/flag/base',
         '--cni-socket',
         '/flag.sock',
         '--status-file',
@@ -113,14 +111,12 @@ describe('parseAgentConfig', () => {
       {
         ...agentEnv,
         AMBIT_LOG_LEVEL: 'debug',
-        AMBIT_CGROUP_BASE: '/env/base',
         AMBIT_CNI_SOCKET: '/env.sock',
       },
     );
     expect(cfg).toMatchObject({
       node: 'node-flag',
       logLevel: 'warn',
-      cgroupBase: '/flag/base',
       cniSocket: '/flag.sock',
       statusFile: '/status.json',
       outboundPort: 16001,
@@ -146,7 +142,7 @@ describe('parseAgentConfig', () => {
       '--pods-cgroup (or AMBIT_PODS_CGROUP) is required',
       '--proxy-ip4 (or AMBIT_PROXY_IP4) is required',
       '--proxy-ip6 (or AMBIT_PROXY_IP6) is required',
-      '--local-state (or AMBIT_LOCAL_STATE) is required',
+      '--local-api (or AMBIT_LOCAL_API) is required',
     ]);
   });
 
@@ -177,10 +173,10 @@ describe('parseAgentConfig', () => {
       '--node (or AMBIT_NODE_NAME) is required',
       '--cgroup-root (or AMBIT_CGROUP2_ROOT) is required',
       '--pods-cgroup (or AMBIT_PODS_CGROUP) is required',
-      '--local-state (or AMBIT_LOCAL_STATE) is required',
       '--proxy-ip4 fd00::1: not an IPv4 address',
       '--proxy-ip6 10.0.0.1: not an IPv6 address',
-      '--outbound-port 70000: not a port',
+      '--outbound-port 70000: not a port number',
+      '--local-api (or AMBIT_LOCAL_API) is required',
       '--log-level loud: use one of fatal, error, warn, info, debug, trace',
     ]);
   });
@@ -197,7 +193,10 @@ describe('parseAgentConfig', () => {
   ])('--outbound-port %j valid: %s', (value, valid) => {
     const parse = () => parseAgentConfig([...agentFlags, `--outbound-port=${value}`], {});
     if (valid) expect(parse().outboundPort).toBe(Number(value));
-    else expect(usageProblems(parse)).toEqual([`--outbound-port ${value}: not a port`]);
+    else
+      expect(usageProblems(parse)).toEqual([
+        `--outbound-port ${value === '' ? '""' : value}: not a port number`,
+      ]);
   });
 
   test.each([
@@ -369,11 +368,11 @@ describe('parseProxyConfig', () => {
     ).toEqual([
       '--outbound-ip nope: not an IP address',
       '--hbone-ip here: not an IP address',
-      '--log-level chatty: use one of fatal, error, warn, info, debug, trace',
       '--node (or AMBIT_NODE_NAME) is required',
       '--metrics-port x: not a port number',
       '--admin-port 65536: not a port number',
       '--cert-ttl forever: not a duration (e.g. 30s, 10m, 24h)',
+      '--log-level chatty: use one of fatal, error, warn, info, debug, trace',
     ]);
   });
 

@@ -2,11 +2,12 @@ import { describe, expect, test } from 'vitest';
 import { RoundRobin } from '../../src/mesh/load-balancer.js';
 import { MeshIndex } from '../../src/mesh/mesh-index.js';
 import { type OutboundRoute, type Picker, routeOutbound, type Target } from '../../src/mesh/route.js';
-import { buildMeshView } from '../../src/mesh/view.js';
-import { snapEndpoint, snapPod, snapService, snapshot } from './snapshot-fixtures.js';
+import { outcomeInfo } from '../../src/telemetry/outcomes.js';
+
+import { snapEndpoint, snapPod, snapService, snapshot, viewOf } from './cluster-fixtures.js';
 
 const index = new MeshIndex(
-  buildMeshView(
+  viewOf(
     snapshot({
       pods: [
         snapPod('web-a', { ips: ['10.244.0.2', 'fd00:10:244::2'] }),
@@ -61,7 +62,7 @@ function outcome(r: OutboundRoute): Record<string, unknown> {
     case 'passthrough':
       return { kind: r.kind, target: r.target };
     case 'refuse':
-      return { kind: r.kind, flag: r.flag, reason: r.reason, service: r.service?.name };
+      return { kind: r.kind, flag: outcomeInfo(r.outcome).flag, reason: r.reason, service: r.service?.name };
   }
 }
 

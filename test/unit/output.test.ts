@@ -62,11 +62,12 @@ describe('parseDuration', () => {
     ['45', 45_000],
     ['0', 0],
     ['0s', 0],
+    ['1m30s', 90_000],
   ])('%s -> %i ms', (value, ms) => {
     expect(parseDuration(value, '--timeout')).toBe(ms);
   });
 
-  test.each(['1.5s', '-1s', '1d', '', ' 5s', '5 s', 's', '1m30s', '10S'])(
+  test.each(['1.5s', '-1s', '1d', '', ' 5s', '5 s', 's', '10S', '1h2m3s4ms5s'])(
     '%j is a usage error naming the flag',
     (value) => {
       const err = thrown(() => parseDuration(value, '--timeout'));

@@ -1,14 +1,10 @@
 import { describe, expect, test } from 'vitest';
 import { Fields, type IssueSink } from '../../src/config/field-reader.js';
 import { formatIssue, formatPath } from '../../src/config/issue.js';
-import { parseManifestTexts } from '../../src/config/load-manifests.js';
-import type { SnapshotConfigObject } from '../../src/kube/snapshot.js';
-import { NEVER_MATCHING_RULE } from '../../src/mesh/policy.js';
-import {
-  parseAuthorizationPolicy,
-  parsePeerAuthentication,
-  policiesFromConfig,
-} from '../../src/mesh/policy-parse.js';
+import { parseManifestTexts } from '../../src/manifests/load-manifests.js';
+import { parseAuthorizationPolicy } from '../../src/policy/parse-authorization-policy.js';
+import { parsePeerAuthentication } from '../../src/policy/parse-peer-authentication.js';
+import { NEVER_MATCHING_RULE } from '../../src/policy/types.js';
 
 const OPTS = { requireCommand: true, nodeNames: ['node-1'] } as const;
 const SHOP = 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n';
@@ -971,77 +967,5 @@ describe('PeerAuthentication domain values', () => {
     const { policy, issues } = direct(parsePeerAuthentication, spec);
     expect(issues).toEqual([]);
     expect(policy).toEqual(want);
-  });
-});
-
-function obj(
-  kind: string,
-  name: string,
-  body: unknown,
-  apiVersion = 'security.ambit.dev/v1alpha1',
-): SnapshotConfigObject {
-  return { apiVersion, kind, namespace: 'shop', name, file: 'policies.yaml', line: 10, body };
-}
-
-describe('policiesFromConfig', () => {
-  test('each policy is accepted or rejected on its own; other kinds and Istio objects are skipped', () => {
-    const set = policiesFromConfig([
-      obj('AuthorizationPolicy', 'deny-all', { apiVersion: 'x', kind: 'AuthorizationPolicy', spec: {} }),
-      obj('AuthorizationPolicy', 'no-spec', { kind: 'AuthorizationPolicy' }),
-      obj('AuthorizationPolicy', 'bad', {
-        spec: { rules: [{ from: [{ source: { ipBlocks: ['10.0.0.1', 'nope'] } }] }], action: 'CUSTOM' },
-      }),
-      obj('AuthorizationPolicy', 'http', {
-        spec: { rules: [{ to: [{ operation: { paths: ['/x'] } }] }] },
-      }),
-      obj('PeerAuthentication', 'strict', { spec: { mtls: { mode: 'STRICT' } } }),
-      obj('PeerAuthentication', 'bad-pa', { spec: { portLevelMtls: { 80: { mode: 'STRICT' } } } }),
-      obj('AuthorizationPolicy', 'istio', { spec: { action: 'AUDIT' } }, 'security.istio.io/v1'),
-      obj('HTTPRoute', 'route', { spec: {} }, 'gateway.networking.k8s.io/v1'),
-      obj('AuthorizationPolicy', 'not-a-mapping', 'hello'),
-    ]);
-    expect(set.authz.map((p) => p.name)).toEqual(['deny-all', 'no-spec', 'http']);
-    expect(set.authz[2]?.rules).toEqual([NEVER_MATCHING_RULE]);
-    expect(set.peerAuth).toEqual([{ ...PA_HEAD, name: 'strict', mode: 'STRICT' }]);
-    const where = { namespace: 'shop', file: 'policies.yaml', line: 10 };
-    expect(set.rejections).toEqual([
-      {
-        ...where,
-        kind: 'AuthorizationPolicy',
-        name: 'bad',
-        path: 'spec.action',
-        message: '"CUSTOM" is not supported by Ambit (use ALLOW or DENY)',
-      },
-      {
-        ...where,
-        kind: 'AuthorizationPolicy',
-        name: 'bad',
-        path: 'spec.rules[0].from[0].source.ipBlocks[1]',
-        message: '"nope" is not an IP address or CIDR (203.0.113.4, 10.0.0.0/8, fd00::/64)',
-      },
-      {
-        ...where,
-        kind: 'PeerAuthentication',
-        name: 'bad-pa',
-        path: 'spec.portLevelMtls',
-        message: 'needs a selector: Istio applies port-level mTLS only to selected workloads',
-      },
-      {
-        ...where,
-        kind: 'AuthorizationPolicy',
-        name: 'not-a-mapping',
-        path: '',
-        message: 'expected a Kubernetes object, got "hello"',
-      },
-    ]);
-    expect(set.warnings).toEqual([
-      {
-        ...where,
-        kind: 'AuthorizationPolicy',
-        name: 'http',
-        path: 'spec.rules[0].to[0].operation.paths',
-        message: `is HTTP-only; ${ALLOW_DROP}`,
-      },
-    ]);
   });
 });

@@ -19,7 +19,7 @@ import {
   TUPLE_KEY_SIZE,
   workloadId,
   writeTupleKey,
-} from '../../src/node-agent/redirection/maps.js';
+} from '../../src/bpf/redirect-maps.js';
 
 describe('pod config codec', () => {
   test.each<{ what: string; config: PodRedirectConfig }>([

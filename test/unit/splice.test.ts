@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
-import { resetSocket, splice } from '../../src/node-agent/proxy/splice.js';
+import { resetSocket, splice } from '../../src/net/splice.js';
 
 /** A relay on loopback, as the proxy splices: downstream socket <-> upstream socket. */
 async function relay(

@@ -1,9 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { CertificateAuthority, systemClock } from '../../src/identity/ca.js';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
+import { ManualClock } from '../../src/clock.js';
+import { CertificateAuthority } from '../../src/identity/ca.js';
 import { SpiffeId } from '../../src/identity/spiffe-id.js';
 import { type IssuedCert, refreshAt, WorkloadCertificates } from '../../src/identity/workload-certs.js';
 import { createRootLogger } from '../../src/telemetry/logger.js';
@@ -23,13 +23,14 @@ describe('refreshAt', () => {
   });
 });
 
-describe('WorkloadCertificates with a real CA', () => {
+describe('WorkloadCertificates with a real CA, on a clock the test moves', () => {
   let dir: string;
   let ca: CertificateAuthority;
+  const clock = new ManualClock();
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ambit-wcerts-'));
-    ca = (await CertificateAuthority.loadOrCreate(dir, 'test')).ca;
+    ca = (await CertificateAuthority.loadOrCreate(dir, 'test', clock)).ca;
   });
 
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -41,7 +42,7 @@ describe('WorkloadCertificates with a real CA', () => {
       { sign: (csr, id, ttl) => ca.sign(csr, SpiffeId.parse(id), ttl) },
       {
         ttlSeconds,
-        clock: systemClock,
+        clock,
         log,
         bundle: () => ca.trustBundle(),
         onIssued: (c) => issued.push(c),
@@ -54,11 +55,20 @@ describe('WorkloadCertificates with a real CA', () => {
     const { certs, issued } = withCa(4);
     try {
       certs.setWanted([ID]);
-      await sleep(4500);
-      // Issued at 0, renewed about every 2 s (half of what is left): 3 or 4 in 4.5 s, never hundreds.
-      expect(issued.length).toBeGreaterThanOrEqual(2);
-      expect(issued.length).toBeLessThanOrEqual(5);
-      expect(certs.current(ID)).toBeDefined();
+      await certs.get(ID);
+      expect(issued).toHaveLength(1);
+      // Due halfway between receipt and expiry: 2 s from now, not at once (notBefore is a minute back).
+      expect(clock.pending).toBe(1);
+      clock.advance(1999);
+      expect(issued).toHaveLength(1);
+      clock.advance(1);
+      await vi.waitFor(() => expect(issued).toHaveLength(2));
+      // The renewed one is due 2 s after it arrived, again; nothing more happens without time passing.
+      expect(clock.pending).toBe(1);
+      clock.advance(2000);
+      await vi.waitFor(() => expect(issued).toHaveLength(3));
+      expect(issued.map((c) => c.generation)).toEqual([1, 2, 3]);
+      expect(certs.current(ID)).toBe(issued[2]);
     } finally {
       certs.close();
     }
@@ -71,9 +81,37 @@ describe('WorkloadCertificates with a real CA', () => {
       await certs.get(ID);
       certs.setWanted([]);
       const n = issued.length;
-      await sleep(1500);
       expect(certs.current(ID)).toBeUndefined();
+      expect(clock.pending).toBe(0);
+      clock.advance(10_000);
       expect(issued.length).toBe(n);
+    } finally {
+      certs.close();
+    }
+  });
+
+  test('a failed renewal retries with back-off while the current certificate stays in use', async () => {
+    let failing = false;
+    const issued: IssuedCert[] = [];
+    const certs = new WorkloadCertificates(
+      {
+        sign: (csr, id, ttl) =>
+          failing ? Promise.reject(new Error('CA unreachable')) : ca.sign(csr, SpiffeId.parse(id), ttl),
+      },
+      { ttlSeconds: 60, clock, log, bundle: () => ca.trustBundle(), onIssued: (c) => issued.push(c) },
+    );
+    try {
+      certs.setWanted([ID]);
+      const first = await certs.get(ID);
+      failing = true;
+      clock.advance(30_000);
+      // The renewal failed: a retry is set 1 s later, and the first certificate still serves.
+      await vi.waitFor(() => expect(clock.pending).toBe(1));
+      expect(certs.current(ID)).toBe(first);
+      failing = false;
+      clock.advance(1000);
+      await vi.waitFor(() => expect(issued).toHaveLength(2));
+      expect(certs.current(ID)).toBe(issued[1]);
     } finally {
       certs.close();
     }

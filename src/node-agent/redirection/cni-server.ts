@@ -1,10 +1,11 @@
 import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { dirname, join } from 'node:path';
-import { CNI_ADD_PATH, type CniAddRequest, type CniAddResponse } from '../../kube/cni.js';
-import type { SnapshotPod } from '../../kube/snapshot.js';
+import { dirname } from 'node:path';
+import { CNI_ADD_PATH, type CniAddRequest, type CniAddResponse } from '../../api/cni.js';
+import type { ClusterPod } from '../../cluster/resources.js';
 import { cgroupId } from '../../os/cgroup.js';
 import type { Logger } from '../../telemetry/logger.js';
+import type { PodCgroupResolver } from '../pod-cgroups.js';
 import { desiredEnrollments } from './enrollment.js';
 import type { EnrollmentTarget } from './enrollment-sync.js';
 
@@ -30,7 +31,7 @@ function reply(res: ServerResponse, status: number, body: unknown): void {
 export function startCniServer(
   socketPath: string,
   node: string,
-  cgroupBase: string,
+  cgroups: PodCgroupResolver,
   target: EnrollmentTarget,
   onEnrolled: (id: bigint, pod: string, ips: readonly string[]) => Promise<void>,
   log: Logger,
@@ -44,36 +45,29 @@ export function startCniServer(
         if (
           typeof body?.pod?.namespace !== 'string' ||
           typeof body.pod.name !== 'string' ||
-          typeof body.pod.cgroup !== 'string'
+          typeof body.pod.uid !== 'string'
         ) {
-          return reply(res, 400, { error: 'pod.namespace, pod.name and pod.cgroup are required' });
+          return reply(res, 400, { error: 'pod.uid, pod.namespace and pod.name are required' });
         }
-        const pod: SnapshotPod = {
-          ...body.pod,
+        const pod: ClusterPod = {
+          kind: 'Pod',
+          uid: body.pod.uid,
+          namespace: body.pod.namespace,
+          name: body.pod.name,
           node,
-          ips: Array.isArray(body.pod.ips) ? body.pod.ips.filter((ip) => typeof ip === 'string') : [],
           serviceAccount: 'default',
+          labels: body.pod.labels ?? {},
+          annotations: body.pod.annotations ?? {},
+          ips: Array.isArray(body.pod.ips) ? body.pod.ips.filter((ip) => typeof ip === 'string') : [],
           phase: 'Running',
           ready: false,
           hostNetwork: false,
-          ports: [],
-          labels: body.pod.labels ?? {},
-          annotations: body.pod.annotations ?? {},
+          terminating: false,
         };
-        const [e] = desiredEnrollments(
-          {
-            revision: 'cni',
-            namespaces: [{ name: pod.namespace, labels: body.namespaceLabels ?? {} }],
-            nodes: [],
-            pods: [pod],
-            services: [],
-            config: [],
-          },
-          node,
-        );
+        const [e] = desiredEnrollments([pod], () => body.namespaceLabels ?? {}, node, cgroups);
         if (e === undefined)
           return reply(res, 200, { enrolled: false, warnings: [] } satisfies CniAddResponse);
-        const id = cgroupId(join(cgroupBase, e.cgroup));
+        const id = cgroupId(e.cgroup);
         target.enroll(id, e.config);
         for (const w of e.warnings) log.warn({ pod: e.pod }, w);
         return onEnrolled(id, e.pod, e.ips).then(() => {

@@ -1,8 +1,7 @@
-import { join } from 'node:path';
+import type { PodRedirectConfig } from '../../bpf/redirect-maps.js';
 import { cgroupId, cgroupTree } from '../../os/cgroup.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { Enrollment } from './enrollment.js';
-import type { PodRedirectConfig } from './maps.js';
 
 /** The part of RedirectPrograms that enrollment needs (so tests can use a fake). */
 export interface EnrollmentTarget {
@@ -15,7 +14,7 @@ export interface SyncResult {
   readonly enrolled: readonly string[];
   readonly updated: readonly string[];
   readonly unenrolled: number;
-  /** Pod name by cgroup id, for every pod enrolled after the sync that the snapshot names. */
+  /** Pod name by cgroup id, for every pod enrolled after the sync that the cluster view names. */
   readonly names: ReadonlyMap<bigint, string>;
   /** The addresses of those pods. */
   readonly ips: ReadonlyMap<bigint, readonly string[]>;
@@ -23,9 +22,8 @@ export interface SyncResult {
 
 export interface SyncInputs {
   readonly desired: readonly Enrollment[];
-  /** Cgroup paths (relative to `cgroupBase`) of every pod of this node the snapshot knows, enrolled or not. */
+  /** Cgroup paths of every pod of this node the cluster view knows, enrolled or not. */
   readonly knownPods: readonly string[];
-  readonly cgroupBase: string;
   /** The attach point: every pod cgroup of the node is below it. */
   readonly podsCgroup: string;
 }
@@ -40,9 +38,9 @@ function sameConfig(a: PodRedirectConfig, b: PodRedirectConfig): boolean {
   );
 }
 
-function idOf(base: string, rel: string): bigint | undefined {
+function idOf(path: string): bigint | undefined {
   try {
-    return cgroupId(join(base, rel));
+    return cgroupId(path);
   } catch {
     return undefined;
   }
@@ -51,7 +49,7 @@ function idOf(base: string, rel: string): bigint | undefined {
 /**
  * Makes the kernel's set of enrolled cgroups follow the cluster: adds and updates what is missing or
  * different, and removes pods that are no longer wanted (a namespace unlabelled, an opt-out) or gone
- * (their cgroup no longer exists), including entries left by an earlier agent. A pod that the snapshot
+ * (their cgroup no longer exists), including entries left by an earlier agent. A pod that the cluster view
  * does not know yet but whose cgroup exists stays enrolled: the CNI step enrolled it before its
  * containers started, and the cluster API has not caught up. Live pods switch in and out without a
  * restart: their next connect() sees the change.
@@ -60,7 +58,7 @@ export function syncEnrollment(target: EnrollmentTarget, input: SyncInputs, log:
   const current = target.enrolled();
   const wanted = new Map<bigint, Enrollment>();
   for (const e of input.desired) {
-    const id = idOf(input.cgroupBase, e.cgroup);
+    const id = idOf(e.cgroup);
     if (id === undefined) {
       log.warn({ pod: e.pod, cgroup: e.cgroup }, 'the pod cgroup does not exist (yet); not enrolled');
       continue;
@@ -68,10 +66,8 @@ export function syncEnrollment(target: EnrollmentTarget, input: SyncInputs, log:
     for (const w of e.warnings) log.warn({ pod: e.pod }, w);
     wanted.set(id, e);
   }
-  const known = new Set(
-    input.knownPods.map((p) => idOf(input.cgroupBase, p)).filter((id) => id !== undefined),
-  );
-  const existing = new Set(cgroupTree(input.podsCgroup).map((dir) => idOf(dir, '.')));
+  const known = new Set(input.knownPods.map(idOf).filter((id) => id !== undefined));
+  const existing = new Set(cgroupTree(input.podsCgroup).map(idOf));
   const enrolled: string[] = [];
   const updated: string[] = [];
   let unenrolled = 0;

@@ -1,12 +1,19 @@
+import {
+  MAX_EXCLUDED_CIDRS,
+  MAX_EXCLUDED_PORTS,
+  type PodRedirectConfig,
+  workloadId,
+} from '../../bpf/redirect-maps.js';
+import type { ClusterPod } from '../../cluster/resources.js';
+import type { Labels } from '../../config/kube-types.js';
 import { cidr as cidrCheck } from '../../config/validators.js';
-import type { ClusterSnapshot, SnapshotPod } from '../../kube/snapshot.js';
 import { EXCLUDE_OUTBOUND_CIDRS, EXCLUDE_OUTBOUND_PORTS, isAmbient } from '../../mesh/labels.js';
-import { MAX_EXCLUDED_CIDRS, MAX_EXCLUDED_PORTS, type PodRedirectConfig, workloadId } from './maps.js';
+import type { PodCgroupResolver } from '../pod-cgroups.js';
 
 export interface Enrollment {
   readonly pod: string;
   readonly uid: string;
-  /** Relative to the agent's pods cgroup root. */
+  /** The pod's cgroup directory (absolute), from the node's cgroup layout. */
   readonly cgroup: string;
   /** The pod's addresses: inbound capture steers plaintext to them through the proxy. */
   readonly ips: readonly string[];
@@ -17,20 +24,26 @@ export interface Enrollment {
 
 /**
  * Which pods of this node the agent must redirect, and with which exclusions. A pod is enrolled
- * when it runs on this node, is Running, is in the ambient mesh (namespace label, no opt-out) and
- * its cgroup is known.
+ * when it runs on this node, is Running (and not being deleted), is not on the host network, is in the
+ * ambient mesh (namespace label, no opt-out) and the node's layout can place its cgroup.
  */
-export function desiredEnrollments(snap: ClusterSnapshot, node: string): Enrollment[] {
-  const nsLabels = new Map(snap.namespaces.map((n) => [n.name, n.labels]));
+export function desiredEnrollments(
+  pods: Iterable<ClusterPod>,
+  namespaceLabels: (namespace: string) => Labels | undefined,
+  node: string,
+  cgroups: PodCgroupResolver,
+): Enrollment[] {
   const out: Enrollment[] = [];
-  for (const pod of snap.pods) {
-    if (pod.node !== node || pod.phase !== 'Running' || pod.hostNetwork || pod.cgroup === undefined) continue;
-    if (!isAmbient(nsLabels.get(pod.namespace), pod.labels)) continue;
+  for (const pod of pods) {
+    if (pod.node !== node || pod.phase !== 'Running' || pod.terminating || pod.hostNetwork) continue;
+    if (!isAmbient(namespaceLabels(pod.namespace), pod.labels)) continue;
+    const cgroup = cgroups.resolve(pod);
+    if (cgroup === undefined) continue;
     const warnings: string[] = [];
     out.push({
       pod: `${pod.namespace}/${pod.name}`,
       uid: pod.uid,
-      cgroup: pod.cgroup,
+      cgroup,
       ips: pod.ips,
       config: {
         workloadId: workloadId(pod.uid),
@@ -43,7 +56,7 @@ export function desiredEnrollments(snap: ClusterSnapshot, node: string): Enrollm
   return out;
 }
 
-function entries(pod: SnapshotPod, annotation: string): string[] {
+function entries(pod: Pick<ClusterPod, 'annotations'>, annotation: string): string[] {
   const v = pod.annotations[annotation];
   return v === undefined
     ? []
@@ -53,7 +66,7 @@ function entries(pod: SnapshotPod, annotation: string): string[] {
         .filter((s) => s !== '');
 }
 
-function excludedPorts(pod: SnapshotPod, warnings: string[]): number[] {
+function excludedPorts(pod: Pick<ClusterPod, 'annotations'>, warnings: string[]): number[] {
   const ports: number[] = [];
   for (const e of entries(pod, EXCLUDE_OUTBOUND_PORTS)) {
     const n = Number(e);
@@ -73,7 +86,7 @@ function excludedPorts(pod: SnapshotPod, warnings: string[]): number[] {
   return ports;
 }
 
-function excludedCidrs(pod: SnapshotPod, warnings: string[]): string[] {
+function excludedCidrs(pod: Pick<ClusterPod, 'annotations'>, warnings: string[]): string[] {
   const cidrs: string[] = [];
   for (const e of entries(pod, EXCLUDE_OUTBOUND_CIDRS)) {
     const why = cidrCheck(e);

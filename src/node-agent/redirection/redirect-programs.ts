@@ -1,9 +1,6 @@
 import { existsSync, mkdirSync, openSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { AttachType, type Bpf } from '../../bpf/libbpf.js';
-import { AmbitError, ErrorCode } from '../../errors.js';
-import { cgroupId } from '../../os/cgroup.js';
-import type { Logger } from '../../telemetry/logger.js';
 import {
   decodePodConfig,
   encodeCgroupId,
@@ -13,7 +10,10 @@ import {
   POD_CONFIG_SIZE,
   type PodRedirectConfig,
   ProgramName,
-} from './maps.js';
+} from '../../bpf/redirect-maps.js';
+import { AmbitError, ErrorCode } from '../../errors.js';
+import { cgroupId } from '../../os/cgroup.js';
+import type { Logger } from '../../telemetry/logger.js';
 
 export interface RedirectConfig {
   /** bpffs folder for this node's pins (`maps/`, `links/`). */

@@ -1,0 +1,251 @@
+import { cidr } from '../config/validators.js';
+import {
+  type AuthorizationPolicy,
+  type AuthzCondition,
+  type AuthzOperation,
+  type AuthzRule,
+  type AuthzSource,
+  L4_CONDITION_KEYS,
+  type L4ConditionKey,
+  type MeshPolicy,
+  type MtlsMode,
+  type PeerAuthentication,
+} from '../policy/types.js';
+
+/*
+ * Security policies on the config stream: typed protobuf messages (ambit.proto), encoded from the
+ * domain types and decoded back with every field checked, so that a proxy never holds a policy it
+ * did not validate. Repeated matcher fields are empty when unset (the parser never makes empty ones);
+ * rule parts travel in wrappers because an absent part matches everything and an empty one nothing.
+ */
+
+type WireSelector = { match_labels: Record<string, string> } | null;
+
+interface WireSource {
+  principals: string[];
+  not_principals: string[];
+  namespaces: string[];
+  not_namespaces: string[];
+  ip_blocks: string[];
+  not_ip_blocks: string[];
+}
+
+interface WireRule {
+  from: { items: WireSource[] } | null;
+  to: { items: { ports: number[]; not_ports: number[] }[] } | null;
+  when: { items: { key: string; values: string[]; not_values: string[] }[] } | null;
+}
+
+export interface WirePolicy {
+  key: string;
+  authorization: {
+    namespace: string;
+    name: string;
+    selector: WireSelector;
+    action: string;
+    rules: WireRule[];
+  } | null;
+  peer_authentication: {
+    namespace: string;
+    name: string;
+    selector: WireSelector;
+    mode: string;
+    port_level: Record<string, string>;
+  } | null;
+}
+
+const list = <T>(v: readonly T[] | undefined): T[] => [...(v ?? [])];
+const selector = (s: Readonly<Record<string, string>> | undefined): WireSelector =>
+  s === undefined ? null : { match_labels: { ...s } };
+
+function encodeRule(r: AuthzRule): WireRule {
+  return {
+    from:
+      r.from === undefined
+        ? null
+        : {
+            items: r.from.map((s) => ({
+              principals: list(s.principals),
+              not_principals: list(s.notPrincipals),
+              namespaces: list(s.namespaces),
+              not_namespaces: list(s.notNamespaces),
+              ip_blocks: list(s.ipBlocks),
+              not_ip_blocks: list(s.notIpBlocks),
+            })),
+          },
+    to:
+      r.to === undefined
+        ? null
+        : { items: r.to.map((o) => ({ ports: list(o.ports), not_ports: list(o.notPorts) })) },
+    when:
+      r.when === undefined
+        ? null
+        : {
+            items: r.when.map((c) => ({ key: c.key, values: list(c.values), not_values: list(c.notValues) })),
+          },
+  };
+}
+
+export function encodePolicy(key: string, p: MeshPolicy): WirePolicy {
+  if (p.kind === 'AuthorizationPolicy') {
+    return {
+      key,
+      authorization: {
+        namespace: p.namespace,
+        name: p.name,
+        selector: selector(p.selector),
+        action: p.action,
+        rules: p.rules.map(encodeRule),
+      },
+      peer_authentication: null,
+    };
+  }
+  return {
+    key,
+    authorization: null,
+    peer_authentication: {
+      namespace: p.namespace,
+      name: p.name,
+      selector: selector(p.selector),
+      mode: p.mode ?? 'UNSET',
+      port_level: { ...(p.portLevel ?? {}) },
+    },
+  };
+}
+
+/** A decoding failure: what is wrong with which field. */
+class Bad extends Error {}
+
+function strings(v: unknown, field: string, check?: (s: string) => string | undefined): string[] | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || x === ''))
+    throw new Bad(`${field} is not a list of strings`);
+  for (const x of v as string[]) {
+    const why = check?.(x);
+    if (why !== undefined) throw new Bad(`${field}: ${JSON.stringify(x)} ${why}`);
+  }
+  return v.length === 0 ? undefined : (v as string[]);
+}
+
+function ports(v: unknown, field: string): number[] | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v) || v.some((x) => !Number.isInteger(x) || x < 1 || x > 65535))
+    throw new Bad(`${field} is not a list of ports`);
+  return v.length === 0 ? undefined : (v as number[]);
+}
+
+function defined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+function wrapped<T>(
+  v: { items?: unknown } | null | undefined,
+  field: string,
+  item: (x: never) => T,
+): T[] | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v.items)) throw new Bad(`${field} has no item list`);
+  return (v.items as never[]).map(item);
+}
+
+function decodeRule(r: WireRule, i: number): AuthzRule {
+  const at = `rules[${i}]`;
+  const from = wrapped(
+    r.from,
+    `${at}.from`,
+    (s: WireSource): AuthzSource =>
+      defined({
+        principals: strings(s.principals, `${at}.from.principals`),
+        notPrincipals: strings(s.not_principals, `${at}.from.notPrincipals`),
+        namespaces: strings(s.namespaces, `${at}.from.namespaces`),
+        notNamespaces: strings(s.not_namespaces, `${at}.from.notNamespaces`),
+        ipBlocks: strings(s.ip_blocks, `${at}.from.ipBlocks`, cidr),
+        notIpBlocks: strings(s.not_ip_blocks, `${at}.from.notIpBlocks`, cidr),
+      }),
+  );
+  const to = wrapped(
+    r.to,
+    `${at}.to`,
+    (o: { ports: unknown; not_ports: unknown }): AuthzOperation =>
+      defined({ ports: ports(o.ports, `${at}.to.ports`), notPorts: ports(o.not_ports, `${at}.to.notPorts`) }),
+  );
+  const when = wrapped(
+    r.when,
+    `${at}.when`,
+    (c: { key: unknown; values: unknown; not_values: unknown }): AuthzCondition => {
+      if (!L4_CONDITION_KEYS.includes(c.key as L4ConditionKey))
+        throw new Bad(`${at}.when.key ${JSON.stringify(c.key)} is not an L4 key`);
+      return defined({
+        key: c.key as L4ConditionKey,
+        values: strings(c.values, `${at}.when.values`),
+        notValues: strings(c.not_values, `${at}.when.notValues`),
+      });
+    },
+  );
+  return defined({ from, to, when });
+}
+
+function decodeSelector(s: WireSelector | undefined): Readonly<Record<string, string>> | undefined {
+  if (s === undefined || s === null) return undefined;
+  const labels = s.match_labels ?? {};
+  if (Object.values(labels).some((v) => typeof v !== 'string'))
+    throw new Bad('selector labels are not strings');
+  return Object.keys(labels).length === 0 ? undefined : labels;
+}
+
+const MODES: readonly string[] = ['STRICT', 'PERMISSIVE', 'DISABLE'];
+
+/** Decodes one policy; throws a message naming the field when it does not check out. */
+function decode(w: WirePolicy): MeshPolicy {
+  const a = w.authorization;
+  const p = w.peer_authentication;
+  if ((a === null || a === undefined) === (p === null || p === undefined))
+    throw new Bad('must be exactly one of an AuthorizationPolicy and a PeerAuthentication');
+  if (a !== null && a !== undefined) {
+    if (a.namespace === '' || a.name === '') throw new Bad('namespace and name are required');
+    if (a.action !== 'ALLOW' && a.action !== 'DENY')
+      throw new Bad(`action ${JSON.stringify(a.action)} is not ALLOW or DENY`);
+    const sel = decodeSelector(a.selector);
+    const policy: AuthorizationPolicy = {
+      kind: 'AuthorizationPolicy',
+      namespace: a.namespace,
+      name: a.name,
+      ...(sel === undefined ? {} : { selector: sel }),
+      action: a.action,
+      rules: (a.rules ?? []).map(decodeRule),
+    };
+    return policy;
+  }
+  const pa = p!;
+  if (pa.namespace === '' || pa.name === '') throw new Bad('namespace and name are required');
+  if (pa.mode !== 'UNSET' && !MODES.includes(pa.mode))
+    throw new Bad(`mode ${JSON.stringify(pa.mode)} is not an mTLS mode`);
+  const portLevel: Record<string, MtlsMode> = {};
+  for (const [port, mode] of Object.entries(pa.port_level ?? {})) {
+    const n = Number(port);
+    if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Bad(`portLevel key ${port} is not a port`);
+    if (!MODES.includes(mode))
+      throw new Bad(`portLevel[${port}] ${JSON.stringify(mode)} is not an mTLS mode`);
+    portLevel[String(n)] = mode as MtlsMode;
+  }
+  const sel = decodeSelector(pa.selector);
+  const policy: PeerAuthentication = {
+    kind: 'PeerAuthentication',
+    namespace: pa.namespace,
+    name: pa.name,
+    ...(sel === undefined ? {} : { selector: sel }),
+    ...(pa.mode === 'UNSET' ? {} : { mode: pa.mode as MtlsMode }),
+    ...(Object.keys(portLevel).length === 0 ? {} : { portLevel }),
+  };
+  return policy;
+}
+
+/** Decodes a policy from the stream, or says why it cannot be used. */
+export function decodePolicy(w: WirePolicy): { policy: MeshPolicy } | { problem: string } {
+  try {
+    return { policy: decode(w) };
+  } catch (err) {
+    if (err instanceof Bad) return { problem: `policy ${w.key}: ${err.message}; ignored` };
+    throw err;
+  }
+}

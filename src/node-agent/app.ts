@@ -1,0 +1,142 @@
+import { writeFileSync } from 'node:fs';
+import { Libbpf } from '../bpf/libbpf.js';
+import type { ClusterSource } from '../cluster/source.js';
+import { ClusterStore } from '../cluster/store.js';
+import { ensureBpffs } from '../os/bpffs.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { AgentConfig } from './config.js';
+import { podCgroupResolver } from './pod-cgroups.js';
+import { startCniServer } from './redirection/cni-server.js';
+import { desiredEnrollments } from './redirection/enrollment.js';
+import { syncEnrollment } from './redirection/enrollment-sync.js';
+import {
+  applyInboundRules,
+  inboundRules,
+  installCaptureRouting,
+  removeInboundCapture,
+} from './redirection/inbound-capture.js';
+import { RedirectPrograms, uninstallRedirect } from './redirection/redirect-programs.js';
+
+/**
+ * Composition root of the node agent: installs (or adopts) the redirection programs on the node's
+ * pods cgroup, enrolls pods before they start (CNI socket), and keeps the enrolled set in line with
+ * the cluster, which it learns from a ClusterSource filtered to its own node's pods and the
+ * namespaces. It carries no traffic: killing it leaves redirection and every connection in place.
+ */
+export async function runAgent(
+  cfg: AgentConfig,
+  source: ClusterSource,
+  log: Logger,
+  signal: AbortSignal,
+): Promise<void> {
+  if (cfg.uninstall) {
+    uninstallRedirect(cfg.bpfDir);
+    await removeInboundCapture();
+    log.info({ bpfDir: cfg.bpfDir }, 'redirection and inbound capture removed');
+    return;
+  }
+  await ensureBpffs(cfg.bpfDir);
+  const programs = new RedirectPrograms(
+    new Libbpf(),
+    {
+      bpfDir: cfg.bpfDir,
+      objectPath: cfg.bpfObject,
+      podsCgroup: cfg.podsCgroup,
+      cgroupRoot: cfg.cgroupRoot,
+      proxy: { ip4: cfg.proxyIp4, ip6: cfg.proxyIp6, port: cfg.outboundPort },
+    },
+    log.child({ component: 'redirection' }),
+  );
+  const report = programs.install();
+  log.info({ ...report, attached: programs.attached(), podsCgroup: cfg.podsCgroup }, 'redirection installed');
+  const cgroups = podCgroupResolver(cfg.cgroupLayout, cfg.podsCgroup);
+
+  // Inbound capture: plaintext to enrolled pods goes through the proxy (PeerAuthentication, policy).
+  const capture = { port: cfg.inboundPort };
+  await installCaptureRouting();
+  const ipsById = new Map<bigint, readonly string[]>();
+  let appliedRules = '';
+  const syncCapture = async (): Promise<void> => {
+    const ids = [...programs.enrolled().keys()];
+    const rules = inboundRules(capture, ids.flatMap((id) => ipsById.get(id) ?? []).sort());
+    if (rules === appliedRules) return;
+    await applyInboundRules(rules);
+    appliedRules = rules;
+  };
+  await syncCapture();
+
+  // Names of enrolled pods by cgroup id, for the status file (`ambit local status` shows it).
+  const names = new Map<bigint, string>();
+  const writeStatus = (): void => {
+    if (cfg.statusFile === undefined) return;
+    const enrolled = [...programs.enrolled().keys()].map((id) => ({
+      pod: names.get(id) ?? 'unknown',
+      cgroupId: id.toString(),
+    }));
+    writeFileSync(
+      cfg.statusFile,
+      `${JSON.stringify({ node: cfg.node, updatedAt: new Date().toISOString(), enrolled }, null, 2)}\n`,
+    );
+  };
+  const enrollLog = log.child({ component: 'enrollment' });
+  if (cfg.cniSocket !== undefined) {
+    const server = await startCniServer(
+      cfg.cniSocket,
+      cfg.node,
+      cgroups,
+      programs,
+      (id, pod, ips) => {
+        names.set(id, pod);
+        ipsById.set(id, ips);
+        writeStatus();
+        // The pod's containers start after this call returns: capture must be in place before.
+        return syncCapture();
+      },
+      enrollLog,
+    );
+    signal.addEventListener('abort', () => server.close());
+  }
+  const store = new ClusterStore();
+  const sync = (): void => {
+    try {
+      const pods = [...store.pods.values()];
+      const r = syncEnrollment(
+        programs,
+        {
+          desired: desiredEnrollments(pods, (ns) => store.namespaces.get(ns)?.labels, cfg.node, cgroups),
+          knownPods: pods.flatMap((p) => cgroups.resolve(p) ?? []),
+          podsCgroup: cfg.podsCgroup,
+        },
+        enrollLog,
+      );
+      for (const [id, pod] of r.names) names.set(id, pod);
+      for (const [id, ips] of r.ips) ipsById.set(id, ips);
+      writeStatus();
+      void syncCapture().catch((err: unknown) => enrollLog.error({ err }, 'updating inbound capture failed'));
+    } catch (err) {
+      enrollLog.error({ err }, 'enrollment sync failed; will retry on the next change');
+    }
+  };
+  const clusterLog = log.child({ component: 'cluster', source: source.description });
+  let synced = false;
+  source.watch(
+    {
+      onEvents: (events) => {
+        store.apply(events);
+        if (synced) sync();
+      },
+      onSynced: () => {
+        synced = true;
+        clusterLog.info({ pods: store.pods.size, namespaces: store.namespaces.size }, 'cluster view synced');
+        sync();
+      },
+      onError: (message) => clusterLog.warn(message),
+    },
+    signal,
+  );
+  await new Promise<void>((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve());
+  });
+  programs.close();
+}

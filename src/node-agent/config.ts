@@ -1,0 +1,91 @@
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DaemonFlags } from '../config/flags.js';
+import type { LogLevel } from '../config/log-level.js';
+import { CGROUP_LAYOUTS, type CgroupLayout } from './pod-cgroups.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** Node agent settings, from flags with environment fallbacks (the DaemonSet sets env). Frozen after parse. */
+export interface AgentConfig {
+  readonly node: string;
+  /** The cgroup v2 mount. */
+  readonly cgroupRoot: string;
+  /** Attach point: the cgroup above every pod of this node. */
+  readonly podsCgroup: string;
+  /** How pod cgroups are laid out below `podsCgroup`. */
+  readonly cgroupLayout: CgroupLayout;
+  readonly bpfDir: string;
+  readonly bpfObject: string;
+  readonly proxyIp4: string;
+  readonly proxyIp6: string;
+  readonly outboundPort: number;
+  /** Where the cluster is read: the local cluster's API file. */
+  readonly localApi: string;
+  readonly logLevel: LogLevel;
+  readonly uninstall: boolean;
+  /** Unix socket for the CNI step (enroll a pod before it starts). */
+  readonly cniSocket?: string;
+  /** Where to write the list of enrolled pods (local mode). */
+  readonly statusFile?: string;
+  /** The node proxy's transparent listener for captured inbound plaintext. */
+  readonly inboundPort: number;
+}
+
+export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  const f = DaemonFlags.parse(
+    'node agent',
+    {
+      node: 'string',
+      'cgroup-root': 'string',
+      'pods-cgroup': 'string',
+      'cgroup-layout': 'string',
+      'bpf-dir': 'string',
+      'bpf-object': 'string',
+      'proxy-ip4': 'string',
+      'proxy-ip6': 'string',
+      'outbound-port': 'string',
+      'local-api': 'string',
+      'log-level': 'string',
+      uninstall: 'boolean',
+      'cni-socket': 'string',
+      'status-file': 'string',
+      'inbound-port': 'string',
+    },
+    argv,
+    env,
+  );
+  const bpfDir = f.required('bpf-dir', { env: 'AMBIT_BPF_DIR' });
+  const uninstall = f.bool('uninstall');
+  // Uninstall needs only the pin folder; everything else is for running.
+  const need = (flag: string, envName: string, family?: 4 | 6): string => {
+    if (uninstall) return '';
+    const v = f.required(flag, { env: envName });
+    if (family !== undefined && v !== '') f.ip(v, flag, family);
+    return v;
+  };
+  const layout = f.string('cgroup-layout', 'local', { env: 'AMBIT_CGROUP_LAYOUT' });
+  if (!(CGROUP_LAYOUTS as readonly string[]).includes(layout))
+    f.error(`--cgroup-layout ${layout}: use one of ${CGROUP_LAYOUTS.join(', ')}`);
+  const cniSocket = f.optional('cni-socket', { env: 'AMBIT_CNI_SOCKET' });
+  const statusFile = f.optional('status-file');
+  return f.finish({
+    node: need('node', 'AMBIT_NODE_NAME'),
+    cgroupRoot: need('cgroup-root', 'AMBIT_CGROUP2_ROOT'),
+    podsCgroup: need('pods-cgroup', 'AMBIT_PODS_CGROUP'),
+    cgroupLayout: layout as CgroupLayout,
+    bpfDir,
+    bpfObject: f.string('bpf-object', join(here, '..', '..', 'bpf', 'redirect.bpf.o'), {
+      env: 'AMBIT_BPF_OBJECT',
+    }),
+    proxyIp4: need('proxy-ip4', 'AMBIT_PROXY_IP4', 4),
+    proxyIp6: need('proxy-ip6', 'AMBIT_PROXY_IP6', 6),
+    outboundPort: f.port('outbound-port', 15001, { min: 1 }),
+    localApi: need('local-api', 'AMBIT_LOCAL_API'),
+    logLevel: f.logLevel(),
+    uninstall,
+    ...(cniSocket === undefined ? {} : { cniSocket }),
+    ...(statusFile === undefined ? {} : { statusFile }),
+    inboundPort: f.port('inbound-port', 15006, { min: 1 }),
+  });
+}

@@ -1,0 +1,108 @@
+/**
+ * L4 security policy as node proxies enforce it: Istio's AuthorizationPolicy and PeerAuthentication
+ * (`security.ambit.dev/v1alpha1`, same field shapes), reduced to what can be decided from a connection.
+ * Plain readonly data: the control plane sends it to proxies as typed protobuf (src/api/config-codec*.ts).
+ */
+
+/** Policies in this namespace without a selector apply to the whole mesh (Istio's root namespace). */
+export const ROOT_NAMESPACE = 'ambit-system';
+
+/**
+ * Who opened the connection. Every present field must match; `not*` fields must not. Principals and
+ * namespaces use Istio's string matching: exact, `prefix*`, `*suffix`, or `*` (any, but present).
+ */
+export interface AuthzSource {
+  /** Peer identities, `cluster.local/ns/<ns>/sa/<sa>` (the SPIFFE id without `spiffe://`). */
+  readonly principals?: readonly string[];
+  readonly notPrincipals?: readonly string[];
+  /** Namespaces, read from the peer identity. */
+  readonly namespaces?: readonly string[];
+  readonly notNamespaces?: readonly string[];
+  /** Source addresses: IPs or CIDRs. */
+  readonly ipBlocks?: readonly string[];
+  readonly notIpBlocks?: readonly string[];
+}
+
+/** What the connection is to. An operation without fields matches any port. */
+export interface AuthzOperation {
+  readonly ports?: readonly number[];
+  readonly notPorts?: readonly number[];
+}
+
+/** The `when` keys that can be decided at L4. */
+export type L4ConditionKey =
+  | 'source.ip'
+  | 'source.namespace'
+  | 'source.principal'
+  | 'destination.ip'
+  | 'destination.port';
+
+export const L4_CONDITION_KEYS: readonly L4ConditionKey[] = [
+  'source.ip',
+  'source.namespace',
+  'source.principal',
+  'destination.ip',
+  'destination.port',
+];
+
+/** Matches when the attribute is one of `values` (if given) and none of `notValues` (if given). */
+export interface AuthzCondition {
+  readonly key: L4ConditionKey;
+  readonly values?: readonly string[];
+  readonly notValues?: readonly string[];
+}
+
+/**
+ * Matches when every present part matches: any `from` entry, any `to` entry, and all `when` conditions.
+ * A rule with no parts matches every connection; a rule with an empty `from` list matches none (see
+ * NEVER_MATCHING_RULE).
+ */
+export interface AuthzRule {
+  readonly from?: readonly AuthzSource[];
+  readonly to?: readonly AuthzOperation[];
+  readonly when?: readonly AuthzCondition[];
+}
+
+/**
+ * Stands in for an ALLOW rule that node proxies cannot enforce (it uses HTTP attributes), so that the
+ * remaining rules keep the numbers they have in the manifest and a decision's "rule 2" is rule 2 there.
+ * Any of zero sources matches nothing, so the rule never allows anything, as ztunnel does.
+ */
+export const NEVER_MATCHING_RULE: AuthzRule = { from: [] };
+
+export interface AuthorizationPolicy {
+  readonly kind: 'AuthorizationPolicy';
+  readonly namespace: string;
+  readonly name: string;
+  /** Workloads whose labels include all of these; undefined selects every workload in scope. */
+  readonly selector?: Readonly<Record<string, string>>;
+  readonly action: 'ALLOW' | 'DENY';
+  /** An ALLOW policy without rules matches nothing: Istio's deny-all idiom (`spec: {}`). */
+  readonly rules: readonly AuthzRule[];
+}
+
+/** DISABLE behaves like PERMISSIVE for node proxies: they accept plaintext and mTLS alike. */
+export type MtlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
+
+export interface PeerAuthentication {
+  readonly kind: 'PeerAuthentication';
+  readonly namespace: string;
+  readonly name: string;
+  readonly selector?: Readonly<Record<string, string>>;
+  /** Undefined is Istio's UNSET: inherit from the namespace, then the mesh. */
+  readonly mode?: MtlsMode;
+  /** Port number as decimal text -> mode for that port (only with a selector). */
+  readonly portLevel?: Readonly<Record<string, MtlsMode>>;
+}
+
+export type MeshPolicy = AuthorizationPolicy | PeerAuthentication;
+
+/** `AuthorizationPolicy/shop/allow-web`. */
+export function policyKey(p: MeshPolicy): string {
+  return `${p.kind}/${p.namespace}/${p.name}`;
+}
+
+/** `shop/allow-web`, the short form decisions and logs use. */
+export function policyName(p: { readonly namespace: string; readonly name: string }): string {
+  return `${p.namespace}/${p.name}`;
+}
