@@ -8,7 +8,7 @@ import { explainConnection } from '../mesh/explain.js';
 import { MeshIndex } from '../mesh/mesh-index.js';
 import type { MeshView } from '../mesh/view.js';
 import type { ActivePolicies } from '../policy/active.js';
-import { findPod } from './local-commands.js';
+import { findPod } from './local-inspect.js';
 import { age, parseOutputFormat, render, table } from './output.js';
 import { type CliSettings, checkClusterName } from './settings.js';
 

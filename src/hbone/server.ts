@@ -37,12 +37,21 @@ export interface HboneRequest {
   readonly headers: IncomingHttpHeaders;
 }
 
+export interface ServerCert {
+  readonly context: SecureContext;
+  readonly identity: string;
+}
+
 export interface HboneServerOptions {
   readonly trustDomain: string;
   /** Trust bundle: client certificates must chain to it. */
   readonly bundle: () => readonly string[];
-  /** The certificate context and identity for a server name, or undefined to refuse the handshake. */
-  readonly serverFor: (sni: string | undefined) => { context: SecureContext; identity: string } | undefined;
+  /**
+   * The certificate context and identity for a server name, or undefined to refuse the handshake. It
+   * may wait (a workload's certificate that is still being issued): the handshake waits with it, up to
+   * the handshake timeout, so that the first connection to a new pod does not fail.
+   */
+  readonly serverFor: (sni: string | undefined) => ServerCert | undefined | Promise<ServerCert | undefined>;
   readonly onRequest: (req: HboneRequest, stream: ServerHttp2Stream) => void;
   readonly log: Logger;
   /**
@@ -79,6 +88,7 @@ const identities = new WeakMap<Http2Session, { peer: SpiffeId; server: string }>
  * streams handed to `onRequest`. A bad method or authority gets 400 here.
  */
 export function createHboneServer(o: HboneServerOptions) {
+  const presented = new Map<string, string>();
   const server = createSecureServer({
     ...TLS_OPTIONS,
     ca: o.bundle().join(''),
@@ -92,13 +102,20 @@ export function createHboneServer(o: HboneServerOptions) {
     settings: { ...H2_SETTINGS, maxConcurrentStreams: H2_SERVER_MAX_STREAMS },
     maxSessionMemory: H2_MAX_SESSION_MEMORY,
     SNICallback: (name, cb) => {
-      const s = o.serverFor(name === '' ? undefined : name);
-      if (s === undefined)
-        cb(
-          new Error(`no workload on this node answers to server name ${JSON.stringify(name)}`),
-          null as unknown as SecureContext,
-        );
-      else cb(null, s.context);
+      const refuse = (why: string): void => cb(new Error(why), null as unknown as SecureContext);
+      Promise.resolve(o.serverFor(name === '' ? undefined : name)).then(
+        (s) => {
+          if (s === undefined)
+            refuse(`no workload on this node answers to server name ${JSON.stringify(name)}`);
+          else {
+            // A server name is a hash of one identity, so what it was answered with never changes.
+            presented.set(name, s.identity);
+            cb(null, s.context);
+          }
+        },
+        (err: unknown) =>
+          refuse(`no certificate for server name ${JSON.stringify(name)}: ${describeError(err)}`),
+      );
     },
   });
   // The TLS socket has lost its address by the time a handshake times out, so the peer is taken from
@@ -123,9 +140,9 @@ export function createHboneServer(o: HboneServerOptions) {
       throw new HboneAuthError(`${name}: certificate refused: ${why}${CERT_HINTS[why] ?? ''}`);
     }
     const peer = peerIdentity(socket, o.trustDomain, name);
+    // The identity we presented: the one the SNI callback chose for this connection's server name.
     const servername = (socket as TLSSocket & { servername?: string | false }).servername;
-    const s = o.serverFor(typeof servername === 'string' ? servername : undefined);
-    return { peer, server: s?.identity ?? '' };
+    return { peer, server: (typeof servername === 'string' ? presented.get(servername) : undefined) ?? '' };
   };
   // Check the client as soon as the handshake is done, so that a bad identity never gets a stream.
   server.on('secureConnection', (socket: TLSSocket) => {

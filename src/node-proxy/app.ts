@@ -153,14 +153,11 @@ export async function startNodeProxy(
   const hbone = createHboneServer({
     trustDomain: cfg.trustDomain,
     bundle: dp.bundle,
-    serverFor: (sni) => {
+    // A certificate still being issued is waited for: the first connection to a new pod succeeds.
+    serverFor: async (sni) => {
       const identity = sni === undefined ? undefined : localBySni.get(sni);
       if (identity === undefined) return undefined;
-      const c = dp.certs.current(identity);
-      if (c === undefined) {
-        dp.certs.get(identity).catch(() => undefined);
-        return undefined;
-      }
+      const c = dp.certs.current(identity) ?? (await dp.certs.get(identity));
       return { context: c.context, identity };
     },
     onRequest: (req, stream) =>

@@ -1,0 +1,291 @@
+import { describe, expect, test } from 'vitest';
+import {
+  type ConfigUpdate,
+  diffConfig,
+  encodeUpdate,
+  isEmptyDelta,
+  type PushedConfig,
+} from '../../src/api/config-codec.js';
+import { applyUpdate } from '../../src/api/config-decode.js';
+import { services } from '../../src/api/grpc.js';
+import type { MeshService, Workload } from '../../src/mesh/view.js';
+import { type MeshPolicy, NEVER_MATCHING_RULE, policyKey } from '../../src/policy/types.js';
+
+const w = (name: string, over: Partial<Workload> = {}): Workload => ({
+  uid: `uid-${name}`,
+  namespace: 'shop',
+  name,
+  serviceAccount: name,
+  node: 'node-1',
+  ips: ['10.244.1.2', 'fd00:10:244:1::2'],
+  labels: { app: name },
+  app: name,
+  workloadName: name,
+  captured: true,
+  identity: `spiffe://cluster.local/ns/shop/sa/${name}`,
+  ready: true,
+  ...over,
+});
+
+const svc = (name: string, over: Partial<MeshService> = {}): MeshService => ({
+  namespace: 'shop',
+  name,
+  hostname: `${name}.shop.svc.cluster.local`,
+  vips: ['10.96.0.10'],
+  ports: [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP', appProtocol: 'http' }],
+  labels: {},
+  endpoints: [{ workloadUid: 'uid-web', ready: true, ports: { http: 8080 } }],
+  ...over,
+});
+
+const deny: MeshPolicy = {
+  kind: 'AuthorizationPolicy',
+  namespace: 'shop',
+  name: 'deny',
+  selector: { app: 'web' },
+  action: 'DENY',
+  rules: [
+    {
+      from: [{ principals: ['cluster.local/ns/shop/sa/bad'], notIpBlocks: ['10.0.0.0/8'] }],
+      to: [{ ports: [8080], notPorts: [9090] }],
+      when: [{ key: 'source.namespace', values: ['shop'], notValues: ['x*'] }],
+    },
+    // An ALLOW rule with HTTP attributes becomes "matches nothing": an empty `from`, which must survive.
+    NEVER_MATCHING_RULE,
+    {},
+  ],
+};
+const strict: MeshPolicy = {
+  kind: 'PeerAuthentication',
+  namespace: 'shop',
+  name: 'strict',
+  selector: { app: 'web' },
+  mode: 'STRICT',
+  portLevel: { '9000': 'PERMISSIVE' },
+};
+
+function config(
+  over: Partial<{
+    workloads: Workload[];
+    services: MeshService[];
+    policies: MeshPolicy[];
+    bundle: string[];
+    nodes: { name: string; ips: string[] }[];
+    rejections: PushedConfig['rejections'];
+  }> = {},
+): PushedConfig {
+  return {
+    view: {
+      revision: '1',
+      trustDomain: 'cluster.local',
+      nodes: over.nodes ?? [{ name: 'node-1', ips: ['172.18.0.2'] }],
+      workloads: over.workloads ?? [w('web'), w('client')],
+      services: over.services ?? [svc('web')],
+    },
+    trustBundle: over.bundle ?? ['-----BEGIN CERTIFICATE-----\nroot\n-----END CERTIFICATE-----\n'],
+    rejections: over.rejections ?? [],
+    policies: new Map((over.policies ?? [deny, strict]).map((p) => [policyKey(p), p])),
+  };
+}
+
+/** Through real protobuf bytes, as grpc-js sends the update. */
+function wire(u: ConfigUpdate): ConfigUpdate {
+  const method = services().config.service.StreamConfig!;
+  return method.responseDeserialize(method.responseSerialize(u)) as ConfigUpdate;
+}
+
+/** What a proxy that had `prev` holds after the update from prev to next. */
+function roundTrip(prev: PushedConfig | undefined, next: PushedConfig): PushedConfig {
+  const had =
+    prev === undefined
+      ? undefined
+      : applyUpdate(undefined, wire(encodeUpdate(diffConfig(undefined, prev), 1n))).config;
+  const { config: got, problems } = applyUpdate(had, wire(encodeUpdate(diffConfig(prev, next), 2n)));
+  expect(problems).toEqual([]);
+  return got;
+}
+
+const content = (c: PushedConfig) => ({
+  nodes: c.view.nodes,
+  workloads: [...c.view.workloads].sort((a, b) => a.uid.localeCompare(b.uid)),
+  services: c.view.services,
+  bundle: c.trustBundle,
+  rejections: c.rejections,
+  policies: [...c.policies].sort(([a], [b]) => a.localeCompare(b)),
+});
+
+describe('diffConfig: what a version changes', () => {
+  const base = config();
+  test.each<{ what: string; next: PushedConfig; delta: Record<string, unknown> }>([
+    { what: 'nothing', next: config(), delta: { empty: true } },
+    {
+      what: 'a workload turns not ready',
+      next: config({ workloads: [w('web', { ready: false }), w('client')] }),
+      delta: { workloads: ['web'] },
+    },
+    {
+      what: 'a workload goes away',
+      next: config({ workloads: [w('web')] }),
+      delta: { removedWorkloads: ['uid-client'] },
+    },
+    {
+      what: 'a service endpoint changes',
+      next: config({ services: [svc('web', { endpoints: [] })] }),
+      delta: { services: ['web'] },
+    },
+    { what: 'a service goes away', next: config({ services: [] }), delta: { removedServices: ['shop/web'] } },
+    {
+      what: 'a policy changes',
+      next: config({ policies: [{ ...deny, action: 'ALLOW' }, strict] }),
+      delta: { policies: ['AuthorizationPolicy/shop/deny'] },
+    },
+    {
+      what: 'a policy goes away',
+      next: config({ policies: [strict] }),
+      delta: { removedPolicies: ['AuthorizationPolicy/shop/deny'] },
+    },
+    { what: 'the trust bundle rotates', next: config({ bundle: ['a', 'b'] }), delta: { trustBundle: 2 } },
+    {
+      what: 'a node address',
+      next: config({ nodes: [{ name: 'node-1', ips: ['172.18.0.9'] }] }),
+      delta: { nodes: 1 },
+    },
+    {
+      what: 'a rejection appears',
+      next: config({
+        rejections: [
+          {
+            kind: 'AuthorizationPolicy',
+            namespace: 'shop',
+            name: 'x',
+            file: 'x.yaml',
+            line: 1,
+            path: 'spec',
+            message: 'bad',
+          },
+        ],
+      }),
+      delta: { rejections: 1 },
+    },
+  ])('$what', ({ next, delta }) => {
+    const d = diffConfig(base, next);
+    const summary: Record<string, unknown> = {};
+    if (isEmptyDelta(d)) summary.empty = true;
+    if (d.workloads.length > 0) summary.workloads = d.workloads.map((x) => x.name);
+    if (d.removedWorkloads.length > 0) summary.removedWorkloads = d.removedWorkloads;
+    if (d.services.length > 0) summary.services = d.services.map((x) => x.name);
+    if (d.removedServices.length > 0) summary.removedServices = d.removedServices;
+    if (d.policies.length > 0) summary.policies = d.policies.map(policyKey);
+    if (d.removedPolicies.length > 0) summary.removedPolicies = d.removedPolicies;
+    if (d.trustBundle !== undefined) summary.trustBundle = d.trustBundle.length;
+    if (d.nodes !== undefined) summary.nodes = d.nodes.length;
+    if (d.rejections !== undefined) summary.rejections = d.rejections.length;
+    expect(summary).toEqual(delta);
+    // Whatever changed, a proxy that applies the update over protobuf holds exactly the new config.
+    expect(content(roundTrip(base, next))).toEqual(content(next));
+  });
+
+  test('a new stream gets everything; over the wire every policy field survives, rule presence included', () => {
+    const next = config();
+    const got = roundTrip(undefined, next);
+    expect(content(got)).toEqual(content(next));
+    const rules = got.policies.get('AuthorizationPolicy/shop/deny');
+    expect(rules?.kind === 'AuthorizationPolicy' && rules.rules[1]).toEqual({ from: [] });
+    expect(rules?.kind === 'AuthorizationPolicy' && rules.rules[2]).toEqual({});
+  });
+});
+
+describe('applyUpdate: every entry is checked; a bad one is left out and named, the rest applies', () => {
+  const good = encodeUpdate(diffConfig(undefined, config()), 1n);
+  test.each<{ what: string; mutate: (u: ConfigUpdate) => void; problem: RegExp }>([
+    {
+      what: 'a workload address that is not an IP',
+      mutate: (u) => {
+        u.workloads[0]!.ips = ['10.0.0.300'];
+      },
+      problem: /workload shop\/web .*not an IP/,
+    },
+    {
+      what: 'a workload identity that is not a SPIFFE id',
+      mutate: (u) => {
+        u.workloads[0]!.identity = 'web';
+      },
+      problem: /is not a SPIFFE id/,
+    },
+    {
+      what: 'a workload without a uid',
+      mutate: (u) => {
+        u.workloads[0]!.uid = '';
+      },
+      problem: /uid, name and namespace are required/,
+    },
+    {
+      what: 'a VIP that is not an IP',
+      mutate: (u) => {
+        u.services[0]!.vips = ['vip'];
+      },
+      problem: /service shop\/web: a VIP is not an IP/,
+    },
+    {
+      what: 'a service port out of range',
+      mutate: (u) => {
+        u.services[0]!.ports[0]!.port = 70000;
+      },
+      problem: /port 70000 is not a port number/,
+    },
+    {
+      what: 'a service protocol Ambit does not know',
+      mutate: (u) => {
+        u.services[0]!.ports[0]!.protocol = 'QUIC';
+      },
+      problem: /"QUIC" is not TCP, UDP or SCTP/,
+    },
+    {
+      what: 'a policy action',
+      mutate: (u) => {
+        u.policies[0]!.authorization!.action = 'AUDIT';
+      },
+      problem: /policy AuthorizationPolicy\/shop\/deny: action "AUDIT"/,
+    },
+    {
+      what: 'an IP block in a policy',
+      mutate: (u) => {
+        u.policies[0]!.authorization!.rules[0]!.from!.items[0]!.not_ip_blocks = ['10.0.0.0/40'];
+      },
+      problem: /notIpBlocks: "10.0.0.0\/40" is not a CIDR/,
+    },
+    {
+      what: 'a condition key',
+      mutate: (u) => {
+        u.policies[0]!.authorization!.rules[0]!.when!.items[0]!.key = 'request.headers[x]';
+      },
+      problem: /when.key "request.headers\[x\]" is not an L4 key/,
+    },
+    {
+      what: 'a policy that is neither kind',
+      mutate: (u) => {
+        u.policies[0]!.authorization = null;
+      },
+      problem: /exactly one of an AuthorizationPolicy and a PeerAuthentication/,
+    },
+    {
+      what: 'an mTLS mode',
+      mutate: (u) => {
+        u.policies[1]!.peer_authentication!.mode = 'LOOSE';
+      },
+      problem: /mode "LOOSE" is not an mTLS mode/,
+    },
+  ])('$what', ({ mutate, problem }) => {
+    const u = structuredClone(good);
+    mutate(u);
+    const { config: got, problems } = applyUpdate(undefined, u);
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(problem);
+    // The rest is there.
+    const all = content(config());
+    const have = content(got);
+    expect(have.workloads.length + have.services.length + have.policies.length).toBe(
+      all.workloads.length + all.services.length + all.policies.length - 1,
+    );
+  });
+});
