@@ -26,7 +26,12 @@ async function main(argv: readonly string[]): Promise<number> {
       return caCommand(rest, readSettings());
     case 'version':
     case '--version':
-      process.stdout.write('ambit 0.1.0\n');
+      // `--runtime` also names the Node.js it runs on (the CLI hands over to Node 24 when started older).
+      process.stdout.write(
+        rest.includes('--runtime')
+          ? `ambit 0.1.0 (Node.js ${process.version}, ${process.execPath})\n`
+          : 'ambit 0.1.0\n',
+      );
       return 0;
     case undefined:
     case 'help':

@@ -13,7 +13,7 @@ Commands:
   proxy-config  what a node proxy holds: workloads, services, policies, certificates, connections
   explain       the decision path of a connection: route, identity, policies, verdict
   ca            the mesh CA's roots: status, rotate, drop-old-roots
-  version       print the version
+  version       print the version (--runtime: and the Node.js it runs on)
 
 Run \`ambit <command> --help\` for details.`;
 

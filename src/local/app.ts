@@ -2,12 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, watch, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { LogLevel } from '../config/log-level.js';
 import { TRUST_BUNDLE } from '../identity/ca.js';
 import { ensureBpffs } from '../os/bpffs.js';
 import { createCgroup } from '../os/cgroup.js';
 import { createRootLogger } from '../telemetry/logger.js';
 import { LocalCluster, type NodeComponent } from './cluster.js';
+import type { LocalDaemonConfig } from './config.js';
 import {
   type ClusterPaths,
   clusterBpfDir,
@@ -19,19 +19,6 @@ import {
 } from './layout.js';
 import { ProgressChannel } from './progress.js';
 import { teardownCluster } from './teardown.js';
-
-export interface LocalDaemonConfig {
-  readonly cluster: string;
-  readonly manifests: string;
-  readonly nodes: number;
-  readonly runRoot: string;
-  /** The cgroup v2 mount to build under. */
-  readonly cgroupRoot: string;
-  readonly bpfRoot: string;
-  readonly logLevel: LogLevel;
-  /** Workload certificate lifetime for the control plane to issue (tests use short ones). */
-  readonly certTtl?: string;
-}
 
 const here = dirname(fileURLToPath(import.meta.url));
 

@@ -69,7 +69,7 @@ function listenerFd(server: Server): number {
 }
 
 /** Puts a listening socket into the pinned sockmap; the kernel drops the entry when the socket closes. */
-function registerListener(bpf: Bpf, bpfDir: string, family: 4 | 6, fd: number): void {
+export function registerListener(bpf: Bpf, bpfDir: string, family: 4 | 6, fd: number): void {
   const path = join(bpfDir, 'maps', MapName.proxySocks);
   const map = bpf.objGet(path);
   if (map === undefined)

@@ -11,6 +11,7 @@ import {
   netnsOf,
   podExec,
   processLives,
+  ROOT,
   status,
   waitFor,
 } from './helpers.js';
@@ -75,6 +76,23 @@ describe('local mode: examples/hello on two nodes, outside the mesh', () => {
     expect(svc.vips).toEqual(['10.96.0.10', 'fd00:10:96::a']);
     expect(svc.endpoints.map((e) => e.pod).sort()).toEqual([sameNode.name, otherNode.name].sort());
     expect(svc.endpoints.every((e) => e.ready && e.ports.http === 8080)).toBe(true);
+  });
+
+  test('the mesh daemons run on Node.js 24, also when the CLI was started by an older Node first on PATH', async () => {
+    // Whatever Node the user's shell finds first (this machine ships Node 20), the CLI runs on 24 or later.
+    const systemNode = execFileSync('sh', ['-c', 'PATH=/usr/local/bin:/usr/bin:/bin command -v node'], {
+      encoding: 'utf8',
+    }).trim();
+    const cli = execFileSync(systemNode, [join(ROOT, 'dist/ctl/main.js'), 'version', '--runtime'], {
+      encoding: 'utf8',
+      env: { PATH: '/usr/local/bin:/usr/bin:/bin' },
+    });
+    expect(cli).toMatch(/^ambit 0\.1\.0 \(Node\.js v(2[4-9]|[3-9]\d)\./);
+    const versions = state.daemons.map((d) =>
+      execFileSync(`/proc/${d.pid}/exe`, ['--version'], { encoding: 'utf8' }).trim(),
+    );
+    expect(versions.length).toBe(5);
+    for (const v of versions) expect(Number(v.slice(1).split('.')[0])).toBeGreaterThanOrEqual(24);
   });
 
   test.each([
