@@ -31,7 +31,8 @@ export class ConfigPublisher {
     this.current = config;
     this.version++;
     if (this.listeners.size > 0) {
-      const update = encodeUpdate({ ...delta, full: false }, this.version);
+      // The first version is a full update (streams that came before it have nothing yet).
+      const update = encodeUpdate(delta, this.version);
       for (const l of this.listeners) l(update);
     }
     return true;

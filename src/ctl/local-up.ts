@@ -31,23 +31,6 @@ import type { CliSettings } from './settings.js';
 const here = dirname(fileURLToPath(import.meta.url));
 const DAEMON_SCRIPT = join(here, '..', 'local', 'main.js');
 
-export const LOCAL_USAGE = `Usage: ambit local <command>
-
-Runs a whole Ambit mesh on this Linux machine: nodes and pods are network namespaces, containers are
-processes, Services are VIPs. Needs root.
-
-Commands:
-  up <file|dir> [--nodes N] [--wait 120s]   start a cluster from Kubernetes manifests (the folder is watched)
-     [--cert-ttl 24h] [--log-level info]    workload certificate lifetime; log level of the mesh's daemons
-     [--ca-dir dir]                         use this CA root (root-cert.pem, root-key.pem) instead of a new one
-  status [-o table|json|yaml]               nodes, pods, services and endpoints
-  logs <pod> [-n ns] [-c container] [-f]    container output
-  exec <pod> [-n ns] -- <cmd...>            run a command inside a pod (as the pod: same netns and cgroup)
-  down                                      remove everything the cluster created (safe to repeat)
-
-Common flags: --name <cluster> (default: ambit, or $AMBIT_CLUSTER).
-A pod can be named by its full name or as deploy/<deployment>.`;
-
 interface SuppliedCa {
   readonly certPem: string;
   readonly keyPem: string;

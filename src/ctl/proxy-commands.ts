@@ -8,6 +8,7 @@ import { explainConnection } from '../mesh/explain.js';
 import { MeshIndex } from '../mesh/mesh-index.js';
 import type { MeshView } from '../mesh/view.js';
 import type { ActivePolicies } from '../policy/active.js';
+import { loadRunning } from './local-common.js';
 import { findPod } from './local-inspect.js';
 import { age, parseOutputFormat, render, table } from './output.js';
 import { type CliSettings, checkClusterName } from './settings.js';
@@ -46,17 +47,11 @@ export interface ConfigDump {
   }[];
 }
 
+/** The running local cluster named by `--name` (or the default). */
 export function loadState(s: CliSettings, name: string | undefined): LocalState {
   const cluster = name ?? s.cluster;
   checkClusterName(cluster, '--name');
-  const state = readState(clusterPaths(s.runRoot, cluster).state);
-  if (state === undefined) {
-    throw new AmbitError(
-      ErrorCode.LOCAL_STATE,
-      `no local cluster "${cluster}" is running (start one with \`ambit local up <dir>\`)`,
-    );
-  }
-  return state;
+  return loadRunning(s, cluster);
 }
 
 /**

@@ -250,3 +250,24 @@ export function atMostOnce(
       f.error(key, `has more than one ${t} filter; at most one is allowed`);
   }
 }
+
+/**
+ * What HTTPRoute and GRPCRoute specs share around their rules: parentRefs (a route attached to nothing
+ * is kept, with a warning), hostnames, and the limits on rules (at most 128 matches in all, unique names).
+ */
+export function routeSpec<R extends { readonly name?: string; readonly matches: readonly unknown[] }>(
+  f: Fields,
+  rules: readonly R[],
+): { parentRefs: ParentRef[]; hostnames: string[] } {
+  f.rejectUnknown(['parentRefs', 'hostnames', 'rules', 'useDefaultGateways'], UNKNOWN_ROUTE_FIELD);
+  if (f.has('useDefaultGateways')) f.error('useDefaultGateways', 'is not supported by Ambit');
+  const refs = parentRefs(f);
+  if (refs.length === 0)
+    f.sink.warn(f.at('parentRefs'), 'is empty: the route attaches to nothing and has no effect');
+  const total = rules.reduce((n, r) => n + r.matches.length, 0);
+  if (total > 128) f.error('rules', `have ${total} matches in all; at most 128 are allowed across all rules`);
+  const names = rules.map((r) => r.name).filter((n) => n !== undefined);
+  if (new Set(names).size !== names.length)
+    f.error('rules', 'name two rules alike; rule names must be unique');
+  return { parentRefs: refs, hostnames: hostnames(f) };
+}

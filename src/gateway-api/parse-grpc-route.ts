@@ -4,9 +4,8 @@ import {
   backendRefs,
   headerMatches,
   headerModifier,
-  hostnames,
-  parentRefs,
   requestMirror,
+  routeSpec,
   sectionName,
   UNKNOWN_ROUTE_FIELD,
 } from './parse-common.js';
@@ -110,18 +109,8 @@ function rule(f: Fields): GrpcRouteRule {
 /** Reads a GRPCRoute spec. Returns undefined when any error was reported. */
 export function parseGrpcRoute(spec: Fields, meta: RouteMeta): GrpcRoute | undefined {
   const { f, errors } = spec.counted();
-  f.rejectUnknown(['parentRefs', 'hostnames', 'rules', 'useDefaultGateways'], UNKNOWN_ROUTE_FIELD);
-  if (f.has('useDefaultGateways')) f.error('useDefaultGateways', 'is not supported by Ambit');
-  const refs = parentRefs(f);
-  if (refs.length === 0)
-    f.sink.warn(f.at('parentRefs'), 'is empty: the route attaches to nothing and has no effect');
-  const names = hostnames(f);
   const rules = f.objects('rules', rule, { max: 16 }) ?? [];
-  const total = rules.reduce((n, r) => n + r.matches.length, 0);
-  if (total > 128) f.error('rules', `have ${total} matches in all; at most 128 are allowed across all rules`);
-  const ruleNames = rules.map((r) => r.name).filter((n) => n !== undefined);
-  if (new Set(ruleNames).size !== ruleNames.length)
-    f.error('rules', 'name two rules alike; rule names must be unique');
+  const common = routeSpec(f, rules);
   if (errors() > 0) return undefined;
-  return { ...meta, parentRefs: refs, hostnames: names, rules };
+  return { ...meta, ...common, rules };
 }

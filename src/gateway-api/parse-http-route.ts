@@ -7,10 +7,9 @@ import {
   gatewayDuration,
   headerMatches,
   headerModifier,
-  hostnames,
-  parentRefs,
   preciseHostname,
   requestMirror,
+  routeSpec,
   sectionName,
   stringMatch,
   UNKNOWN_ROUTE_FIELD,
@@ -280,27 +279,16 @@ function rule(f: Fields): HttpRouteRule {
 /** Reads an HTTPRoute spec. Returns undefined when any error was reported (the route is rejected whole). */
 export function parseHttpRoute(spec: Fields, meta: RouteMeta): HttpRoute | undefined {
   const { f, errors } = spec.counted();
-  f.rejectUnknown(['parentRefs', 'hostnames', 'rules', 'useDefaultGateways'], UNKNOWN_ROUTE_FIELD);
-  if (f.has('useDefaultGateways')) f.error('useDefaultGateways', 'is not supported by Ambit');
-  const refs = parentRefs(f);
-  if (refs.length === 0)
-    f.sink.warn(f.at('parentRefs'), 'is empty: the route attaches to nothing and has no effect');
-  const names = hostnames(f);
   if (Array.isArray(f.raw('rules')) && (f.raw('rules') as unknown[]).length === 0)
     f.error('rules', 'must not be empty; leave it out for one rule that matches every request');
-  const parsed = f.objects('rules', rule, { max: 16 });
-  const rules: HttpRouteRule[] = parsed ?? [
+  const rules: HttpRouteRule[] = f.objects('rules', rule, { max: 16 }) ?? [
     {
       matches: [{ path: { type: 'PathPrefix', value: '/' }, headers: [], queryParams: [] }],
       filters: [],
       backendRefs: [],
     },
   ];
-  const total = rules.reduce((n, r) => n + r.matches.length, 0);
-  if (total > 128) f.error('rules', `have ${total} matches in all; at most 128 are allowed across all rules`);
-  const ruleNames = rules.map((r) => r.name).filter((n) => n !== undefined);
-  if (new Set(ruleNames).size !== ruleNames.length)
-    f.error('rules', 'name two rules alike; rule names must be unique');
+  const common = routeSpec(f, rules);
   if (errors() > 0) return undefined;
-  return { ...meta, parentRefs: refs, hostnames: names, rules };
+  return { ...meta, ...common, rules };
 }

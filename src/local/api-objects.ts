@@ -67,7 +67,7 @@ export function podObject(p: PodState): Json {
         : {
             ownerReferences: [{ kind: p.owner.split('/')[0], name: p.owner.split('/')[1], controller: true }],
           }),
-      ...(terminating ? { deletionTimestamp: new Date().toISOString() } : {}),
+      ...(terminating ? { deletionTimestamp: p.deletedAt ?? p.createdAt } : {}),
     },
     spec: {
       nodeName: p.node,

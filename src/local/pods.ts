@@ -75,7 +75,7 @@ export class LocalPod {
   readonly sandbox: SandboxPaths;
   readonly createdAt = new Date().toISOString();
   pause?: ChildProcess;
-  terminating = false;
+  private deletedAt: string | undefined;
   hosts = '';
   private readonly containers: LiveContainer[];
 
@@ -106,6 +106,10 @@ export class LocalPod {
       liveStreak: { fail: 0 },
       reason: 'ContainerCreating',
     }));
+  }
+
+  get terminating(): boolean {
+    return this.deletedAt !== undefined;
   }
 
   get key(): string {
@@ -304,7 +308,7 @@ export class LocalPod {
 
   /** Stops the containers (SIGTERM, then SIGKILL after the grace period) and the sandbox process. */
   async stopProcesses(): Promise<void> {
-    this.terminating = true;
+    this.deletedAt ??= new Date().toISOString();
     const grace = Math.min(this.desired.spec.terminationGracePeriodSeconds * 1000, STOP_GRACE_CAP_MS);
     await Promise.all(
       this.containers.map(async (c) => {
@@ -367,6 +371,7 @@ export class LocalPod {
       containers,
       ports: d.spec.containers.flatMap((c) => c.ports),
       createdAt: this.createdAt,
+      ...(this.deletedAt === undefined ? {} : { deletedAt: this.deletedAt }),
     };
   }
 }

@@ -78,6 +78,8 @@ export interface PodState {
   readonly containers: readonly ContainerState[];
   readonly ports: readonly ContainerPort[];
   readonly createdAt: string;
+  /** When the pod began terminating (its API object's deletionTimestamp). */
+  readonly deletedAt?: string;
 }
 
 export interface EndpointState {
