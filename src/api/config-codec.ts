@@ -1,6 +1,8 @@
-import type { MeshNode, MeshService, MeshView, Workload } from '../mesh/view.js';
+import type { MeshRoute } from '../gateway-api/types.js';
+import type { MeshNode, MeshService, MeshView, MeshWaypoint, Workload } from '../mesh/view.js';
 import { type MeshPolicy, policyKey } from '../policy/types.js';
 import { encodePolicy, type WirePolicy } from './config-policies.js';
+import { encodeRoute, type WireRoute } from './config-routes.js';
 
 /*
  * The config stream: what the control plane publishes (PushedConfig), the difference between two
@@ -27,6 +29,8 @@ export interface PushedConfig {
   readonly rejections: readonly Rejection[];
   /** Policies by key (`Kind/ns/name`). */
   readonly policies: ReadonlyMap<string, MeshPolicy>;
+  /** HTTPRoutes and GRPCRoutes by key (`Kind/ns/name`). */
+  readonly routes: ReadonlyMap<string, MeshRoute>;
 }
 
 /** What changed between two versions of the pushed config (everything, when `full`). */
@@ -43,6 +47,15 @@ export interface ConfigDelta {
   readonly rejections?: readonly Rejection[];
   readonly policies: readonly MeshPolicy[];
   readonly removedPolicies: readonly string[];
+  /** Present when the waypoints changed (always when full). */
+  readonly waypoints?: readonly MeshWaypoint[];
+  readonly routes: readonly MeshRoute[];
+  readonly removedRoutes: readonly string[];
+}
+
+export interface WireWaypointRef {
+  namespace: string;
+  name: string;
 }
 
 export interface WireWorkload {
@@ -58,6 +71,7 @@ export interface WireWorkload {
   captured: boolean;
   identity: string;
   ready: boolean;
+  waypoint: WireWaypointRef | null;
 }
 
 export interface WireService {
@@ -68,6 +82,15 @@ export interface WireService {
   ports: { name: string; port: number; target_port: string; protocol: string; app_protocol: string }[];
   labels: Record<string, string>;
   endpoints: { workload_uid: string; ready: boolean; ports: Record<string, number> }[];
+  waypoint: WireWaypointRef | null;
+}
+
+export interface WireWaypoint {
+  namespace: string;
+  name: string;
+  for: string;
+  identity: string;
+  service: string;
 }
 
 export interface ConfigUpdate {
@@ -85,6 +108,10 @@ export interface ConfigUpdate {
   rejections_changed: boolean;
   policies: WirePolicy[];
   removed_policies: string[];
+  waypoints: WireWaypoint[];
+  waypoints_changed: boolean;
+  routes: WireRoute[];
+  removed_routes: string[];
 }
 
 export function serviceKey(s: { readonly namespace: string; readonly name: string }): string {
@@ -123,6 +150,9 @@ export function diffConfig(prev: PushedConfig | undefined, next: PushedConfig): 
       rejections: next.rejections,
       policies: [...next.policies.values()],
       removedPolicies: [],
+      waypoints: next.view.waypoints,
+      routes: [...next.routes.values()],
+      removedRoutes: [],
     };
   }
   const w = changed(
@@ -134,6 +164,7 @@ export function diffConfig(prev: PushedConfig | undefined, next: PushedConfig): 
     new Map(next.view.services.map((x) => [serviceKey(x), x])),
   );
   const p = changed(prev.policies, next.policies);
+  const r = changed(prev.routes, next.routes);
   return {
     full: false,
     trustDomain: next.view.trustDomain,
@@ -146,6 +177,9 @@ export function diffConfig(prev: PushedConfig | undefined, next: PushedConfig): 
     ...(same(prev.rejections, next.rejections) ? {} : { rejections: next.rejections }),
     policies: p.changed,
     removedPolicies: p.removed,
+    ...(same(prev.view.waypoints, next.view.waypoints) ? {} : { waypoints: next.view.waypoints }),
+    routes: r.changed,
+    removedRoutes: r.removed,
   };
 }
 
@@ -161,7 +195,10 @@ export function isEmptyDelta(d: ConfigDelta): boolean {
     d.trustBundle === undefined &&
     d.rejections === undefined &&
     d.policies.length === 0 &&
-    d.removedPolicies.length === 0
+    d.removedPolicies.length === 0 &&
+    d.waypoints === undefined &&
+    d.routes.length === 0 &&
+    d.removedRoutes.length === 0
   );
 }
 
@@ -179,6 +216,7 @@ function encodeWorkload(w: Workload): WireWorkload {
     captured: w.captured,
     identity: w.identity,
     ready: w.ready,
+    waypoint: w.waypoint === undefined ? null : { ...w.waypoint },
   };
 }
 
@@ -201,6 +239,7 @@ function encodeService(s: MeshService): WireService {
       ready: e.ready,
       ports: { ...e.ports },
     })),
+    waypoint: s.waypoint === undefined ? null : { ...s.waypoint },
   };
 }
 
@@ -221,5 +260,9 @@ export function encodeUpdate(d: ConfigDelta, version: bigint): ConfigUpdate {
     rejections_changed: d.rejections !== undefined,
     policies: d.policies.map((p) => encodePolicy(policyKey(p), p)),
     removed_policies: [...d.removedPolicies],
+    waypoints: (d.waypoints ?? []).map((w) => ({ ...w })),
+    waypoints_changed: d.waypoints !== undefined,
+    routes: d.routes.map(encodeRoute),
+    removed_routes: [...d.removedRoutes],
   };
 }

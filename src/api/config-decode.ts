@@ -1,16 +1,53 @@
 import { isIP } from 'node:net';
 import { PROTOCOLS, type Protocol } from '../config/kube-types.js';
+import type { MeshRoute } from '../gateway-api/types.js';
+import { WAYPOINT_FOR_VALUES, type WaypointFor, type WaypointRef } from '../gateway-api/waypoint.js';
 import { SpiffeId } from '../identity/spiffe-id.js';
-import type { MeshNode, MeshService, MeshView, ServiceEndpoint, Workload } from '../mesh/view.js';
+import type {
+  MeshNode,
+  MeshService,
+  MeshView,
+  MeshWaypoint,
+  ServiceEndpoint,
+  Workload,
+} from '../mesh/view.js';
 import type { MeshPolicy } from '../policy/types.js';
 import {
   type ConfigUpdate,
   type PushedConfig,
   serviceKey,
   type WireService,
+  type WireWaypoint,
+  type WireWaypointRef,
   type WireWorkload,
 } from './config-codec.js';
 import { decodePolicy } from './config-policies.js';
+import { decodeRoute } from './config-routes.js';
+
+function waypointRef(w: WireWaypointRef | null | undefined): WaypointRef | undefined {
+  return w === null || w === undefined || w.name === ''
+    ? undefined
+    : { namespace: w.namespace, name: w.name };
+}
+
+function decodeWaypoint(w: WireWaypoint, problems: string[]): MeshWaypoint | undefined {
+  if (
+    !(WAYPOINT_FOR_VALUES as readonly string[]).includes(w.for) ||
+    SpiffeId.tryParse(w.identity) === undefined
+  ) {
+    problems.push(
+      `waypoint ${w.namespace}/${w.name}: "${w.for}" or its identity does not check out; ignored`,
+    );
+    return undefined;
+  }
+  return {
+    namespace: w.namespace,
+    name: w.name,
+    for: w.for as WaypointFor,
+    identity: w.identity,
+    service: w.service,
+  };
+}
 
 /*
  * A proxy's side of the config stream: each update is decoded into domain types with every entry
@@ -41,6 +78,7 @@ function decodeWorkload(w: WireWorkload, problems: string[]): Workload | undefin
     captured: w.captured,
     identity: w.identity,
     ready: w.ready,
+    ...(waypointRef(w.waypoint) === undefined ? {} : { waypoint: waypointRef(w.waypoint)! }),
   };
 }
 
@@ -76,6 +114,7 @@ function decodeService(s: WireService, problems: string[]): MeshService | undefi
       ...(p.app_protocol === '' ? {} : { appProtocol: p.app_protocol }),
     })),
     endpoints,
+    ...(waypointRef(s.waypoint) === undefined ? {} : { waypoint: waypointRef(s.waypoint)! }),
   };
 }
 
@@ -89,6 +128,16 @@ export function applyUpdate(
   const workloads = new Map(base?.view.workloads.map((w) => [w.uid, w]) ?? []);
   const services = new Map(base?.view.services.map((s) => [serviceKey(s), s]) ?? []);
   const policies = new Map<string, MeshPolicy>(base?.policies ?? []);
+  const routes = new Map<string, MeshRoute>(base?.routes ?? []);
+  for (const k of u.removed_routes ?? []) routes.delete(k);
+  for (const r of u.routes ?? []) {
+    const d = decodeRoute(r);
+    if ('route' in d) routes.set(r.key, d.route);
+    else {
+      routes.delete(r.key);
+      problems.push(d.problem);
+    }
+  }
   for (const k of u.removed_workloads) workloads.delete(k);
   for (const k of u.removed_services) services.delete(k);
   for (const k of u.removed_policies) policies.delete(k);
@@ -113,14 +162,19 @@ export function applyUpdate(
     u.full || u.nodes_changed || base === undefined
       ? u.nodes.filter((n) => n.ips.every((ip) => isIP(ip) !== 0)).map((n) => ({ name: n.name, ips: n.ips }))
       : base.view.nodes;
+  const waypoints: readonly MeshWaypoint[] =
+    u.full || u.waypoints_changed || base === undefined
+      ? (u.waypoints ?? []).flatMap((w) => decodeWaypoint(w, problems) ?? [])
+      : base.view.waypoints;
   const view: MeshView = {
     revision: u.version,
     trustDomain: u.trust_domain,
     nodes,
     workloads: [...workloads.values()],
     services: [...services.values()],
+    waypoints,
   };
   const trustBundle = u.trust_bundle.length > 0 ? u.trust_bundle : (base?.trustBundle ?? []);
   const rejections = u.full || u.rejections_changed || base === undefined ? u.rejections : base.rejections;
-  return { config: { view, trustBundle, rejections, policies }, problems };
+  return { config: { view, trustBundle, rejections, policies, routes }, problems };
 }

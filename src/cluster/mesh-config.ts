@@ -31,7 +31,12 @@ export function isMeshConfigKind(kind: string): kind is MeshConfigKind {
 export function parseMeshConfig(
   kind: MeshConfigKind,
   spec: Fields | undefined,
-  objectMeta: { readonly namespace: string; readonly name: string; readonly labels: Labels },
+  objectMeta: {
+    readonly namespace: string;
+    readonly name: string;
+    readonly labels: Labels;
+    readonly annotations?: Labels;
+  },
 ): MeshConfigValue | undefined {
   const meta = { namespace: objectMeta.namespace, name: objectMeta.name, labels: objectMeta.labels };
   switch (kind) {
@@ -44,7 +49,10 @@ export function parseMeshConfig(
       return value === undefined ? undefined : { kind, value };
     }
     case 'Gateway': {
-      const value = spec === undefined ? undefined : parseGateway(spec, meta);
+      const value =
+        spec === undefined
+          ? undefined
+          : parseGateway(spec, { ...meta, annotations: objectMeta.annotations ?? {} });
       return value === undefined ? undefined : { kind, value };
     }
     case 'HTTPRoute': {

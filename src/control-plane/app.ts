@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { CA_ADMIN_PATHS, type CaStatus } from '../api/ca-admin.js';
@@ -6,6 +7,7 @@ import { controlPlaneIdentity } from '../api/identities.js';
 import { type Clock, systemClock } from '../clock.js';
 import type { ClusterSource } from '../cluster/source.js';
 import { ClusterStore } from '../cluster/store.js';
+import { AmbitError, ErrorCode } from '../errors.js';
 import { CertificateAuthority } from '../identity/ca.js';
 import { SpiffeId } from '../identity/spiffe-id.js';
 import { certInfo } from '../identity/x509.js';
@@ -16,10 +18,27 @@ import { caServiceImpl } from './ca-service.js';
 import type { ControlPlaneConfig } from './config.js';
 import { ConfigPublisher, configServiceImpl } from './config-service.js';
 import { MeshConfigBuilder } from './mesh-config.js';
-import { NodeTokens } from './node-auth.js';
+import { Callers, NodeTokens, podPrincipalProblem } from './node-auth.js';
 import { ServingCertificate } from './serving-cert.js';
 
 const CA_ORG = 'ambit';
+
+/** The ServiceAccount token key file: raw bytes (a local cluster writes 32 random bytes). */
+function readKey(path: string): Uint8Array {
+  try {
+    const key = readFileSync(path);
+    if (key.length < 32) throw new Error(`it holds ${key.length} bytes; at least 32 are needed`);
+    return new Uint8Array(key);
+  } catch (err) {
+    throw new AmbitError(
+      ErrorCode.CONFIG_READ,
+      `${path}: cannot read the ServiceAccount token key (${(err as Error).message})`,
+      {
+        cause: err,
+      },
+    );
+  }
+}
 /** The control plane's serving certificate: a day, renewed at half life. */
 const SERVING_CERT_TTL_SECONDS = 86_400;
 
@@ -81,7 +100,10 @@ export async function startControlPlane(
     { caDir: cfg.caDir, created, root: ca.rootInfo().serial },
     created ? 'CA root generated' : 'CA root loaded',
   );
-  const tokens = NodeTokens.fromFile(cfg.nodeTokens);
+  const callers = new Callers(
+    NodeTokens.fromFile(cfg.nodeTokens),
+    cfg.serviceAccountKey === undefined ? undefined : readKey(cfg.serviceAccountKey),
+  );
   const publisher = new ConfigPublisher();
   const store = new ClusterStore();
   const builder = new MeshConfigBuilder(store, cfg.trustDomain);
@@ -150,7 +172,7 @@ export async function startControlPlane(
     caSvc.service,
     caServiceImpl({
       ca,
-      tokens,
+      callers,
       cluster: () => (synced ? store : undefined),
       trustDomain: cfg.trustDomain,
       defaultTtl: cfg.certTtlSeconds,
@@ -161,7 +183,16 @@ export async function startControlPlane(
   );
   server.addService(
     cfgSvc.service,
-    configServiceImpl(publisher, tokens, log.child({ component: 'config' }), connected),
+    configServiceImpl(
+      publisher,
+      callers,
+      (claims) =>
+        synced
+          ? podPrincipalProblem(claims, store.pods.get(`${claims.namespace}/${claims.pod}`))
+          : 'the control plane has not read the cluster yet',
+      log.child({ component: 'config' }),
+      connected,
+    ),
   );
   const creds = grpc.experimental.createCertificateProviderServerCredentials(serving, null, false);
   const host = cfg.listenHost.includes(':') ? `[${cfg.listenHost}]` : cfg.listenHost;

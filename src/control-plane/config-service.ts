@@ -8,8 +8,9 @@ import {
   type PushedConfig,
 } from '../api/config-codec.js';
 import { tokenOf } from '../api/grpc.js';
+import type { ServiceAccountClaims } from '../identity/service-account-token.js';
 import type { Logger } from '../telemetry/logger.js';
-import type { NodeTokens } from './node-auth.js';
+import { type Callers, describePrincipal } from './node-auth.js';
 
 type Listener = (update: ConfigUpdate) => void;
 
@@ -58,49 +59,55 @@ export class ConfigPublisher {
 }
 
 /**
- * MeshConfig/StreamConfig: authenticates the node, sends the full config, then every change as an
- * increment (what changed and what went away). A reconnecting node starts over with a full update.
+ * MeshConfig/StreamConfig: authenticates the caller (a node, or a waypoint pod with its ServiceAccount
+ * token), sends the full config, then every change as an increment (what changed and what went away).
+ * A reconnecting caller starts over with a full update.
  */
 export function configServiceImpl(
   publisher: ConfigPublisher,
-  tokens: NodeTokens,
+  callers: Callers,
+  /** Why a pod's token no longer speaks for a live pod (undefined: it does). */
+  podProblem: (claims: ServiceAccountClaims) => string | undefined,
   log: Logger,
   connected: Gauge<'node'>,
 ): grpc.UntypedServiceImplementation {
   return {
     StreamConfig: (call: grpc.ServerWritableStream<{ node: string }, unknown>) => {
-      const node = tokens.node(tokenOf(call.metadata));
-      if (node === undefined || node !== call.request.node) {
+      const refuse = (code: grpc.status, why: string, principal?: string): void => {
         log.warn(
-          { peer: call.getPeer(), asked: call.request.node, token: node ?? 'unknown' },
+          { peer: call.getPeer(), asked: call.request.node, principal, reason: why },
           'config stream refused',
         );
-        call.destroy(
-          Object.assign(
-            new Error(
-              node === undefined
-                ? 'a valid node token is required'
-                : `this token is for ${node}, not ${call.request.node}`,
-            ),
-            { code: node === undefined ? grpc.status.UNAUTHENTICATED : grpc.status.PERMISSION_DENIED },
-          ),
-        );
-        return;
-      }
-      connected.inc({ node });
-      log.info({ node, peer: call.getPeer() }, 'node connected for config');
-      const unsubscribe = publisher.subscribe((update) => call.write(update));
-      let ended = false;
-      const done = (): void => {
-        if (ended) return;
-        ended = true;
-        unsubscribe();
-        connected.dec({ node });
-        log.info({ node }, 'node disconnected from config');
+        call.destroy(Object.assign(new Error(why), { code }));
       };
-      call.once('cancelled', done);
-      call.once('close', done);
-      call.once('error', done);
+      void callers.authenticate(tokenOf(call.metadata)).then((p) => {
+        if ('refused' in p) return refuse(grpc.status.UNAUTHENTICATED, p.refused);
+        const asked = call.request.node;
+        if (p.kind === 'node' && p.node !== asked)
+          return refuse(grpc.status.PERMISSION_DENIED, `this token is for ${p.node}, not ${asked}`, p.node);
+        if (p.kind === 'pod') {
+          const problem =
+            podProblem(p.claims) ??
+            (p.claims.node === asked ? undefined : `the pod runs on ${p.claims.node}, not ${asked}`);
+          if (problem !== undefined)
+            return refuse(grpc.status.PERMISSION_DENIED, problem, describePrincipal(p));
+        }
+        const who = p.kind === 'node' ? p.node : `pod:${p.claims.namespace}/${p.claims.pod}`;
+        connected.inc({ node: who });
+        log.info({ caller: describePrincipal(p), peer: call.getPeer() }, 'connected for config');
+        const unsubscribe = publisher.subscribe((update) => call.write(update));
+        let ended = false;
+        const done = (): void => {
+          if (ended) return;
+          ended = true;
+          unsubscribe();
+          connected.dec({ node: who });
+          log.info({ caller: describePrincipal(p) }, 'disconnected from config');
+        };
+        call.once('cancelled', done);
+        call.once('close', done);
+        call.once('error', done);
+      });
     },
   };
 }

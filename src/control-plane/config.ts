@@ -11,6 +11,8 @@ export interface ControlPlaneConfig {
   /** The CA's folder: root-cert.pem, root-key.pem (0600), trust-bundle.pem. */
   readonly caDir: string;
   readonly nodeTokens: string;
+  /** Key that verifies ServiceAccount tokens (waypoints'); without it only node tokens are accepted. */
+  readonly serviceAccountKey: string | undefined;
   /** Where the cluster is read: the local cluster's API file. */
   readonly localApi: string;
   /** Default and maximum workload certificate lifetime. */
@@ -33,6 +35,7 @@ export function parseControlPlaneConfig(
       'trust-domain': 'string',
       'ca-dir': 'string',
       'node-tokens': 'string',
+      'service-account-key': 'string',
       'local-api': 'string',
       'cert-ttl': 'string',
       'max-cert-ttl': 'string',
@@ -52,6 +55,7 @@ export function parseControlPlaneConfig(
     trustDomain: f.string('trust-domain', 'cluster.local', { env: 'AMBIT_TRUST_DOMAIN' }),
     caDir: f.required('ca-dir', { env: 'AMBIT_CA_DIR' }),
     nodeTokens: f.required('node-tokens', { env: 'AMBIT_NODE_TOKENS' }),
+    serviceAccountKey: f.optional('service-account-key', { env: 'AMBIT_SERVICE_ACCOUNT_KEY' }),
     localApi: f.required('local-api', { env: 'AMBIT_LOCAL_API' }),
     certTtlSeconds,
     maxCertTtlSeconds,

@@ -2,14 +2,18 @@ import type { PushedConfig, Rejection } from '../api/config-codec.js';
 import { type ClusterResource, namespacedName } from '../cluster/resources.js';
 import type { ClusterEvent } from '../cluster/source.js';
 import type { ClusterStore } from '../cluster/store.js';
+import { type MeshRoute, routeKey } from '../gateway-api/types.js';
+import { isWaypoint } from '../gateway-api/waypoint.js';
 import {
   type MeshNode,
   type MeshService,
+  type MeshWaypoint,
   nodeOf,
   serviceOf,
   type Workload,
   workloadOf,
 } from '../mesh/view.js';
+import { meshWaypointOf, type WaypointLookup, waypointKey } from '../mesh/waypoints.js';
 import { type MeshPolicy, policyKey } from '../policy/types.js';
 
 /** A warning about a config object that was kept (for the log). */
@@ -31,6 +35,9 @@ export class MeshConfigBuilder {
   private readonly workloads = new Map<string, Workload>();
   private readonly services = new Map<string, MeshService>();
   private readonly policies = new Map<string, MeshPolicy>();
+  private readonly routes = new Map<string, MeshRoute>();
+  private readonly waypoints = new Map<string, MeshWaypoint>();
+  private readonly lookup: WaypointLookup = (ref) => this.waypoints.get(waypointKey(ref));
   private readonly rejected = new Map<string, readonly Rejection[]>();
   private readonly warned = new Map<string, readonly ConfigWarning[]>();
   private nodes: readonly MeshNode[] = [];
@@ -48,11 +55,15 @@ export class MeshConfigBuilder {
     const dirtyServices = new Set<string>();
     const dirtyPods = new Set<string>();
     let nodesChanged = false;
+    let waypointsChanged = false;
     const touch = (r: ClusterResource): void => {
       switch (r.kind) {
         case 'Namespace':
+          // Its labels enroll pods and may name a waypoint for its pods and Services.
           for (const p of this.store.pods.values())
             if (p.namespace === r.name) dirtyPods.add(namespacedName(p));
+          for (const s of this.store.services.values())
+            if (s.namespace === r.name) dirtyServices.add(namespacedName(s));
           break;
         case 'Node':
           nodesChanged = true;
@@ -69,17 +80,27 @@ export class MeshConfigBuilder {
           dirtyServices.add(`${r.namespace}/${r.service}`);
           break;
         default:
-          this.updateConfigObject(r.kind, `${r.kind}/${r.namespace}/${r.name}`);
+          if (this.updateConfigObject(r.kind, `${r.kind}/${r.namespace}/${r.name}`)) waypointsChanged = true;
       }
     };
     for (const e of events) {
       touch(e.resource);
       if (e.type === 'updated') touch(e.previous);
     }
+    if (waypointsChanged) {
+      // Which waypoint an object binds to can change for any of them: bind everything again (rare).
+      for (const key of this.store.pods.keys()) dirtyPods.add(key);
+      for (const key of this.store.services.keys()) dirtyServices.add(key);
+    }
     for (const key of dirtyPods) {
       const pod = this.store.pods.get(key);
       if (pod === undefined) continue;
-      const next = workloadOf(pod, this.store.namespaces.get(pod.namespace)?.labels, this.trustDomain);
+      const next = workloadOf(
+        pod,
+        this.store.namespaces.get(pod.namespace)?.labels,
+        this.trustDomain,
+        this.lookup,
+      );
       const had = this.workloads.get(pod.uid);
       if (next === undefined) {
         this.dropWorkload(pod.uid, dirtyServices);
@@ -121,18 +142,27 @@ export class MeshConfigBuilder {
       key,
       keep(
         this.services.get(key),
-        serviceOf(svc, slices, (uid) => this.workloads.has(uid)),
+        serviceOf(
+          svc,
+          slices,
+          (uid) => this.workloads.has(uid),
+          this.store.namespaces.get(svc.namespace)?.labels,
+          this.lookup,
+        ),
       ),
     );
   }
 
-  private updateConfigObject(kind: string, key: string): void {
+  /** Takes in one config object's change; true when the set of waypoints changed. */
+  private updateConfigObject(kind: string, key: string): boolean {
     const o = this.store.config.get(key);
     this.rejected.delete(key);
     this.warned.delete(key);
-    // A policy's key (policyKey) is its resource key.
+    // A policy's key (policyKey) and a route's (routeKey) are their resource keys.
     this.policies.delete(key);
-    if (o === undefined) return;
+    this.routes.delete(key);
+    const hadWaypoint = kind === 'Gateway' && this.waypoints.delete(key.slice('Gateway/'.length));
+    if (o === undefined) return hadWaypoint;
     const where = { file: o.source?.file ?? '', line: o.source?.line ?? 0 };
     const errors = o.issues.filter((i) => i.severity === 'error');
     if (errors.length > 0 || o.parsed === undefined) {
@@ -147,7 +177,7 @@ export class MeshConfigBuilder {
           message: i.message,
         })),
       );
-      return;
+      return hadWaypoint;
     }
     const warnings = o.issues.filter((i) => i.severity === 'warning');
     if (warnings.length > 0)
@@ -156,8 +186,27 @@ export class MeshConfigBuilder {
         warnings.map((w) => ({ object: key, ...where, path: w.path, message: w.message })),
       );
     const p = o.parsed;
-    if (p.kind === 'AuthorizationPolicy' || p.kind === 'PeerAuthentication')
-      this.policies.set(policyKey(p.value), p.value);
+    switch (p.kind) {
+      case 'AuthorizationPolicy':
+      case 'PeerAuthentication':
+        this.policies.set(policyKey(p.value), p.value);
+        return hadWaypoint;
+      case 'HTTPRoute':
+      case 'GRPCRoute': {
+        const route =
+          p.kind === 'HTTPRoute'
+            ? ({ kind: p.kind, route: p.value } as const)
+            : ({ kind: p.kind, route: p.value } as const);
+        this.routes.set(routeKey(route), route);
+        return hadWaypoint;
+      }
+      case 'Gateway': {
+        if (!isWaypoint(p.value)) return hadWaypoint;
+        const w = meshWaypointOf(p.value, this.trustDomain);
+        this.waypoints.set(waypointKey(w), w);
+        return true;
+      }
+    }
   }
 
   /** Rejected objects, sorted by object: each with its file, line, path and reason. */
@@ -178,10 +227,12 @@ export class MeshConfigBuilder {
         nodes: this.nodes,
         workloads: [...this.workloads.values()],
         services: [...this.services.values()],
+        waypoints: [...this.waypoints.values()].sort((a, b) => (waypointKey(a) < waypointKey(b) ? -1 : 1)),
       },
       trustBundle,
       rejections: this.rejections(),
       policies: new Map(this.policies),
+      routes: new Map(this.routes),
     };
   }
 }

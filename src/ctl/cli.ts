@@ -1,4 +1,5 @@
 import { describeError, ErrorCode, hasCode } from '../errors.js';
+import { AMBIT_VERSION } from '../version.js';
 import { caCommand } from './ca-commands.js';
 import { checkCommand } from './check.js';
 import { helpFor, USAGE } from './help.js';
@@ -29,8 +30,8 @@ async function main(argv: readonly string[]): Promise<number> {
       // `--runtime` also names the Node.js it runs on (the CLI hands over to Node 24 when started older).
       process.stdout.write(
         rest.includes('--runtime')
-          ? `ambit 0.1.0 (Node.js ${process.version}, ${process.execPath})\n`
-          : 'ambit 0.1.0\n',
+          ? `ambit ${AMBIT_VERSION} (Node.js ${process.version}, ${process.execPath})\n`
+          : `ambit ${AMBIT_VERSION}\n`,
       );
       return 0;
     case undefined:

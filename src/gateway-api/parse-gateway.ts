@@ -60,7 +60,12 @@ function listener(f: Fields): Listener | undefined {
 /** Reads a Gateway spec. Returns undefined when any error was reported. */
 export function parseGateway(
   spec: Fields,
-  meta: { readonly namespace: string; readonly name: string; readonly labels: Labels },
+  meta: {
+    readonly namespace: string;
+    readonly name: string;
+    readonly labels: Labels;
+    readonly annotations?: Labels;
+  },
 ): Gateway | undefined {
   const { f, errors } = spec.counted();
   f.rejectUnknown(

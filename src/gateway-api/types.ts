@@ -200,7 +200,19 @@ export interface Gateway {
   readonly name: string;
   /** Waypoints read `ambit.dev/waypoint-for` here. */
   readonly labels: Labels;
+  /** Waypoints read `ambit.dev/replicas`, `ambit.dev/otlp-endpoint` and `ambit.dev/trace-sampling` here. */
+  readonly annotations?: Labels;
   readonly gatewayClassName: string;
   readonly listeners: readonly Listener[];
   readonly addresses: readonly { readonly type: string; readonly value: string }[];
+}
+
+/** A route as the mesh pushes it: an HTTPRoute or a GRPCRoute. */
+export type MeshRoute =
+  | { readonly kind: 'HTTPRoute'; readonly route: HttpRoute }
+  | { readonly kind: 'GRPCRoute'; readonly route: GrpcRoute };
+
+/** `HTTPRoute/ns/name`. */
+export function routeKey(r: MeshRoute): string {
+  return `${r.kind}/${r.route.namespace}/${r.route.name}`;
 }

@@ -3,9 +3,11 @@ import { existsSync, mkdirSync, watch, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TRUST_BUNDLE } from '../identity/ca.js';
+import { issueServiceAccountToken } from '../identity/service-account-token.js';
 import { ensureBpffs } from '../os/bpffs.js';
 import { createCgroup } from '../os/cgroup.js';
 import { createRootLogger } from '../telemetry/logger.js';
+import { AMBIT_IMAGE, AMBIT_VERSION } from '../version.js';
 import { LocalCluster, type NodeComponent } from './cluster.js';
 import type { LocalDaemonConfig } from './config.js';
 import {
@@ -36,6 +38,17 @@ function issueNodeTokens(paths: ClusterPaths, nodes: readonly NodeLayout[]): str
   return file;
 }
 
+/** The key the local cluster signs ServiceAccount tokens with (the control plane verifies with it). */
+function issueServiceAccountKey(paths: ClusterPaths): { file: string; key: Uint8Array } {
+  const key = randomBytes(32);
+  const file = join(paths.dir, 'sa-signing-key');
+  writeFileSync(file, key, { mode: 0o600 });
+  return { file, key: new Uint8Array(key) };
+}
+
+/** Projected tokens live 12 hours (the kubelet's default for a bound token is an hour to a day). */
+const TOKEN_TTL_SECONDS = 12 * 3600;
+
 /** Composition root of the local daemon: builds the cluster, watches the manifests, tears down on SIGTERM. */
 export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
   const paths = clusterPaths(cfg.runRoot, cfg.cluster);
@@ -60,6 +73,7 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
     paths,
     Array.from({ length: cfg.nodes }, (_, i) => nodeLayout(cfg.cluster, i + 1)),
   );
+  const saKey = issueServiceAccountKey(paths);
   const controlPlane = `${FABRIC_V4}:15012`;
   const components: NodeComponent[] = [
     {
@@ -73,6 +87,8 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
         caDir,
         '--node-tokens',
         tokens,
+        '--service-account-key',
+        saKey.file,
         '--local-api',
         paths.api,
         ...(cfg.certTtl === undefined ? [] : ['--cert-ttl', cfg.certTtl]),
@@ -143,6 +159,18 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
       cgroupDir,
       proberScript: join(here, 'prober-main.js'),
       cniSocket,
+      waypoints: {
+        image: AMBIT_IMAGE,
+        version: AMBIT_VERSION,
+        trustDomain: 'cluster.local',
+        controlPlane,
+        command: [process.execPath, join(here, '..', 'l7-waypoint', 'main.js')],
+        tokenFile: join(paths.dir, 'pods', '$(POD_NAMESPACE)', '$(POD_NAME)', 'token'),
+        caBundle: join(caDir, TRUST_BUNDLE),
+        logLevel: cfg.logLevel,
+      },
+      serviceAccountToken: (claims) =>
+        issueServiceAccountToken(saKey.key, claims, TOKEN_TTL_SECONDS, Math.floor(Date.now() / 1000)),
     },
     log,
     progress,

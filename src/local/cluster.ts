@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import type { ConfigIssue } from '../config/issue.js';
 import { formatIssue } from '../config/issue.js';
 import { AmbitError, ErrorCode } from '../errors.js';
+import type { ServiceAccountClaims } from '../identity/service-account-token.js';
 import { BUILTIN_NAMESPACES, loadManifests } from '../manifests/load-manifests.js';
 import { type Manifests, objectKey } from '../manifests/model.js';
 import { createCgroup } from '../os/cgroup.js';
@@ -27,6 +28,7 @@ import { allocate, pickNode } from './scheduler.js';
 import { VipAllocator } from './service-ipam.js';
 import { buildService, nftServiceRules } from './services.js';
 import { type LocalState, type PodState, type ServiceState, writeState } from './state.js';
+import { type LocalWaypointOptions, withWaypoints } from './waypoints.js';
 
 export type { NodeComponent } from './daemons.js';
 
@@ -42,7 +44,14 @@ export interface ClusterConfig {
   readonly proberScript: string;
   /** The node agent's CNI socket, when the cluster runs node agents: pods are enrolled before they start. */
   readonly cniSocket?: (node: NodeLayout) => string;
+  /** Signs pods' ServiceAccount tokens (as the API server's TokenRequest does). */
+  readonly serviceAccountToken?: (claims: ServiceAccountClaims) => Promise<string>;
+  /** How waypoint Gateways become pods here (without it, Gateways make nothing). */
+  readonly waypoints?: LocalWaypointOptions;
 }
+
+/** A kubelet refreshes projected tokens well before they expire. */
+export const TOKEN_REFRESH_MS = 60 * 60_000;
 
 /**
  * A local cluster: nodes and pods as network namespaces, containers as supervised processes, Services as
@@ -56,6 +65,9 @@ export class LocalCluster {
   private readonly pods = new Map<string, LocalPod>();
   private readonly vips = new VipAllocator();
   private services: ServiceState[] = [];
+  /** What the manifests declare (what a reload merges into). */
+  private declared: Manifests | undefined;
+  /** What runs: the declared objects and the rendered waypoints. */
   private manifests: Manifests | undefined;
   private issues: readonly ConfigIssue[] = [];
   private readonly probers: NodeProbers;
@@ -68,6 +80,7 @@ export class LocalCluster {
   private queue: Promise<void> = Promise.resolve();
   private syncScheduled = false;
   private readyAnnounced = false;
+  private tokenTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly cfg: ClusterConfig,
@@ -100,6 +113,7 @@ export class LocalCluster {
       log,
       services: () => this.services,
       ...(cfg.cniSocket === undefined ? {} : { cniSocket: cfg.cniSocket }),
+      ...(cfg.serviceAccountToken === undefined ? {} : { serviceAccountToken: cfg.serviceAccountToken }),
       onChange: () => this.scheduleSync(),
       onSandboxLost: (pod) =>
         void this.exclusive(async () => {
@@ -128,7 +142,7 @@ export class LocalCluster {
     }
     await createFabric(this.cfg.cluster);
     for (const node of this.nodes) await createNode(this.cfg.cluster, node);
-    await routeNodes(this.nodes);
+    await routeNodes(this.cfg.cluster, this.nodes);
     for (const node of this.nodes) this.probers.start(node);
     for (const comp of this.nodeComponents.filter((c) => c.cluster === true))
       this.daemons.start(this.nodes[0]!, comp);
@@ -139,6 +153,13 @@ export class LocalCluster {
     await this.exclusive(() => this.reload());
     this.phase = 'running';
     this.scheduleSync();
+    this.tokenTimer = setInterval(() => {
+      for (const pod of this.pods.values())
+        pod
+          .writeToken()
+          .catch((err: unknown) => this.log.error({ err, pod: pod.key }, 'cannot refresh the pod token'));
+    }, TOKEN_REFRESH_MS);
+    this.tokenTimer.unref();
   }
 
   /** Runs one change at a time; reconciliation steps never interleave. */
@@ -172,11 +193,22 @@ export class LocalCluster {
         `rejected: ${formatIssue(issue)}`,
       );
     }
-    const effective = toManifests(mergeReload(this.manifests, loaded.manifests, loaded.issues));
-    this.manifests = effective;
-    this.issues = loaded.issues;
+    const effective = toManifests(mergeReload(this.declared, loaded.manifests, loaded.issues));
+    this.declared = effective;
+    const w =
+      this.cfg.waypoints === undefined
+        ? { manifests: effective, issues: [] }
+        : withWaypoints(effective, this.cfg.waypoints);
+    for (const issue of w.issues) {
+      this.log[issue.severity === 'error' ? 'error' : 'warn'](
+        { file: issue.file, line: issue.line, path: issue.path, object: issue.object },
+        `waypoint: ${formatIssue(issue)}`,
+      );
+    }
+    this.manifests = w.manifests;
+    this.issues = [...loaded.issues, ...w.issues];
     this.generation++;
-    await this.reconcilePods(effective);
+    await this.reconcilePods(w.manifests);
     await this.syncNow();
   }
 
@@ -321,6 +353,7 @@ export class LocalCluster {
   /** Stops every pod and node daemon, gracefully, in parallel. */
   async stop(): Promise<void> {
     this.phase = 'stopping';
+    clearInterval(this.tokenTimer);
     this.daemons.freeze();
     await this.queue.catch(() => undefined);
     this.stopping = true;

@@ -97,8 +97,18 @@ export async function createNode(cluster: string, node: NodeLayout): Promise<voi
   await ipBatch(fabric, [`link set ${uplinkPeer} master ${FABRIC_BRIDGE}`, `link set ${uplinkPeer} up`]);
 }
 
-/** Routes each node's pod CIDRs to the node that owns them. */
-export async function routeNodes(nodes: readonly NodeLayout[]): Promise<void> {
+/**
+ * Routes each node's pod CIDRs to the node that owns them, on every other node and in the fabric
+ * (where the control plane listens: a pod that talks to it, a waypoint, gets its answers back).
+ */
+export async function routeNodes(cluster: string, nodes: readonly NodeLayout[]): Promise<void> {
+  await ipBatch(
+    fabricNetns(cluster),
+    nodes.flatMap((n) => [
+      `route replace ${n.podCidr4} via ${n.ip4} dev ${FABRIC_BRIDGE}`,
+      `route replace ${n.podCidr6} via ${n.ip6} dev ${FABRIC_BRIDGE}`,
+    ]),
+  );
   for (const node of nodes) {
     const lines: string[] = [];
     for (const other of nodes) {

@@ -1,9 +1,10 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Labels } from '../config/kube-types.js';
+import type { ServiceAccountClaims } from '../identity/service-account-token.js';
 import type { Container } from '../manifests/model.js';
 import { backoffDelay, RESTART_BACKOFF, RESTART_RESET_AFTER_MS } from '../net/backoff.js';
 import { createCgroup } from '../os/cgroup.js';
@@ -36,6 +37,11 @@ export interface PodHost {
   readonly log: Logger;
   /** The Services as they are now (container env and the hosts file name them). */
   services(): readonly ServiceState[];
+  /**
+   * A ServiceAccount token for a pod (what a kubelet projects into it), when the cluster signs them;
+   * written to the pod's folder as `token` before its containers start.
+   */
+  readonly serviceAccountToken?: (claims: ServiceAccountClaims) => Promise<string>;
   /** The node agent's CNI socket of a node, when the cluster runs node agents. */
   readonly cniSocket?: (node: NodeLayout) => string;
   /** The pod's state changed (a container started, exited, became ready). */
@@ -156,7 +162,28 @@ export class LocalPod {
       });
       if (r.enrolled) this.h.progress(`enrolled ${this.key} in the mesh`);
     }
+    await this.writeToken();
     for (const c of this.containers) this.run(c);
+  }
+
+  /** Where the pod's ServiceAccount token is (a kubelet projects it; here it is a file in the pod's folder). */
+  get tokenFile(): string {
+    return join(this.sandbox.podDir, 'token');
+  }
+
+  /** Issues the pod's ServiceAccount token anew (at start, and before the last one expires). */
+  async writeToken(): Promise<void> {
+    if (this.h.serviceAccountToken === undefined || this.terminating) return;
+    const d = this.desired;
+    const token = await this.h.serviceAccountToken({
+      namespace: d.namespace,
+      serviceAccount: d.spec.serviceAccountName,
+      pod: d.name,
+      podUid: this.uid,
+      node: this.node.name,
+    });
+    writeFileSync(`${this.tokenFile}.new`, `${token}\n`, { mode: 0o600 });
+    renameSync(`${this.tokenFile}.new`, this.tokenFile);
   }
 
   /** Rewrites the pod's hosts file when the Services changed (in place: the pod sees this inode). */

@@ -3,12 +3,12 @@ import type { ActivePolicies } from '../policy/active.js';
 import { outcomeInfo } from '../telemetry/outcomes.js';
 import { decideInbound } from './inbound.js';
 import type { MeshIndex } from './mesh-index.js';
-import { routeOutbound, transportFor } from './route.js';
+import { type Picker, routeOutbound, transportFor } from './route.js';
 import type { Workload } from './view.js';
 
 /** One step of the decision path, for people: what was decided and why. */
 export interface ExplainStep {
-  readonly step: 'source' | 'route' | 'transport' | 'peer-authentication' | 'authorization';
+  readonly step: 'source' | 'route' | 'transport' | 'waypoint' | 'peer-authentication' | 'authorization';
   readonly detail: string;
 }
 
@@ -66,11 +66,44 @@ export function explainConnection(
   });
   const endpoints: EndpointVerdict[] = [];
   const destination = hostPort(dst.ip, dst.port);
-  const all: Workload[] = [];
-  const route = routeOutbound(mesh, dst, (_key, candidates) => {
-    all.push(...candidates);
+  let all: Workload[] = [];
+  const collect: Picker = (_key, candidates) => {
+    all = [...candidates];
     return candidates[0];
-  });
+  };
+  let route = routeOutbound(mesh, dst, collect, src);
+  // Who makes the connection to the endpoints: the source, or the waypoint it goes through.
+  let hop: { identity: string; ip: string; from: Workload } = {
+    identity: src.identity,
+    ip: srcIp,
+    from: src,
+  };
+  if (route.kind === 'waypoint') {
+    const w = route.waypoint;
+    const what =
+      route.service !== undefined
+        ? `Service ${route.service.hostname}`
+        : `pod ${route.workload?.namespace}/${route.workload?.name}`;
+    steps.push({
+      step: 'route',
+      detail: `${destination} is ${what}, which uses waypoint ${w.namespace}/${w.name} (for ${w.for} traffic): ${all.length} ready waypoint pod(s), picked round-robin`,
+    });
+    steps.push({
+      step: 'transport',
+      detail: `HBONE (mTLS, HTTP/2 CONNECT ${destination}) to waypoint pod ${route.pod.namespace}/${route.pod.name} at ${hostPort(route.target.ip, route.target.port)}, presenting ${src.identity}; the waypoint must prove ${w.identity}`,
+    });
+    steps.push({
+      step: 'waypoint',
+      detail: `the waypoint applies the L7 routes of ${what} per request (see \`ambit explain -n ${src.namespace} ${src.name} http://...\`) and opens its own HBONE connections to the endpoints, as ${w.identity}: L4 policy there sees the waypoint, L7 policy the client`,
+    });
+    hop = {
+      identity: w.identity,
+      ip: route.pod.ips.find((ip) => isV6(ip) === isV6(dst.ip)) ?? route.pod.ips[0]!,
+      from: route.pod,
+    };
+    all = [];
+    route = routeOutbound(mesh, dst, collect, route.pod);
+  }
   if (route.kind === 'refuse') {
     steps.push({ step: 'route', detail: `refused (${outcomeInfo(route.outcome).flag}): ${route.reason}` });
     return {
@@ -91,19 +124,21 @@ export function explainConnection(
       verdict: 'allowed',
     };
   }
+  if (route.kind === 'waypoint') throw new Error('unreachable: a waypoint never routes to a waypoint');
+  const first = route;
   const targets =
-    route.kind === 'service'
+    first.kind === 'service'
       ? all.map((w) => {
-          const r = routeOutbound(mesh, dst, (_k, c) => c.find((x) => x.uid === w.uid));
-          return { w, target: r.kind === 'service' ? r.target : route.target };
+          const r = routeOutbound(mesh, dst, (_k, c) => c.find((x) => x.uid === w.uid), hop.from);
+          return { w, target: r.kind === 'service' ? r.target : first.target };
         })
-      : [{ w: route.workload, target: route.target }];
+      : [{ w: first.workload, target: first.target }];
   steps.push({
     step: 'route',
     detail:
-      route.kind === 'service'
-        ? `${destination} is Service ${route.service.hostname}: ${targets.length} ready endpoint(s), picked round-robin`
-        : `${destination} is pod ${route.workload.namespace}/${route.workload.name} on ${route.workload.node}`,
+      first.kind === 'service'
+        ? `${destination} is Service ${first.service.hostname}: ${targets.length} ready endpoint(s), picked ${hop.from === src ? 'round-robin' : 'per request by the waypoint (least request)'}`
+        : `${destination} is pod ${first.workload.namespace}/${first.workload.name} on ${first.workload.node}`,
   });
   for (const { w, target } of targets) {
     const epSteps: ExplainStep[] = [];
@@ -113,7 +148,7 @@ export function explainConnection(
       endpoints.push({ endpoint: name, address, node: w.node, steps: epSteps, verdict, reason });
     };
     if (inMesh) {
-      const t = transportFor(mesh, route.kind === 'service' ? { ...route, endpoint: w, target } : route);
+      const t = transportFor(mesh, first.kind === 'service' ? { ...first, endpoint: w, target } : first);
       if (t.kind === 'plain') {
         epSteps.push({
           step: 'transport',
@@ -124,13 +159,13 @@ export function explainConnection(
       }
       epSteps.push({
         step: 'transport',
-        detail: `HBONE (mTLS, HTTP/2 CONNECT) to ${hostPort(t.nodeIp, 15008)} on ${w.node}, presenting ${src.identity}; the server must prove ${t.dstIdentity}`,
+        detail: `HBONE (mTLS, HTTP/2 CONNECT) to ${hostPort(t.nodeIp, 15008)} on ${w.node}, presenting ${hop.identity}; the server must prove ${t.dstIdentity}`,
       });
       // What the destination's proxy decides, from the same view (it presents the identity asked for).
       const d = decideInbound(mesh, policies, {
         node: w.node,
-        via: { kind: 'hbone', peer: src.identity, serverIdentity: t.dstIdentity },
-        source: { ip: srcIp, port: 0 },
+        via: { kind: 'hbone', peer: hop.identity, serverIdentity: t.dstIdentity },
+        source: { ip: hop.ip, port: 0 },
         target,
       });
       const authz = d.authz;

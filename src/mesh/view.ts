@@ -1,7 +1,18 @@
 import type { ClusterEndpointSlice, ClusterNode, ClusterPod, ClusterService } from '../cluster/resources.js';
 import { type Labels, type ServicePort, servicePortKey } from '../config/kube-types.js';
+import type { Gateway } from '../gateway-api/types.js';
+import { isWaypoint, type WaypointRef } from '../gateway-api/waypoint.js';
 import { SpiffeId } from '../identity/spiffe-id.js';
 import { isAmbient } from './labels.js';
+import {
+  bindWaypoint,
+  type MeshWaypoint,
+  meshWaypointOf,
+  type WaypointLookup,
+  waypointKey,
+} from './waypoints.js';
+
+export type { MeshWaypoint } from './waypoints.js';
 
 /**
  * The mesh as proxies see it: workloads with addresses and identities, and services with their
@@ -24,6 +35,8 @@ export interface Workload {
   readonly captured: boolean;
   readonly identity: string;
   readonly ready: boolean;
+  /** Traffic addressed to this pod goes through this waypoint (one that takes workload traffic). */
+  readonly waypoint?: WaypointRef;
 }
 
 export interface ServiceEndpoint {
@@ -42,6 +55,8 @@ export interface MeshService {
   readonly ports: readonly ServicePort[];
   readonly labels: Labels;
   readonly endpoints: readonly ServiceEndpoint[];
+  /** Traffic to this Service goes through this waypoint (one that takes Service traffic). */
+  readonly waypoint?: WaypointRef;
 }
 
 export interface MeshNode {
@@ -55,6 +70,7 @@ export interface MeshView {
   readonly nodes: readonly MeshNode[];
   readonly workloads: readonly Workload[];
   readonly services: readonly MeshService[];
+  readonly waypoints: readonly MeshWaypoint[];
 }
 
 export const CLUSTER_DOMAIN = 'cluster.local';
@@ -76,9 +92,11 @@ export function workloadOf(
   pod: ClusterPod,
   namespaceLabels: Labels | undefined,
   trustDomain: string,
+  waypoints: WaypointLookup = noWaypoints,
 ): Workload | undefined {
   if (pod.hostNetwork || pod.ips.length === 0 || pod.phase !== 'Running' || pod.terminating) return undefined;
   const workloadName = workloadNameOf(pod.name, pod.labels);
+  const { waypoint } = bindWaypoint(pod, namespaceLabels, 'workload', waypoints);
   return {
     uid: pod.uid,
     namespace: pod.namespace,
@@ -92,8 +110,11 @@ export function workloadOf(
     captured: isAmbient(namespaceLabels, pod.labels),
     identity: SpiffeId.of(trustDomain, pod.namespace, pod.serviceAccount).toString(),
     ready: pod.ready,
+    ...(waypoint === undefined ? {} : { waypoint }),
   };
 }
+
+const noWaypoints: WaypointLookup = () => undefined;
 
 /**
  * A Service with its endpoints, read from its EndpointSlices the way kube-proxy reads them: each slice
@@ -104,6 +125,8 @@ export function serviceOf(
   svc: ClusterService,
   slices: readonly ClusterEndpointSlice[],
   isWorkload: (uid: string) => boolean,
+  namespaceLabels: Labels | undefined = undefined,
+  waypoints: WaypointLookup = noWaypoints,
 ): MeshService {
   const byUid = new Map<string, { ready: boolean; ports: Record<string, number> }>();
   const unnamed = svc.ports.find((p) => p.name === undefined);
@@ -120,6 +143,7 @@ export function serviceOf(
       else Object.assign(have.ports, ports);
     }
   }
+  const { waypoint } = bindWaypoint(svc, namespaceLabels, 'service', waypoints);
   return {
     namespace: svc.namespace,
     name: svc.name,
@@ -128,6 +152,7 @@ export function serviceOf(
     ports: svc.ports,
     labels: svc.labels,
     endpoints: [...byUid].map(([workloadUid, e]) => ({ workloadUid, ready: e.ready, ports: e.ports })),
+    ...(waypoint === undefined ? {} : { waypoint }),
   };
 }
 
@@ -142,18 +167,29 @@ export interface ViewInputs {
   readonly pods: Iterable<ClusterPod>;
   readonly services: Iterable<ClusterService>;
   slicesOf(service: string): readonly ClusterEndpointSlice[];
+  /** Waypoint Gateways. */
+  readonly gateways?: Iterable<Gateway>;
 }
 
 /** The whole view at once (the control plane keeps it up to date entry by entry instead). */
 export function buildMeshView(input: ViewInputs, trustDomain: string, revision: string): MeshView {
+  const waypoints = [...(input.gateways ?? [])].filter(isWaypoint).map((g) => meshWaypointOf(g, trustDomain));
+  const byKey = new Map(waypoints.map((w) => [waypointKey(w), w]));
+  const lookup: WaypointLookup = (ref) => byKey.get(waypointKey(ref));
   const workloads: Workload[] = [];
   for (const p of input.pods) {
-    const w = workloadOf(p, input.namespaces.get(p.namespace)?.labels, trustDomain);
+    const w = workloadOf(p, input.namespaces.get(p.namespace)?.labels, trustDomain, lookup);
     if (w !== undefined) workloads.push(w);
   }
   const known = new Set(workloads.map((w) => w.uid));
   const services = [...input.services].map((s) =>
-    serviceOf(s, input.slicesOf(`${s.namespace}/${s.name}`), (uid) => known.has(uid)),
+    serviceOf(
+      s,
+      input.slicesOf(`${s.namespace}/${s.name}`),
+      (uid) => known.has(uid),
+      input.namespaces.get(s.namespace)?.labels,
+      lookup,
+    ),
   );
-  return { revision, trustDomain, nodes: [...input.nodes].map(nodeOf), workloads, services };
+  return { revision, trustDomain, nodes: [...input.nodes].map(nodeOf), workloads, services, waypoints };
 }

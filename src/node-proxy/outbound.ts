@@ -98,7 +98,7 @@ export function createOutboundServer(deps: OutboundDeps): Server {
     const src = sourceWorkload(mesh, deps.local(), peerIp, od.workloadId);
     if (src.problem !== undefined) return refuse(socket, rec, 'unknown-source', src.problem);
     if (src.workload !== undefined) rec.srcWorkload = src.workload;
-    const route = routeOutbound(mesh, od, pick);
+    const route = routeOutbound(mesh, od, pick, src.workload);
     if (route.kind === 'refuse') {
       if (route.service !== undefined) rec.service = route.service;
       return refuse(socket, rec, route.outcome, route.reason);
@@ -109,6 +109,10 @@ export function createOutboundServer(deps: OutboundDeps): Server {
       rec.dstWorkload = route.endpoint;
     } else if (route.kind === 'workload') {
       rec.dstWorkload = route.workload;
+    } else if (route.kind === 'waypoint') {
+      // Istio's ztunnel reports a waypoint hop the same way: the Service, reached at the waypoint.
+      if (route.service !== undefined) rec.service = route.service;
+      rec.dstWorkload = route.pod;
     }
     socket.pause();
     const transport = transportFor(mesh, route);
@@ -127,17 +131,19 @@ export function createOutboundServer(deps: OutboundDeps): Server {
         .open(
           {
             ip: transport.nodeIp,
-            port: deps.hbonePort,
+            port: transport.port ?? deps.hbonePort,
             srcIdentity: src.workload.identity,
             dstIdentity: transport.dstIdentity,
           },
-          hostPort(route.target.ip, route.target.port),
+          route.kind === 'waypoint'
+            ? hostPort(route.authority.ip, route.authority.port)
+            : hostPort(route.target.ip, route.target.port),
           { forwarded },
         )
         .then(
           (stream) => {
             rec.dstIdentity = transport.dstIdentity;
-            rec.hboneAddr = hostPort(transport.nodeIp, deps.hbonePort);
+            rec.hboneAddr = hostPort(transport.nodeIp, transport.port ?? deps.hbonePort);
             rec.established();
             splice(socket, stream, { down: resetSocket, up: endStream }, (err) =>
               rec.finish({ received: socket.bytesRead, sent: socket.bytesWritten }, err),

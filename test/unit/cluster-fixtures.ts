@@ -8,6 +8,7 @@ import type {
 } from '../../src/cluster/resources.js';
 import { ClusterStore } from '../../src/cluster/store.js';
 import type { Labels } from '../../src/config/kube-types.js';
+import { type Gateway, WAYPOINT_CLASS } from '../../src/gateway-api/types.js';
 import { buildMeshView, type ViewInputs } from '../../src/mesh/view.js';
 
 /** Builders for cluster resources: small objects with defaults, overridden per test row. */
@@ -94,6 +95,19 @@ export function slicesOf(s: SnapService): ClusterEndpointSlice[] {
   }));
 }
 
+/** A waypoint Gateway (class ambit-waypoint, HBONE listener on 15008). */
+export function snapGateway(name: string, over: Partial<Gateway> = {}): Gateway {
+  return {
+    namespace: 'shop',
+    name,
+    labels: {},
+    gatewayClassName: WAYPOINT_CLASS,
+    listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE', allowedRoutes: { from: 'Same' } }],
+    addresses: [],
+    ...over,
+  };
+}
+
 export interface Snapshot extends ViewInputs {
   readonly revision: string;
   readonly store: ClusterStore;
@@ -108,6 +122,7 @@ export function snapshot(
     nodes?: readonly { name: string; ip4: string; ip6?: string }[];
     pods?: readonly ClusterPod[];
     services?: readonly SnapService[];
+    gateways?: readonly Gateway[];
   } = {},
 ): Snapshot {
   const namespaces: ClusterNamespace[] = (over.namespaces ?? [{ name: 'shop', labels: {} }]).map((n) => ({
@@ -136,6 +151,7 @@ export function snapshot(
     pods: [...store.pods.values()],
     services: [...store.services.values()],
     slicesOf: (key) => store.slicesOf(key),
+    gateways: over.gateways ?? [],
   };
 }
 

@@ -8,7 +8,8 @@ import {
 } from '../../src/api/config-codec.js';
 import { applyUpdate } from '../../src/api/config-decode.js';
 import { services } from '../../src/api/grpc.js';
-import type { MeshService, Workload } from '../../src/mesh/view.js';
+import { type MeshRoute, routeKey } from '../../src/gateway-api/types.js';
+import type { MeshService, MeshWaypoint, Workload } from '../../src/mesh/view.js';
 import { type MeshPolicy, NEVER_MATCHING_RULE, policyKey } from '../../src/policy/types.js';
 
 const w = (name: string, over: Partial<Workload> = {}): Workload => ({
@@ -64,6 +65,130 @@ const strict: MeshPolicy = {
   portLevel: { '9000': 'PERMISSIVE' },
 };
 
+/** A route that uses every field the wire carries, so that a field dropped on the way shows. */
+const canary: MeshRoute = {
+  kind: 'HTTPRoute',
+  route: {
+    namespace: 'shop',
+    name: 'canary',
+    labels: { team: 'web' },
+    parentRefs: [
+      { group: '', kind: 'Service', name: 'web', port: 80 },
+      { group: '', kind: 'Service', namespace: 'shop', name: 'web-admin', sectionName: 'admin' },
+    ],
+    hostnames: ['web.shop.svc.cluster.local'],
+    rules: [
+      {
+        name: 'v2-for-a',
+        matches: [
+          {
+            path: { type: 'PathPrefix', value: '/api' },
+            headers: [{ name: 'x-user', match: { type: 'Exact', value: 'a' } }],
+            queryParams: [{ name: 'Debug', match: { type: 'RegularExpression', value: '^(1|yes)$' } }],
+            method: 'POST',
+          },
+        ],
+        filters: [
+          {
+            type: 'RequestHeaderModifier',
+            headers: {
+              set: [{ name: 'x-a', value: '1' }],
+              add: [{ name: 'x-b', value: '2' }],
+              remove: ['x-c'],
+            },
+          },
+          {
+            type: 'URLRewrite',
+            rewrite: { hostname: 'web-v2', path: { type: 'ReplacePrefixMatch', value: '/v2' } },
+          },
+          {
+            type: 'RequestMirror',
+            mirror: { backendRef: { group: '', kind: 'Service', name: 'shadow', port: 80 }, fraction: 0.25 },
+          },
+        ],
+        backendRefs: [
+          {
+            group: '',
+            kind: 'Service',
+            name: 'web-v2',
+            port: 80,
+            weight: 90,
+            filters: [
+              {
+                type: 'ResponseHeaderModifier',
+                headers: { set: [], add: [{ name: 'x-v', value: '2' }], remove: [] },
+              },
+            ],
+          },
+          {
+            group: '',
+            kind: 'Service',
+            name: 'web-v1',
+            namespace: 'shop',
+            port: 8080,
+            weight: 0,
+            filters: [],
+          },
+        ],
+        timeouts: { requestMs: 5000, backendRequestMs: 1000 },
+        retry: { codes: [500, 503], attempts: 3, backoffMs: 50 },
+      },
+      {
+        matches: [{ path: { type: 'Exact', value: '/old' }, headers: [], queryParams: [] }],
+        filters: [
+          {
+            type: 'RequestRedirect',
+            redirect: {
+              scheme: 'https',
+              hostname: 'new.example',
+              port: 8443,
+              path: { type: 'ReplaceFullPath', value: '/new' },
+              statusCode: 301,
+            },
+          },
+        ],
+        backendRefs: [],
+      },
+    ],
+  },
+};
+const rpc: MeshRoute = {
+  kind: 'GRPCRoute',
+  route: {
+    namespace: 'shop',
+    name: 'rpc',
+    labels: {},
+    parentRefs: [{ group: '', kind: 'Service', name: 'echo' }],
+    hostnames: [],
+    rules: [
+      {
+        matches: [
+          {
+            method: { type: 'Exact', service: 'ambit.test.Echo', method: 'Unary' },
+            headers: [{ name: 'x-user', match: { type: 'Exact', value: 'a' } }],
+          },
+          { method: { type: 'RegularExpression', service: 'ambit\\.test\\..*' }, headers: [] },
+        ],
+        filters: [
+          {
+            type: 'RequestHeaderModifier',
+            headers: { set: [{ name: 'x-r', value: '1' }], add: [], remove: [] },
+          },
+        ],
+        backendRefs: [{ group: '', kind: 'Service', name: 'echo-v2', port: 50051, weight: 1, filters: [] }],
+      },
+      { matches: [], filters: [], backendRefs: [] },
+    ],
+  },
+};
+const waypoint: MeshWaypoint = {
+  namespace: 'shop',
+  name: 'waypoint',
+  for: 'service',
+  identity: 'spiffe://cluster.local/ns/shop/sa/waypoint',
+  service: 'shop/waypoint',
+};
+
 function config(
   over: Partial<{
     workloads: Workload[];
@@ -72,6 +197,8 @@ function config(
     bundle: string[];
     nodes: { name: string; ips: string[] }[];
     rejections: PushedConfig['rejections'];
+    routes: MeshRoute[];
+    waypoints: MeshWaypoint[];
   }> = {},
 ): PushedConfig {
   return {
@@ -80,11 +207,13 @@ function config(
       trustDomain: 'cluster.local',
       nodes: over.nodes ?? [{ name: 'node-1', ips: ['172.18.0.2'] }],
       workloads: over.workloads ?? [w('web'), w('client')],
-      services: over.services ?? [svc('web')],
+      services: over.services ?? [svc('web', { waypoint: { namespace: 'shop', name: 'waypoint' } })],
+      waypoints: over.waypoints ?? [waypoint],
     },
     trustBundle: over.bundle ?? ['-----BEGIN CERTIFICATE-----\nroot\n-----END CERTIFICATE-----\n'],
     rejections: over.rejections ?? [],
     policies: new Map((over.policies ?? [deny, strict]).map((p) => [policyKey(p), p])),
+    routes: new Map((over.routes ?? [canary, rpc]).map((r) => [routeKey(r), r])),
   };
 }
 
@@ -112,6 +241,8 @@ const content = (c: PushedConfig) => ({
   bundle: c.trustBundle,
   rejections: c.rejections,
   policies: [...c.policies].sort(([a], [b]) => a.localeCompare(b)),
+  waypoints: c.view.waypoints,
+  routes: [...c.routes].sort(([a], [b]) => a.localeCompare(b)),
 });
 
 describe('diffConfig: what a version changes', () => {
@@ -167,6 +298,21 @@ describe('diffConfig: what a version changes', () => {
       }),
       delta: { rejections: 1 },
     },
+    {
+      what: 'a route changes',
+      next: config({ routes: [{ ...canary, route: { ...canary.route, hostnames: [] } }, rpc] }),
+      delta: { routes: ['HTTPRoute/shop/canary'] },
+    },
+    {
+      what: 'a route goes away',
+      next: config({ routes: [canary] }),
+      delta: { removedRoutes: ['GRPCRoute/shop/rpc'] },
+    },
+    {
+      what: 'a waypoint goes away, and with it the Service binding',
+      next: config({ waypoints: [], services: [svc('web')] }),
+      delta: { waypoints: 0, services: ['web'] },
+    },
   ])('$what', ({ next, delta }) => {
     const d = diffConfig(base, next);
     const summary: Record<string, unknown> = {};
@@ -180,6 +326,9 @@ describe('diffConfig: what a version changes', () => {
     if (d.trustBundle !== undefined) summary.trustBundle = d.trustBundle.length;
     if (d.nodes !== undefined) summary.nodes = d.nodes.length;
     if (d.rejections !== undefined) summary.rejections = d.rejections.length;
+    if (d.routes.length > 0) summary.routes = d.routes.map(routeKey);
+    if (d.removedRoutes.length > 0) summary.removedRoutes = d.removedRoutes;
+    if (d.waypoints !== undefined) summary.waypoints = d.waypoints.length;
     expect(summary).toEqual(delta);
     // Whatever changed, a proxy that applies the update over protobuf holds exactly the new config.
     expect(content(roundTrip(base, next))).toEqual(content(next));
@@ -192,6 +341,10 @@ describe('diffConfig: what a version changes', () => {
     const rules = got.policies.get('AuthorizationPolicy/shop/deny');
     expect(rules?.kind === 'AuthorizationPolicy' && rules.rules[1]).toEqual({ from: [] });
     expect(rules?.kind === 'AuthorizationPolicy' && rules.rules[2]).toEqual({});
+    // Every route field, optional ones included, and the Service's waypoint binding.
+    expect(got.routes.get('HTTPRoute/shop/canary')).toEqual(canary);
+    expect(got.routes.get('GRPCRoute/shop/rpc')).toEqual(rpc);
+    expect(got.view.services[0]?.waypoint).toEqual({ namespace: 'shop', name: 'waypoint' });
   });
 });
 
@@ -275,6 +428,21 @@ describe('applyUpdate: every entry is checked; a bad one is left out and named, 
       },
       problem: /mode "LOOSE" is not an mTLS mode/,
     },
+    {
+      what: 'a route regular expression that does not compile',
+      mutate: (u) => {
+        const m = u.routes.find((r) => r.kind === 'HTTPRoute')!.http_rules[0]!.matches[0]!;
+        m.query_params[0]!.match!.value = '(';
+      },
+      problem: /HTTPRoute\/shop\/canary.*queryParams.*regular expression/,
+    },
+    {
+      what: 'a backend weight out of range',
+      mutate: (u) => {
+        u.routes.find((r) => r.kind === 'HTTPRoute')!.http_rules[0]!.backend_refs[0]!.weight = 2_000_000;
+      },
+      problem: /HTTPRoute\/shop\/canary.*weight/,
+    },
   ])('$what', ({ mutate, problem }) => {
     const u = structuredClone(good);
     mutate(u);
@@ -284,8 +452,8 @@ describe('applyUpdate: every entry is checked; a bad one is left out and named, 
     // The rest is there.
     const all = content(config());
     const have = content(got);
-    expect(have.workloads.length + have.services.length + have.policies.length).toBe(
-      all.workloads.length + all.services.length + all.policies.length - 1,
+    expect(have.workloads.length + have.services.length + have.policies.length + have.routes.length).toBe(
+      all.workloads.length + all.services.length + all.policies.length + all.routes.length - 1,
     );
   });
 });

@@ -355,6 +355,7 @@ describe('Gateway', () => {
       namespace: 'shop',
       name: 'r',
       labels: {},
+      annotations: {},
       gatewayClassName: 'ambit-waypoint',
       listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE', allowedRoutes: { from: 'Same' } }],
       addresses: [],

@@ -1,10 +1,16 @@
 import { describe, expect, test } from 'vitest';
 import { RoundRobin } from '../../src/mesh/load-balancer.js';
 import { MeshIndex } from '../../src/mesh/mesh-index.js';
-import { type OutboundRoute, type Picker, routeOutbound, type Target } from '../../src/mesh/route.js';
+import {
+  type OutboundRoute,
+  type Picker,
+  routeOutbound,
+  type Target,
+  transportFor,
+} from '../../src/mesh/route.js';
 import { outcomeInfo } from '../../src/telemetry/outcomes.js';
 
-import { snapEndpoint, snapPod, snapService, snapshot, viewOf } from './cluster-fixtures.js';
+import { snapEndpoint, snapGateway, snapPod, snapService, snapshot, viewOf } from './cluster-fixtures.js';
 
 const index = new MeshIndex(
   viewOf(
@@ -63,6 +69,8 @@ function outcome(r: OutboundRoute): Record<string, unknown> {
       return { kind: r.kind, target: r.target };
     case 'refuse':
       return { kind: r.kind, flag: outcomeInfo(r.outcome).flag, reason: r.reason, service: r.service?.name };
+    case 'waypoint':
+      return { kind: r.kind, waypoint: r.waypoint.name, pod: r.pod.name, target: r.target };
   }
 }
 
@@ -307,5 +315,233 @@ describe('RoundRobin', () => {
   ])('$what', ({ picks, expected }) => {
     const rr = new RoundRobin();
     expect(picks.map(([key, list]) => rr.pick(key, list))).toEqual(expected);
+  });
+});
+
+describe('routeOutbound through waypoints', () => {
+  const ambient = { 'ambit.dev/dataplane-mode': 'ambient' };
+  const wpPod = (name: string, gateway: string, namespace: string, ips: string[], ready = true) =>
+    snapPod(name, {
+      namespace,
+      ips,
+      ready,
+      serviceAccount: gateway,
+      labels: { 'gateway.networking.k8s.io/gateway-name': gateway, 'ambit.dev/dataplane-mode': 'none' },
+    });
+  const wpService = (gateway: string, namespace: string, vip: string, pods: string[], ready = true) =>
+    snapService(gateway, {
+      namespace,
+      vips: [vip],
+      ports: [{ name: 'mesh', port: 15008, targetPort: 15008, protocol: 'TCP' }],
+      endpoints: pods.map((p) => snapEndpoint(p, { ready, ports: { mesh: 15008 } })),
+    });
+  const app = (name: string, namespace: string, ips: string[], labels = {}) =>
+    snapPod(name, { namespace, ips, labels, serviceAccount: name });
+  const svc = (name: string, namespace: string, vips: string[], pod: string, labels = {}) =>
+    snapService(name, {
+      namespace,
+      vips,
+      labels,
+      ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }],
+      endpoints: [snapEndpoint(pod, { ports: { http: 8080 } })],
+    });
+  const wi = new MeshIndex(
+    viewOf(
+      snapshot({
+        namespaces: [
+          { name: 'shop', labels: { ...ambient, 'ambit.dev/use-waypoint': 'waypoint' } },
+          { name: 'all', labels: { ...ambient, 'ambit.dev/use-waypoint': 'every' } },
+          { name: 'infra', labels: {} },
+          { name: 'plain', labels: ambient },
+        ],
+        gateways: [
+          snapGateway('waypoint'),
+          snapGateway('every', { namespace: 'all', labels: { 'ambit.dev/waypoint-for': 'all' } }),
+          snapGateway('shared', { namespace: 'infra' }),
+          snapGateway('pods-only', { labels: { 'ambit.dev/waypoint-for': 'workload' } }),
+          snapGateway('idle', { namespace: 'plain' }),
+        ],
+        pods: [
+          app('web', 'shop', ['10.244.0.10', 'fd00:10:244::10']),
+          app('client', 'shop', ['10.244.0.11']),
+          app('api', 'all', ['10.244.0.12']),
+          app('outsider', 'infra', ['10.244.0.13']),
+          app('db', 'plain', ['10.244.0.14']),
+          wpPod('waypoint-1', 'waypoint', 'shop', ['10.244.0.20', 'fd00:10:244::20']),
+          wpPod('every-1', 'every', 'all', ['10.244.0.21']),
+          wpPod('shared-1', 'shared', 'infra', ['10.244.0.22']),
+          wpPod('idle-1', 'idle', 'plain', ['10.244.0.23'], false),
+        ],
+        services: [
+          svc('web', 'shop', ['10.96.1.10', 'fd00:10:96::110'], 'web'),
+          svc('web-direct', 'shop', ['10.96.1.11'], 'web', { 'ambit.dev/use-waypoint': 'none' }),
+          svc('web-shared', 'shop', ['10.96.1.12'], 'web', {
+            'ambit.dev/use-waypoint': 'shared',
+            'ambit.dev/use-waypoint-namespace': 'infra',
+          }),
+          svc('web-pods-only', 'shop', ['10.96.1.13'], 'web', { 'ambit.dev/use-waypoint': 'pods-only' }),
+          svc('web-missing', 'shop', ['10.96.1.14'], 'web', { 'ambit.dev/use-waypoint': 'nope' }),
+          svc('api', 'all', ['10.96.1.20'], 'api'),
+          svc('db', 'plain', ['10.96.1.30'], 'db', { 'ambit.dev/use-waypoint': 'idle' }),
+          wpService('waypoint', 'shop', '10.96.1.100', ['waypoint-1']),
+          wpService('every', 'all', '10.96.1.101', ['every-1']),
+          wpService('shared', 'infra', '10.96.1.102', ['shared-1']),
+          wpService('idle', 'plain', '10.96.1.103', ['idle-1'], false),
+        ],
+      }),
+      'cluster.local',
+    ),
+  );
+  const pod = (name: string) => wi.view.workloads.find((w) => w.name === name)!;
+  const seen = (r: OutboundRoute) =>
+    r.kind === 'waypoint'
+      ? {
+          kind: r.kind,
+          waypoint: `${r.waypoint.namespace}/${r.waypoint.name}`,
+          pod: r.pod.name,
+          target: r.target,
+          authority: r.authority,
+        }
+      : outcome(r);
+
+  test.each<{ what: string; from?: string; dst: Target; expected: Record<string, unknown> }>([
+    {
+      what: 'a Service in a namespace that uses a waypoint: HBONE to the waypoint pod, asking for the VIP',
+      from: 'client',
+      dst: { ip: '10.96.1.10', port: 80 },
+      expected: {
+        kind: 'waypoint',
+        waypoint: 'shop/waypoint',
+        pod: 'waypoint-1',
+        target: { ip: '10.244.0.20', port: 15008 },
+        authority: { ip: '10.96.1.10', port: 80 },
+      },
+    },
+    {
+      what: "an IPv6 VIP goes to the waypoint pod's IPv6 address",
+      from: 'client',
+      dst: { ip: 'fd00:10:96::110', port: 80 },
+      expected: {
+        kind: 'waypoint',
+        waypoint: 'shop/waypoint',
+        pod: 'waypoint-1',
+        target: { ip: 'fd00:10:244::20', port: 15008 },
+        authority: { ip: 'fd00:10:96::110', port: 80 },
+      },
+    },
+    {
+      what: "a Service's own use-waypoint=none opts it out of its namespace's waypoint",
+      from: 'client',
+      dst: { ip: '10.96.1.11', port: 80 },
+      expected: {
+        kind: 'service',
+        service: 'web-direct',
+        endpoint: 'web',
+        target: { ip: '10.244.0.10', port: 8080 },
+      },
+    },
+    {
+      what: "a Service's own label wins, and use-waypoint-namespace names another namespace's waypoint",
+      from: 'client',
+      dst: { ip: '10.96.1.12', port: 80 },
+      expected: {
+        kind: 'waypoint',
+        waypoint: 'infra/shared',
+        pod: 'shared-1',
+        target: { ip: '10.244.0.22', port: 15008 },
+        authority: { ip: '10.96.1.12', port: 80 },
+      },
+    },
+    {
+      what: 'a waypoint for workload traffic only does not take Service traffic: direct',
+      from: 'client',
+      dst: { ip: '10.96.1.13', port: 80 },
+      expected: {
+        kind: 'service',
+        service: 'web-pods-only',
+        endpoint: 'web',
+        target: { ip: '10.244.0.10', port: 8080 },
+      },
+    },
+    {
+      what: 'a waypoint that does not exist binds nothing: direct',
+      from: 'client',
+      dst: { ip: '10.96.1.14', port: 80 },
+      expected: {
+        kind: 'service',
+        service: 'web-missing',
+        endpoint: 'web',
+        target: { ip: '10.244.0.10', port: 8080 },
+      },
+    },
+    {
+      what: 'a waypoint with no ready pod: refused as no healthy upstream',
+      from: 'db',
+      dst: { ip: '10.96.1.30', port: 80 },
+      expected: { kind: 'refuse', flag: 'UH', reason: 'waypoint plain/idle has no ready pod', service: 'db' },
+    },
+    {
+      what: 'a VIP port the Service lacks is no route, waypoint or not',
+      from: 'client',
+      dst: { ip: '10.96.1.10', port: 81 },
+      expected: {
+        kind: 'refuse',
+        flag: 'NR',
+        reason: 'service web.shop.svc.cluster.local has no TCP port 81',
+        service: 'web',
+      },
+    },
+    {
+      what: 'a pod address with a Service-only waypoint: straight to the pod',
+      from: 'client',
+      dst: { ip: '10.244.0.10', port: 8080 },
+      expected: { kind: 'workload', workload: 'web', target: { ip: '10.244.0.10', port: 8080 } },
+    },
+    {
+      what: 'a pod address whose namespace uses a waypoint for all traffic: the waypoint, asking for the pod',
+      from: 'client',
+      dst: { ip: '10.244.0.12', port: 8080 },
+      expected: {
+        kind: 'waypoint',
+        waypoint: 'all/every',
+        pod: 'every-1',
+        target: { ip: '10.244.0.21', port: 15008 },
+        authority: { ip: '10.244.0.12', port: 8080 },
+      },
+    },
+    {
+      what: "the waypoint's own connection to its Service is never sent to a waypoint again",
+      from: 'waypoint-1',
+      dst: { ip: '10.96.1.10', port: 80 },
+      expected: {
+        kind: 'service',
+        service: 'web',
+        endpoint: 'web',
+        target: { ip: '10.244.0.10', port: 8080 },
+      },
+    },
+    {
+      what: 'a pod outside the mesh is not captured, so it never goes through a waypoint',
+      from: 'outsider',
+      dst: { ip: '10.96.1.10', port: 80 },
+      expected: {
+        kind: 'service',
+        service: 'web',
+        endpoint: 'web',
+        target: { ip: '10.244.0.10', port: 8080 },
+      },
+    },
+  ])('$what', ({ from, dst, expected }) => {
+    expect(seen(routeOutbound(wi, dst, first, from === undefined ? undefined : pod(from)))).toEqual(expected);
+  });
+
+  test('HBONE to a waypoint pod goes to its own address and port and must prove the waypoint identity', () => {
+    const r = routeOutbound(wi, { ip: '10.96.1.10', port: 80 }, first, pod('client'));
+    expect(transportFor(wi, r)).toEqual({
+      kind: 'hbone',
+      nodeIp: '10.244.0.20',
+      port: 15008,
+      dstIdentity: 'spiffe://cluster.local/ns/shop/sa/waypoint',
+    });
   });
 });

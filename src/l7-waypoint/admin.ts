@@ -1,0 +1,133 @@
+import type { Dataplane } from '../dataplane/runtime.js';
+import type { HbonePool } from '../hbone/pool.js';
+import { serviceEndpoints } from '../mesh/l7-route.js';
+import type { Handler } from '../telemetry/http-endpoints.js';
+import type { WaypointConfig } from './config.js';
+import type { RoutingState } from './routing-state.js';
+import type { Upstreams } from './upstream.js';
+
+/** What `ambit proxy-config routes|clusters --waypoint` reads: the routes per Service port, and the backends. */
+export interface WaypointRoutesDump {
+  readonly waypoint: string;
+  readonly services: readonly {
+    readonly service: string;
+    readonly port: number;
+    readonly portName?: string;
+    readonly appProtocol?: string;
+    /** `HTTPRoute/ns/name` of the producer routes attached to the port. */
+    readonly routes: readonly string[];
+  }[];
+  /** Consumer routes (in another namespace than their Service's), by client namespace. */
+  readonly consumerRoutes: readonly {
+    readonly route: string;
+    readonly namespace: string;
+    readonly parents: readonly string[];
+  }[];
+}
+
+export interface WaypointClustersDump {
+  readonly waypoint: string;
+  readonly clusters: readonly {
+    readonly service: string;
+    readonly port: number;
+    readonly endpoints: readonly {
+      readonly address: string;
+      readonly pod: string;
+      readonly inFlight: number;
+      readonly hbone: boolean;
+    }[];
+  }[];
+}
+
+export function adminRoutes(o: {
+  readonly cfg: WaypointConfig;
+  readonly identity: string;
+  readonly routing: () => RoutingState | undefined;
+  readonly upstreams: Upstreams;
+  readonly dp: Dataplane;
+  readonly pool: HbonePool;
+}): Record<string, Handler> {
+  const json = (res: Parameters<Handler>[1], body: unknown): void => {
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body, null, 2));
+  };
+  const name = `${o.cfg.namespace}/${o.cfg.gateway}`;
+  return {
+    '/config_dump': (_req, res) => {
+      const config = o.dp.config();
+      json(res, {
+        waypoint: name,
+        identity: o.identity,
+        pod: `${o.cfg.namespace}/${o.cfg.pod}`,
+        node: o.cfg.node,
+        version: config?.view.revision ?? null,
+        routes: config === undefined ? [] : [...config.routes.values()],
+        rejections: config?.rejections ?? [],
+        certificates: o.dp.certs.list(),
+        tunnels: o.pool.stats(),
+        memory: process.memoryUsage(),
+      });
+    },
+    '/routes': (_req, res) => {
+      const state = o.routing();
+      const services = (state?.mesh.view.services ?? []).filter((s) => state?.serves(s));
+      const dump: WaypointRoutesDump = {
+        waypoint: name,
+        services: services.flatMap((s) =>
+          s.ports
+            .filter((p) => p.protocol === 'TCP')
+            .map((p) => {
+              const r = state!.routesFor(s, p, s.namespace);
+              return {
+                service: `${s.namespace}/${s.name}`,
+                port: p.port,
+                ...(p.name === undefined ? {} : { portName: p.name }),
+                ...(p.appProtocol === undefined ? {} : { appProtocol: p.appProtocol }),
+                routes: r.names,
+              };
+            }),
+        ),
+        consumerRoutes: [...(state?.routes.values() ?? [])].flatMap((r) => {
+          const parents = r.route.parentRefs
+            .filter((p) => p.kind === 'Service' && (p.namespace ?? r.route.namespace) !== r.route.namespace)
+            .map((p) => `${p.namespace}/${p.name}${p.port === undefined ? '' : `:${p.port}`}`);
+          return parents.length === 0
+            ? []
+            : [
+                {
+                  route: `${r.kind}/${r.route.namespace}/${r.route.name}`,
+                  namespace: r.route.namespace,
+                  parents,
+                },
+              ];
+        }),
+      };
+      json(res, dump);
+    },
+    '/clusters': (_req, res) => {
+      const state = o.routing();
+      const clusters = (state?.mesh.view.services ?? []).flatMap((s) =>
+        s.ports
+          .filter((p) => p.protocol === 'TCP')
+          .map((p) => ({
+            service: `${s.namespace}/${s.name}`,
+            port: p.port,
+            endpoints: serviceEndpoints(state!.mesh, s, p.port).map((e) => {
+              const w = state!.mesh.workload(e.workloadUid)!;
+              const ep = state!.endpointOf(w, e.targetPort, false);
+              return {
+                address: ep.key,
+                pod: `${w.namespace}/${w.name}`,
+                inFlight: o.upstreams.inFlight(ep.key),
+                hbone: ep.hbone !== undefined,
+              };
+            }),
+          })),
+      );
+      const dump: WaypointClustersDump = {
+        waypoint: name,
+        clusters: clusters.filter((c) => c.endpoints.length > 0),
+      };
+      json(res, dump);
+    },
+  };
+}

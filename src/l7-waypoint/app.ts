@@ -1,0 +1,255 @@
+import { createServer as createHttp1Server } from 'node:http';
+import { performServerHandshake } from 'node:http2';
+import { setDefaultHighWaterMark } from 'node:stream';
+import { Counter, collectDefaultMetrics, Registry } from 'prom-client';
+import type { Clock } from '../clock.js';
+import { drain, startEndpoints } from '../dataplane/endpoints.js';
+import { startDataplane } from '../dataplane/runtime.js';
+import { describeError } from '../errors.js';
+import { HbonePool } from '../hbone/pool.js';
+import { H2_MAX_SESSION_MEMORY, H2_SETTINGS, sniFor } from '../hbone/protocol.js';
+import { createHboneServer } from '../hbone/server.js';
+import { SpiffeId } from '../identity/spiffe-id.js';
+import { TLS_OPTIONS } from '../identity/workload-certs.js';
+import { MeshIndex } from '../mesh/mesh-index.js';
+import { backoffDelay, RECONNECT_BACKOFF } from '../net/backoff.js';
+import { listen } from '../net/listen.js';
+import { IstioHttpMetrics } from '../telemetry/istio-http-metrics.js';
+import type { Logger } from '../telemetry/logger.js';
+import { outcomeInfo } from '../telemetry/outcomes.js';
+import { Tracing } from '../telemetry/tracing.js';
+import { adminRoutes } from './admin.js';
+import type { WaypointConfig } from './config.js';
+import { http1Downstream, http2Downstream } from './downstream.js';
+import { type ForwardDeps, forward } from './forward.js';
+import { type ConnSocket, handleConnect } from './inbound.js';
+import { RoutingState } from './routing-state.js';
+import { handleUpgrade } from './upgrade.js';
+import { Upstreams, type UpstreamsOptions } from './upstream.js';
+
+const DRAIN_MS = 5000;
+/** Node's HTTP/1.1 default keeps an idle client connection 5 s; a waypoint's clients are long-lived proxies. */
+const KEEP_ALIVE_MS = 60_000;
+/** Request heads larger than this get 431 (Envoy's default limit is 60 KiB; Node's 16 KiB is kept). */
+const MAX_HEADER_BYTES = 16 * 1024;
+
+export interface WaypointDeps {
+  readonly clock?: Clock;
+  readonly random?: () => number;
+}
+
+export interface Waypoint {
+  readonly ports: {
+    readonly hbone: number;
+    readonly admin: number;
+    readonly metrics: number;
+    readonly readiness: number;
+  };
+  readonly registry: Registry;
+  stop(): Promise<void>;
+}
+
+/**
+ * Composition root of the waypoint: config and its own certificate from the control plane (the
+ * shared data-plane runtime), the HBONE server on 15008 that terminates its clients' tunnels, the
+ * HTTP/1.1 and HTTP/2 servers that read them, the upstream pools, telemetry (Istio's HTTP metrics,
+ * one access line per request, OTLP traces) and health. Ready once it has a config and a certificate.
+ */
+export async function startWaypoint(
+  cfg: WaypointConfig,
+  deps: WaypointDeps,
+  log: Logger,
+  signal: AbortSignal,
+): Promise<Waypoint | undefined> {
+  setDefaultHighWaterMark(false, 1 << 20);
+  const identity = SpiffeId.of(cfg.trustDomain, cfg.namespace, cfg.serviceAccount).toString();
+  const self = { namespace: cfg.namespace, name: cfg.gateway };
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const refused = new Counter({
+    name: 'ambit_hbone_refused_total',
+    help: 'HBONE connections refused before a stream, by reason',
+    labelNames: ['response_flags'],
+    registers: [registry],
+  });
+  const dp = await startDataplane(
+    {
+      node: cfg.node,
+      trustDomain: cfg.trustDomain,
+      controlPlane: cfg.controlPlane,
+      caBundlePath: cfg.caBundle,
+      tokenPath: cfg.tokenFile,
+      certTtlSeconds: cfg.certTtlSeconds,
+      ...(deps.clock === undefined ? {} : { clock: deps.clock }),
+    },
+    log,
+    registry,
+    signal,
+  );
+  if (dp === undefined) return undefined;
+  dp.certs.setWanted(new Set([identity]));
+  let routing: RoutingState | undefined;
+  let hasCert = false;
+  const random = deps.random ?? Math.random;
+  const hbonePool = new HbonePool({
+    cert: (id) => dp.certs.get(id),
+    log: log.child({ component: 'hbone-client' }),
+  });
+  const dial: UpstreamsOptions = {
+    hbone: hbonePool,
+    identity,
+    podIp: cfg.podIp,
+    hbonePort: cfg.nodeHbonePort,
+  };
+  const upstreams = new Upstreams(dial);
+  const tracing =
+    cfg.otlpEndpoint === undefined
+      ? undefined
+      : new Tracing({
+          endpoint: cfg.otlpEndpoint,
+          serviceName: `${cfg.gateway}.${cfg.namespace}`,
+          sampling: cfg.traceSampling,
+          attributes: {
+            'k8s.pod.name': cfg.pod,
+            'k8s.namespace.name': cfg.namespace,
+            'k8s.node.name': cfg.node,
+          },
+        });
+  const accessLog = log.child({ component: 'access' });
+  const fwd: ForwardDeps & { dial: UpstreamsOptions } = {
+    routing: () => routing,
+    upstreams,
+    metrics: new IstioHttpMetrics(registry),
+    accessLog,
+    log,
+    ...(tracing === undefined ? {} : { tracing }),
+    random,
+    dial,
+  };
+
+  const http1 = createHttp1Server({
+    maxHeaderSize: MAX_HEADER_BYTES,
+    keepAliveTimeout: KEEP_ALIVE_MS,
+    requestTimeout: 0,
+  });
+  http1.on('request', (req, res) => {
+    void forward(fwd, (req.socket as unknown as ConnSocket).ctx, http1Downstream(req, res)).catch(
+      (err: unknown) => log.error({ err }, 'request failed'),
+    );
+  });
+  http1.on('upgrade', (req, socket, head) => handleUpgrade(fwd, req, socket, head));
+  // A client that sends garbage or an oversized head gets the status node:http chose, and the log says who.
+  http1.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    const ctx = (socket as unknown as ConnSocket).ctx;
+    log.warn({ peer: ctx?.client.identity, code: err.code, reason: err.message }, 'bad HTTP/1.1 request');
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const status =
+      err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+    socket.end(`HTTP/1.1 ${status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+  });
+  // node:http2 wraps a stream that is not a socket, so a server's sessions cannot tell their
+  // connection's context: each connection gets its own session, made by the handshake function.
+  const http2 = (socket: ConnSocket): void => {
+    const session = performServerHandshake(socket, {
+      settings: H2_SETTINGS,
+      maxSessionMemory: H2_MAX_SESSION_MEMORY,
+      maxHeaderListPairs: 256,
+    });
+    session.on('error', (err) =>
+      log.warn({ peer: socket.ctx.client.identity, reason: err.message }, 'HTTP/2 client session failed'),
+    );
+    session.on('stream', (stream, headers, flags) => {
+      stream.on('error', () => undefined);
+      void forward(fwd, socket.ctx, http2Downstream(stream, headers, flags)).catch((err: unknown) =>
+        log.error({ err }, 'request failed'),
+      );
+    });
+  };
+
+  const serverName = sniFor(identity);
+  const hbone = createHboneServer({
+    trustDomain: cfg.trustDomain,
+    bundle: dp.bundle,
+    serverFor: async (sni) => {
+      if (sni !== serverName) return undefined;
+      const c = dp.certs.current(identity) ?? (await dp.certs.get(identity));
+      return { context: c.context, identity };
+    },
+    onRequest: (req, stream) =>
+      handleConnect(
+        {
+          routing: () => routing,
+          http1,
+          http2,
+          upstreams,
+          dial,
+          accessLog,
+          log: log.child({ component: 'inbound' }),
+          random,
+        },
+        req,
+        stream,
+      ),
+    onRefused: (outcome) => refused.inc({ response_flags: outcomeInfo(outcome).flag }),
+    log: log.child({ component: 'hbone-server' }),
+  });
+  dp.onBundle((bundle) => hbone.setSecureContext({ ...TLS_OPTIONS, ca: bundle.join('') }));
+
+  const endpoints = await startEndpoints({
+    log,
+    registry,
+    readinessPort: cfg.readinessPort,
+    metricsPort: cfg.metricsPort,
+    adminPort: cfg.adminPort,
+    notReady: () =>
+      routing === undefined ? 'no config yet' : hasCert ? undefined : `no certificate for ${identity} yet`,
+    admin: adminRoutes({ cfg, identity, routing: () => routing, upstreams, dp, pool: hbonePool }),
+  });
+
+  dp.onConfig((next, version) => {
+    routing = new RoutingState(new MeshIndex(next.view), next.routes, self);
+    log.info({ version, routes: next.routes.size, services: next.view.services.length }, 'config applied');
+  });
+  // The first certificate can be refused while the control plane has not seen this pod yet: retry.
+  const fetchCert = (attempt: number): void => {
+    if (signal.aborted) return;
+    dp.certs.get(identity).then(
+      () => {
+        hasCert = true;
+      },
+      (err: unknown) => {
+        const wait = backoffDelay(attempt, RECONNECT_BACKOFF);
+        log.warn(
+          { identity, err: describeError(err), retryInMs: wait },
+          'cannot get the waypoint certificate yet',
+        );
+        setTimeout(() => fetchCert(attempt + 1), wait).unref();
+      },
+    );
+  };
+  fetchCert(0);
+  if (!(await dp.firstConfig)) {
+    endpoints.close();
+    dp.close();
+    return undefined;
+  }
+  const hbonePort = await listen(hbone, cfg.hbonePort, '::');
+  log.info({ hbone: hbonePort, identity, tracing: cfg.otlpEndpoint ?? 'off' }, 'waypoint ready');
+  return {
+    ports: { hbone: hbonePort, ...endpoints.ports },
+    registry,
+    stop: async () => {
+      routing = undefined;
+      await drain([hbone], () => 0, DRAIN_MS);
+      http1.close();
+      await upstreams.close();
+      hbonePool.close();
+      await tracing?.shutdown().catch(() => undefined);
+      dp.close();
+      endpoints.close();
+    },
+  };
+}
