@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { LocalState } from '../src/local/state.js';
-import { cgroupPids } from '../src/os/cgroup.js';
+import { cgroupPids, cgroupTree } from '../src/os/cgroup.js';
 
 export const ROOT = resolve(import.meta.dirname, '..');
 const CLI = join(ROOT, 'dist/ctl/main.js');
@@ -237,4 +237,116 @@ export function benchOptions<E extends string>(
     rounds: number;
     connections: number;
   } & Record<E, number>;
+}
+
+// ---- Helpers added for bench/l7.ts (waypoint and pod processes, fixed-rate runs with hey) ----
+
+/**
+ * A private folder outside /tmp (each pod mounts its own tmpfs on /tmp, so files under /tmp are not
+ * visible to pods), removed when the benchmark exits: for certificates a pod's process reads.
+ */
+export function sharedTempDir(): string {
+  const dir = mkdtempSync('/var/tmp/ambit-bench-');
+  tempDirs.push(dir);
+  return dir;
+}
+
+/** Resident set size of a process, in kB. */
+export function rssKb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m?.[1] ?? 0);
+}
+
+/** The pid of the process of pod `ns/name` whose command line contains `match` (searched in the pod's cgroups). */
+export function podProcess(state: LocalState, ns: string, name: string, match: string): number {
+  const pod = state.pods.find((p) => p.namespace === ns && p.name === name);
+  if (pod === undefined) throw new Error(`pod ${ns}/${name} is not in the bench cluster`);
+  for (const dir of cgroupTree(join(state.cgroupDir, pod.cgroup)))
+    for (const pid of cgroupPids(dir)) {
+      let cmdline = '';
+      try {
+        cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      } catch {
+        continue; // exited meanwhile
+      }
+      if (cmdline.includes(match) && !cmdline.startsWith('nsenter')) return pid;
+    }
+  throw new Error(`no process matching ${JSON.stringify(match)} in pod ${ns}/${name}`);
+}
+
+/** Runs `fn` while sampling the RSS of `pids` (summed) every 200 ms; returns its result and the peak in kB. */
+export async function withPeakRss<T>(
+  pids: readonly number[],
+  fn: () => Promise<T>,
+): Promise<{ result: T; peakRssKb: number }> {
+  let peak = 0;
+  const sample = (): void => {
+    peak = Math.max(
+      peak,
+      pids.reduce((n, p) => n + rssKb(p), 0),
+    );
+  };
+  sample();
+  const timer = setInterval(sample, 200);
+  try {
+    const result = await fn();
+    sample();
+    return { result, peakRssKb: peak };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+export interface HeyResult {
+  readonly rps: number;
+  readonly p50ms: number;
+  readonly p99ms: number;
+  /** Wall time of the run as hey measured it, in seconds. */
+  readonly totalS: number;
+  /** Responses with a 2xx status. */
+  readonly ok: number;
+  /** Other statuses plus transport errors. */
+  readonly failed: number;
+}
+
+/** Parses hey's summary output. */
+export function parseHey(out: string): HeyResult {
+  const secs = (re: RegExp): number => Number(re.exec(out)?.[1] ?? Number.NaN);
+  let ok = 0;
+  let failed = 0;
+  const codes = /Status code distribution:\n([\s\S]*?)(?:\n\n|$)/.exec(out)?.[1] ?? '';
+  for (const m of codes.matchAll(/\[(\d+)\]\s+(\d+) responses/g)) {
+    if (m[1]!.startsWith('2')) ok += Number(m[2]);
+    else failed += Number(m[2]);
+  }
+  const errs = /Error distribution:\n([\s\S]*?)(?:\n\n|$)/.exec(out)?.[1] ?? '';
+  for (const m of errs.matchAll(/\[(\d+)\]/g)) failed += Number(m[1]);
+  return {
+    rps: secs(/Requests\/sec:\s+([\d.]+)/),
+    p50ms: secs(/50%+ in ([\d.]+) secs/) * 1000,
+    p99ms: secs(/99%+ in ([\d.]+) secs/) * 1000,
+    totalS: secs(/Total:\s+([\d.]+) secs/),
+    ok,
+    failed,
+  };
+}
+
+/**
+ * A fixed-rate run with hey from the client pod against `url`/small: `workers` connections, each at
+ * `perWorker` requests per second, for `seconds`. Returns hey's result and the CPU (ms) `pids` used.
+ */
+export async function heyRun(
+  run: Pick<LoadRun, 'cluster' | 'ns' | 'url'>,
+  o: { seconds: number; workers: number; perWorker: number; pids: readonly number[] },
+): Promise<{ r: HeyResult; cpuMs: number }> {
+  const used = () => o.pids.reduce((n, p) => n + cpuMs(p), 0);
+  const before = used();
+  const out = await inPod(
+    run.cluster,
+    run.ns,
+    'client',
+    ['hey', '-z', `${o.seconds}s`, '-c', String(o.workers), '-q', String(o.perWorker), `${run.url}/small`],
+    (o.seconds + 60) * 1000,
+  );
+  return { r: parseHey(out), cpuMs: used() - before };
 }

@@ -20,6 +20,7 @@ import { ConfigPublisher, configServiceImpl } from './config-service.js';
 import { MeshConfigBuilder } from './mesh-config.js';
 import { Callers, NodeTokens, podPrincipalProblem } from './node-auth.js';
 import { ServingCertificate } from './serving-cert.js';
+import { meshStatus } from './status.js';
 
 const CA_ORG = 'ambit';
 
@@ -210,6 +211,12 @@ export async function startControlPlane(
         .end(synced ? 'ready\n' : 'not ready: the cluster has not been read yet\n');
     },
     '/metrics': metricsHandler(registry),
+    // Gateway and route status, as a controller would write it (`ambit waypoint status` reads it).
+    '/debug/status': (_req, res) => {
+      res
+        .writeHead(synced ? 200 : 503, { 'content-type': 'application/json' })
+        .end(JSON.stringify(synced ? meshStatus(store, cfg.trustDomain) : null, null, 2));
+    },
     '/debug/config': (_req, res) => {
       const latest = publisher.latest;
       res.writeHead(200, { 'content-type': 'application/json' }).end(

@@ -3,8 +3,10 @@ import { CA_ADMIN_PATHS, type CaStatus } from '../api/ca-admin.js';
 import { AmbitError, ErrorCode } from '../errors.js';
 import { fabricNetns } from '../local/layout.js';
 import type { LocalState } from '../local/state.js';
+import { loadState } from './local-common.js';
+import { httpInNetns } from './netns-http.js';
 import { parseOutputFormat, render, table } from './output.js';
-import { configDump, httpInNetns, loadState } from './proxy-commands.js';
+import { configDump } from './proxy-commands.js';
 import type { CliSettings } from './settings.js';
 
 export const CA_USAGE = `Usage: ambit ca <status|rotate|drop-old-roots> [--name cluster] [-o table|json|yaml] [--force]

@@ -6,6 +6,7 @@ import { helpFor, USAGE } from './help.js';
 import { localCommand } from './local-commands.js';
 import { explainCommand, proxyConfigCommand } from './proxy-commands.js';
 import { readSettings } from './settings.js';
+import { waypointCommand } from './waypoint-commands.js';
 
 async function main(argv: readonly string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -21,6 +22,8 @@ async function main(argv: readonly string[]): Promise<number> {
       return proxyConfigCommand(rest, readSettings());
     case 'explain':
       return explainCommand(rest, readSettings());
+    case 'waypoint':
+      return waypointCommand(rest, readSettings());
     case 'check':
       return checkCommand(rest, readSettings());
     case 'ca':

@@ -2,6 +2,7 @@ import { CA_USAGE } from './ca-commands.js';
 import { CHECK_USAGE } from './check.js';
 import { LOCAL_USAGE } from './local-commands.js';
 import { EXPLAIN_USAGE, PROXY_CONFIG_USAGE } from './proxy-commands.js';
+import { WAYPOINT_USAGE } from './waypoint-commands.js';
 
 export const USAGE = `Usage: ambit <command>
 
@@ -9,6 +10,7 @@ Ambit is a sidecar-less service mesh: eBPF redirection, HBONE mTLS, waypoints fo
 
 Commands:
   local         run a whole mesh on this machine (nodes and pods as network namespaces)
+  waypoint      L7 proxies of a namespace: generate, apply, delete, list, status
   check         preflight: can this machine run Ambit (kernel, BTF, cgroup v2, bpffs, libbpf, ...)
   proxy-config  what a node proxy holds: workloads, services, policies, certificates, connections
   explain       the decision path of a connection: route, identity, policies, verdict
@@ -23,6 +25,7 @@ const COMMAND_USAGE: Readonly<Record<string, string>> = {
   'proxy-config': PROXY_CONFIG_USAGE,
   explain: EXPLAIN_USAGE,
   ca: CA_USAGE,
+  waypoint: WAYPOINT_USAGE,
 };
 
 /**

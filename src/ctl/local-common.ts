@@ -57,3 +57,10 @@ export function describePod(p: PodState): string {
   if (c === undefined) return p.phase;
   return `${p.phase}, container ${c.name} ${c.state}${c.reason === undefined ? '' : ` (${c.reason}${c.exitCode === undefined ? '' : `, exit ${c.exitCode}`})`}${c.restarts > 0 ? `, ${c.restarts} restarts` : ''}`;
 }
+
+/** The running local cluster named by `--name` (or the default). */
+export function loadState(s: CliSettings, name: string | undefined): LocalState {
+  const cluster = name ?? s.cluster;
+  checkClusterName(cluster, '--name');
+  return loadRunning(s, cluster);
+}

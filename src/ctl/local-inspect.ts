@@ -5,11 +5,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { formatIssue } from '../config/issue.js';
 import { AmbitError, ErrorCode } from '../errors.js';
+import { formatConditions } from '../gateway-api/status.js';
 import { clusterPaths } from '../local/layout.js';
 import { CONTAINER_PATH, podCommand } from '../local/pod-runtime.js';
 import { type LocalState, type PodState, SYSTEM_NAMESPACE } from '../local/state.js';
 import { pidAlive } from '../local/teardown.js';
 import { clusterFlag, loadRunning, readFrom, requireRoot } from './local-common.js';
+import { fetchMeshStatus, routeRows } from './mesh-status.js';
 import { age, parseOutputFormat, render, table } from './output.js';
 import type { CliSettings } from './settings.js';
 
@@ -85,6 +87,27 @@ export async function status(argv: readonly string[], s: CliSettings): Promise<n
       ]),
     ),
   );
+  // Waypoints and their routes, with the status the control plane computes (when it answers).
+  const mesh = alive ? await fetchMeshStatus(state).catch(() => undefined) : undefined;
+  if (mesh !== undefined && (mesh.gateways.length > 0 || mesh.routes.length > 0)) {
+    out.push('');
+    out.push(
+      table(
+        ['NAMESPACE', 'WAYPOINT', 'ADDRESS', 'CONDITIONS'],
+        mesh.gateways.map((g) => [
+          g.namespace,
+          g.name,
+          g.status.addresses[0]?.value ?? '-',
+          formatConditions(g.status.conditions),
+        ]),
+      ),
+    );
+    const rows = routeRows(mesh, state, () => true);
+    if (rows.length > 0) {
+      out.push('');
+      out.push(table(['ROUTE', 'NAMESPACE', 'PARENT', 'CONDITIONS'], rows));
+    }
+  }
   const errors = state.issues.filter((i) => i.severity === 'error');
   if (errors.length > 0) {
     out.push('');

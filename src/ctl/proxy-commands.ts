@@ -1,25 +1,35 @@
-import { execFile } from 'node:child_process';
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
+import type { WaypointClustersDump, WaypointRoutesDump } from '../api/waypoint-admin.js';
 import { AmbitError, ErrorCode } from '../errors.js';
+import type { MeshRoute } from '../gateway-api/types.js';
+import { GATEWAY_NAME_LABEL } from '../gateway-api/waypoint.js';
+import { podNetns } from '../local/layout.js';
 import type { LocalState } from '../local/state.js';
 import { explainConnection } from '../mesh/explain.js';
+import { explainHttp, type HttpExplanation } from '../mesh/explain-http.js';
 import { MeshIndex } from '../mesh/mesh-index.js';
 import type { MeshView } from '../mesh/view.js';
 import type { ActivePolicies } from '../policy/active.js';
-import { loadRunning } from './local-common.js';
+import { loadState } from './local-common.js';
 import { findPod } from './local-inspect.js';
+import { httpInNetns } from './netns-http.js';
 import { age, parseOutputFormat, render, table } from './output.js';
-import { type CliSettings, checkClusterName } from './settings.js';
+import type { CliSettings } from './settings.js';
 
 export const PROXY_CONFIG_USAGE = `Usage: ambit proxy-config <workloads|services|policies|certificates|connections> --node <node> [-o table|json|yaml]
+       ambit proxy-config <routes|clusters> --waypoint <ns/name> [-o table|json|yaml]
 
-Shows what a node proxy holds, from its admin endpoint (localhost:15000 on the node).`;
+Shows what a node proxy holds, from its admin endpoint (localhost:15000 on the node), or what a
+waypoint holds: the routes of each Service port it serves, and the backends with their endpoints.`;
 
 export const EXPLAIN_USAGE = `Usage: ambit explain <source-pod> <destination>:<port> [-n namespace] [-o table|json|yaml]
+       ambit explain <source-pod> http://<destination>[:port]/path [-X method] [-H 'name: value']...
 
 Explains the decision path of a connection: how the source is captured and identified, the route,
 how it is carried, and what PeerAuthentication and authorization decide at the destination.
+With a URL, also what the destination's waypoint does with that request: the route rule that
+matches, the backends and their shares, the filters, retries and timeouts in effect.
 <destination> is an IP, or a Service name (svc, svc.ns, svc.ns.svc.cluster.local).`;
 
 export interface ConfigDump {
@@ -44,41 +54,6 @@ export interface ConfigDump {
     /** Serial of the CA root the chain ends in. */
     root: string;
   }[];
-}
-
-/** The running local cluster named by `--name` (or the default). */
-export function loadState(s: CliSettings, name: string | undefined): LocalState {
-  const cluster = name ?? s.cluster;
-  checkClusterName(cluster, '--name');
-  return loadRunning(s, cluster);
-}
-
-/**
- * An HTTP request to a port on the loopback of a network namespace (where the mesh's admin endpoints
- * listen), made by a short Node process that enters it. Resolves to the body; rejects with `unreachable`
- * when nothing answers and with the body when the status is not 2xx.
- */
-export function httpInNetns(
-  netns: string,
-  port: number,
-  path: string,
-  method: 'GET' | 'POST',
-  unreachable: (why: string) => string,
-): Promise<string> {
-  const script = `fetch('http://127.0.0.1:${port}${path}', { method: '${method}' }).then(async (r) => { process.stdout.write(await r.text()); process.exitCode = r.ok ? 0 : 3; }, (e) => { process.stderr.write(e.cause?.message ?? e.message); process.exitCode = 1; })`;
-  return new Promise((resolve, reject) => {
-    execFile(
-      'nsenter',
-      [`--net=/run/netns/${netns}`, '--', process.execPath, '-e', script],
-      { encoding: 'utf8', maxBuffer: 64 << 20 },
-      (err, stdout, stderr) => {
-        if (err === null) resolve(stdout);
-        else if (err.code === 3)
-          reject(new AmbitError(ErrorCode.NOT_FOUND, `${method} ${path}: ${stdout.trim()}`));
-        else reject(new AmbitError(ErrorCode.NOT_FOUND, unreachable(stderr.trim() || err.message)));
-      },
-    );
-  });
 }
 
 /** GETs a path of a node proxy's admin endpoint, from inside the node's network namespace. */
@@ -108,10 +83,19 @@ export async function configDump(state: LocalState, node: string): Promise<Confi
 export async function proxyConfigCommand(argv: readonly string[], s: CliSettings): Promise<number> {
   const { values, positionals } = parseArgs({
     args: [...argv],
-    options: { node: { type: 'string' }, name: { type: 'string' }, output: { type: 'string', short: 'o' } },
+    options: {
+      node: { type: 'string' },
+      waypoint: { type: 'string' },
+      name: { type: 'string' },
+      output: { type: 'string', short: 'o' },
+    },
     allowPositionals: true,
   });
   const what = positionals[0];
+  if (what === 'routes' || what === 'clusters') {
+    if (values.waypoint === undefined) throw new AmbitError(ErrorCode.USAGE, PROXY_CONFIG_USAGE);
+    return waypointConfig(loadState(s, values.name), values.waypoint, what, parseOutputFormat(values.output));
+  }
   const kinds = ['workloads', 'services', 'policies', 'certificates', 'connections'];
   if (what === undefined || !kinds.includes(what) || values.node === undefined)
     throw new AmbitError(ErrorCode.USAGE, PROXY_CONFIG_USAGE);
@@ -234,6 +218,84 @@ export async function proxyConfigCommand(argv: readonly string[], s: CliSettings
   );
 }
 
+/** A waypoint's pod in a local cluster (the first ready one): where its admin endpoint answers. */
+export function waypointPod(
+  state: LocalState,
+  ref: string,
+): { namespace: string; name: string; netns: string } {
+  const m = /^([^/]+)\/([^/]+)$/.exec(ref);
+  if (m === null) throw new AmbitError(ErrorCode.USAGE, `--waypoint ${ref}: give it as namespace/name`);
+  const [, namespace, name] = m as unknown as [string, string, string];
+  const pods = state.pods
+    .filter(
+      (p) => p.namespace === namespace && p.labels[GATEWAY_NAME_LABEL] === name && p.phase === 'Running',
+    )
+    .sort((a, b) => Number(b.ready) - Number(a.ready));
+  const pod = pods[0];
+  if (pod === undefined)
+    throw new AmbitError(
+      ErrorCode.NOT_FOUND,
+      `no running pod of waypoint ${namespace}/${name} (ambit waypoint status -n ${namespace})`,
+    );
+  return { namespace, name: pod.name, netns: podNetns(state.cluster, namespace, pod.name) };
+}
+
+async function waypointAdmin<T>(state: LocalState, ref: string, path: string): Promise<T> {
+  const pod = waypointPod(state, ref);
+  const body = await httpInNetns(
+    pod.netns,
+    15000,
+    path,
+    'GET',
+    (why) => `waypoint pod ${pod.namespace}/${pod.name} did not answer (${why})`,
+  );
+  return JSON.parse(body) as T;
+}
+
+async function waypointConfig(
+  state: LocalState,
+  ref: string,
+  what: 'routes' | 'clusters',
+  format: ReturnType<typeof parseOutputFormat>,
+): Promise<number> {
+  if (what === 'routes') {
+    const d = await waypointAdmin<WaypointRoutesDump>(state, ref, '/routes');
+    if (format === 'json' || format === 'yaml') return print(render(d, format));
+    let out = table(
+      ['SERVICE', 'PORT', 'PROTOCOL', 'ROUTES'],
+      d.services.map((x) => [
+        x.service,
+        `${x.port}${x.portName === undefined ? '' : ` (${x.portName})`}`,
+        x.appProtocol ?? '-',
+        x.routes.join(', ') || '(none: to the Service as it is)',
+      ]),
+    );
+    if (d.consumerRoutes.length > 0)
+      out += `\n\nconsumer routes (for clients of their own namespace only):\n${table(
+        ['ROUTE', 'FOR CLIENTS IN', 'PARENTS'],
+        d.consumerRoutes.map((c) => [c.route, c.namespace, c.parents.join(', ')]),
+      )}`;
+    return print(out);
+  }
+  const d = await waypointAdmin<WaypointClustersDump>(state, ref, '/clusters');
+  if (format === 'json' || format === 'yaml') return print(render(d, format));
+  return print(
+    table(
+      ['SERVICE', 'PORT', 'ENDPOINT', 'POD', 'IN FLIGHT', 'TRANSPORT'],
+      d.clusters.flatMap((c) =>
+        c.endpoints.map((e) => [
+          c.service,
+          String(c.port),
+          e.address,
+          e.pod,
+          String(e.inFlight),
+          e.hbone ? 'HBONE' : 'TCP',
+        ]),
+      ),
+    ),
+  );
+}
+
 function remaining(iso: string): string {
   const s = Math.floor((Date.parse(iso) - Date.now()) / 1000);
   if (s <= 0) return 'expired';
@@ -270,6 +332,8 @@ export async function explainCommand(argv: readonly string[], s: CliSettings): P
       namespace: { type: 'string', short: 'n' },
       name: { type: 'string' },
       output: { type: 'string', short: 'o' },
+      request: { type: 'string', short: 'X', default: 'GET' },
+      header: { type: 'string', short: 'H', multiple: true, default: [] },
     },
     allowPositionals: true,
   });
@@ -277,12 +341,31 @@ export async function explainCommand(argv: readonly string[], s: CliSettings): P
   const format = parseOutputFormat(values.output);
   const state = loadState(s, values.name);
   const pod = findPod(state, positionals[0]!, values.namespace);
-  const m = /^(.+):(\d+)$/.exec(positionals[1]!);
+  const target = positionals[1]!;
+  let url: URL | undefined;
+  if (/^https?:\/\//.test(target)) {
+    try {
+      url = new URL(target);
+    } catch {
+      throw new AmbitError(ErrorCode.USAGE, `${target}: not a URL`);
+    }
+  }
+  const m =
+    url === undefined
+      ? /^(.+):(\d+)$/.exec(target)
+      : ([target, url.hostname, url.port || (url.protocol === 'https:' ? '443' : '80')] as const);
   if (m === null)
     throw new AmbitError(
       ErrorCode.USAGE,
-      `${positionals[1]}: give the destination as host:port\n\n${EXPLAIN_USAGE}`,
+      `${target}: give the destination as host:port or a URL\n\n${EXPLAIN_USAGE}`,
     );
+  const headers: Record<string, string> = {};
+  for (const h of values.header) {
+    const i = h.indexOf(':');
+    if (i <= 0)
+      throw new AmbitError(ErrorCode.USAGE, `-H ${JSON.stringify(h)}: give a header as 'name: value'`);
+    headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
+  }
   const dump = await configDump(state, pod.node);
   if (dump.view === null)
     throw new AmbitError(ErrorCode.CONTROL_PLANE, `the node proxy on ${pod.node} has no config yet`);
@@ -294,13 +377,44 @@ export async function explainCommand(argv: readonly string[], s: CliSettings): P
       `${pod.namespace}/${pod.name} is not in the proxy's config (is it running?)`,
     );
   const host = m[1]!.replace(/^\[|\]$/g, '');
-  const e = explainConnection(mesh, dump.policies, src, {
-    ip: resolveDestination(mesh, host, pod.namespace),
-    port: Number(m[2]),
-  });
+  const dst = { ip: resolveDestination(mesh, host, pod.namespace), port: Number(m[2]) };
+  let e: HttpExplanation = explainConnection(mesh, dump.policies, src, dst);
+  if (url !== undefined) {
+    // The routes the waypoint holds, if the request goes through one.
+    const via = e.steps.find((st) => st.step === 'waypoint');
+    const wp = /waypoint ([^ ]+\/[^ ]+) \(for/.exec(
+      e.steps.find((st) => st.step === 'route')?.detail ?? '',
+    )?.[1];
+    const routes =
+      via === undefined || wp === undefined
+        ? []
+        : (await waypointAdmin<{ routes: MeshRoute[] }>(state, wp, '/config_dump')).routes;
+    e = explainHttp(mesh, dump.policies, routes, src, dst, {
+      method: values.request.toUpperCase(),
+      path: `${url.pathname}${url.search}`,
+      headers: { host: url.host, ...headers },
+    });
+  }
   if (format === 'json' || format === 'yaml') return print(render(e, format));
-  const lines = [`${e.source.pod} -> ${positionals[1]} (${e.destination}): ${e.verdict.toUpperCase()}`];
+  const lines = [`${e.source.pod} -> ${target} (${e.destination}): ${e.verdict.toUpperCase()}`];
   for (const st of e.steps) lines.push(`  ${st.step}: ${st.detail}`);
+  if (e.l7 !== undefined) {
+    const l = e.l7;
+    lines.push(
+      `  l7 (waypoint ${l.waypoint}): ${values.request.toUpperCase()} ${url?.pathname ?? ''}${url?.search ?? ''}`,
+    );
+    lines.push(`    route: ${l.route}`);
+    if (l.outcome === 'refuse') lines.push(`    answered by the waypoint: ${l.status} (${l.reason})`);
+    if (l.outcome === 'redirect') lines.push(`    redirected: ${l.status}`);
+    for (const b of l.backends)
+      lines.push(`    backend ${b.backend}: ${b.share}${b.problem === undefined ? '' : ` (${b.problem})`}`);
+    for (const f of l.filters) lines.push(`    filter: ${f}`);
+    lines.push(`    retry: ${l.retry}`);
+    lines.push(`    timeouts: ${l.timeouts}`);
+    lines.push(
+      "    endpoint: picked per request by least request (two random choices) among the backend's ready endpoints:",
+    );
+  }
   for (const ep of e.endpoints) {
     lines.push(`  endpoint ${ep.endpoint} (${ep.address}, ${ep.node}): ${ep.verdict.toUpperCase()}`);
     for (const st of ep.steps) lines.push(`    ${st.step}: ${st.detail}`);

@@ -1,3 +1,4 @@
+import type { WaypointClustersDump, WaypointRoutesDump } from '../api/waypoint-admin.js';
 import type { Dataplane } from '../dataplane/runtime.js';
 import type { HbonePool } from '../hbone/pool.js';
 import { serviceEndpoints } from '../mesh/l7-route.js';
@@ -5,39 +6,6 @@ import type { Handler } from '../telemetry/http-endpoints.js';
 import type { WaypointConfig } from './config.js';
 import type { RoutingState } from './routing-state.js';
 import type { Upstreams } from './upstream.js';
-
-/** What `ambit proxy-config routes|clusters --waypoint` reads: the routes per Service port, and the backends. */
-export interface WaypointRoutesDump {
-  readonly waypoint: string;
-  readonly services: readonly {
-    readonly service: string;
-    readonly port: number;
-    readonly portName?: string;
-    readonly appProtocol?: string;
-    /** `HTTPRoute/ns/name` of the producer routes attached to the port. */
-    readonly routes: readonly string[];
-  }[];
-  /** Consumer routes (in another namespace than their Service's), by client namespace. */
-  readonly consumerRoutes: readonly {
-    readonly route: string;
-    readonly namespace: string;
-    readonly parents: readonly string[];
-  }[];
-}
-
-export interface WaypointClustersDump {
-  readonly waypoint: string;
-  readonly clusters: readonly {
-    readonly service: string;
-    readonly port: number;
-    readonly endpoints: readonly {
-      readonly address: string;
-      readonly pod: string;
-      readonly inFlight: number;
-      readonly hbone: boolean;
-    }[];
-  }[];
-}
 
 export function adminRoutes(o: {
   readonly cfg: WaypointConfig;

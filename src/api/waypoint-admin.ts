@@ -1,0 +1,34 @@
+/* The waypoint's admin endpoint (localhost:15000 in its pod), as `ambit proxy-config` reads it. */
+
+/** What `ambit proxy-config routes|clusters --waypoint` reads: the routes per Service port, and the backends. */
+export interface WaypointRoutesDump {
+  readonly waypoint: string;
+  readonly services: readonly {
+    readonly service: string;
+    readonly port: number;
+    readonly portName?: string;
+    readonly appProtocol?: string;
+    /** `HTTPRoute/ns/name` of the producer routes attached to the port. */
+    readonly routes: readonly string[];
+  }[];
+  /** Consumer routes (in another namespace than their Service's), by client namespace. */
+  readonly consumerRoutes: readonly {
+    readonly route: string;
+    readonly namespace: string;
+    readonly parents: readonly string[];
+  }[];
+}
+
+export interface WaypointClustersDump {
+  readonly waypoint: string;
+  readonly clusters: readonly {
+    readonly service: string;
+    readonly port: number;
+    readonly endpoints: readonly {
+      readonly address: string;
+      readonly pod: string;
+      readonly inFlight: number;
+      readonly hbone: boolean;
+    }[];
+  }[];
+}
