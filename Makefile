@@ -4,7 +4,8 @@ SHELL := /bin/bash
 
 # Debian packages: eBPF toolchain, network tools, and the real programs the pods and benchmarks run.
 APT_PACKAGES := clang llvm libbpf-dev bpftool nftables iproute2 util-linux procps \
-	curl nginx-light wrk haproxy tcpdump tshark python3 ca-certificates
+	curl nginx-light wrk hey haproxy tcpdump tshark python3 ca-certificates \
+	python3-grpcio python3-protobuf python3-h2 python3-websockets
 BPF_SRC := $(wildcard bpf/*.bpf.c)
 BPF_OBJ := $(BPF_SRC:.bpf.c=.bpf.o)
 BIN := node_modules/.bin

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: run examples/hello on a two-node local cluster and show what the mesh does with its
-# traffic: eBPF redirection, mutual TLS between the node proxies, an L4 policy, telemetry.
+# traffic: eBPF redirection, mutual TLS between the node proxies, an L4 policy, telemetry; then
+# examples/canary: a waypoint, a 90/10 split and a header route, counted by the waypoint's metrics.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ambit() { node dist/ctl/main.js "$@"; }
@@ -76,6 +77,37 @@ ip netns exec ambit.node-2 curl -s localhost:15020/metrics | node -e '
     console.log(`  ${m[1]}{${labels.join(",")}} ${m[3]}`);
   }'
 
+bold "8. L7: a canary release through a waypoint (examples/canary: v1 and v2 of a backend, a waypoint, a 90/10 HTTPRoute)"
+mkdir -p "$app/canary" && cp examples/canary/*.yaml "$app/canary/"
+printf '  waiting for the waypoint of namespace canary'
+for _ in $(seq 1 120); do
+  ambit waypoint status -n canary 2>/dev/null | grep -q 'True *True' && ambit local status | grep -q 'canary .*client .*1/1' && break
+  printf '.'; sleep 1
+done
+echo
+ambit waypoint status -n canary | sed 's/^/  /'
+canary() { ambit local exec -n canary client -- "$@"; }
+echo "  200 requests from the client pod (curl, one keep-alive connection): what answered"
+canary curl -s 'http://backend:8080/[1-200]' | cut -d' ' -f1 | sort | uniq -c | sed 's/^/  /'
+echo "  the same with the header x-user: a (the route sends that user to v2 only):"
+canary curl -s -H 'x-user: a' 'http://backend:8080/[1-20]' | cut -d' ' -f1 | sort | uniq -c | sed 's/^/  /'
+wp=$(ambit local status -o json | node -e 'const s = JSON.parse(require("fs").readFileSync(0, "utf8")); console.log(s.pods.find((p) => p.namespace === "canary" && p.name.startsWith("waypoint-")).name)')
+echo "  the waypoint's own count (istio_requests_total{reporter=\"waypoint\"} by destination_service, from its :15020/metrics):"
+ip netns exec "ambit.pod.canary.$wp" curl -s localhost:15020/metrics | node -e '
+  const by = new Map();
+  for (const line of require("fs").readFileSync(0, "utf8").split("\n")) {
+    const m = /^istio_requests_total\{(.*)\} (\S+)$/.exec(line);
+    if (!m) continue;
+    const l = Object.fromEntries([...m[1].matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+    if (l.source_workload !== "client") continue;
+    const k = `${l.destination_service} ${l.response_code}`;
+    by.set(k, (by.get(k) ?? 0) + Number(m[2]));
+  }
+  for (const [k, v] of [...by].sort()) console.log(`    ${String(v).padStart(4)}  ${k}`);'
+
+bold "9. Why: ambit explain -n canary client http://backend:8080/ -H 'x-user: a'"
+ambit explain -n canary client http://backend:8080/ -H 'x-user: a' | sed 's/^/  /' | head -14
+
 bold "Explore"
 cat <<TXT
   node dist/ctl/main.js local status -o yaml
@@ -83,6 +115,10 @@ cat <<TXT
   node dist/ctl/main.js proxy-config workloads --node node-1
   node dist/ctl/main.js proxy-config connections --node node-2
   node dist/ctl/main.js explain -n hello client backend:8080 -o yaml
+  node dist/ctl/main.js waypoint status -n canary
+  node dist/ctl/main.js proxy-config routes --waypoint canary/waypoint
+  node dist/ctl/main.js explain -n canary client http://backend:8080/ -o yaml
+  edit $app/canary/route.yaml (e.g. weights 50/50): the waypoint follows the folder live
   node dist/ctl/main.js local logs -n ambit-system ambit-node-node-1 -c proxy -f   # access log
   cp examples/policies/strict.yaml $app/     # STRICT mTLS for namespace hello
   edit $app/*.yaml (e.g. replicas: 3): the cluster follows the folder live

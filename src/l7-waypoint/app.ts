@@ -120,6 +120,12 @@ export async function startWaypoint(
     routing: () => routing,
     upstreams,
     metrics: new IstioHttpMetrics(registry),
+    retries: new Counter({
+      name: 'ambit_waypoint_retries_total',
+      help: 'Retries of requests to a backend, by why (status code, connect-failure, reset, attempt-timeout)',
+      labelNames: ['destination_service', 'reason'],
+      registers: [registry],
+    }),
     accessLog,
     log,
     ...(tracing === undefined ? {} : { tracing }),

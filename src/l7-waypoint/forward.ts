@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { PassThrough, type Readable } from 'node:stream';
+import type { Counter } from 'prom-client';
 import type { ServicePort } from '../config/kube-types.js';
 import type { Random } from '../gateway-api/backend-pick.js';
 import {
@@ -65,6 +66,8 @@ export interface ForwardDeps {
   readonly routing: () => RoutingState | undefined;
   readonly upstreams: Upstreams;
   readonly metrics: IstioHttpMetrics;
+  /** Retries made, by why (a status code or a connection outcome): Envoy's upstream_rq_retry. */
+  readonly retries: Counter<'destination_service' | 'reason'>;
   readonly accessLog: Logger;
   readonly log: Logger;
   readonly tracing?: Tracing;
@@ -131,7 +134,7 @@ export async function forward(deps: ForwardDeps, ctx: ConnContext, down: Downstr
   const requestId = headerOf(down.headers, 'x-request-id') ?? randomUUID();
   const addressed = ctx.dst.kind === 'service' ? ctx.dst.service : undefined;
   const rec = new RequestRecord(
-    { metrics: deps.metrics, log: deps.accessLog },
+    { metrics: deps.metrics, retries: deps.retries, log: deps.accessLog },
     ctx.client,
     {
       method: down.method,
@@ -403,6 +406,7 @@ export async function forward(deps: ForwardDeps, ctx: ConnContext, down: Downstr
       const w = shouldRetry(retry, made, last, bodyKind) ? nextWait(made) : undefined;
       if (w !== undefined && !controller.signal.aborted) {
         resp.discard();
+        rec.retried.push(String(resp.status));
         wait = w;
         continue;
       }
@@ -420,6 +424,7 @@ export async function forward(deps: ForwardDeps, ctx: ConnContext, down: Downstr
       if (clientGone || timedOut) break;
       const w = shouldRetry(retry, made, failed, bodyKind) ? nextWait(made) : undefined;
       if (w === undefined) break;
+      rec.retried.push(failed.kind);
       wait = w;
     } finally {
       clearTimeout(attemptTimer);
@@ -457,6 +462,12 @@ export async function forward(deps: ForwardDeps, ctx: ConnContext, down: Downstr
   if (gs !== undefined) rec.grpcStatus = Number(gs);
   for (const [k, v] of Object.entries(out)) rec.responseBytes += k.length + String(v).length + 4;
   const h2 = down.protocol === 'HTTP/2';
+  if (resp.endOfStream) {
+    // Trailers-Only (a gRPC error answered in the head): one HEADERS frame that ends the stream.
+    clearTimeout(requestTimer);
+    down.respond(resp.status, out, { end: true, trailers: false });
+    return done();
+  }
   down.respond(resp.status, out, { end: false, trailers: h2 && grpc });
   await new Promise<void>((resolve) => {
     resp.pipe({

@@ -1,3 +1,4 @@
+import type { Counter } from 'prom-client';
 import type { RuleRef } from '../mesh/l7-route.js';
 import type { MeshService, Workload } from '../mesh/view.js';
 import { httpLabels, type IstioHttpMetrics } from '../telemetry/istio-http-metrics.js';
@@ -20,6 +21,8 @@ export class RequestRecord {
   /** Envoy response flags, in the order they happened (`UF`, `URX`). */
   readonly flags: string[] = [];
   attempts = 0;
+  /** Why each retry was made: the status code, or how the attempt's connection ended. */
+  readonly retried: string[] = [];
   requestBytes = 0;
   responseBytes = 0;
   traceId?: string;
@@ -27,7 +30,11 @@ export class RequestRecord {
   private done = false;
 
   constructor(
-    private readonly sink: { metrics: IstioHttpMetrics; log: Logger },
+    private readonly sink: {
+      metrics: IstioHttpMetrics;
+      retries: Counter<'destination_service' | 'reason'>;
+      log: Logger;
+    },
     readonly src: { readonly workload?: Workload; readonly identity: string; readonly address: string },
     readonly req: {
       readonly method: string;
@@ -48,6 +55,8 @@ export class RequestRecord {
     const durationMs = performance.now() - this.started;
     const flags = this.flags.length === 0 ? '-' : [...new Set(this.flags)].join(',');
     const service = this.backend ?? this.addressed;
+    for (const reason of this.retried)
+      this.sink.retries.inc({ destination_service: service?.hostname ?? 'unknown', reason });
     this.sink.metrics.record(
       httpLabels({
         reporter: 'waypoint',
@@ -96,7 +105,8 @@ export class RequestRecord {
           : { endpoint: `${this.endpoint.namespace}/${this.endpoint.name}` }),
         ...(this.upstreamHost === undefined ? {} : { upstream: this.upstreamHost }),
         attempts: this.attempts,
-        retries: Math.max(0, this.attempts - 1),
+        retries: this.retried.length,
+        ...(this.retried.length === 0 ? {} : { retried_on: this.retried }),
         request_id: this.req.requestId,
         ...(this.traceId === undefined ? {} : { trace_id: this.traceId }),
         ...(this.req.userAgent === undefined ? {} : { user_agent: this.req.userAgent }),

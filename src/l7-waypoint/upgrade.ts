@@ -26,7 +26,7 @@ export function handleUpgrade(
   const ctx = (socket as ConnSocket).ctx;
   const state = deps.routing();
   const rec = new RequestRecord(
-    { metrics: deps.metrics, log: deps.accessLog },
+    { metrics: deps.metrics, retries: deps.retries, log: deps.accessLog },
     ctx.client,
     {
       method: req.method ?? 'GET',

@@ -48,6 +48,8 @@ export interface UpstreamRequest {
 export interface UpstreamResponse {
   readonly status: number;
   readonly headers: HeaderRecord;
+  /** The head ended the stream: no body, no trailers (a gRPC Trailers-Only response). */
+  readonly endOfStream: boolean;
   pipe(sink: BodySink): void;
   discard(): void;
 }
@@ -191,6 +193,7 @@ export class Upstreams {
           resolve({
             status,
             headers: endToEnd(headers as IncomingHttpHeaders),
+            endOfStream: false,
             pipe: (s) => {
               sink = s;
               s.onResume(() => c.resume());
@@ -325,13 +328,14 @@ export class Upstreams {
         if (stream.rstCode !== constants.NGHTTP2_NO_ERROR)
           onEarlyError(new Error(`stream reset (code ${stream.rstCode})`));
       });
-      stream.once('response', (h) => {
+      stream.once('response', (h, flags) => {
         stream.off('error', onEarlyError);
         const status = Number(h[':status']);
         stream.pause();
         resolve({
           status,
           headers: endToEnd(h),
+          endOfStream: (flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0,
           pipe: (sink) => {
             sink.onResume(() => stream.resume());
             stream.on('data', (chunk: Buffer) => {

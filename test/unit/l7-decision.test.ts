@@ -65,6 +65,7 @@ const mesh = new MeshIndex(
         snapPod('echo-1', { ips: ['10.244.0.6'] }),
         snapPod('echo-v2-1', { ips: ['10.244.0.7'] }),
         snapPod('web-other-1', { namespace: 'other', ips: ['10.244.0.8'] }),
+        snapPod('web-canary-1', { namespace: 'front', ips: ['10.244.0.9'] }),
       ],
       services: [
         snapService('web', {
@@ -98,6 +99,12 @@ const mesh = new MeshIndex(
         }),
         snapService('plain', { vips: ['10.96.0.30'], ports: [http80] }),
         snapService('web-other', { namespace: 'other', vips: ['10.96.1.10'], ports: [http80] }),
+        snapService('web-canary', {
+          namespace: 'front',
+          vips: ['10.96.2.10'],
+          ports: [http80],
+          endpoints: [snapEndpoint('web-canary-1', { ports: { http: 8080 } })],
+        }),
       ],
     }),
     'cluster.local',
@@ -242,16 +249,27 @@ const producer = httpRoute(
   ],
 );
 
-/** A consumer route of namespace front for shop/web: everything to web-v2. */
+/** A consumer route of namespace front for shop/web: everything to front's own web-canary. */
 const consumer = httpRoute(
   'front',
   'web-from-front',
   [parent('web', { namespace: 'shop', port: 80 })],
   [
-    rule(prefix('/'), [backend('web-v2', 1, { namespace: 'shop' })], {
+    rule(prefix('/'), [backend('web-canary')], {
       filters: [requestHeaders(setHeader('x-consumer', 'front'))],
     }),
   ],
+);
+
+/**
+ * A consumer route of namespace other that sends to the producer's own Service (the usual shape of a
+ * consumer route): a cross-namespace backendRef, refused while ReferenceGrant is not read.
+ */
+const consumerToProducer = httpRoute(
+  'other',
+  'web-from-other',
+  [parent('web', { namespace: 'shop', port: 80 })],
+  [rule(prefix('/'), [backend('web-v2', 1, { namespace: 'shop' })])],
 );
 
 /** The GRPCRoute of shop/echo: Ping to echo-v2, every other method of echo.Echo to echo. */
@@ -368,6 +386,7 @@ describe('decideL7: what a waypoint does with one request', () => {
     /** The client's namespace: shop unless given; null when it is not known. */
     client?: string | null;
     random?: number;
+    routes?: readonly MeshRoute[];
     expected: Record<string, unknown>;
   }>([
     {
@@ -608,7 +627,7 @@ describe('decideL7: what a waypoint does with one request', () => {
       client: 'front',
       random: 0.1,
       expected: {
-        ...plainForward('HTTPRoute/front/web-from-front#0', 'shop/web-v2:80'),
+        ...plainForward('HTTPRoute/front/web-from-front#0', 'front/web-canary:80'),
         requestHeaders: [setHeader('x-consumer', 'front')],
       },
     },
@@ -619,7 +638,7 @@ describe('decideL7: what a waypoint does with one request', () => {
       request: req('/nothing/here'),
       client: 'front',
       expected: {
-        ...plainForward('HTTPRoute/front/web-from-front#0', 'shop/web-v2:80'),
+        ...plainForward('HTTPRoute/front/web-from-front#0', 'front/web-canary:80'),
         requestHeaders: [setHeader('x-consumer', 'front')],
       },
     },
@@ -631,6 +650,22 @@ describe('decideL7: what a waypoint does with one request', () => {
       client: 'other',
       random: 0.1,
       expected: plainForward(`${R}#0`, 'shop/web-v1:80'),
+    },
+    {
+      what: 'a third namespace with its own consumer route gets that, and not the producer routes',
+      service: 'web',
+      port: http80,
+      request: req('/split'),
+      client: 'other',
+      routes: [...ROUTES, consumerToProducer],
+      expected: {
+        kind: 'refuse',
+        failure: 'no-backend',
+        status: 500,
+        route: 'HTTPRoute/other/web-from-other#0',
+        // ReferenceGrant is not read yet: a consumer route cannot send to the producer's Service.
+        reason: 'backend shop/web-v2 is in another namespace and no ReferenceGrant is read (RefNotPermitted)',
+      },
     },
     {
       what: 'a client of unknown namespace gets the producer routes',
@@ -712,8 +747,10 @@ describe('decideL7: what a waypoint does with one request', () => {
       request: req('/echo.Echo/Ping', { grpc: true }),
       expected: asIs('shop/echo-v2:9090'),
     },
-  ])('$what', ({ service, port, request, client = 'shop', random = 0, expected }) => {
-    expect(shown(decide(service, port, request, client ?? undefined, () => random))).toEqual(expected);
+  ])('$what', ({ service, port, request, client = 'shop', random = 0, routes = ROUTES, expected }) => {
+    expect(shown(decide(service, port, request, client ?? undefined, () => random, routes))).toEqual(
+      expected,
+    );
   });
 
   /** How `draws` requests spread over the outcomes (a backend, or a refusal's reason). */

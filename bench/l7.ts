@@ -1,0 +1,424 @@
+/**
+ * L7 benchmark: a client pod on node-1, nginx on node-2, three ways in one run:
+ *   direct            - plain pods, no mesh: the baseline
+ *   ambit (waypoint)  - client and server in a namespace that uses a waypoint, with an HTTPRoute on the
+ *                       server's Service (PathPrefix / to one backend): eBPF -> node-1 proxy -> HBONE ->
+ *                       waypoint pod (HTTP/1.1 routing, metrics, an access line per request) -> HBONE ->
+ *                       node-2 proxy -> nginx
+ *   haproxy HTTP mTLS - plain pods through three haproxies (bench/haproxy-l7.cfg): node-1 (TCP in, TLS
+ *                       out) -> a "waypoint" pod on the same node as Ambit's (TLS in, HTTP mode with a
+ *                       routing rule and an access line per request, TLS out) -> node-2 (TLS in, TCP
+ *                       out); every TLS hop mutual, ECDSA P-256 certificates from one CA
+ * Per path: keep-alive req/s with p50/p99 (wrk), the waypoint's CPU per 1000 requests and peak RSS
+ * during that run, CPU of all proxies of the path; and at a fixed rate (hey, 1000 req/s for 10 s) the
+ * waypoint's CPU in vCPU (CPU seconds / wall seconds) and RSS, next to haproxy's "waypoint".
+ *
+ * Run: make bench   (or: node_modules/.bin/vite-node bench/l7.ts -- [--seconds 10] [--rounds 2]
+ *                    [--connections 32] [--rate 1000] [--rate-seconds 10])
+ */
+import { type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createRoot, generateKey, signWorkloadCert } from '../src/identity/x509.js';
+import type { LocalState } from '../src/local/state.js';
+import {
+  ambit,
+  benchOptions,
+  benchPod,
+  cpuMs,
+  daemonPid,
+  type HeyResult,
+  heyRun,
+  inNodeNetns,
+  inPod,
+  type LoadRun,
+  median,
+  onInterrupt,
+  podIp4,
+  podProcess,
+  progress,
+  ROOT,
+  rssKb,
+  runBenchmark,
+  sh,
+  sharedTempDir,
+  tempFile,
+  type WrkResult,
+  withPeakRss,
+  wrkRun,
+} from './lib.js';
+
+const opts = benchOptions({ rate: '1000', 'rate-seconds': '10' });
+const { seconds: SECONDS, rounds: ROUNDS, connections: CONNS, rate: RATE } = opts;
+const RATE_SECONDS = opts['rate-seconds'];
+/** hey's workers for the fixed-rate run (its -q is per worker). */
+const RATE_WORKERS = 10;
+const CLUSTER = 'bl7';
+const MESH_NS = 'bench-l7';
+const PLAIN_NS = 'bench-plain';
+const HA_WAYPOINT = 'hawp';
+const HA_CFG = join(ROOT, 'bench/haproxy-l7.cfg');
+/** Targets: Istio 1.24's figures for its Envoy waypoint, and haproxy's keep-alive rate. */
+const TARGET_VCPU = 0.25;
+const TARGET_MB = 60;
+
+const NGINX = `mkdir -p /tmp/nginx && exec nginx -c ${join(ROOT, 'bench/nginx.conf')} -g 'daemon off;'`;
+
+function serverPod(ns: string): string {
+  return `apiVersion: v1
+kind: Pod
+metadata: { name: server, namespace: ${ns}, labels: { app: server } }
+spec:
+  nodeName: node-2
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: main
+      command: ["/bin/sh", "-c", ${JSON.stringify(NGINX)}]
+      ports: [{ name: http, containerPort: 8080 }]
+`;
+}
+
+/**
+ * The app: in bench-l7 (ambient, use-waypoint) a waypoint, a client, nginx behind Service `server` and an
+ * HTTPRoute on it; in bench-plain (outside the mesh) a client and nginx; with `haWaypoint`, the haproxy
+ * "waypoint" pod too (added once Ambit's waypoint is placed, on the same node).
+ */
+function manifests(haWaypoint?: { node: string; command: string }): string {
+  return [
+    `apiVersion: v1
+kind: Namespace
+metadata:
+  name: ${MESH_NS}
+  labels: { ambit.dev/dataplane-mode: ambient, ambit.dev/use-waypoint: waypoint }
+`,
+    `apiVersion: v1\nkind: Namespace\nmetadata: { name: ${PLAIN_NS} }\n`,
+    `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: waypoint, namespace: ${MESH_NS}, labels: { ambit.dev/waypoint-for: service } }
+spec:
+  gatewayClassName: ambit-waypoint
+  listeners: [{ name: mesh, port: 15008, protocol: HBONE }]
+`,
+    benchPod(MESH_NS, 'client', 'node-1', 'exec sleep infinity'),
+    serverPod(MESH_NS),
+    `apiVersion: v1
+kind: Service
+metadata: { name: server, namespace: ${MESH_NS} }
+spec:
+  selector: { app: server }
+  ports: [{ name: http, port: 8080, targetPort: http, appProtocol: http }]
+`,
+    `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: server, namespace: ${MESH_NS} }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: server, port: 8080 }]
+  rules:
+    - matches: [{ path: { type: PathPrefix, value: / } }]
+      backendRefs: [{ name: server, port: 8080 }]
+`,
+    benchPod(PLAIN_NS, 'client', 'node-1', 'exec sleep infinity'),
+    serverPod(PLAIN_NS),
+    ...(haWaypoint === undefined ? [] : [benchPod(PLAIN_NS, HA_WAYPOINT, haWaypoint.node, haWaypoint.command)]),
+  ].join('---\n');
+}
+
+const status = async (): Promise<LocalState> =>
+  JSON.parse(await ambit('local', 'status', '--name', CLUSTER, '-o', 'json')) as LocalState;
+
+async function waitForPod(ns: string, name: string, timeoutMs = 60_000): Promise<LocalState> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await status();
+    const pod = s.pods.find((p) => p.namespace === ns && p.name === name);
+    if (pod?.phase === 'Running' && pod.ready) return s;
+    if (Date.now() > deadline) throw new Error(`pod ${ns}/${name} is not running: ${pod?.phase ?? 'absent'}`);
+    await sleep(300);
+  }
+}
+
+/** A CA and ECDSA P-256 certificates (with key) per hop, like Ambit's workload certificates, in a folder pods can read. */
+async function certificates(): Promise<{ ca: string; pem: (hop: string) => string }> {
+  const dir = sharedTempDir();
+  const caKey = await generateKey();
+  const caPem = await createRoot(caKey, 'bench', 1);
+  writeFileSync(join(dir, 'ca.pem'), caPem);
+  for (const hop of ['node1', 'waypoint', 'node2']) {
+    const k = await generateKey();
+    const now = Date.now();
+    const cert = await signWorkloadCert({
+      issuerPem: caPem,
+      issuerKey: caKey,
+      publicKey: k.keys.publicKey,
+      identity: `spiffe://cluster.local/ns/bench/sa/${hop}`,
+      notBefore: new Date(now - 60_000),
+      notAfter: new Date(now + 86_400_000),
+    });
+    writeFileSync(join(dir, `${hop}.pem`), cert + k.keyPem, { mode: 0o600 });
+  }
+  return { ca: join(dir, 'ca.pem'), pem: (hop) => join(dir, `${hop}.pem`) };
+}
+
+const haEnv = (role: string, bind: string, next: string, crt: string, ca: string): string[] => [
+  'env',
+  `ROLE=${role}`,
+  `BIND=${bind}`,
+  `NEXT=${next}`,
+  `CRT=${crt}`,
+  `CA=${ca}`,
+];
+
+/** The waypoint's Istio request counts from its /metrics (inside its pod's namespace): all, and non-2xx. */
+async function waypointCounts(netns: string): Promise<{ all: number; failed: number }> {
+  const text = await sh('ip', ['netns', 'exec', netns, 'curl', '-s', 'http://127.0.0.1:15020/metrics']);
+  let all = 0;
+  let failed = 0;
+  for (const m of text.matchAll(/^istio_requests_total\{([^}]*)\} (\d+)/gm)) {
+    all += Number(m[2]);
+    if (!/response_code="2\d\d"/.test(m[1]!)) failed += Number(m[2]);
+  }
+  return { all, failed };
+}
+
+interface Mode extends LoadRun {
+  readonly name: string;
+  /** The waypoint process (Ambit's, or haproxy's in its pod). */
+  readonly waypoint?: number;
+  /** Every proxy process of the path (waypoint included). */
+  readonly all: readonly number[];
+}
+
+interface Row {
+  keepalive: WrkResult[];
+  wpCpuPer1k: number[];
+  allCpuPer1k: number[];
+  wpPeakMb: number[];
+  fixed: HeyResult[];
+  wpVcpu: number[];
+  allVcpu: number[];
+  wpFixedMb: number[];
+  idleMb?: number;
+}
+
+const f = (v: number, d = 1): string => (Number.isFinite(v) ? v.toFixed(d) : '-');
+
+async function main(): Promise<void> {
+  const certs = await certificates();
+  progress('starting a 2-node local cluster');
+  await ambit('local', 'down', '--name', CLUSTER);
+  // Teardown also stops what runs in the nodes' namespaces (haproxy).
+  onInterrupt(() => ambit('local', 'down', '--name', CLUSTER));
+  const file = tempFile('bench.yaml', manifests());
+  const haProcs: ChildProcess[] = [];
+  try {
+    await ambit('local', 'up', file, '--name', CLUSTER, '--nodes', '2');
+    let state = await status();
+    const wpPod = state.pods.find((p) => p.namespace === MESH_NS && p.name.startsWith('waypoint-'));
+    if (wpPod === undefined) throw new Error('the waypoint pod did not start');
+    const node2 = state.nodes[1]!.ip4;
+    // haproxy's waypoint goes where Ambit's went (the manifests are watched: the pod is added now).
+    progress(`Ambit's waypoint ${wpPod.name} is on ${wpPod.node}: starting haproxy's there`);
+    writeFileSync(
+      file,
+      manifests({
+        node: wpPod.node,
+        command: `exec ${haEnv('waypoint', ':18443', `${node2}:18443`, certs.pem('waypoint'), certs.ca).join(' ')} haproxy -db -f ${HA_CFG}`,
+      }),
+    );
+    state = await waitForPod(PLAIN_NS, HA_WAYPOINT);
+    const ip = (ns: string, name: string) => podIp4(state, ns, name);
+    const gw = state.nodes[0]!.gateway4;
+    haProcs.push(
+      inNodeNetns(CLUSTER, 'node-1', [
+        ...haEnv('node1', `${gw}:18080`, `${ip(PLAIN_NS, HA_WAYPOINT)}:18443`, certs.pem('node1'), certs.ca),
+        'haproxy',
+        '-db',
+        '-f',
+        HA_CFG,
+      ]),
+      inNodeNetns(CLUSTER, 'node-2', [
+        ...haEnv('node2', `${node2}:18443`, `${ip(PLAIN_NS, 'server')}:8080`, certs.pem('node2'), certs.ca),
+        'haproxy',
+        '-db',
+        '-f',
+        HA_CFG,
+      ]),
+    );
+    await sleep(500);
+    for (const p of haProcs) if (p.exitCode !== null) throw new Error('haproxy did not start');
+
+    const vip = state.services.find((s) => s.namespace === MESH_NS && s.name === 'server')?.vips[0];
+    if (vip === undefined) throw new Error(`Service ${MESH_NS}/server has no VIP`);
+    const waypointPid = podProcess(state, MESH_NS, wpPod.name, 'l7-waypoint/main.js');
+    const haWaypointPid = podProcess(state, PLAIN_NS, HA_WAYPOINT, 'haproxy');
+    const run = { cluster: CLUSTER, seconds: SECONDS, connections: CONNS };
+    const modes: Mode[] = [
+      { ...run, name: 'direct', ns: PLAIN_NS, url: `http://${ip(PLAIN_NS, 'server')}:8080`, proxies: [], all: [] },
+      {
+        ...run,
+        name: 'ambit (waypoint)',
+        ns: MESH_NS,
+        url: `http://${vip}:8080`,
+        proxies: [waypointPid],
+        waypoint: waypointPid,
+        all: [daemonPid(state, 0, 'proxy'), waypointPid, daemonPid(state, 1, 'proxy')],
+      },
+      {
+        ...run,
+        name: 'haproxy HTTP mTLS (3 hops)',
+        ns: PLAIN_NS,
+        url: `http://${gw}:18080`,
+        proxies: [haWaypointPid],
+        waypoint: haWaypointPid,
+        all: [haProcs[0]!.pid!, haWaypointPid, haProcs[1]!.pid!],
+      },
+    ];
+    const [direct, amb, ha] = modes as [Mode, Mode, Mode];
+
+    // Every path answers, and Ambit's request went through the waypoint and its route.
+    for (const m of modes) {
+      const out = await inPod(CLUSTER, m.ns, 'client', ['curl', '-sS', '--max-time', '5', `${m.url}/small`]);
+      if (out.trim() !== 'ok') throw new Error(`${m.name}: unexpected answer ${JSON.stringify(out)}`);
+    }
+    const log = await ambit('local', 'logs', '--name', CLUSTER, '-n', MESH_NS, wpPod.name);
+    const last = log
+      .split('\n')
+      .filter((l) => l.includes('"msg":"request"'))
+      .pop();
+    if (last === undefined || !last.includes('"route":"HTTPRoute/bench-l7/server"'))
+      throw new Error(`the waypoint did not route the request by the HTTPRoute: ${last ?? 'no access line'}`);
+
+    const rows = new Map<string, Row>(
+      modes.map((m) => [
+        m.name,
+        {
+          keepalive: [],
+          wpCpuPer1k: [],
+          allCpuPer1k: [],
+          wpPeakMb: [],
+          fixed: [],
+          wpVcpu: [],
+          allVcpu: [],
+          wpFixedMb: [],
+        },
+      ]),
+    );
+    for (const m of modes)
+      if (m.waypoint !== undefined) rows.get(m.name)!.idleMb = rssKb(m.waypoint) / 1024;
+
+    // The fixed rate first, before the keep-alive runs have grown the heap (V8 keeps a grown heap for a
+    // while: a waypoint that has only ever seen RATE req/s is what the figure describes).
+    const perWorker = RATE / RATE_WORKERS;
+    for (const m of modes) {
+      progress(`${m.name}: warm-up at ${RATE} req/s`);
+      await heyRun(m, { seconds: 3, workers: RATE_WORKERS, perWorker, pids: [] });
+    }
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const m of modes) {
+        const row = rows.get(m.name)!;
+        progress(`round ${round}/${ROUNDS}: ${m.name}: ${RATE} req/s for ${RATE_SECONDS}s (hey)`);
+        const wp = m.waypoint === undefined ? [] : [m.waypoint];
+        const allBefore = m.all.reduce((n, p) => n + cpuMs(p), 0);
+        const { result, peakRssKb } = await withPeakRss(wp, () =>
+          heyRun(m, { seconds: RATE_SECONDS, workers: RATE_WORKERS, perWorker, pids: wp }),
+        );
+        const allCpu = m.all.reduce((n, p) => n + cpuMs(p), 0) - allBefore;
+        row.fixed.push(result.r);
+        if (m.waypoint !== undefined) {
+          row.wpVcpu.push(result.cpuMs / 1000 / result.r.totalS);
+          row.allVcpu.push(allCpu / 1000 / result.r.totalS);
+          row.wpFixedMb.push(peakRssKb / 1024);
+        }
+      }
+    }
+
+    for (const m of modes) {
+      progress(`${m.name}: keep-alive warm-up`);
+      await wrkRun({ ...m, seconds: Math.min(SECONDS, 5) }, false);
+    }
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const m of modes) {
+        const row = rows.get(m.name)!;
+        progress(`round ${round}/${ROUNDS}: ${m.name}: keep-alive (wrk)`);
+        const counted = m === amb ? await waypointCounts(wpPod.netns) : undefined;
+        const allBefore = m.all.reduce((n, p) => n + cpuMs(p), 0);
+        const { result, peakRssKb } = await withPeakRss(m.waypoint === undefined ? [] : [m.waypoint], () =>
+          wrkRun(m, false),
+        );
+        const allCpu = m.all.reduce((n, p) => n + cpuMs(p), 0) - allBefore;
+        row.keepalive.push(result.r);
+        if (m.waypoint !== undefined) {
+          row.wpCpuPer1k.push(result.cpuPer1k!);
+          row.allCpuPer1k.push((allCpu / (result.r.rps * SECONDS)) * 1000);
+          row.wpPeakMb.push(peakRssKb / 1024);
+        }
+        if (counted !== undefined) {
+          const now = await waypointCounts(wpPod.netns);
+          progress(
+            `  waypoint: ${now.all - counted.all} requests (${now.failed - counted.failed} non-2xx); wrk: ${Math.round(result.r.rps * SECONDS)} at ${f(result.r.rps, 0)} req/s`,
+          );
+        }
+      }
+    }
+
+    const rps = (r: Row) => median(r.keepalive.map((x) => x.rps));
+    const dRow = rows.get(direct.name)!;
+    const hRow = rows.get(ha.name)!;
+    const aRow = rows.get(amb.name)!;
+    const ka = [
+      '| path | keep-alive req/s | p50 / p99 ms | waypoint CPU ms / 1000 req | waypoint peak RSS MB | all proxies CPU ms / 1000 req |',
+      '|---|---|---|---|---|---|',
+    ];
+    for (const m of modes) {
+      const row = rows.get(m.name)!;
+      const v = rps(row);
+      const errors = row.keepalive.reduce((n, r) => n + r.errors, 0);
+      const vs =
+        m === direct
+          ? ''
+          : ` (${(v / rps(dRow)).toFixed(2)}x direct${m === amb ? `, ${(v / rps(hRow)).toFixed(2)}x haproxy` : ''})`;
+      const wp = m.waypoint === undefined;
+      ka.push(
+        `| ${m.name} | ${v.toFixed(0)}${vs}${errors > 0 ? ` (${errors} errors)` : ''} | ${f(median(row.keepalive.map((r) => r.p50ms)), 2)} / ${f(median(row.keepalive.map((r) => r.p99ms)), 2)} | ${wp ? '-' : f(median(row.wpCpuPer1k))} | ${wp ? '-' : f(median(row.wpPeakMb), 0)} | ${wp ? '-' : f(median(row.allCpuPer1k))} |`,
+      );
+    }
+    const fixed = [
+      `| path | achieved req/s | p50 / p99 ms | waypoint vCPU | waypoint RSS MB (peak; idle before load) | all proxies vCPU |`,
+      '|---|---|---|---|---|---|',
+    ];
+    const vcpu = (r: Row) => median(r.wpVcpu);
+    const mb = (r: Row) => median(r.wpFixedMb);
+    for (const m of modes) {
+      const row = rows.get(m.name)!;
+      const failed = row.fixed.reduce((n, r) => n + r.failed, 0);
+      const wp = m.waypoint === undefined;
+      const vsHa = (v: number, h: number) => (m === amb ? ` (${(v / h).toFixed(2)}x haproxy)` : '');
+      fixed.push(
+        `| ${m.name} | ${f(median(row.fixed.map((r) => r.rps)), 0)}${failed > 0 ? ` (${failed} failed)` : ''} | ${f(median(row.fixed.map((r) => r.p50ms)), 2)} / ${f(median(row.fixed.map((r) => r.p99ms)), 2)} | ${wp ? '-' : `${f(vcpu(row), 3)}${vsHa(vcpu(row), vcpu(hRow))}`} | ${wp ? '-' : `${f(mb(row), 0)}${vsHa(mb(row), mb(hRow))}; ${f(row.idleMb ?? Number.NaN, 0)}`} | ${wp ? '-' : f(median(row.allVcpu), 3)} |`,
+      );
+    }
+    const met = (ok: boolean) => (ok ? 'met' : 'missed');
+    const targets = [
+      '| target | measured | |',
+      '|---|---|---|',
+      `| Ambit keep-alive req/s >= haproxy | ${(rps(aRow) / rps(hRow)).toFixed(2)}x haproxy (${rps(aRow).toFixed(0)} vs ${rps(hRow).toFixed(0)}) | ${met(rps(aRow) >= rps(hRow))} |`,
+      `| waypoint <= ${TARGET_VCPU} vCPU at ${RATE} req/s (Istio 1.24 Envoy waypoint) | ${f(vcpu(aRow), 3)} vCPU (haproxy: ${f(vcpu(hRow), 3)}) | ${met(vcpu(aRow) <= TARGET_VCPU)} |`,
+      `| waypoint <= ${TARGET_MB} MB at ${RATE} req/s (Istio 1.24 Envoy waypoint) | ${f(mb(aRow), 0)} MB (haproxy: ${f(mb(hRow), 0)}) | ${met(mb(aRow) <= TARGET_MB)} |`,
+    ];
+    process.stdout.write(
+      `\nKeep-alive (wrk -t1 -c${CONNS} -d${SECONDS}s, ${ROUNDS} rounds, median):\n\n${ka.join('\n')}\n` +
+        `\nFixed rate (hey -z ${RATE_SECONDS}s -c ${RATE_WORKERS} -q ${perWorker}, ${ROUNDS} rounds, median; vCPU = CPU seconds / wall seconds):\n\n${fixed.join('\n')}\n` +
+        `\nTargets:\n\n${targets.join('\n')}\n` +
+        `\n(command: node_modules/.bin/vite-node bench/l7.ts -- ${process.argv
+          .slice(2)
+          .filter((a) => a !== '--')
+          .join(' ')}; both waypoints write an access line per request; "all proxies" = node-1 hop + waypoint + node-2 hop)\n`,
+    );
+  } finally {
+    for (const p of haProcs) p.kill('SIGTERM');
+    await ambit('local', 'down', '--name', CLUSTER);
+  }
+}
+
+await runBenchmark(main);
