@@ -109,6 +109,13 @@ export function meshStatus(store: ClusterStore, trustDomain: string): MeshStatus
           return b.waypoint ?? (b.problem === undefined ? undefined : { problem: b.problem });
         },
         gateway: (ns, name) => gateways.get(`${ns}/${name}`),
+        // No ReferenceGrant yet; a backend that is the route's own parent Service needs none (a
+        // consumer route to the producer's Service: the MeshConsumerRoute conformance test).
+        referenceAllowed: (x) =>
+          r.route.parentRefs.some(
+            (p) =>
+              p.group === '' && p.kind === 'Service' && p.name === x.name && (p.namespace ?? x.from) === x.to,
+          ),
         routes,
       }),
     });

@@ -76,8 +76,7 @@ export function parentRefs(f: Fields): ParentRef[] {
         const sn = p.string('sectionName', { check: sectionName });
         const port = p.int('port', { min: 1, max: 65535 });
         if (name === undefined) return undefined;
-        if (g === '' && k === 'Service' && sn !== undefined)
-          p.error('sectionName', 'is not used for a Service parent; attach to one port with `port`');
+        // On a Service parent, sectionName is a port name (ParentReference.SectionName: "Service: Port name").
         return {
           group: g,
           kind: k,

@@ -13,6 +13,7 @@ import type {
   HeaderModifier,
   HttpFilter,
   MeshRoute,
+  ParentRef,
   PathMatch,
   RequestMirror,
   RequestRedirect,
@@ -124,11 +125,17 @@ export type L7Decision =
       readonly backends?: readonly BackendChoice[];
     };
 
-/** A backendRef as the mesh resolves it: a Service in the route's namespace (ReferenceGrant is not read yet). */
+/**
+ * A backendRef as the mesh resolves it: a Service in the route's namespace, or in another namespace
+ * when it is the Service the route is attached to (a consumer route sending its namespace's clients
+ * to the producer's Service, as the MeshConsumerRoute conformance test does). ReferenceGrant is not
+ * read yet, so any other cross-namespace backend is not permitted.
+ */
 export function resolveBackend(
   mesh: MeshIndex,
   routeNamespace: string,
   ref: Pick<BackendRef, 'group' | 'kind' | 'name' | 'namespace' | 'port' | 'weight'>,
+  parents: readonly ParentRef[] = [],
 ): BackendChoice {
   const namespace = ref.namespace ?? routeNamespace;
   const base = { namespace, name: ref.name, port: ref.port ?? 0, weight: ref.weight };
@@ -137,7 +144,14 @@ export function resolveBackend(
       ...base,
       problem: `backend kind ${ref.group === '' ? '' : `${ref.group}/`}${ref.kind} is not a Service`,
     };
-  if (namespace !== routeNamespace)
+  const isParent = parents.some(
+    (p) =>
+      p.group === '' &&
+      p.kind === 'Service' &&
+      p.name === ref.name &&
+      (p.namespace ?? routeNamespace) === namespace,
+  );
+  if (namespace !== routeNamespace && !isParent)
     return {
       ...base,
       problem: `backend ${namespace}/${ref.name} is in another namespace and no ReferenceGrant is read (RefNotPermitted)`,
@@ -220,6 +234,7 @@ export function decideL7(
       mesh,
       ref,
       d.route.namespace,
+      d.route.parentRefs,
       d.rule.filters,
       d.rule.backendRefs,
       undefined,
@@ -264,6 +279,7 @@ export function decideL7(
     mesh,
     ref,
     d.route.namespace,
+    d.route.parentRefs,
     d.rule.filters,
     d.rule.backendRefs,
     rewrite?.rewrite,
@@ -278,6 +294,7 @@ function forwardTo<F extends HttpFilter | GrpcFilter>(
   mesh: MeshIndex,
   route: RuleRef,
   routeNamespace: string,
+  parents: readonly ParentRef[],
   filters: readonly F[],
   refs: readonly BackendRef<F>[],
   rewrite: UrlRewrite | undefined,
@@ -286,7 +303,7 @@ function forwardTo<F extends HttpFilter | GrpcFilter>(
   retry: RetryPolicy,
   timeouts: RequestTimeouts,
 ): L7Decision {
-  const backends = refs.map((r) => ({ ref: r, choice: resolveBackend(mesh, routeNamespace, r) }));
+  const backends = refs.map((r) => ({ ref: r, choice: resolveBackend(mesh, routeNamespace, r, parents) }));
   const choices = backends.map((b) => b.choice);
   if (backends.length === 0)
     return { kind: 'refuse', failure: 'no-backend', reason: 'the matched rule has no backendRefs', route };

@@ -64,6 +64,12 @@ apiVersion: v1
 kind: Namespace
 metadata: { name: observe }
 ---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: consumer
+  labels: { ambit.dev/dataplane-mode: ambient }
+---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata:
@@ -111,6 +117,28 @@ metadata: { name: client, namespace: ${NS}, labels: { app: client } }
 spec:
   serviceAccountName: client
   nodeName: node-1
+  terminationGracePeriodSeconds: 1
+  containers: [{ name: c, command: ["sleep", "infinity"] }]
+`,
+    `apiVersion: v1
+kind: Service
+metadata: { name: ports, namespace: ${NS} }
+spec:
+  selector: { app: web, version: v2 }
+  ports:
+    - { name: http, port: 80, targetPort: 8080, appProtocol: http }
+    - { name: http-alt, port: 8080, targetPort: 8080, appProtocol: http }
+`,
+    `apiVersion: v1
+kind: ServiceAccount
+metadata: { name: client, namespace: consumer }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: client, namespace: consumer, labels: { app: client } }
+spec:
+  serviceAccountName: client
+  nodeName: node-2
   terminationGracePeriodSeconds: 1
   containers: [{ name: c, command: ["sleep", "infinity"] }]
 `,
@@ -191,6 +219,31 @@ spec:
       backendRefs: [${backendRef('flaky')}]
     - matches: [{ path: { type: PathPrefix, value: /noretry } }]
       backendRefs: [${backendRef('flaky')}]
+---
+# A consumer route (GEP-1294, conformance MeshConsumerRoute): in the client's namespace, attached to
+# the producer's Service; it applies to the consumer namespace's clients only.
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: consumer-view, namespace: consumer }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: web-v1, namespace: ${NS} }]
+  rules:
+    - filters:
+        - type: ResponseHeaderModifier
+          responseHeaderModifier: { set: [{ name: x-consumer, value: "yes" }] }
+      backendRefs: [{ name: web-v1, namespace: ${NS}, port: 80 }]
+---
+# A route scoped to one port of a Service (conformance MeshPorts): the other port is not routed by it.
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: ports, namespace: ${NS} }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: ports, port: 8080 }]
+  rules:
+    - filters:
+        - type: ResponseHeaderModifier
+          responseHeaderModifier: { set: [{ name: x-port, value: "8080" }] }
+      backendRefs: [{ name: ports, port: 8080 }]
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: GRPCRoute
@@ -367,6 +420,25 @@ describe('L7 through a waypoint (local mode, real clients)', () => {
       }
     });
     expect(shadow).toContain('mirror-1');
+  });
+
+  test("a consumer route applies to its own namespace's clients only; a port-scoped route to its port only (Mesh conformance)", async () => {
+    const fromConsumer = await podExec(
+      CLUSTER,
+      'client',
+      ['curl', '-sS', '-i', 'http://web-v1.l7/app/c'],
+      'consumer',
+    );
+    expect(fromConsumer.code, fromConsumer.stderr).toBe(0);
+    expect(fromConsumer.stdout).toMatch(/^x-consumer: yes\r$/m);
+    const fromProducer = await curl('http://web-v1.l7/app/c', ['-i']);
+    expect(fromProducer.body).toMatch(/^HTTP\/1.1 200/);
+    expect(fromProducer.body).not.toMatch(/x-consumer/i);
+    const routed = await curl('http://ports:8080/p', ['-i']);
+    expect(routed.body).toMatch(/^x-port: 8080\r$/m);
+    const other = await curl('http://ports:80/p', ['-i']);
+    expect(other.body).toMatch(/^HTTP\/1.1 200/);
+    expect(other.body).not.toMatch(/x-port/i);
   });
 
   test('a backend slower than timeouts.request gets 504 at the timeout (UT)', async () => {
