@@ -16,7 +16,7 @@
  * Run: make bench   (or: node_modules/.bin/vite-node bench/l7.ts -- [--seconds 10] [--rounds 2]
  *                    [--connections 32] [--rate 1000] [--rate-seconds 10])
  */
-import { type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -122,7 +122,9 @@ spec:
 `,
     benchPod(PLAIN_NS, 'client', 'node-1', 'exec sleep infinity'),
     serverPod(PLAIN_NS),
-    ...(haWaypoint === undefined ? [] : [benchPod(PLAIN_NS, HA_WAYPOINT, haWaypoint.node, haWaypoint.command)]),
+    ...(haWaypoint === undefined
+      ? []
+      : [benchPod(PLAIN_NS, HA_WAYPOINT, haWaypoint.node, haWaypoint.command)]),
   ].join('---\n');
 }
 
@@ -256,7 +258,14 @@ async function main(): Promise<void> {
     const haWaypointPid = podProcess(state, PLAIN_NS, HA_WAYPOINT, 'haproxy');
     const run = { cluster: CLUSTER, seconds: SECONDS, connections: CONNS };
     const modes: Mode[] = [
-      { ...run, name: 'direct', ns: PLAIN_NS, url: `http://${ip(PLAIN_NS, 'server')}:8080`, proxies: [], all: [] },
+      {
+        ...run,
+        name: 'direct',
+        ns: PLAIN_NS,
+        url: `http://${ip(PLAIN_NS, 'server')}:8080`,
+        proxies: [],
+        all: [],
+      },
       {
         ...run,
         name: 'ambit (waypoint)',
@@ -306,13 +315,12 @@ async function main(): Promise<void> {
         },
       ]),
     );
-    for (const m of modes)
-      if (m.waypoint !== undefined) rows.get(m.name)!.idleMb = rssKb(m.waypoint) / 1024;
+    for (const m of modes) if (m.waypoint !== undefined) rows.get(m.name)!.idleMb = rssKb(m.waypoint) / 1024;
 
     // The fixed rate first, before the keep-alive runs have grown the heap (V8 keeps a grown heap for a
-    // while: a waypoint that has only ever seen RATE req/s is what the figure describes).
-    // The warm-up is long because V8 takes tens of thousands of requests to settle (measured: a fresh
-    // waypoint uses ~0.42 vCPU in its first 10 s at 1000 req/s and ~0.28 from the third 10 s on).
+    // while: a waypoint that has only ever seen RATE req/s is what the figure describes). The warm-up is
+    // long because V8 takes tens of thousands of requests to settle (measured: a fresh waypoint uses
+    // ~0.42 vCPU in its first 10 s at 1000 req/s and ~0.28 from the third 10 s on).
     const perWorker = RATE / RATE_WORKERS;
     for (const m of modes) {
       if (m.waypoint === undefined) continue;
@@ -411,14 +419,13 @@ async function main(): Promise<void> {
       `| waypoint <= ${TARGET_VCPU} vCPU at ${RATE} req/s (Istio 1.24 Envoy waypoint) | ${f(vcpu(aRow), 3)} vCPU (haproxy: ${f(vcpu(hRow), 3)}) | ${met(vcpu(aRow) <= TARGET_VCPU)} |`,
       `| waypoint <= ${TARGET_MB} MB at ${RATE} req/s (Istio 1.24 Envoy waypoint) | ${f(mb(aRow), 0)} MB (haproxy: ${f(mb(hRow), 0)}) | ${met(mb(aRow) <= TARGET_MB)} |`,
     ];
+    const args = process.argv.slice(2).filter((a) => a !== '--');
+    const command = `node_modules/.bin/vite-node bench/l7.ts -- ${args.join(' ')}`.trimEnd();
     process.stdout.write(
       `\nKeep-alive (wrk -t1 -c${CONNS} -d${SECONDS}s, ${ROUNDS} rounds, median):\n\n${ka.join('\n')}\n` +
         `\nFixed rate (hey -z ${RATE_SECONDS}s -c ${RATE_WORKERS} -q ${perWorker}, ${ROUNDS} rounds, median; vCPU = CPU seconds / wall seconds):\n\n${fixed.join('\n')}\n` +
         `\nTargets:\n\n${targets.join('\n')}\n` +
-        `\n(command: node_modules/.bin/vite-node bench/l7.ts -- ${process.argv
-          .slice(2)
-          .filter((a) => a !== '--')
-          .join(' ')}; both waypoints write an access line per request; "all proxies" = node-1 hop + waypoint + node-2 hop)\n`,
+        `\n(command: ${command}; both waypoints write an access line per request; "all proxies" = node-1 hop + waypoint + node-2 hop)\n`,
     );
   } finally {
     for (const p of haProcs) p.kill('SIGTERM');

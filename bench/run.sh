@@ -12,3 +12,5 @@ echo "== mesh: HBONE vs haproxy mTLS (bench/mesh.ts)"
 node_modules/.bin/vite-node bench/mesh.ts -- "$@"
 echo "== key type (bench/key-type.ts)"
 node_modules/.bin/vite-node bench/key-type.ts
+echo "== L7 waypoint vs haproxy HTTP (bench/l7.ts)"
+node_modules/.bin/vite-node bench/l7.ts -- "$@"

@@ -147,11 +147,20 @@ class ResponseReader {
   }
 }
 
+/** A chunk-size line; anything else means the bytes are corrupt (fail now rather than wait forever). */
+function chunkSize(line: string): number {
+  if (!/^[0-9a-f]{1,8}$/i.test(line))
+    throw new Error(`corrupt response: chunk size line ${JSON.stringify(line)}`);
+  return Number.parseInt(line, 16);
+}
+
 /** The length of the whole response at the start of `buf`, or undefined when it is not all there. */
 function responseLength(buf: Buffer): number | undefined {
   const end = buf.indexOf('\r\n\r\n');
   if (end === -1) return undefined;
   const head = buf.toString('latin1', 0, end);
+  if (!/^HTTP\/1\.1 \d{3} /.test(head))
+    throw new Error(`corrupt response: it starts ${JSON.stringify(head.slice(0, 20))}`);
   const body = end + 4;
   const length = /\r\ncontent-length: *(\d+)/i.exec(head);
   if (length !== null) {
@@ -163,7 +172,7 @@ function responseLength(buf: Buffer): number | undefined {
   for (;;) {
     const eol = buf.indexOf('\r\n', at);
     if (eol === -1) return undefined;
-    const size = Number.parseInt(buf.toString('latin1', at, eol), 16);
+    const size = chunkSize(buf.toString('latin1', at, eol));
     if (size === 0) {
       // No trailers: the last chunk is followed by an empty line.
       return buf.length >= eol + 4 ? eol + 4 : undefined;
@@ -183,7 +192,7 @@ function bodyOf(raw: Buffer): Buffer {
   let at = 0;
   for (;;) {
     const eol = body.indexOf('\r\n', at);
-    const size = Number.parseInt(body.toString('latin1', at, eol), 16);
+    const size = chunkSize(body.toString('latin1', at, eol));
     if (size === 0) return Buffer.concat(parts);
     parts.push(body.subarray(eol + 2, eol + 2 + size));
     at = eol + 2 + size + 2;
