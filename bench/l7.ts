@@ -17,7 +17,7 @@
  *                    [--connections 32] [--rate 1000] [--rate-seconds 10])
  */
 import type { ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createRoot, generateKey, signWorkloadCert } from '../src/identity/x509.js';
@@ -207,12 +207,35 @@ interface Row {
 
 const f = (v: number, d = 1): string => (Number.isFinite(v) ? v.toFixed(d) : '-');
 
+/** Tears the cluster down; waits out a rebuild of dist/ (`make ts` removes it first) rather than leave it up. */
+async function down(): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await ambit('local', 'down', '--name', CLUSTER);
+      return;
+    } catch (err) {
+      if (existsSync(join(ROOT, 'dist/ctl/main.js')) || attempt >= 40) throw err;
+      progress('dist/ctl/main.js is missing (a rebuild?): retrying the teardown in 3 s');
+      await sleep(3000);
+    }
+  }
+}
+
+/** Other local clusters on the machine (their namespaces): their load skews the figures. */
+async function otherClusters(): Promise<string[]> {
+  const names = (await sh('ip', ['netns', 'list'])).split('\n').map((l) => l.split(/[.\s]/)[0] ?? '');
+  return [...new Set(names.filter((n) => n !== '' && n !== CLUSTER))];
+}
+
 async function main(): Promise<void> {
   const certs = await certificates();
   progress('starting a 2-node local cluster');
-  await ambit('local', 'down', '--name', CLUSTER);
+  await down();
   // Teardown also stops what runs in the nodes' namespaces (haproxy).
-  onInterrupt(() => ambit('local', 'down', '--name', CLUSTER));
+  onInterrupt(down);
+  const others = await otherClusters();
+  if (others.length > 0)
+    progress(`warning: other local clusters are running (${others.join(', ')}): they share the CPUs`);
   const file = tempFile('bench.yaml', manifests());
   const haProcs: ChildProcess[] = [];
   try {
@@ -425,11 +448,11 @@ async function main(): Promise<void> {
       `\nKeep-alive (wrk -t1 -c${CONNS} -d${SECONDS}s, ${ROUNDS} rounds, median):\n\n${ka.join('\n')}\n` +
         `\nFixed rate (hey -z ${RATE_SECONDS}s -c ${RATE_WORKERS} -q ${perWorker}, ${ROUNDS} rounds, median; vCPU = CPU seconds / wall seconds):\n\n${fixed.join('\n')}\n` +
         `\nTargets:\n\n${targets.join('\n')}\n` +
-        `\n(command: ${command}; both waypoints write an access line per request; "all proxies" = node-1 hop + waypoint + node-2 hop)\n`,
+        `\n(command: ${command}; both waypoints write an access line per request; "all proxies" = node-1 hop + waypoint + node-2 hop${others.length > 0 ? `; other local clusters were running: ${others.join(', ')}` : ''})\n`,
     );
   } finally {
     for (const p of haProcs) p.kill('SIGTERM');
-    await ambit('local', 'down', '--name', CLUSTER);
+    await down();
   }
 }
 

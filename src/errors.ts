@@ -70,7 +70,8 @@ export function describeError(err: unknown): string {
       parts.push(cur.message);
       cur = cur.cause;
     } else {
-      parts.push(String(cur));
+      // A cause that is not an Error (a library's plain detail object) adds nothing readable.
+      if (typeof cur !== 'object') parts.push(String(cur));
       break;
     }
   }

@@ -69,6 +69,7 @@ export async function verifyServiceAccountToken(
       issuer: ISSUER,
       audience: TOKEN_AUDIENCE,
       algorithms: ['HS256'],
+      requiredClaims: ['exp', 'iat', 'sub'],
       currentDate: new Date(nowSeconds * 1000),
     }));
   } catch (err) {
@@ -78,9 +79,15 @@ export async function verifyServiceAccountToken(
         : err instanceof errors.JWSSignatureVerificationFailed
           ? 'the token is not signed by this cluster'
           : err instanceof errors.JWTClaimValidationFailed
-            ? `claim ${err.claim} is wrong (${err.reason})`
-            : `the token is malformed (${(err as Error).message})`;
-    throw new AmbitError(ErrorCode.CERTIFICATE, `ServiceAccount token refused: ${why}`, { cause: err });
+            ? err.claim === 'nbf'
+              ? 'the token is not valid yet (clock skew?)'
+              : err.reason === 'missing'
+                ? `the token has no "${err.claim}" claim`
+                : `its "${err.claim}" claim is not this cluster's (${err.reason})`
+            : err instanceof errors.JOSEAlgNotAllowed
+              ? 'the token is signed with an algorithm other than HS256'
+              : `the token is malformed (${(err as Error).message})`;
+    throw new AmbitError(ErrorCode.CERTIFICATE, `ServiceAccount token refused: ${why}`);
   }
   const sub = SUBJECT.exec(String(payload.sub ?? ''));
   const k = payload['kubernetes.io'] as

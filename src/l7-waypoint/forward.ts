@@ -316,7 +316,13 @@ export async function forward(deps: ForwardDeps, ctx: ConnContext, down: Downstr
   let body: Buffer | Readable | undefined;
   let bodyKind: 'none' | 'kept' | 'streamed' = 'none';
   if (down.body !== undefined) {
-    const wantKept = retry.retries > 0 && (retry.codes.size > 0 || retry.resets || mirrors.length > 0);
+    // A body of known, bounded size is kept even under the default policy (so that a connect failure
+    // can be retried); one of unknown size (chunked, a gRPC stream) only when the route asks for
+    // retries or mirrors, since keeping it means waiting for its end before sending anything.
+    const length = Number(headerOf(down.headers, 'content-length') ?? Number.NaN);
+    const bounded = Number.isFinite(length) && length <= RETRY_BODY_LIMIT;
+    const wantKept =
+      retry.retries > 0 && (bounded || retry.codes.size > 0 || retry.resets || mirrors.length > 0);
     if (wantKept) {
       const k = await keepBody(down.body, RETRY_BODY_LIMIT).catch(() => undefined);
       if (k === undefined)

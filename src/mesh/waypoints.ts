@@ -2,6 +2,7 @@ import type { Labels } from '../config/kube-types.js';
 import type { Gateway } from '../gateway-api/types.js';
 import {
   covers,
+  GATEWAY_NAME_LABEL,
   requestedWaypoint,
   type WaypointFor,
   type WaypointRef,
@@ -61,6 +62,9 @@ export function bindWaypoint(
   target: 'service' | 'workload',
   waypoints: WaypointLookup,
 ): Binding {
+  // A waypoint's own objects (its Service, its pods) never go through a waypoint: that would send it
+  // its own traffic.
+  if (object.labels[GATEWAY_NAME_LABEL] !== undefined) return {};
   const asked = requestedWaypoint(object, namespaceLabels);
   if (asked === undefined) return {};
   const w = waypoints(asked);

@@ -720,4 +720,71 @@ spec:
     expect(e.l7.route).toBe('HTTPRoute/l7/flaky rule 0');
     expect(e.l7.retry).toMatch(/up to 3 retries on 503/);
   });
+
+  test('bad input: an oversized request head gets 431, protocol garbage 400, and the waypoint keeps serving', async () => {
+    const big = await curl('http://web/app/big', [
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '-H',
+      `x-big: ${'a'.repeat(20_000)}`,
+    ]);
+    expect(big.body).toBe('431');
+    const garbage = await inClient([
+      'bash',
+      '-c',
+      "exec 3<>/dev/tcp/web/80; printf 'NOT HTTP AT ALL\\r\\n\\r\\n' >&3; timeout 5 head -c 100 <&3",
+    ]);
+    expect(garbage.stdout).toMatch(/^HTTP\/1.1 400/);
+    expect(bodies((await curl('http://web/exact')).body)[0]?.name).toBe('web-v2');
+    const log = readFileSync(`/run/ambit/${CLUSTER}/pods/${NS}/${waypointPod()}/waypoint.log`, 'utf8');
+    // The log names the peer (its identity) and why.
+    expect(log).toMatch(
+      /"peer":"spiffe:\/\/cluster.local\/ns\/l7\/sa\/client".*"msg":"bad HTTP\/1.1 request"/,
+    );
+  });
+
+  test('ambit waypoint apply --enroll-namespace makes a waypoint for another namespace; delete removes it', async () => {
+    const apply = await ambit([
+      'waypoint',
+      'apply',
+      '--name',
+      CLUSTER,
+      '-n',
+      'consumer',
+      '--enroll-namespace',
+    ]);
+    expect(apply.code, apply.stderr).toBe(0);
+    expect(readFileSync(join(manifests, 'namespace.yaml'), 'utf8')).toMatch(
+      /ambit.dev\/use-waypoint: waypoint/,
+    );
+    const listed = await waitFor(
+      'the new waypoint to be programmed',
+      async () => {
+        const r = await ambit(['waypoint', 'list', '--name', CLUSTER, '-A', '-o', 'json']);
+        const gws = JSON.parse(r.stdout) as {
+          namespace: string;
+          status: { conditions: { type: string; status: string }[] };
+        }[];
+        const c = gws.find((g) => g.namespace === 'consumer');
+        return c?.status.conditions.find((x) => x.type === 'Programmed')?.status === 'True' && gws;
+      },
+      90_000,
+    );
+    expect(listed.map((g) => g.namespace).sort()).toEqual(['consumer', NS]);
+    const del = await ambit(['waypoint', 'delete', 'waypoint', '--name', CLUSTER, '-n', 'consumer']);
+    expect(del.code, del.stderr).toBe(0);
+    expect(readFileSync(join(manifests, 'namespace.yaml'), 'utf8')).not.toMatch(
+      /use-waypoint: waypoint\n.*name: consumer/,
+    );
+    await waitFor(
+      'the waypoint to be gone',
+      async () => {
+        const r = await ambit(['waypoint', 'list', '--name', CLUSTER, '-A', '-o', 'json']);
+        return !(JSON.parse(r.stdout) as { namespace: string }[]).some((g) => g.namespace === 'consumer');
+      },
+      60_000,
+    );
+  });
 });

@@ -262,14 +262,18 @@ const consumer = httpRoute(
 );
 
 /**
- * A consumer route of namespace other that sends to the producer's own Service (the usual shape of a
- * consumer route): a cross-namespace backendRef, refused while ReferenceGrant is not read.
+ * A consumer route of namespace other: /parent goes to the Service it is attached to (the producer's
+ * shop/web, which needs no ReferenceGrant), everything else to another Service of the producer's
+ * namespace (a cross-namespace backendRef, refused while ReferenceGrant is not read).
  */
 const consumerToProducer = httpRoute(
   'other',
   'web-from-other',
   [parent('web', { namespace: 'shop', port: 80 })],
-  [rule(prefix('/'), [backend('web-v2', 1, { namespace: 'shop' })])],
+  [
+    rule(prefix('/parent'), [backend('web', 1, { namespace: 'shop' })]),
+    rule(prefix('/'), [backend('web-v2', 1, { namespace: 'shop' })]),
+  ],
 );
 
 /** The GRPCRoute of shop/echo: Ping to echo-v2, every other method of echo.Echo to echo. */
@@ -652,7 +656,16 @@ describe('decideL7: what a waypoint does with one request', () => {
       expected: plainForward(`${R}#0`, 'shop/web-v1:80'),
     },
     {
-      what: 'a third namespace with its own consumer route gets that, and not the producer routes',
+      what: "a consumer route may send its namespace's clients to the producer's Service it is attached to",
+      service: 'web',
+      port: http80,
+      request: req('/parent/x'),
+      client: 'other',
+      routes: [...ROUTES, consumerToProducer],
+      expected: plainForward('HTTPRoute/other/web-from-other#0', 'shop/web:80'),
+    },
+    {
+      what: 'a consumer route sending to another Service of the producer namespace is refused (no ReferenceGrant)',
       service: 'web',
       port: http80,
       request: req('/split'),
@@ -662,9 +675,23 @@ describe('decideL7: what a waypoint does with one request', () => {
         kind: 'refuse',
         failure: 'no-backend',
         status: 500,
-        route: 'HTTPRoute/other/web-from-other#0',
-        // ReferenceGrant is not read yet: a consumer route cannot send to the producer's Service.
+        route: 'HTTPRoute/other/web-from-other#1',
         reason: 'backend shop/web-v2 is in another namespace and no ReferenceGrant is read (RefNotPermitted)',
+      },
+    },
+    {
+      what: 'the consumer route of one namespace does not apply to the clients of the Service namespace',
+      service: 'web',
+      port: http80,
+      request: req('/parent/x'),
+      client: 'shop',
+      routes: [...ROUTES, consumerToProducer],
+      expected: {
+        kind: 'refuse',
+        failure: 'no-route',
+        status: 404,
+        route: undefined,
+        reason: 'no HTTPRoute rule matches this request',
       },
     },
     {
@@ -842,11 +869,19 @@ describe('decideL7: what a waypoint does with one request', () => {
 });
 
 describe('compilePortRoutes: the routes in force for one Service port and client namespace', () => {
+  const adminOnly = httpRoute(
+    'shop',
+    'web-admin',
+    [parent('web', { sectionName: 'admin' })],
+    [rule(prefix('/'), [backend('web-v1')])],
+  );
+
   test.each<{
     what: string;
     service: string;
     port: ServicePort;
     client: string | undefined;
+    routes?: readonly MeshRoute[];
     expected: { names: string[]; consumer: boolean; hasHttp: boolean; hasGrpc: boolean };
   }>([
     {
@@ -891,8 +926,24 @@ describe('compilePortRoutes: the routes in force for one Service port and client
       client: 'shop',
       expected: { names: [], consumer: false, hasHttp: false, hasGrpc: false },
     },
-  ])('$what', ({ service, port, client, expected }) => {
-    const r = compilePortRoutes(ROUTES, svc(service), port, client);
+    {
+      what: 'a parentRef with a sectionName attaches to the Service port of that name only',
+      service: 'web',
+      port: admin9000,
+      client: 'shop',
+      routes: [adminOnly],
+      expected: { names: ['HTTPRoute/shop/web-admin'], consumer: false, hasHttp: true, hasGrpc: false },
+    },
+    {
+      what: 'a sectionName route does not attach to the other ports',
+      service: 'web',
+      port: http80,
+      client: 'shop',
+      routes: [adminOnly],
+      expected: { names: [], consumer: false, hasHttp: false, hasGrpc: false },
+    },
+  ])('$what', ({ service, port, client, routes = ROUTES, expected }) => {
+    const r = compilePortRoutes(routes, svc(service), port, client);
     expect({ names: r.names, consumer: r.consumer, hasHttp: r.hasHttp, hasGrpc: r.hasGrpc }).toEqual(
       expected,
     );
@@ -903,6 +954,8 @@ describe('resolveBackend: a backendRef as the mesh resolves it', () => {
   test.each<{
     what: string;
     ref: Parameters<typeof resolveBackend>[2];
+    /** The parentRefs of the route (shop's own route unless given). */
+    parents?: ParentRef[];
     expected: { service?: string; problem?: string; namespace: string; port: number };
   }>([
     {
@@ -931,6 +984,23 @@ describe('resolveBackend: a backendRef as the mesh resolves it', () => {
       },
     },
     {
+      what: 'another namespace, when it is the Service the route is attached to',
+      ref: backend('web-other', 1, { namespace: 'other' }),
+      parents: [parent('web-other', { namespace: 'other', port: 80 })],
+      expected: { service: 'other/web-other', namespace: 'other', port: 80 },
+    },
+    {
+      what: 'another namespace, when the route is attached to a Service of that name in another namespace',
+      ref: backend('web-other', 1, { namespace: 'other' }),
+      parents: [parent('web-other')],
+      expected: {
+        problem:
+          'backend other/web-other is in another namespace and no ReferenceGrant is read (RefNotPermitted)',
+        namespace: 'other',
+        port: 80,
+      },
+    },
+    {
       what: 'a core kind that is not a Service',
       ref: backend('web-v1', 1, { kind: 'Pod' }),
       expected: { problem: 'backend kind Pod is not a Service', namespace: 'shop', port: 80 },
@@ -945,8 +1015,8 @@ describe('resolveBackend: a backendRef as the mesh resolves it', () => {
       ref: backend('web-v1', 1, { port: 8080 }),
       expected: { problem: 'Service shop/web-v1 has no TCP port 8080', namespace: 'shop', port: 8080 },
     },
-  ])('$what', ({ ref, expected }) => {
-    const b = resolveBackend(mesh, 'shop', ref);
+  ])('$what', ({ ref, parents = [parent('web')], expected }) => {
+    const b = resolveBackend(mesh, 'shop', ref, parents);
     expect({
       ...(b.service === undefined ? {} : { service: `${b.service.namespace}/${b.service.name}` }),
       ...(b.problem === undefined ? {} : { problem: b.problem }),

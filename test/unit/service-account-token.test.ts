@@ -105,7 +105,7 @@ describe('ServiceAccount tokens', () => {
       what: 'not valid yet',
       token: () => issueServiceAccountToken(KEY, CLAIMS, TTL, NOW),
       now: NOW - 60,
-      message: 'ServiceAccount token refused: claim nbf is wrong (check_failed)',
+      message: 'ServiceAccount token refused: the token is not valid yet (clock skew?)',
     },
     {
       what: 'signed with another key',
@@ -121,18 +121,17 @@ describe('ServiceAccount tokens', () => {
     {
       what: 'for another audience',
       token: () => forge({ aud: 'kubernetes' }),
-      message: 'ServiceAccount token refused: claim aud is wrong (check_failed)',
+      message: 'ServiceAccount token refused: its "aud" claim is not this cluster\'s (check_failed)',
     },
     {
       what: 'from another issuer',
       token: () => forge({ iss: 'https://kubernetes.default.svc' }),
-      message: 'ServiceAccount token refused: claim iss is wrong (check_failed)',
+      message: 'ServiceAccount token refused: its "iss" claim is not this cluster\'s (check_failed)',
     },
     {
       what: 'signed with an algorithm other than HS256',
       token: () => forge({ alg: 'HS512', key: new Uint8Array(64).fill(7) }),
-      message:
-        'ServiceAccount token refused: the token is malformed ("alg" (Algorithm) Header Parameter value not allowed)',
+      message: 'ServiceAccount token refused: the token is signed with an algorithm other than HS256',
     },
     {
       what: 'a subject naming another ServiceAccount than its claims',
@@ -149,7 +148,11 @@ describe('ServiceAccount tokens', () => {
       token: () => forge({ sub: 'system:node:node-1' }),
       message: NOT_BOUND,
     },
-    { what: 'no subject', token: () => forge({ sub: null }), message: NOT_BOUND },
+    {
+      what: 'no subject',
+      token: () => forge({ sub: null }),
+      message: 'ServiceAccount token refused: the token has no "sub" claim',
+    },
     { what: 'no kubernetes.io claims', token: () => forge({ k8s: null }), message: NOT_BOUND },
     {
       what: 'not bound to a pod',
@@ -220,7 +223,7 @@ describe('ServiceAccount tokens', () => {
   // BUG (src/identity/service-account-token.ts): `jwtVerify` is not given `requiredClaims`, so a token
   // signed with the cluster key but without `exp` is accepted and never expires. The doc comment says
   // the lifetime is verified; the kubelet's and Ambit's own tokens always carry `exp`.
-  test.fails('refused: a token without an expiry', async () => {
+  test('refused: a token without an expiry', async () => {
     const token = await forge({ exp: null });
     expect(await refusal(verifyServiceAccountToken(KEY, token, NOW + 365 * 86_400))).toMatchObject({
       code: ErrorCode.CERTIFICATE,
@@ -304,38 +307,32 @@ describe('Callers: who is calling the control plane', () => {
     {
       what: 'an expired ServiceAccount token',
       token: () => issueServiceAccountToken(KEY, CLAIMS, TTL, NOW - 2 * TTL),
-      expected: { refused: expect.stringMatching(/^ServiceAccount token refused: the token has expired: /) },
+      expected: { refused: 'ServiceAccount token refused: the token has expired' },
     },
     {
       what: 'a ServiceAccount token for another audience',
       token: () => forge({ aud: 'kubernetes' }),
       expected: {
-        refused: expect.stringMatching(
-          /^ServiceAccount token refused: claim aud is wrong \(check_failed\): /,
-        ),
+        refused: 'ServiceAccount token refused: its "aud" claim is not this cluster\'s (check_failed)',
       },
     },
     {
       what: "another cluster's ServiceAccount token",
       token: () => issueServiceAccountToken(OTHER_KEY, CLAIMS, TTL, NOW),
       expected: {
-        refused:
-          'ServiceAccount token refused: the token is not signed by this cluster: signature verification failed',
+        refused: 'ServiceAccount token refused: the token is not signed by this cluster',
       },
     },
   ])('$what', async ({ callers: c = callers, token, expected }) => {
     expect(await c.authenticate(await token())).toEqual(expected);
   });
 
-  // BUG (src/errors.ts describeError, reached from Callers.authenticate): jose's claim errors carry a
-  // plain object as `cause` ({ claim, reason, payload }), and describeError appends String(cause), so
-  // every expired, not-yet-valid, wrong-audience or wrong-issuer token is refused with a reason that
-  // ends in ": [object Object]".
-  test.fails('an expired ServiceAccount token is refused with a reason that reads well', async () => {
+  // jose's claim errors carry a plain object as `cause`: the reason must not end in "[object Object]".
+  test('an expired ServiceAccount token is refused with a reason that reads well', async () => {
     const token = await issueServiceAccountToken(KEY, CLAIMS, TTL, NOW - 2 * TTL);
-    expect(await callers.authenticate(token)).toEqual({
-      refused: 'ServiceAccount token refused: the token has expired: "exp" claim timestamp check failed',
-    });
+    const r = await callers.authenticate(token);
+    expect(r).toEqual({ refused: 'ServiceAccount token refused: the token has expired' });
+    expect(JSON.stringify(r)).not.toContain('[object Object]');
   });
 });
 
