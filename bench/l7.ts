@@ -17,7 +17,7 @@
  *                    [--connections 32] [--rate 1000] [--rate-seconds 10])
  */
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createRoot, generateKey, signWorkloadCert } from '../src/identity/x509.js';
@@ -185,6 +185,35 @@ async function waypointCounts(netns: string): Promise<{ all: number; failed: num
   return { all, failed };
 }
 
+/**
+ * Wraps a run through Ambit's waypoint: counts what its /metrics say it served, and when some answers
+ * were not 2xx, summarises them from its access log (status, flags, reason), so that a failure is seen.
+ */
+async function watchWaypoint<T>(
+  wp: { netns: string; log: string },
+  run: () => Promise<T>,
+): Promise<{ result: T; served: number; failed: number }> {
+  const before = await waypointCounts(wp.netns);
+  const offset = existsSync(wp.log) ? statSync(wp.log).size : 0;
+  const result = await run();
+  const after = await waypointCounts(wp.netns);
+  const failed = after.failed - before.failed;
+  if (failed > 0 && existsSync(wp.log)) {
+    const lines = await sh('sh', [
+      '-c',
+      `tail -c +${offset + 1} '${wp.log}' | grep '"msg":"request"' | grep -v '"status":2[0-9][0-9],' | head -1000`,
+    ]);
+    const kinds = new Map<string, number>();
+    for (const line of lines.split('\n').filter((l) => l !== '')) {
+      const r = JSON.parse(line) as { status?: number; flags?: string; reason?: string };
+      const k = `status ${r.status} flags ${r.flags}${r.reason === undefined ? '' : ` (${r.reason})`}`;
+      kinds.set(k, (kinds.get(k) ?? 0) + 1);
+    }
+    for (const [k, n] of kinds) progress(`  waypoint access log: ${n} x ${k}`);
+  }
+  return { result, served: after.all - before.all, failed };
+}
+
 interface Mode extends LoadRun {
   readonly name: string;
   /** The waypoint process (Ambit's, or haproxy's in its pod). */
@@ -202,6 +231,8 @@ interface Row {
   wpVcpu: number[];
   allVcpu: number[];
   wpFixedMb: number[];
+  /** Answers the waypoint counted as not 2xx (its /metrics), keep-alive and fixed-rate runs. */
+  wpFailed: number;
   idleMb?: number;
 }
 
@@ -335,9 +366,22 @@ async function main(): Promise<void> {
           wpVcpu: [],
           allVcpu: [],
           wpFixedMb: [],
+          wpFailed: 0,
         },
       ]),
     );
+    const wpWatch = {
+      netns: wpPod.netns,
+      log: `/run/ambit/${CLUSTER}/pods/${MESH_NS}/${wpPod.name}/waypoint.log`,
+    };
+    /** Runs `run`; on Ambit's path, checks what the waypoint served and answered. */
+    const observe = async <T>(m: Mode, run: () => Promise<T>): Promise<T> => {
+      if (m !== amb) return run();
+      const w = await watchWaypoint(wpWatch, run);
+      rows.get(m.name)!.wpFailed += w.failed;
+      progress(`  waypoint served ${w.served} requests, ${w.failed} not 2xx`);
+      return w.result;
+    };
     for (const m of modes) if (m.waypoint !== undefined) rows.get(m.name)!.idleMb = rssKb(m.waypoint) / 1024;
 
     // The fixed rate first, before the keep-alive runs have grown the heap (V8 keeps a grown heap for a
@@ -357,7 +401,7 @@ async function main(): Promise<void> {
         const wp = m.waypoint === undefined ? [] : [m.waypoint];
         const allBefore = m.all.reduce((n, p) => n + cpuMs(p), 0);
         const { result, peakRssKb } = await withPeakRss(wp, () =>
-          heyRun(m, { seconds: RATE_SECONDS, workers: RATE_WORKERS, perWorker, pids: wp }),
+          observe(m, () => heyRun(m, { seconds: RATE_SECONDS, workers: RATE_WORKERS, perWorker, pids: wp })),
         );
         const allCpu = m.all.reduce((n, p) => n + cpuMs(p), 0) - allBefore;
         row.fixed.push(result.r);
@@ -377,10 +421,9 @@ async function main(): Promise<void> {
       for (const m of modes) {
         const row = rows.get(m.name)!;
         progress(`round ${round}/${ROUNDS}: ${m.name}: keep-alive (wrk)`);
-        const counted = m === amb ? await waypointCounts(wpPod.netns) : undefined;
         const allBefore = m.all.reduce((n, p) => n + cpuMs(p), 0);
         const { result, peakRssKb } = await withPeakRss(m.waypoint === undefined ? [] : [m.waypoint], () =>
-          wrkRun(m, false),
+          observe(m, () => wrkRun(m, false)),
         );
         const allCpu = m.all.reduce((n, p) => n + cpuMs(p), 0) - allBefore;
         row.keepalive.push(result.r);
@@ -388,12 +431,6 @@ async function main(): Promise<void> {
           row.wpCpuPer1k.push(result.cpuPer1k!);
           row.allCpuPer1k.push((allCpu / (result.r.rps * SECONDS)) * 1000);
           row.wpPeakMb.push(peakRssKb / 1024);
-        }
-        if (counted !== undefined) {
-          const now = await waypointCounts(wpPod.netns);
-          progress(
-            `  waypoint: ${now.all - counted.all} requests (${now.failed - counted.failed} non-2xx); wrk: ${Math.round(result.r.rps * SECONDS)} at ${f(result.r.rps, 0)} req/s`,
-          );
         }
       }
     }
@@ -410,13 +447,14 @@ async function main(): Promise<void> {
       const row = rows.get(m.name)!;
       const v = rps(row);
       const errors = row.keepalive.reduce((n, r) => n + r.errors, 0);
+      const wpFailed = m === amb && row.wpFailed > 0 ? ` (waypoint: ${row.wpFailed} not 2xx)` : '';
       const vs =
         m === direct
           ? ''
           : ` (${(v / rps(dRow)).toFixed(2)}x direct${m === amb ? `, ${(v / rps(hRow)).toFixed(2)}x haproxy` : ''})`;
       const wp = m.waypoint === undefined;
       ka.push(
-        `| ${m.name} | ${v.toFixed(0)}${vs}${errors > 0 ? ` (${errors} errors)` : ''} | ${f(median(row.keepalive.map((r) => r.p50ms)), 2)} / ${f(median(row.keepalive.map((r) => r.p99ms)), 2)} | ${wp ? '-' : f(median(row.wpCpuPer1k))} | ${wp ? '-' : f(median(row.wpPeakMb), 0)} | ${wp ? '-' : f(median(row.allCpuPer1k))} |`,
+        `| ${m.name} | ${v.toFixed(0)}${vs}${errors > 0 ? ` (${errors} errors)` : ''}${wpFailed} | ${f(median(row.keepalive.map((r) => r.p50ms)), 2)} / ${f(median(row.keepalive.map((r) => r.p99ms)), 2)} | ${wp ? '-' : f(median(row.wpCpuPer1k))} | ${wp ? '-' : f(median(row.wpPeakMb), 0)} | ${wp ? '-' : f(median(row.allCpuPer1k))} |`,
       );
     }
     const fixed = [

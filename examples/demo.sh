@@ -88,9 +88,9 @@ echo
 ambit waypoint status -n canary | sed 's/^/  /'
 canary() { ambit local exec -n canary client -- "$@"; }
 echo "  200 requests from the client pod (curl, one keep-alive connection): what answered"
-canary curl -s 'http://backend:8080/[1-200]' | cut -d' ' -f1 | sort | uniq -c | sed 's/^/  /'
+canary curl -s 'http://backend:8080/?req=[1-200]' | cut -d' ' -f1 | sort | uniq -c | sed 's/^/  /'
 echo "  the same with the header x-user: a (the route sends that user to v2 only):"
-canary curl -s -H 'x-user: a' 'http://backend:8080/[1-20]' | cut -d' ' -f1 | sort | uniq -c | sed 's/^/  /'
+canary curl -s -H 'x-user: a' 'http://backend:8080/?req=[1-20]' | cut -d' ' -f1 | sort | uniq -c | sed 's/^/  /'
 wp=$(ambit local status -o json | node -e 'const s = JSON.parse(require("fs").readFileSync(0, "utf8")); console.log(s.pods.find((p) => p.namespace === "canary" && p.name.startsWith("waypoint-")).name)')
 echo "  the waypoint's own count (istio_requests_total{reporter=\"waypoint\"} by destination_service, from its :15020/metrics):"
 ip netns exec "ambit.pod.canary.$wp" curl -s localhost:15020/metrics | node -e '
