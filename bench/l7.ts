@@ -192,12 +192,13 @@ async function waypointCounts(netns: string): Promise<{ all: number; failed: num
 async function watchWaypoint<T>(
   wp: { netns: string; log: string },
   run: () => Promise<T>,
-): Promise<{ result: T; served: number; failed: number }> {
+): Promise<{ result: T; served: number; failed: number; aborted: number }> {
   const before = await waypointCounts(wp.netns);
   const offset = existsSync(wp.log) ? statSync(wp.log).size : 0;
   const result = await run();
   const after = await waypointCounts(wp.netns);
   const failed = after.failed - before.failed;
+  let aborted = 0;
   if (failed > 0 && existsSync(wp.log)) {
     const lines = await sh('sh', [
       '-c',
@@ -206,12 +207,14 @@ async function watchWaypoint<T>(
     const kinds = new Map<string, number>();
     for (const line of lines.split('\n').filter((l) => l !== '')) {
       const r = JSON.parse(line) as { status?: number; flags?: string; reason?: string };
+      // wrk stops with a request in flight on each connection: the waypoint logs those as DC.
+      if (r.status === 0 && r.flags === 'DC') aborted++;
       const k = `status ${r.status} flags ${r.flags}${r.reason === undefined ? '' : ` (${r.reason})`}`;
       kinds.set(k, (kinds.get(k) ?? 0) + 1);
     }
     for (const [k, n] of kinds) progress(`  waypoint access log: ${n} x ${k}`);
   }
-  return { result, served: after.all - before.all, failed };
+  return { result, served: after.all - before.all, failed, aborted };
 }
 
 interface Mode extends LoadRun {
@@ -233,6 +236,8 @@ interface Row {
   wpFixedMb: number[];
   /** Answers the waypoint counted as not 2xx (its /metrics), keep-alive and fixed-rate runs. */
   wpFailed: number;
+  /** Requests the load generator cut off when it stopped (status 0, flag DC): not failures. */
+  wpAborted: number;
   idleMb?: number;
 }
 
@@ -367,6 +372,7 @@ async function main(): Promise<void> {
           allVcpu: [],
           wpFixedMb: [],
           wpFailed: 0,
+          wpAborted: 0,
         },
       ]),
     );
@@ -378,8 +384,11 @@ async function main(): Promise<void> {
     const observe = async <T>(m: Mode, run: () => Promise<T>): Promise<T> => {
       if (m !== amb) return run();
       const w = await watchWaypoint(wpWatch, run);
-      rows.get(m.name)!.wpFailed += w.failed;
-      progress(`  waypoint served ${w.served} requests, ${w.failed} not 2xx`);
+      rows.get(m.name)!.wpFailed += w.failed - w.aborted;
+      rows.get(m.name)!.wpAborted += w.aborted;
+      progress(
+        `  waypoint served ${w.served} requests, ${w.failed} not 2xx (${w.aborted} of them cut off by the client at the end of the run)`,
+      );
       return w.result;
     };
     for (const m of modes) if (m.waypoint !== undefined) rows.get(m.name)!.idleMb = rssKb(m.waypoint) / 1024;
@@ -447,7 +456,7 @@ async function main(): Promise<void> {
       const row = rows.get(m.name)!;
       const v = rps(row);
       const errors = row.keepalive.reduce((n, r) => n + r.errors, 0);
-      const wpFailed = m === amb && row.wpFailed > 0 ? ` (waypoint: ${row.wpFailed} not 2xx)` : '';
+      const wpFailed = m === amb && row.wpFailed > 0 ? ` (waypoint: ${row.wpFailed} not 2xx, all runs)` : '';
       const vs =
         m === direct
           ? ''
@@ -486,7 +495,7 @@ async function main(): Promise<void> {
       `\nKeep-alive (wrk -t1 -c${CONNS} -d${SECONDS}s, ${ROUNDS} rounds, median):\n\n${ka.join('\n')}\n` +
         `\nFixed rate (hey -z ${RATE_SECONDS}s -c ${RATE_WORKERS} -q ${perWorker}, ${ROUNDS} rounds, median; vCPU = CPU seconds / wall seconds):\n\n${fixed.join('\n')}\n` +
         `\nTargets:\n\n${targets.join('\n')}\n` +
-        `\n(command: ${command}; both waypoints write an access line per request; "all proxies" = node-1 hop + waypoint + node-2 hop${others.length > 0 ? `; other local clusters were running: ${others.join(', ')}` : ''})\n`,
+        `\n(command: ${command}; both waypoints write an access line per request; "all proxies" = node-1 hop + waypoint + node-2 hop; ambit's waypoint logged ${aRow.wpAborted} requests cut off by the load generator when it stopped (status 0, DC), not counted as failures${others.length > 0 ? `; other local clusters were running: ${others.join(', ')}` : ''})\n`,
     );
   } finally {
     for (const p of haProcs) p.kill('SIGTERM');

@@ -1,4 +1,4 @@
-import { headerName, hostname, preciseHostname } from '../gateway-api/parse-common.js';
+import { headerName, headerValue, hostname, preciseHostname } from '../gateway-api/parse-common.js';
 import { pathProblem } from '../gateway-api/parse-http-route.js';
 import {
   type BackendObjectRef,
@@ -282,7 +282,7 @@ function decodeHeaders(w: WireHeaderModifier, field: string): HeaderModifier {
   const list = (hs: { name: string; value: string }[], f: string) =>
     (hs ?? []).map((h, i) => ({
       name: checkString(h.name, `${f}[${i}].name`, headerName),
-      value: checkString(h.value, `${f}[${i}].value`),
+      value: checkString(h.value, `${f}[${i}].value`, headerValue),
     }));
   return {
     set: list(w.set, `${field}.set`),

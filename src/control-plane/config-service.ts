@@ -81,6 +81,8 @@ export function configServiceImpl(
         call.destroy(Object.assign(new Error(why), { code }));
       };
       void callers.authenticate(tokenOf(call.metadata)).then((p) => {
+        // The caller may have gone while its token was checked.
+        if (call.cancelled || call.destroyed) return;
         if ('refused' in p) return refuse(grpc.status.UNAUTHENTICATED, p.refused);
         const asked = call.request.node;
         if (p.kind === 'node' && p.node !== asked)
@@ -101,7 +103,9 @@ export function configServiceImpl(
           if (ended) return;
           ended = true;
           unsubscribe();
-          connected.dec({ node: who });
+          // A pod's series goes with it (pods come and go; nodes stay).
+          if (p.kind === 'pod') connected.remove({ node: who });
+          else connected.dec({ node: who });
           log.info({ caller: describePrincipal(p) }, 'disconnected from config');
         };
         call.once('cancelled', done);

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { ClusterPod } from '../cluster/resources.js';
 import { AmbitError, describeError, ErrorCode } from '../errors.js';
+import { GATEWAY_NAME_LABEL } from '../gateway-api/waypoint.js';
 import {
   isJwt,
   type ServiceAccountClaims,
@@ -60,6 +61,8 @@ export function podPrincipalProblem(
 ): string | undefined {
   const name = `${claims.namespace}/${claims.pod}`;
   if (pod === undefined) return `pod ${name} does not exist`;
+  // Only waypoints talk to the control plane as pods (an application pod's token gets nothing).
+  if (pod.labels[GATEWAY_NAME_LABEL] === undefined) return `pod ${name} is not a waypoint pod`;
   if (pod.uid !== claims.podUid) return `pod ${name} is not the pod the token was issued to (uid differs)`;
   if (pod.serviceAccount !== claims.serviceAccount)
     return `pod ${name} runs as ${pod.serviceAccount}, not ${claims.serviceAccount}`;
@@ -82,9 +85,9 @@ export function authorizePodIdentity(
 }
 
 /**
- * Node credentials: a bearer token per node. In a cluster this is the node agent's projected
- * ServiceAccount token checked with TokenReview and bound to its pod's node; a local cluster issues a
- * random token per node at start (the file maps token -> node name).
+ * Node credentials: a bearer token per node. In a cluster this will be the node agent's projected
+ * ServiceAccount token checked with TokenReview and bound to its pod's node (not built yet); a local
+ * cluster issues a random token per node at start (the file maps token -> node name).
  */
 export class NodeTokens {
   private constructor(private readonly byToken: ReadonlyMap<string, string>) {}

@@ -35,6 +35,13 @@ export const hostname: StringCheck = (v) =>
     : undefined;
 export const preciseHostname: StringCheck = (v) =>
   v.length > 253 || !PRECISE_HOSTNAME.test(v) ? 'is not a hostname (lowercase DNS name)' : undefined;
+/** RFC 9110 field values: no CR, LF or NUL (they would split or end the header), at most 4096 characters. */
+export const headerValue: StringCheck = (v) =>
+  v.length > 4096
+    ? 'is longer than 4096 characters'
+    : /[\r\n\0]/.test(v)
+      ? 'contains a line break or NUL, which a header value may not'
+      : undefined;
 export const headerName: StringCheck = (v) =>
   v.length > 256 || !HEADER_NAME.test(v) ? 'is not an HTTP header name (RFC 7230 token)' : undefined;
 export const sectionName: StringCheck = (v) =>
@@ -189,10 +196,7 @@ function headerList(f: Fields, key: string): { name: string; value: string }[] {
       (h) => {
         h.rejectUnknown(['name', 'value'], UNKNOWN_ROUTE_FIELD);
         const name = h.string('name', { required: true, check: headerName })?.toLowerCase();
-        const value = h.string('value', {
-          required: true,
-          check: (v) => (v.length > 4096 ? 'is longer than 4096 characters' : undefined),
-        });
+        const value = h.string('value', { required: true, check: headerValue });
         if (name === undefined || value === undefined) return undefined;
         if (seen.has(name)) h.error('name', `${show(name)} appears twice in ${key}`);
         seen.add(name);

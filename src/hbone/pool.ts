@@ -62,6 +62,8 @@ export interface HbonePoolOptions {
 }
 
 const IDLE_MS = 5 * 60_000;
+/** How long a new HBONE connection may take (TCP, TLS 1.3 and the HTTP/2 preface). */
+const CONNECT_TIMEOUT_MS = 10_000;
 
 /**
  * HBONE client connections, pooled per (source identity, destination node address, destination
@@ -191,7 +193,16 @@ export class HbonePool {
       generation: cert.generation,
       streams: 0,
       ready: new Promise((resolve, reject) => {
+        // A peer that never answers (a node gone, a black hole) fails the dial instead of holding it.
+        const timer = setTimeout(
+          () =>
+            session.destroy(new Error(`no TLS and HTTP/2 handshake within ${CONNECT_TIMEOUT_MS / 1000}s`)),
+          CONNECT_TIMEOUT_MS,
+        );
+        timer.unref();
+        session.once('close', () => clearTimeout(timer));
         session.once('connect', () => {
+          clearTimeout(timer);
           session.setLocalWindowSize(H2_CONNECTION_WINDOW);
           resolve();
         });

@@ -6,8 +6,9 @@ import { AmbitError, ErrorCode } from '../errors.js';
  * `system:serviceaccount:<ns>:<sa>`, bound to one pod and node, for one audience). A waypoint proves
  * with one which ServiceAccount it runs as, so that the control plane gives it its own identity's
  * certificate and no other. A local cluster signs them with its own key (HS256) and the control plane
- * verifies them with the same key; on Kubernetes the API server signs them and the control plane asks
- * it (TokenReview).
+ * verifies them with the same key. On Kubernetes the API server signs them and the control plane will
+ * ask it (TokenReview): not built yet (the Kubernetes-API issue), so waypoints cannot authenticate in
+ * a real cluster today.
  */
 
 /** The audience every Ambit token is for (the rendered waypoint asks the kubelet for this one). */

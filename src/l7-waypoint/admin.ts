@@ -79,15 +79,19 @@ export function adminRoutes(o: {
           .map((p) => ({
             service: `${s.namespace}/${s.name}`,
             port: p.port,
-            endpoints: serviceEndpoints(state!.mesh, s, p.port).map((e) => {
+            endpoints: serviceEndpoints(state!.mesh, s, p.port).flatMap((e) => {
               const w = state!.mesh.workload(e.workloadUid)!;
               const ep = state!.endpointOf(w, e.targetPort, false);
-              return {
-                address: ep.key,
-                pod: `${w.namespace}/${w.name}`,
-                inFlight: o.upstreams.inFlight(ep.key),
-                hbone: ep.hbone !== undefined,
-              };
+              return ep === undefined
+                ? []
+                : [
+                    {
+                      address: ep.key,
+                      pod: `${w.namespace}/${w.name}`,
+                      inFlight: o.upstreams.inFlight(ep.key),
+                      hbone: ep.hbone !== undefined,
+                    },
+                  ];
             }),
           })),
       );

@@ -17,7 +17,6 @@ import { listen } from '../net/listen.js';
 import { IstioHttpMetrics } from '../telemetry/istio-http-metrics.js';
 import type { Logger } from '../telemetry/logger.js';
 import { outcomeInfo } from '../telemetry/outcomes.js';
-import { Tracing } from '../telemetry/tracing.js';
 import { adminRoutes } from './admin.js';
 import type { WaypointConfig } from './config.js';
 import { http1Downstream, http2Downstream } from './downstream.js';
@@ -102,10 +101,11 @@ export async function startWaypoint(
     hbonePort: cfg.nodeHbonePort,
   };
   const upstreams = new Upstreams(dial);
+  // The OpenTelemetry SDK costs memory: it is loaded only when a Gateway asks for traces.
   const tracing =
     cfg.otlpEndpoint === undefined
       ? undefined
-      : new Tracing({
+      : new (await import('../telemetry/tracing.js')).Tracing({
           endpoint: cfg.otlpEndpoint,
           serviceName: `${cfg.gateway}.${cfg.namespace}`,
           sampling: cfg.traceSampling,
@@ -116,6 +116,12 @@ export async function startWaypoint(
           },
         });
   const accessLog = log.child({ component: 'access' });
+  const tcpConnections = new Counter({
+    name: 'ambit_waypoint_tcp_connections_total',
+    help: 'Connections the waypoint passed through as TCP (not HTTP), by response flag',
+    labelNames: ['response_flags'],
+    registers: [registry],
+  });
   const fwd: ForwardDeps & { dial: UpstreamsOptions } = {
     routing: () => routing,
     upstreams,
@@ -131,6 +137,7 @@ export async function startWaypoint(
     ...(tracing === undefined ? {} : { tracing }),
     random,
     dial,
+    active: { count: 0, mirrors: 0 },
   };
 
   const http1 = createHttp1Server({
@@ -195,6 +202,8 @@ export async function startWaypoint(
           accessLog,
           log: log.child({ component: 'inbound' }),
           random,
+          tcp: (flag) => tcpConnections.inc({ response_flags: flag }),
+          refused: (flag) => refused.inc({ response_flags: flag }),
         },
         req,
         stream,
@@ -216,7 +225,19 @@ export async function startWaypoint(
   });
 
   dp.onConfig((next, version) => {
-    routing = new RoutingState(new MeshIndex(next.view), next.routes, self);
+    const next_ = new RoutingState(new MeshIndex(next.view), next.routes, self);
+    routing = next_;
+    // Pools to endpoints that moved (a pod IP now another pod's, identity or node) are closed.
+    upstreams.retain((ep) => {
+      const w = next_.mesh.workloadByIp(ep.ip);
+      if (w === undefined) return false;
+      const now = next_.endpointOf(w, ep.port, ep.ip.includes(':'));
+      return (
+        now !== undefined &&
+        now.hbone?.identity === ep.hbone?.identity &&
+        now.hbone?.nodeIp === ep.hbone?.nodeIp
+      );
+    });
     log.info({ version, routes: next.routes.size, services: next.view.services.length }, 'config applied');
   });
   // The first certificate can be refused while the control plane has not seen this pod yet: retry.
@@ -249,7 +270,7 @@ export async function startWaypoint(
     registry,
     stop: async () => {
       routing = undefined;
-      await drain([hbone], () => 0, DRAIN_MS);
+      await drain([hbone], () => fwd.active.count, DRAIN_MS);
       http1.close();
       await upstreams.close();
       hbonePool.close();

@@ -87,8 +87,9 @@ export function http1Downstream(req: IncomingMessage, res: ServerResponse): Down
       return started;
     },
     respond(status, headers, o) {
-      started = true;
+      // A head node:http refuses (a bad header from a backend) throws before anything is sent.
       res.writeHead(status, headers as Record<string, string | string[]>);
+      started = true;
       if (o.end) res.end();
     },
     write: (chunk) => res.write(chunk),

@@ -4,11 +4,12 @@ import type { Duplex } from 'node:stream';
 import type { HboneRequest } from '../hbone/server.js';
 import { pickLeastRequest } from '../mesh/load-balancer-least-request.js';
 import { declaredProtocol, type Sniffed, sniffProtocol } from '../mesh/protocol.js';
-import { hostPort, isV6 } from '../net/ip.js';
+import { hostPort } from '../net/ip.js';
 import { endStream, splice } from '../net/splice.js';
 import { StreamSocket } from '../net/stream-socket.js';
+import { HTTP_FAILURES, type HttpFailure } from '../telemetry/http-outcomes.js';
 import type { Logger } from '../telemetry/logger.js';
-import type { ConnContext } from './forward.js';
+import { type ConnContext, dstIsV6, dstName } from './exchange.js';
 import type { RoutingState } from './routing-state.js';
 import { openStream, type Upstreams, type UpstreamsOptions } from './upstream.js';
 
@@ -34,6 +35,10 @@ export interface InboundDeps {
   readonly accessLog: Logger;
   readonly log: Logger;
   readonly random: () => number;
+  /** Counts a TCP pass-through connection by its flag (`ambit_waypoint_tcp_connections_total`). */
+  readonly tcp: (flag: string) => void;
+  /** Counts a refused CONNECT by its flag (`ambit_hbone_refused_total`). */
+  readonly refused: (flag: string) => void;
 }
 
 /** How long a stream with no declared protocol may stay silent before it is taken as TCP (server-first protocols). */
@@ -41,15 +46,19 @@ export const SNIFF_TIMEOUT_MS = 200;
 /** A port declared HTTP gets longer: its client is expected to speak first. */
 const DECLARED_HTTP_TIMEOUT_MS = 10_000;
 
-/** Reads the first bytes of a stream until they tell the protocol, or the time runs out (TCP). */
-function sniff(stream: Duplex, timeoutMs: number): Promise<{ proto: Sniffed; head: Buffer }> {
+/**
+ * Reads the first bytes of a stream until they tell the protocol, or the time runs out (TCP).
+ * Resolves `closed` when the client went away first: nothing is opened for it.
+ */
+function sniff(stream: Duplex, timeoutMs: number): Promise<{ proto: Sniffed | 'closed'; head: Buffer }> {
   return new Promise((resolve) => {
     let head: Buffer = Buffer.alloc(0);
-    const finish = (proto: Sniffed): void => {
+    const finish = (proto: Sniffed | 'closed'): void => {
       clearTimeout(timer);
       stream.off('data', onData);
       stream.off('end', onEnd);
-      stream.pause();
+      stream.off('close', onClose);
+      if (proto !== 'closed') stream.pause();
       resolve({ proto, head });
     };
     const onData = (chunk: Buffer): void => {
@@ -58,9 +67,11 @@ function sniff(stream: Duplex, timeoutMs: number): Promise<{ proto: Sniffed; hea
       if (p !== 'more') finish(p);
     };
     const onEnd = (): void => finish('tcp');
-    const timer = setTimeout(() => finish('tcp'), timeoutMs);
+    const onClose = (): void => finish('closed');
+    const timer = setTimeout(() => finish(stream.destroyed ? 'closed' : 'tcp'), timeoutMs);
     stream.on('data', onData);
     stream.once('end', onEnd);
+    stream.once('close', onClose);
   });
 }
 
@@ -74,6 +85,7 @@ export function handleConnect(deps: InboundDeps, req: HboneRequest, stream: Serv
   const state = deps.routing();
   const target = req.target!;
   const refuse = (status: number, reason: string): void => {
+    deps.refused(status === 503 ? HTTP_FAILURES['no-healthy-upstream'].flag : HTTP_FAILURES['no-route'].flag);
     deps.log.warn({ peer: req.peer.toString(), authority: req.authority, reason }, 'CONNECT refused');
     if (!stream.destroyed) stream.respond({ ':status': status }, { endStream: true });
   };
@@ -146,48 +158,58 @@ function passThrough(
 ): void {
   const state = deps.routing();
   const started = performance.now();
-  const log = (extra: Record<string, unknown>): void =>
+  let logged = false;
+  const log = (flag: string, extra: Record<string, unknown>): void => {
+    if (logged) return;
+    logged = true;
+    deps.tcp(flag);
     deps.accessLog.info(
       {
         src: ctx.client.address,
         src_identity: ctx.client.identity,
+        dst: dstName(ctx),
         protocol: 'tcp',
+        flags: flag,
         duration_ms: Math.round(performance.now() - started),
         ...extra,
       },
       'connection',
     );
+  };
+  const fail = (failure: HttpFailure, reason: string, extra: Record<string, unknown> = {}): void => {
+    if (!stream.destroyed) stream.close();
+    log(HTTP_FAILURES[failure].flag, { reason, ...extra });
+  };
   if (state === undefined) {
-    stream.close();
-    log({ flags: 'NR', reason: 'no config' });
+    fail('no-route', 'no config yet');
     return;
   }
-  const v6 = isV6(ctx.dst.kind === 'service' ? ctx.dst.vip : (ctx.dst.workload.ips[0] ?? ''));
+  const v6 = dstIsV6(ctx);
   const endpoints =
     ctx.dst.kind === 'service'
       ? state.endpoints(ctx.dst.service, ctx.dst.port.port, v6)
-      : [state.endpointOf(ctx.dst.workload, ctx.dst.port, v6)];
+      : [state.endpointOf(ctx.dst.workload, ctx.dst.port, v6)].filter((e) => e !== undefined);
   const ep = pickLeastRequest(endpoints, (e) => deps.upstreams.inFlight(e.key), deps.random);
   if (ep === undefined) {
-    stream.close();
-    log({ flags: 'UH', reason: 'no ready endpoint' });
+    fail('no-healthy-upstream', 'no ready endpoint');
     return;
   }
   openStream(deps.dial, ep).then(
     (up) => {
+      if (stream.destroyed) {
+        up.destroy();
+        fail('downstream-reset', 'the client went away', { upstream: ep.key });
+        return;
+      }
       if (head !== undefined && head.length > 0) up.write(head);
       stream.resume();
       splice(stream, up, { down: endStream, up: endStream }, (err) =>
-        log({
+        log(err === undefined ? '-' : HTTP_FAILURES['upstream-reset'].flag, {
           upstream: ep.key,
-          flags: err === undefined ? '-' : 'UC',
           ...(err === undefined ? {} : { reason: err }),
         }),
       );
     },
-    (err: Error) => {
-      stream.close();
-      log({ upstream: ep.key, flags: 'UF', reason: err.message });
-    },
+    (err: Error) => fail('upstream-connect-failure', err.message, { upstream: ep.key }),
   );
 }

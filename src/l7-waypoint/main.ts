@@ -12,8 +12,13 @@ process.once('SIGTERM', () => controller.abort());
 process.once('SIGINT', () => controller.abort());
 try {
   const cfg = parseWaypointConfig(process.argv.slice(2));
-  // The access log is asynchronous: a line per request must not cost a blocking write.
-  const log = createRootLogger({ name: 'ambit-waypoint', level: cfg.logLevel, sync: false });
+  // The access log is asynchronous and batched: a line per request must not cost a write per line.
+  const log = createRootLogger({
+    name: 'ambit-waypoint',
+    level: cfg.logLevel,
+    sync: false,
+    bufferBytes: 16 * 1024,
+  });
   const waypoint = await startWaypoint(cfg, {}, log, controller.signal);
   if (waypoint !== undefined) {
     if (!controller.signal.aborted)

@@ -1,7 +1,7 @@
 import type { Counter } from 'prom-client';
 import type { RuleRef } from '../mesh/l7-route.js';
 import type { MeshService, Workload } from '../mesh/view.js';
-import { httpLabels, type IstioHttpMetrics } from '../telemetry/istio-http-metrics.js';
+import type { IstioHttpMetrics } from '../telemetry/istio-http-metrics.js';
 import type { Logger } from '../telemetry/logger.js';
 
 /**
@@ -47,6 +47,8 @@ export class RequestRecord {
     },
     /** The Service the client addressed (before routing). */
     readonly addressed: MeshService | undefined,
+    /** The destination's name when no Service is known (a pod): never a client-chosen value. */
+    readonly target: string,
   ) {}
 
   finish(): void {
@@ -58,20 +60,20 @@ export class RequestRecord {
     for (const reason of this.retried)
       this.sink.retries.inc({ destination_service: service?.hostname ?? 'unknown', reason });
     this.sink.metrics.record(
-      httpLabels({
+      {
         reporter: 'waypoint',
         src: this.src.workload,
         srcPrincipal: this.src.identity,
         dst: this.endpoint,
         dstPrincipal: this.endpoint?.identity,
         service,
-        target: this.req.authority,
+        target: this.target,
         protocol: this.req.grpc ? 'grpc' : 'http',
         status: this.status,
         grpcStatus: this.grpcStatus,
         flags,
         securityPolicy: 'mutual_tls',
-      }),
+      },
       durationMs,
       this.requestBytes,
       this.responseBytes,

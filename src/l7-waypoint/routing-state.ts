@@ -43,19 +43,24 @@ export class RoutingState {
     if (list === undefined) {
       list = serviceEndpoints(this.mesh, service, port).flatMap((e) => {
         const w = this.mesh.workload(e.workloadUid);
-        return w === undefined ? [] : [this.endpointOf(w, e.targetPort, v6)];
+        const ep = w === undefined ? undefined : this.endpointOf(w, e.targetPort, v6);
+        return ep === undefined ? [] : [ep];
       });
       this.endpointLists.set(key, list);
     }
     return list;
   }
 
-  /** How the waypoint dials a workload: HBONE to its node when it is in the mesh, else plain TCP. */
-  endpointOf(w: Workload, port: number, v6: boolean): UpstreamEndpoint {
+  /**
+   * How the waypoint dials a workload: HBONE to its node when it is in the mesh, plain TCP when it is
+   * not; undefined for a meshed workload whose node's address is unknown (never plaintext instead).
+   */
+  endpointOf(w: Workload, port: number, v6: boolean): UpstreamEndpoint | undefined {
     const ip = w.ips.find((a) => isV6(a) === v6) ?? w.ips[0]!;
     const nodeIps = this.mesh.nodeAddresses(w.node);
     const nodeIp = nodeIps.find((a) => isV6(a) === isV6(ip)) ?? nodeIps[0];
     const key = ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+    if (w.captured && nodeIp === undefined) return undefined;
     return {
       key,
       ip,

@@ -1,21 +1,27 @@
-import type { IncomingMessage } from 'node:http';
+import { type IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { applyHeaderModifier, type HeaderRecord } from '../gateway-api/route-filters.js';
-import { decideL7 } from '../mesh/l7-route.js';
+import type { HeaderRecord } from '../gateway-api/route-filters.js';
 import { pickLeastRequest } from '../mesh/load-balancer-least-request.js';
-import { isV6 } from '../net/ip.js';
 import { endStream, resetSocket, splice } from '../net/splice.js';
-import { HTTP_FAILURES } from '../telemetry/http-outcomes.js';
-import type { ForwardDeps } from './forward.js';
+import { HTTP_FAILURES, type HttpFailure } from '../telemetry/http-outcomes.js';
+import { http1Downstream } from './downstream.js';
+import { decide, dstIsV6, dstName, headerOf, redirectFor, upstreamHead } from './exchange.js';
+import { type ForwardDeps, forward } from './forward.js';
 import type { ConnSocket } from './inbound.js';
 import { RequestRecord } from './request-record.js';
 import { openStream, type UpstreamEndpoint, type UpstreamsOptions } from './upstream.js';
 
+/** The most bytes of an endpoint's answer head read before deciding whether it switched protocols. */
+const MAX_ANSWER_HEAD = 16 * 1024;
+
 /**
- * An HTTP/1.1 `Upgrade` (WebSocket): routed like any request (the same decision, request header
- * filters included), then the request head goes to the endpoint as it came and the two connections
- * are spliced: whatever the endpoint answers (101, or a refusal) and every frame after it pass
- * through. One access-log line and one count when the connection ends, with the endpoint's status.
+ * An HTTP/1.1 `Upgrade` (WebSocket): routed like any request (the same decision, its request header
+ * filters and URL rewrite, a redirect answered as such), then the request head goes to the endpoint
+ * and its answer is read. Only a `101 Switching Protocols` makes the two connections one: any other
+ * answer is passed back with `connection: close` and the connection ends, so that nothing after it
+ * can reach the endpoint without being routed. `Upgrade: h2c` (curl --http2 on http://) is served as
+ * an ordinary request. One access line and one count when the connection ends.
  */
 export function handleUpgrade(
   deps: ForwardDeps & { readonly dial: UpstreamsOptions },
@@ -23,7 +29,20 @@ export function handleUpgrade(
   socket: Duplex,
   head: Buffer,
 ): void {
+  // node:http stops listening for errors on an upgraded socket: a client that goes away must not crash us.
+  socket.on('error', () => undefined);
   const ctx = (socket as ConnSocket).ctx;
+  const protocols = String(req.headers.upgrade ?? '').toLowerCase();
+  if (protocols.split(',').some((p) => p.trim() === 'h2c')) {
+    // Not an upgrade we make: answer the request itself over HTTP/1.1, then close.
+    if (head.length > 0) socket.unshift(head);
+    const res = new ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket as Socket);
+    res.once('finish', () => socket.end());
+    void forward(deps, ctx, http1Downstream(req, res)).catch(() => socket.destroy());
+    return;
+  }
   const state = deps.routing();
   const rec = new RequestRecord(
     { metrics: deps.metrics, retries: deps.retries, log: deps.accessLog },
@@ -37,19 +56,33 @@ export function handleUpgrade(
       requestId: String(req.headers['x-request-id'] ?? ''),
     },
     ctx.dst.kind === 'service' ? ctx.dst.service : undefined,
+    dstName(ctx),
   );
-  const fail = (failure: keyof typeof HTTP_FAILURES, reason: string): void => {
+  let done = false;
+  const finish = (): void => {
+    if (done) return;
+    done = true;
+    rec.finish();
+  };
+  const answer = (status: number, reason: string, headers: HeaderRecord = {}): void => {
+    rec.status = status;
+    let text = `HTTP/1.1 ${status} ${reason}\r\n`;
+    for (const [k, v] of Object.entries({ 'content-length': '0', ...headers, connection: 'close' }))
+      for (const one of Array.isArray(v) ? v : [v]) text += `${k}: ${one}\r\n`;
+    socket.end(`${text}\r\n`);
+    finish();
+  };
+  const fail = (failure: HttpFailure, reason: string): void => {
     const info = HTTP_FAILURES[failure];
-    rec.status = info.status;
     rec.flags.push(info.flag);
     rec.reason = reason;
-    socket.end(`HTTP/1.1 ${info.status} ${info.message}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
-    rec.finish();
+    answer(info.status, info.message);
   };
   if (state === undefined) {
     fail('no-healthy-upstream', 'no config yet');
     return;
   }
+  // The head as it came (raw names kept), for routing and to send on.
   const headers: HeaderRecord = {};
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
     const k = req.rawHeaders[i]!.toLowerCase();
@@ -57,42 +90,37 @@ export function handleUpgrade(
     const had = headers[k];
     headers[k] = had === undefined ? v : [...(Array.isArray(had) ? had : [had]), v];
   }
+  const reqHead = {
+    method: req.method ?? 'GET',
+    path: req.url ?? '/',
+    authority: req.headers.host ?? '',
+    headers,
+  };
+  const requestId = headerOf(headers, 'x-request-id') ?? '';
+  const v6 = dstIsV6(ctx);
+  const d = decide(state, ctx, reqHead, deps.random);
   let endpoints: readonly UpstreamEndpoint[];
-  const v6 = isV6(ctx.dst.kind === 'service' ? ctx.dst.vip : (ctx.dst.workload.ips[0] ?? ''));
-  if (ctx.dst.kind === 'service') {
-    const path = req.url ?? '/';
-    const q = path.indexOf('?');
-    const d = decideL7(
-      state.mesh,
-      state.routesFor(ctx.dst.service, ctx.dst.port, ctx.client.namespace),
-      ctx.dst.service,
-      ctx.dst.port,
-      {
-        method: req.method ?? 'GET',
-        path: q === -1 ? path : path.slice(0, q),
-        query: q === -1 ? [] : [...new URLSearchParams(path.slice(q + 1))],
-        header: (name) => {
-          const v = headers[name];
-          return v === undefined ? undefined : Array.isArray(v) ? v.join(', ') : v;
-        },
-        grpc: false,
-      },
-      deps.random,
-    );
+  let sent = reqHead;
+  if (d === undefined) {
+    const dst = ctx.dst as Extract<typeof ctx.dst, { kind: 'workload' }>;
+    const ep = state.endpointOf(dst.workload, dst.port, v6);
+    endpoints = ep === undefined ? [] : [ep];
+  } else {
     if (d.route !== undefined) rec.route = d.route;
     if (d.kind === 'refuse') {
       fail(d.failure, d.reason);
       return;
     }
     if (d.kind === 'redirect') {
-      fail('no-route', 'a redirect rule does not take an upgrade');
+      const r = redirectFor(d, ctx.dst as Extract<typeof ctx.dst, { kind: 'service' }>, reqHead);
+      answer(r.status, 'Redirect', r.headers);
       return;
     }
-    for (const m of d.requestHeaders) applyHeaderModifier(headers, m);
+    // The upgrade's own headers (upgrade, connection) go on: the endpoint must see the request.
+    sent = upstreamHead(d, reqHead, requestId || 'upgrade', ['upgrade']);
+    sent.headers.connection = headers.connection ?? 'upgrade';
     rec.backend = d.backend.service;
     endpoints = state.endpoints(d.backend.service, d.backend.port, v6);
-  } else {
-    endpoints = [state.endpointOf(ctx.dst.workload, ctx.dst.port, v6)];
   }
   const ep = pickLeastRequest(endpoints, (e) => deps.upstreams.inFlight(e.key), deps.random);
   if (ep === undefined) {
@@ -102,19 +130,78 @@ export function handleUpgrade(
   rec.attempts = 1;
   rec.endpoint = ep.workload;
   rec.upstreamHost = ep.key;
+  let clientGone = socket.destroyed;
+  socket.once('close', () => {
+    clientGone = true;
+  });
   openStream(deps.dial, ep).then(
     (up) => {
-      let headText = `${req.method} ${req.url} HTTP/1.1\r\n`;
-      for (const [k, v] of Object.entries(headers))
-        for (const one of Array.isArray(v) ? v : [v]) headText += `${k}: ${one}\r\n`;
-      up.write(`${headText}\r\n`);
+      if (clientGone) {
+        up.destroy();
+        rec.flags.push(HTTP_FAILURES['downstream-reset'].flag);
+        finish();
+        return;
+      }
+      up.on('error', () => undefined);
+      let text = `${sent.method} ${sent.path} HTTP/1.1\r\nhost: ${sent.authority}\r\n`;
+      for (const [k, v] of Object.entries(sent.headers)) {
+        if (k === 'host') continue;
+        for (const one of Array.isArray(v) ? v : [v]) text += `${k}: ${one}\r\n`;
+      }
+      up.write(`${text}\r\n`);
       if (head.length > 0) up.write(head);
-      up.once('data', (first: Buffer) => {
-        rec.status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(first.toString('latin1', 0, 16))?.[1] ?? 0);
-      });
-      splice(socket, up, { down: resetSocket, up: endStream }, (err) => {
-        if (err !== undefined) rec.flags.push('UC');
-        rec.finish();
+      // Read the endpoint's answer head before deciding what the connection becomes.
+      let answerHead = Buffer.alloc(0);
+      const onData = (chunk: Buffer): void => {
+        answerHead = Buffer.concat([answerHead, chunk]);
+        const end = answerHead.indexOf('\r\n\r\n');
+        if (end === -1 && answerHead.length < MAX_ANSWER_HEAD) return;
+        up.off('data', onData);
+        up.pause();
+        rec.status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(answerHead.toString('latin1', 0, 16))?.[1] ?? 0);
+        if (rec.status === 101) {
+          socket.write(answerHead);
+          splice(socket, up, { down: resetSocket, up: endStream }, (err) => {
+            if (err !== undefined) rec.flags.push(HTTP_FAILURES['upstream-reset'].flag);
+            finish();
+          });
+          return;
+        }
+        // Not switched: the answer goes back, and the connection ends with it (after its body, when
+        // its length is known; else when the endpoint closes or goes quiet).
+        const headEnd = answerHead.indexOf('\r\n\r\n') + 4;
+        const length = Number(
+          /\r\ncontent-length:\s*(\d+)/i.exec(answerHead.toString('latin1', 0, headEnd))?.[1] ?? Number.NaN,
+        );
+        let left = Number.isFinite(length)
+          ? length - (answerHead.length - headEnd)
+          : Number.POSITIVE_INFINITY;
+        const close = (): void => {
+          socket.end();
+          up.destroy();
+          finish();
+        };
+        socket.write(answerHead);
+        if (left <= 0) {
+          close();
+          return;
+        }
+        (up as Duplex & { setTimeout?: (ms: number, cb: () => void) => void }).setTimeout?.(10_000, close);
+        up.on('data', (chunk: Buffer) => {
+          socket.write(chunk);
+          left -= chunk.length;
+          if (left <= 0) close();
+        });
+        up.once('end', close);
+        up.resume();
+      };
+      up.on('data', onData);
+      up.once('close', () => {
+        if (rec.status === 0) {
+          rec.flags.push(HTTP_FAILURES['upstream-reset'].flag);
+          socket.destroy();
+          finish();
+        }
       });
     },
     (err: Error) => fail('upstream-connect-failure', err.message),

@@ -8,7 +8,7 @@ import {
 import { connect as netConnect } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 import { type Dispatcher, Pool } from 'undici';
-import { describeError } from '../errors.js';
+import { AmbitError, describeError, ErrorCode } from '../errors.js';
 import type { HeaderRecord } from '../gateway-api/route-filters.js';
 import type { HbonePool } from '../hbone/pool.js';
 import { H2_SETTINGS } from '../hbone/protocol.js';
@@ -63,14 +63,39 @@ export interface BodySink {
 }
 
 /** Why an attempt got no response: the request was never sent, or the connection broke after. */
-export class AttemptError extends Error {
+export class AttemptError extends AmbitError {
   constructor(
     readonly kind: 'connect-failure' | 'reset',
     message: string,
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    super(ErrorCode.UPSTREAM_CONNECT, message, options);
   }
+}
+
+/** The endpoint and how it is dialled: a pool made for one is never used for another (a pod IP reused). */
+function poolKey(ep: UpstreamEndpoint): string {
+  return ep.hbone === undefined ? `${ep.key}|tcp` : `${ep.key}|${ep.hbone.nodeIp}|${ep.hbone.identity}`;
+}
+
+/** Rejects as soon as `signal` aborts (a connection still being made is not waited for). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal, what: string): Promise<T> {
+  if (signal.aborted) return Promise.reject(new AttemptError('connect-failure', `${what}: aborted`));
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void =>
+      reject(new AttemptError('connect-failure', `${what}: aborted before the connection was made`));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }
 
 export interface UpstreamsOptions {
@@ -104,11 +129,16 @@ export async function openStream(o: UpstreamsOptions, ep: UpstreamEndpoint): Pro
   });
 }
 
+/** An idle HTTP/2 session to an endpoint is closed after this long. */
+const IDLE_SESSION_MS = 60_000;
+
 /** Pools per endpoint, with the count of requests in flight on each (what least-request reads). */
 export class Upstreams {
   private readonly h1 = new Map<string, Pool>();
   private readonly h2 = new Map<string, Promise<ClientHttp2Session>>();
   private readonly active = new Map<string, number>();
+  /** Every endpoint a pool or session was made for, by pool key. */
+  private readonly dialled = new Map<string, UpstreamEndpoint>();
 
   constructor(private readonly o: UpstreamsOptions) {}
 
@@ -143,7 +173,9 @@ export class Upstreams {
   }
 
   private pool(ep: UpstreamEndpoint): Pool {
-    let pool = this.h1.get(ep.key);
+    const key = poolKey(ep);
+    this.dialled.set(key, ep);
+    let pool = this.h1.get(key);
     if (pool === undefined) {
       const o = this.o;
       pool = new Pool(`http://${hostPort(ep.ip, ep.port)}`, {
@@ -158,7 +190,7 @@ export class Upstreams {
           );
         },
       });
-      this.h1.set(ep.key, pool);
+      this.h1.set(key, pool);
     }
     return pool;
   }
@@ -176,7 +208,22 @@ export class Upstreams {
       const pending: Buffer[] = [];
       let ended: { trailers: HeaderRecord | undefined } | undefined;
       let failed: Error | undefined;
-      const onAbort = (): void => controller?.abort(new Error('aborted'));
+      // undici hands over the controller only once the request is on a connection: an abort before
+      // that is remembered and carried out then (the request is never sent).
+      const onAbort = (): void => {
+        if (controller !== undefined) {
+          controller.abort(new AttemptError('connect-failure', `${ep.key}: aborted`));
+          return;
+        }
+        // Still connecting: the caller gets its answer now; onRequestStart aborts the request later.
+        finish();
+        reject(new AttemptError('connect-failure', `${ep.key}: aborted before the connection was made`));
+      };
+      if (signal.aborted) {
+        release();
+        reject(new AttemptError('connect-failure', `${ep.key}: aborted before it was sent`));
+        return;
+      }
       signal.addEventListener('abort', onAbort, { once: true });
       const finish = (): void => {
         signal.removeEventListener('abort', onAbort);
@@ -185,6 +232,8 @@ export class Upstreams {
       const handler: Dispatcher.DispatchHandler = {
         onRequestStart: (c) => {
           controller = c;
+          if (signal.aborted)
+            c.abort(new AttemptError('connect-failure', `${ep.key}: aborted before it was sent`));
         },
         onResponseStart: (c, status, headers) => {
           if (status < 200) return;
@@ -197,10 +246,11 @@ export class Upstreams {
             pipe: (s) => {
               sink = s;
               s.onResume(() => c.resume());
-              for (const chunk of pending.splice(0)) s.data(chunk);
+              let ok = true;
+              for (const chunk of pending.splice(0)) ok = s.data(chunk) && ok;
               if (failed !== undefined) s.error(failed);
               else if (ended !== undefined) s.end(ended.trailers);
-              else c.resume();
+              else if (ok) c.resume();
             },
             discard: () => {
               c.abort(new Error('discarded for a retry'));
@@ -250,7 +300,9 @@ export class Upstreams {
   }
 
   private session(ep: UpstreamEndpoint): Promise<ClientHttp2Session> {
-    let s = this.h2.get(ep.key);
+    const key = poolKey(ep);
+    this.dialled.set(key, ep);
+    let s = this.h2.get(key);
     if (s === undefined) {
       s = openStream(this.o, ep).then(
         (raw) =>
@@ -261,8 +313,10 @@ export class Upstreams {
               createConnection: () => socket,
             });
             const forget = (): void => {
-              if (this.h2.get(ep.key) === s) this.h2.delete(ep.key);
+              if (this.h2.get(key) === s) this.h2.delete(key);
             };
+            // An idle session is closed after a while, as an idle HTTP/1.1 connection is.
+            session.setTimeout(IDLE_SESSION_MS, () => session.close());
             session.once('close', forget);
             session.once('goaway', forget);
             session.on('error', () => forget());
@@ -272,8 +326,8 @@ export class Upstreams {
             );
           }),
       );
-      this.h2.set(ep.key, s);
-      s.catch(() => this.h2.delete(ep.key));
+      this.h2.set(key, s);
+      s.catch(() => this.h2.delete(key));
     }
     return s;
   }
@@ -284,9 +338,9 @@ export class Upstreams {
     signal: AbortSignal,
     release: () => void,
   ): Promise<UpstreamResponse> {
-    const session = await this.session(ep);
+    const session = await untilAborted(this.session(ep), signal, ep.key);
     if (session.closed || session.destroyed) {
-      this.h2.delete(ep.key);
+      this.h2.delete(poolKey(ep));
       throw new AttemptError('connect-failure', `HTTP/2 session to ${ep.key} closed`);
     }
     const body = req.body;
@@ -355,17 +409,20 @@ export class Upstreams {
     });
   }
 
-  /** Drops the pools of endpoints that are gone. */
-  retain(keys: ReadonlySet<string>): void {
-    for (const [k, pool] of this.h1) {
-      if (keys.has(k)) continue;
+  /**
+   * Closes the pools of endpoints that are no longer dialled this way (the pod went away, or its
+   * address now belongs to another pod, identity or node): `current` says which still are.
+   */
+  retain(current: (ep: UpstreamEndpoint) => boolean): void {
+    for (const [k, ep] of this.dialled) {
+      if (current(ep)) continue;
+      this.dialled.delete(k);
+      const pool = this.h1.get(k);
       this.h1.delete(k);
-      void pool.close().catch(() => undefined);
-    }
-    for (const [k, s] of this.h2) {
-      if (keys.has(k)) continue;
+      void pool?.close().catch(() => undefined);
+      const session = this.h2.get(k);
       this.h2.delete(k);
-      void s.then(
+      void session?.then(
         (x) => x.close(),
         () => undefined,
       );

@@ -62,20 +62,29 @@ export function explainHttp(
   const q = req.path.indexOf('?');
   const path = q === -1 ? req.path : req.path.slice(0, q);
   const grpc = (req.headers['content-type'] ?? '').startsWith('application/grpc');
-  const d = decideL7(
-    mesh,
-    compilePortRoutes(routes, service, port, src.namespace),
-    service,
-    port,
-    {
-      method: req.method,
-      path,
-      query: q === -1 ? [] : [...new URLSearchParams(req.path.slice(q + 1))],
-      header: (name) => req.headers[name],
-      grpc,
-    },
-    () => 0,
-  );
+  const portRoutes = compilePortRoutes(routes, service, port, src.namespace);
+  const facts = {
+    method: req.method,
+    path,
+    query: q === -1 ? [] : ([...new URLSearchParams(req.path.slice(q + 1))] as [string, string][]),
+    header: (name: string) => req.headers[name],
+    grpc,
+  };
+  let d = decideL7(mesh, portRoutes, service, port, facts, () => 0);
+  // The weights draw one backend per request; explain shows the rule as it serves most requests:
+  // drawn towards the first backend that exists, so a missing first backend does not hide the rest.
+  if (d.kind === 'refuse' && d.failure === 'no-backend' && d.backends !== undefined) {
+    const total = d.backends.reduce((n, b) => n + b.weight, 0);
+    let before = 0;
+    for (const b of d.backends) {
+      if (b.service !== undefined && b.weight > 0) {
+        const r = (before + b.weight / 2) / total;
+        d = decideL7(mesh, portRoutes, service, port, facts, () => r);
+        break;
+      }
+      before += b.weight;
+    }
+  }
   const route =
     d.route === undefined
       ? d.kind === 'refuse'

@@ -4,7 +4,7 @@ import { isV6 } from '../net/ip.js';
 import type { Outcome } from '../telemetry/outcomes.js';
 import type { MeshIndex } from './mesh-index.js';
 import type { MeshService, MeshWaypoint, Workload } from './view.js';
-import { isWaypointPod, waypointKey } from './waypoints.js';
+import { waypointKey } from './waypoints.js';
 
 export interface Target {
   readonly ip: string;
@@ -84,9 +84,9 @@ export function routeOutbound(index: MeshIndex, dst: Target, pick: Picker, from?
       ...what,
     } as const;
   };
-  const fromWaypoint =
-    from !== undefined &&
-    (!from.captured || isWaypointPod(from.labels, index.view.waypoints, from.namespace));
+  // Waypoint pods are never captured (their pods are labelled out of the mesh), so this covers them;
+  // a label a pod sets on itself never does (it would let any pod skip its waypoint).
+  const fromWaypoint = from !== undefined && !from.captured;
   const service = index.serviceByVip(dst.ip);
   if (service !== undefined) {
     const port = service.ports.find((p) => p.port === dst.port && p.protocol === 'TCP');

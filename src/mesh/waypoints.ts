@@ -80,13 +80,3 @@ export function bindWaypoint(
 function describeFor(f: WaypointFor): string {
   return f === 'none' ? 'no traffic' : f === 'all' ? 'all traffic' : `${f} traffic only`;
 }
-
-/** The waypoint (if any) a source pod is: its own upstream traffic is never sent to a waypoint. */
-export function isWaypointPod(
-  labels: Labels,
-  waypoints: readonly MeshWaypoint[],
-  namespace: string,
-): boolean {
-  const name = labels['gateway.networking.k8s.io/gateway-name'];
-  return name !== undefined && waypoints.some((w) => w.namespace === namespace && w.name === name);
-}

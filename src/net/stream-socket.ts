@@ -9,7 +9,8 @@ import { Duplex } from 'node:stream';
  * Node 24, where the raw stream no longer shows it); a separate Duplex that forwards bytes keeps the
  * two stream implementations apart either way, and test/unit/stream-socket.test.ts checks that HTTP
  * over it stays byte-exact. It has what those servers and clients ask of a socket: addresses, an
- * idle timeout, and no-op Nagle, keep-alive and ref controls.
+ * idle timeout, and no-op Nagle, keep-alive and ref controls. Writes that arrive together (a response
+ * head and its body) leave as one write: one DATA frame and one TLS record, not two.
  */
 export class StreamSocket extends Duplex {
   readonly remoteAddress: string;
@@ -24,6 +25,7 @@ export class StreamSocket extends Duplex {
   alpnProtocol: string | undefined = undefined;
   private idleMs = 0;
   private idleTimer: NodeJS.Timeout | undefined;
+  private lastActivity = 0;
 
   constructor(
     private readonly inner: Duplex,
@@ -36,13 +38,17 @@ export class StreamSocket extends Duplex {
     this.remoteFamily = peer.ip.includes(':') ? 'IPv6' : 'IPv4';
     if (head !== undefined && head.length > 0) this.push(head);
     inner.on('data', (chunk: Buffer) => {
-      this.touch();
+      this.lastActivity = Date.now();
       if (!this.push(chunk)) inner.pause();
     });
     inner.once('end', () => this.push(null));
     inner.once('error', (err) => this.destroy(err));
+    // The stream underneath is gone: nothing more can be written. What was read is still delivered
+    // (the readable side ends first, then this closes); what waits to be written fails.
     inner.once('close', () => {
-      if (!this.destroyed && !this.readableEnded) this.destroy();
+      if (this.destroyed) return;
+      if (this.readableEnded || this.readableLength === 0) this.destroy();
+      else this.once('end', () => this.destroy());
     });
     inner.on('drain', () => this.emit('innerDrain'));
   }
@@ -51,40 +57,64 @@ export class StreamSocket extends Duplex {
     this.inner.resume();
   }
 
+  private send(data: Buffer, cb: (err?: Error | null) => void): void {
+    if (this.inner.destroyed || this.inner.writableEnded) {
+      cb(new Error('the stream under this connection has closed'));
+      return;
+    }
+    this.lastActivity = Date.now();
+    if (this.inner.write(data)) cb();
+    else {
+      const onClose = (): void => cb(new Error('the stream under this connection has closed'));
+      this.inner.once('close', onClose);
+      this.once('innerDrain', () => {
+        this.inner.off('close', onClose);
+        cb();
+      });
+    }
+  }
+
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.touch();
-    if (this.inner.write(chunk)) cb();
-    else this.once('innerDrain', () => cb());
+    this.send(chunk, cb);
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    this.send(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk)), cb);
   }
 
   override _final(cb: (err?: Error | null) => void): void {
-    this.inner.end(() => cb());
+    if (this.inner.destroyed || this.inner.writableEnded) cb();
+    else this.inner.end(() => cb());
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     clearTimeout(this.idleTimer);
-    if (!this.inner.destroyed) {
-      // An HTTP/2 stream that is merely ended stays open for the peer's half; a destroyed socket is done.
-      if (err === null && this.inner.writableEnded) this.inner.destroy();
-      else this.inner.destroy(err ?? undefined);
-    }
+    // The stream underneath goes with this connection (an HTTP/2 stream is reset unless it already ended).
+    if (!this.inner.destroyed) this.inner.destroy(err ?? undefined);
     cb(err);
-  }
-
-  private touch(): void {
-    if (this.idleMs === 0) return;
-    clearTimeout(this.idleTimer);
-    this.idleTimer = setTimeout(() => this.emit('timeout'), this.idleMs);
-    this.idleTimer.unref();
   }
 
   /** `net.Socket#setTimeout`: 'timeout' after that long without traffic (0 turns it off). */
   setTimeout(ms: number, cb?: () => void): this {
     this.idleMs = ms;
     if (cb !== undefined) this.once('timeout', cb);
-    if (ms === 0) clearTimeout(this.idleTimer);
-    else this.touch();
+    clearTimeout(this.idleTimer);
+    if (ms > 0) {
+      this.lastActivity = Date.now();
+      this.armIdle(ms);
+    }
     return this;
+  }
+
+  /** One timer per idle period (not one per chunk): it re-arms for the time left since the last traffic. */
+  private armIdle(delay: number): void {
+    this.idleTimer = setTimeout(() => {
+      if (this.idleMs === 0 || this.destroyed) return;
+      const idle = Date.now() - this.lastActivity;
+      if (idle >= this.idleMs) this.emit('timeout');
+      else this.armIdle(this.idleMs - idle);
+    }, delay);
+    this.idleTimer.unref();
   }
 
   setNoDelay(): this {

@@ -20,7 +20,9 @@ export type HttpFailure =
   /** The client went away before the response was complete. */
   | 'downstream-reset'
   /** The request is not one the waypoint can carry (bad headers, too large). */
-  | 'bad-request';
+  | 'bad-request'
+  /** The waypoint failed on its own (a bug, or an upstream answer it cannot pass on). */
+  | 'internal';
 
 export interface HttpFailureInfo {
   readonly status: number;
@@ -37,6 +39,8 @@ export const HTTP_FAILURES: Readonly<Record<HttpFailure, HttpFailureInfo>> = {
   'upstream-timeout': { status: 504, flag: 'UT', message: 'upstream request timeout' },
   'downstream-reset': { status: 499, flag: 'DC', message: 'downstream connection terminated' },
   'bad-request': { status: 400, flag: 'DPE', message: 'bad request' },
+  /** Ambit's own flag (Envoy has none for this): look for the error in the waypoint's log. */
+  internal: { status: 500, flag: 'IE', message: 'internal error in the waypoint' },
 };
 
 /** The flag Envoy adds when the retries ran out on a retriable outcome. */

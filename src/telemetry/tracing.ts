@@ -2,7 +2,6 @@ import {
   type Context,
   defaultTextMapGetter,
   defaultTextMapSetter,
-  context as otelContext,
   ROOT_CONTEXT,
   type Span,
   SpanKind,
@@ -21,7 +20,7 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 
 /*
- * W3C Trace Context for a waypoint, with the OpenTelemetry SDK: a server span per request (the child
+ * W3C Trace Context for a waypoint, with the OpenTelemetry SDK (loaded only when tracing is on): a server span per request (the child
  * of the client's `traceparent`, or a new trace), a client span per upstream attempt, whose context is
  * the `traceparent` the backend receives. Spans go to an OTLP/HTTP endpoint in batches. New traces are
  * sampled at a configured rate; a request whose caller sampled it is always traced (parent-based, as
@@ -106,13 +105,3 @@ function finish(span: Span, attributes: Readonly<Record<string, string | number>
   if (error) span.setStatus({ code: SpanStatusCode.ERROR });
   span.end();
 }
-
-/** The trace id a `traceparent` header carries (for the access log when tracing is off). */
-export function traceIdOf(headers: Headers): string | undefined {
-  const ctx = propagator.extract(ROOT_CONTEXT, headers, defaultTextMapGetter);
-  const id = trace.getSpanContext(ctx)?.traceId;
-  return id === undefined ? undefined : id;
-}
-
-// The API's context manager is never registered: spans are parented explicitly.
-void otelContext;

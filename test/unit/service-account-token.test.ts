@@ -338,9 +338,19 @@ describe('Callers: who is calling the control plane', () => {
 
 describe('podPrincipalProblem: whether a token still speaks for a live pod', () => {
   const pod = (over: Partial<ClusterPod> = {}): ClusterPod =>
-    snapPod(CLAIMS.pod, { serviceAccount: CLAIMS.serviceAccount, node: CLAIMS.node, ...over });
+    snapPod(CLAIMS.pod, {
+      serviceAccount: CLAIMS.serviceAccount,
+      node: CLAIMS.node,
+      labels: { 'gateway.networking.k8s.io/gateway-name': 'waypoint' },
+      ...over,
+    });
   test.each<{ what: string; pod: ClusterPod | undefined; problem?: string }>([
     { what: 'the pod, running', pod: pod() },
+    {
+      what: "an application pod's token gets nothing (only waypoint pods talk to the control plane as pods)",
+      pod: pod({ labels: {} }),
+      problem: 'pod shop/waypoint-7d9f-abcde is not a waypoint pod',
+    },
     { what: 'the pod, still pending', pod: pod({ phase: 'Pending' }) },
     { what: 'the pod is gone', pod: undefined, problem: 'pod shop/waypoint-7d9f-abcde does not exist' },
     {
