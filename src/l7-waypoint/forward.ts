@@ -328,7 +328,7 @@ class Exchange {
       const payload = body?.forAttempt();
       if (body !== undefined && payload === undefined) break;
       // A retry goes to another endpoint when there is one (Envoy's previous-hosts predicate).
-      const fresh = plan.endpoints.filter((e) => !tried.has(e.key));
+      const fresh = tried.size === 0 ? plan.endpoints : plan.endpoints.filter((e) => !tried.has(e.key));
       const ep = pickLeastRequest(
         fresh.length > 0 ? fresh : plan.endpoints,
         (e) => deps.upstreams.inFlight(e.key),
@@ -339,10 +339,14 @@ class Exchange {
       rec.attempts = made;
       rec.endpoint = ep.workload;
       rec.upstreamHost = ep.key;
-      const headers: HeaderRecord = { ...plan.head.headers };
-      if (Buffer.isBuffer(payload)) headers['content-length'] = String(payload.length);
       const span = this.trace?.attempt('upstream', { 'server.address': ep.key, 'ambit.attempt': made });
-      span?.inject(headers);
+      // The head is copied only when this attempt adds to it (its span, a kept body's length).
+      let headers = plan.head.headers;
+      if (span !== undefined || Buffer.isBuffer(payload)) {
+        headers = { ...headers };
+        if (Buffer.isBuffer(payload)) headers['content-length'] = String(payload.length);
+        span?.inject(headers);
+      }
       // The attempt ends when its own timeout fires, or the request's life ends (client gone, timeout).
       const attempt = new AbortController();
       const onAbort = (): void => attempt.abort();
@@ -435,7 +439,7 @@ class Exchange {
     if (rec.attempts > 1 && plan.retry.codes.has(resp.status)) rec.flags.push(RETRY_LIMIT_FLAG);
     const gs = headerOf(resp.headers, 'grpc-status');
     if (gs !== undefined) rec.grpcStatus = Number(gs);
-    for (const [k, v] of Object.entries(out)) rec.responseBytes += k.length + String(v).length + 4;
+    for (const k in out) rec.responseBytes += k.length + String(out[k]).length + 4;
     const h2 = down.protocol === 'HTTP/2';
     if (resp.endOfStream) {
       // Trailers-Only (a gRPC error answered in the head): one HEADERS frame that ends the stream.

@@ -17,7 +17,7 @@ try {
     name: 'ambit-waypoint',
     level: cfg.logLevel,
     sync: false,
-    bufferBytes: 16 * 1024,
+    bufferBytes: 8 * 1024,
   });
   const waypoint = await startWaypoint(cfg, {}, log, controller.signal);
   if (waypoint !== undefined) {
