@@ -53,9 +53,12 @@ export function caServiceImpl(d: CaServiceDeps): grpc.UntypedServiceImplementati
       callback: grpc.sendUnaryData<unknown>,
     ) => {
       const peer = call.getPeer();
+      // Who asked, for the log: the node or the pod, once the token is known.
+      let caller: Record<string, string> = {};
       void (async () => {
         const p = await d.callers.authenticate(tokenOf(call.metadata));
         if ('refused' in p) throw new Unauthenticated(p.refused);
+        caller = p.kind === 'node' ? { node: p.node } : { pod: `${p.claims.namespace}/${p.claims.pod}` };
         const req = call.request;
         const csr = await parseCsr(req.csr);
         const asked = req.metadata?.fields?.ImpersonatedIdentity?.stringValue ?? csr.uris[0] ?? '';
@@ -80,7 +83,7 @@ export function caServiceImpl(d: CaServiceDeps): grpc.UntypedServiceImplementati
         const ttl = Math.min(requested > 0 ? requested : d.defaultTtl, d.maxTtl);
         const chain = await d.ca.sign(req.csr, identity, ttl);
         d.issued.inc({ result: 'issued' });
-        d.log.info({ caller: who, identity: identity.toString(), ttlSeconds: ttl }, 'certificate issued');
+        d.log.info({ ...caller, identity: identity.toString(), ttlSeconds: ttl }, 'certificate issued');
         return chain;
       })().then(
         (chain) => callback(null, { cert_chain: chain }),
@@ -96,7 +99,7 @@ export function caServiceImpl(d: CaServiceDeps): grpc.UntypedServiceImplementati
             err instanceof AmbitError &&
             (err.code === ErrorCode.CERTIFICATE || err.code === ErrorCode.IDENTITY);
           d.issued.inc({ result: denied ? 'denied' : invalid ? 'invalid' : 'error' });
-          d.log.warn({ peer, reason: describeError(err) }, 'certificate request refused');
+          d.log.warn({ ...caller, peer, reason: describeError(err) }, 'certificate request refused');
           callback(
             fail(
               denied

@@ -115,12 +115,12 @@ export class FastHistogram {
       for (let i = 0; i < this.buckets.length; i++) {
         acc += s.counts[i]!;
         values.push({
-          labels: { ...s.labels, le: this.buckets[i]! },
+          labels: { le: this.buckets[i]!, ...s.labels },
           value: acc,
           metricName: `${this.name}_bucket`,
         });
       }
-      values.push({ labels: { ...s.labels, le: '+Inf' }, value: s.count, metricName: `${this.name}_bucket` });
+      values.push({ labels: { le: '+Inf', ...s.labels }, value: s.count, metricName: `${this.name}_bucket` });
       values.push({ labels: { ...s.labels }, value: s.sum, metricName: `${this.name}_sum` });
       values.push({ labels: { ...s.labels }, value: s.count, metricName: `${this.name}_count` });
     }
