@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, watch, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, realpathSync, watch, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TRUST_BUNDLE } from '../identity/ca.js';
@@ -158,6 +158,8 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
       paths,
       cgroupDir,
       proberScript: join(here, 'prober-main.js'),
+      // The installation (dist/ and node_modules/, where Node itself is) and the Node binary.
+      keep: [realpathSync(join(here, '..', '..')), dirname(realpathSync(process.execPath))],
       cniSocket,
       waypoints: {
         image: AMBIT_IMAGE,

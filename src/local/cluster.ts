@@ -46,6 +46,11 @@ export interface ClusterConfig {
   readonly cniSocket?: (node: NodeLayout) => string;
   /** Signs pods' ServiceAccount tokens (as the API server's TokenRequest does). */
   readonly serviceAccountToken?: (claims: ServiceAccountClaims) => Promise<string>;
+  /**
+   * Host folders pods must still see although their /tmp is private: the Ambit installation that
+   * waypoint pods run (a checkout may live under /tmp).
+   */
+  readonly keep?: readonly string[];
   /** How waypoint Gateways become pods here (without it, Gateways make nothing). */
   readonly waypoints?: LocalWaypointOptions;
 }
@@ -112,6 +117,7 @@ export class LocalCluster {
       probers: this.probers,
       log,
       services: () => this.services,
+      ...(cfg.keep === undefined ? {} : { keep: cfg.keep }),
       ...(cfg.cniSocket === undefined ? {} : { cniSocket: cfg.cniSocket }),
       ...(cfg.serviceAccountToken === undefined ? {} : { serviceAccountToken: cfg.serviceAccountToken }),
       onChange: () => this.scheduleSync(),

@@ -9,7 +9,9 @@ import { AmbitError, ErrorCode } from '../errors.js';
  * - the pod's network namespace and cgroup are created first;
  * - a pause process (`sleep infinity`) is started in the cgroup through `ip netns exec`, which gives it a
  *   private mount namespace with the pod's hosts and resolv.conf bind-mounted over /etc; it mounts a private
- *   tmpfs on /tmp, so every pod has its own scratch space like a container's writable layer;
+ *   tmpfs on /tmp, so every pod has its own scratch space like a container's writable layer; the host
+ *   folders the pods must still run from (the Ambit installation, when it lives under /tmp) are bound back
+ *   read-only over the fresh /tmp, from a descriptor of the host's /tmp opened before the mount;
  * - each container (and `ambit local exec`) joins the pause process's mount and network namespaces with
  *   nsenter, after writing its own PID into the pod cgroup, so the kernel sees it as the pod from its
  *   first instruction (which is what the eBPF redirection keys on).
@@ -29,6 +31,31 @@ export interface SandboxPaths {
   readonly cgroupDir: string;
   /** Folder of this pod's logs. */
   readonly podDir: string;
+  /** Host folders under /tmp that stay visible (read-only) in the pod, whose /tmp is otherwise its own. */
+  readonly keep?: readonly string[];
+}
+
+/**
+ * The pause process's script: a private /tmp, then every kept folder bound back over it. The host's
+ * /tmp is held open as descriptor 3 so that its folders can still be reached once the tmpfs hides
+ * them; `mount -c` passes /proc/self/fd/3/... to the kernel as it is, which follows the descriptor.
+ * The folders are the script's arguments (no quoting of paths into shell text).
+ */
+export const PAUSE_SCRIPT = [
+  'exec 3</tmp',
+  'mount -t tmpfs -o mode=1777,size=256m ambit-pod-tmp /tmp',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion, not a template
+  'for p; do mkdir -p "$p" && mount -c --bind "/proc/self/fd/3/${p#/tmp/}" "$p" && mount -c -o remount,bind,ro "$p" || exit 1; done',
+  'exec 3<&-',
+  'exec sleep infinity',
+].join(' && ');
+
+/** The kept folders the pause script must bind: those under /tmp, outermost only. */
+export function foldersToKeep(paths: readonly string[]): string[] {
+  const under = [...new Set(paths.map((p) => p.replace(/\/+$/, '')))]
+    .filter((p) => p.startsWith('/tmp/') && !p.split('/').includes('..'))
+    .sort();
+  return under.filter((p, i) => !under.slice(0, i).some((q) => p.startsWith(`${q}/`)));
 }
 
 /** Starts the pod's pause process and waits until it holds the pod's namespaces. */
@@ -47,7 +74,9 @@ export async function startPause(sb: SandboxPaths): Promise<ChildProcess> {
       sb.netns,
       SH,
       '-c',
-      'mount -t tmpfs -o mode=1777,size=256m ambit-pod-tmp /tmp && exec sleep infinity',
+      PAUSE_SCRIPT,
+      SH,
+      ...foldersToKeep(sb.keep ?? []),
     ],
     { detached: true, stdio: ['ignore', log, log] },
   );

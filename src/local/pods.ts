@@ -35,6 +35,8 @@ export interface PodHost {
   readonly cgroupDir: string;
   readonly probers: NodeProbers;
   readonly log: Logger;
+  /** Host folders that pods still see even under /tmp (which is private to each pod). */
+  readonly keep?: readonly string[];
   /** The Services as they are now (container env and the hosts file name them). */
   services(): readonly ServiceState[];
   /**
@@ -100,6 +102,7 @@ export class LocalPod {
       netns: this.netns,
       cgroupDir: join(h.cgroupDir, this.cgroupRel),
       podDir: h.paths.podDir(desired.namespace, desired.name),
+      ...(h.keep === undefined ? {} : { keep: h.keep }),
     };
     this.containers = desired.spec.containers.map((spec) => ({
       spec,

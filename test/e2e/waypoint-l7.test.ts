@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { LocalState } from '../../src/local/state.js';
@@ -13,9 +13,11 @@ import { ambit, downCluster, podExec, ROOT, runCmd, status, waitFor } from './he
 
 const CLUSTER = 'e2e-l7';
 const NS = 'l7';
-const FIX = join(ROOT, 'test/e2e/fixtures');
-// Pods have a private /tmp: what backends log for the test goes where both can see it.
+// Pods have a private /tmp: what backends log for the test goes where both can see it, and so do the
+// fixture programs the pods run (the checkout itself may be under /tmp, as CI's fresh clone can be).
 const SHARED = mkdtempSync('/var/tmp/ambit-e2e-l7-');
+const FIX = join(SHARED, 'fixtures');
+cpSync(join(ROOT, 'test/e2e/fixtures'), FIX, { recursive: true });
 const PY = '/usr/bin/python3';
 
 function echo(name: string, labels: string, extra = ''): string {
