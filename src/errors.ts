@@ -37,6 +37,8 @@ export const ErrorCode = {
   CONTROL_PLANE: 'AMBIT_ERR_CONTROL_PLANE',
   /** A connection was denied by authorization policy. */
   POLICY_DENIED: 'AMBIT_ERR_POLICY_DENIED',
+  /** The Kubernetes API server refused a request or could not be reached. */
+  KUBE_API: 'AMBIT_ERR_KUBE_API',
   /** A timeout expired. */
   TIMEOUT: 'AMBIT_ERR_TIMEOUT',
   /** Something that must not happen; a bug in Ambit. */

@@ -1,4 +1,5 @@
 import { DaemonFlags } from '../config/flags.js';
+import { type KubeSettings, kubeSettings } from '../config/kube-settings.js';
 import type { LogLevel } from '../config/log-level.js';
 
 export interface ControlPlaneConfig {
@@ -13,8 +14,8 @@ export interface ControlPlaneConfig {
   readonly nodeTokens: string;
   /** Key that verifies ServiceAccount tokens (waypoints'); without it only node tokens are accepted. */
   readonly serviceAccountKey: string | undefined;
-  /** Where the cluster is read: the local cluster's API file. */
-  readonly localApi: string;
+  /** Where the cluster is read: the Kubernetes API of this kubeconfig, else the in-cluster one. */
+  readonly kube: KubeSettings;
   /** Default and maximum workload certificate lifetime. */
   readonly certTtlSeconds: number;
   readonly maxCertTtlSeconds: number;
@@ -36,7 +37,7 @@ export function parseControlPlaneConfig(
       'ca-dir': 'string',
       'node-tokens': 'string',
       'service-account-key': 'string',
-      'local-api': 'string',
+      kubeconfig: 'string',
       'cert-ttl': 'string',
       'max-cert-ttl': 'string',
       'log-level': 'string',
@@ -56,7 +57,7 @@ export function parseControlPlaneConfig(
     caDir: f.required('ca-dir', { env: 'AMBIT_CA_DIR' }),
     nodeTokens: f.required('node-tokens', { env: 'AMBIT_NODE_TOKENS' }),
     serviceAccountKey: f.optional('service-account-key', { env: 'AMBIT_SERVICE_ACCOUNT_KEY' }),
-    localApi: f.required('local-api', { env: 'AMBIT_LOCAL_API' }),
+    kube: kubeSettings(f.optional('kubeconfig', { env: 'KUBECONFIG' }), env),
     certTtlSeconds,
     maxCertTtlSeconds,
     logLevel: f.logLevel(),

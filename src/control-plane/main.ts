@@ -1,5 +1,7 @@
-import { LocalApiSource } from '../cluster/source-local.js';
+import { KubeClusterSource } from '../cluster/source-kube.js';
 import { describeError } from '../errors.js';
+import { KubeClient } from '../kube/client.js';
+import { kubeTarget } from '../kube/kubeconfig.js';
 import { createRootLogger } from '../telemetry/logger.js';
 import { startControlPlane } from './app.js';
 import { parseControlPlaneConfig } from './config.js';
@@ -10,7 +12,8 @@ process.once('SIGINT', () => controller.abort());
 try {
   const cfg = parseControlPlaneConfig(process.argv.slice(2));
   const log = createRootLogger({ name: 'ambit-control-plane', level: cfg.logLevel });
-  const cp = await startControlPlane(cfg, new LocalApiSource(cfg.localApi), log);
+  const source = new KubeClusterSource(new KubeClient(kubeTarget(cfg.kube)));
+  const cp = await startControlPlane(cfg, source, log);
   if (!controller.signal.aborted)
     await new Promise<void>((resolve) => controller.signal.addEventListener('abort', () => resolve()));
   await cp.stop();

@@ -143,6 +143,40 @@ export async function signWorkloadCert(opts: {
   return nl(cert.toString('pem'));
 }
 
+/** Signs a TLS server certificate for DNS names and IP addresses (local mode's Kubernetes API server). */
+export async function signServerCert(opts: {
+  readonly issuerPem: string;
+  readonly issuerKey: KeyMaterial;
+  readonly publicKey: x509.PublicKey | CryptoKey;
+  readonly dns: readonly string[];
+  readonly ips: readonly string[];
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+}): Promise<string> {
+  const issuer = new x509.X509Certificate(opts.issuerPem);
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serial(),
+    subject: `CN=${opts.dns[0] ?? opts.ips[0] ?? 'server'}`,
+    issuer: issuer.subject,
+    notBefore: opts.notBefore,
+    notAfter: opts.notAfter,
+    publicKey: opts.publicKey,
+    signingKey: opts.issuerKey.keys.privateKey,
+    signingAlgorithm: EC_SIGN,
+    extensions: [
+      new x509.SubjectAlternativeNameExtension([
+        ...opts.dns.map((value) => ({ type: 'dns' as const, value })),
+        ...opts.ips.map((value) => ({ type: 'ip' as const, value })),
+      ]),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      await x509.AuthorityKeyIdentifierExtension.create(opts.issuerKey.keys.publicKey),
+    ],
+  });
+  return nl(cert.toString('pem'));
+}
+
 export interface CertInfo {
   readonly uris: readonly string[];
   readonly serial: string;

@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
-import { renameSync, writeFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { SOURCE_ANNOTATION } from '../cluster/kube-objects.js';
 import type { Labels } from '../config/kube-types.js';
-import type { KeptObject } from '../manifests/model.js';
+import type { DeploymentObject, KeptObject, ServiceAccountObject } from '../manifests/model.js';
 import type { NodeLayout } from './layout.js';
 import type { PodState, ServiceState } from './state.js';
 
@@ -19,6 +18,8 @@ export interface ApiInputs {
   readonly pods: readonly PodState[];
   readonly services: readonly ServiceState[];
   readonly config: readonly KeptObject[];
+  readonly deployments?: readonly DeploymentObject[];
+  readonly serviceAccounts?: readonly ServiceAccountObject[];
 }
 
 type Json = Record<string, unknown>;
@@ -49,7 +50,7 @@ export function nodeObject(n: NodeLayout): Json {
   };
 }
 
-export function podObject(p: PodState): Json {
+export function podObject(p: PodState, hostIP?: string): Json {
   const terminating = p.phase === 'Terminating';
   const phase = terminating ? 'Running' : p.phase;
   return {
@@ -78,7 +79,25 @@ export function podObject(p: PodState): Json {
       phase,
       podIP: p.ip4,
       podIPs: [{ ip: p.ip4 }, { ip: p.ip6 }],
+      ...(hostIP === undefined ? {} : { hostIP, hostIPs: [{ ip: hostIP }] }),
       conditions: [{ type: 'Ready', status: p.ready ? 'True' : 'False' }],
+      containerStatuses: p.containers.map((c) => ({
+        name: c.name,
+        ready: c.ready,
+        restartCount: c.restarts,
+        started: c.state === 'running',
+        state:
+          c.state === 'running'
+            ? { running: { startedAt: c.startedAt } }
+            : c.state === 'terminated'
+              ? {
+                  terminated: {
+                    exitCode: c.exitCode ?? 0,
+                    reason: c.reason ?? (c.exitCode === 0 ? 'Completed' : 'Error'),
+                  },
+                }
+              : { waiting: { reason: c.reason ?? 'ContainerCreating' } },
+      })),
       qosClass: 'BestEffort',
     },
   };
@@ -158,6 +177,51 @@ export function endpointSliceObjects(s: ServiceState, podUid: (pod: string) => s
   }));
 }
 
+/** A Deployment with the status its controller would report, counted from the pods it owns. */
+export function deploymentObject(d: DeploymentObject, pods: readonly PodState[]): Json {
+  const mine = pods.filter(
+    (p) => p.namespace === d.meta.namespace && p.owner === `Deployment/${d.meta.name}`,
+  );
+  const live = mine.filter((p) => p.phase !== 'Terminating');
+  const ready = live.filter((p) => p.ready).length;
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: {
+      name: d.meta.name,
+      namespace: d.meta.namespace,
+      labels: d.meta.labels,
+      annotations: { ...d.meta.annotations, [SOURCE_ANNOTATION]: `${d.source.file}:${d.source.line}` },
+    },
+    spec: {
+      replicas: d.replicas,
+      selector: { matchLabels: d.selector },
+      template: {
+        metadata: { labels: d.template.labels, annotations: d.template.annotations },
+        spec: {
+          serviceAccountName: d.template.spec.serviceAccountName,
+          containers: d.template.spec.containers.map((c) => ({
+            name: c.name,
+            ...(c.image === undefined ? {} : { image: c.image }),
+            command: c.command,
+          })),
+        },
+      },
+    },
+    status: {
+      replicas: live.length,
+      updatedReplicas: live.length,
+      readyReplicas: ready,
+      availableReplicas: ready,
+      ...(ready < d.replicas ? { unavailableReplicas: d.replicas - ready } : {}),
+    },
+  };
+}
+
+export function serviceAccountObject(sa: { namespace: string; name: string }): Json {
+  return { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa.name, namespace: sa.namespace } };
+}
+
 /** A mesh config object as the manifest wrote it, with where it came from. */
 export function configObject(k: KeptObject): Json {
   const metadata = (k.body.metadata ?? {}) as Json;
@@ -177,22 +241,23 @@ export function apiObjects(i: ApiInputs): Json[] {
   return [
     ...i.namespaces.map(namespaceObject),
     ...i.nodes.map(nodeObject),
-    ...i.pods.map(podObject),
+    ...i.pods.map((p) => podObject(p, i.nodes.find((n) => n.name === p.node)?.ip4)),
     ...i.services.map(serviceObject),
     ...i.services.flatMap((s) => endpointSliceObjects(s, (pod) => uidOf.get(`${s.namespace}/${pod}`))),
     ...i.config.map(configObject),
+    ...(i.deployments ?? []).map((d) => deploymentObject(d, i.pods)),
+    ...serviceAccounts(i).map(serviceAccountObject),
   ];
 }
 
-/** Writes the API as a Kubernetes List, atomically (rename), so that readers never see half a file. */
-export function writeApi(path: string, objects: readonly Json[], resourceVersion: number): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  const list = {
-    apiVersion: 'v1',
-    kind: 'List',
-    metadata: { resourceVersion: String(resourceVersion) },
-    items: objects,
+/** Every namespace has `default`; the rest are declared, or named by a pod (as admission would require). */
+function serviceAccounts(i: ApiInputs): { namespace: string; name: string }[] {
+  const out = new Map<string, { namespace: string; name: string }>();
+  const add = (namespace: string, name: string): void => {
+    out.set(`${namespace}/${name}`, { namespace, name });
   };
-  writeFileSync(tmp, `${JSON.stringify(list)}\n`, { mode: 0o644 });
-  renameSync(tmp, path);
+  for (const n of i.namespaces) add(n.name, 'default');
+  for (const sa of i.serviceAccounts ?? []) add(sa.meta.namespace, sa.meta.name);
+  for (const p of i.pods) add(p.namespace, p.serviceAccount);
+  return [...out.values()];
 }

@@ -8,14 +8,17 @@ import { ensureBpffs } from '../os/bpffs.js';
 import { createCgroup } from '../os/cgroup.js';
 import { createRootLogger } from '../telemetry/logger.js';
 import { AMBIT_IMAGE, AMBIT_VERSION } from '../version.js';
-import { LocalCluster, type NodeComponent } from './cluster.js';
+import { LocalCluster, manifestDisplayBase, type NodeComponent } from './cluster.js';
 import type { LocalDaemonConfig } from './config.js';
+import { LocalKubeApi } from './kube-api/local-api.js';
+import { ManifestWriter } from './kube-api/manifest-writer.js';
 import {
   type ClusterPaths,
   clusterBpfDir,
   clusterCgroupDir,
   clusterPaths,
   FABRIC_V4,
+  fabricNetns,
   type NodeLayout,
   nodeLayout,
 } from './layout.js';
@@ -74,6 +77,21 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
     Array.from({ length: cfg.nodes }, (_, i) => nodeLayout(cfg.cluster, i + 1)),
   );
   const saKey = issueServiceAccountKey(paths);
+  // The Kubernetes API the daemons (and kubectl) read the cluster from, with a kubeconfig per reader.
+  const api = new LocalKubeApi({
+    dir: join(paths.dir, 'kube'),
+    cluster: cfg.cluster,
+    fabricAddress: FABRIC_V4,
+    log,
+  });
+  await api.start();
+  const controlPlaneKubeconfig = api.daemonKubeconfig('control-plane');
+  const agentKubeconfig = new Map(
+    Array.from({ length: cfg.nodes }, (_, i) => nodeLayout(cfg.cluster, i + 1)).map((n) => [
+      n.name,
+      api.daemonKubeconfig(`node-agent-${n.name}`),
+    ]),
+  );
   const controlPlane = `${FABRIC_V4}:15012`;
   const components: NodeComponent[] = [
     {
@@ -89,8 +107,8 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
         tokens,
         '--service-account-key',
         saKey.file,
-        '--local-api',
-        paths.api,
+        '--kubeconfig',
+        controlPlaneKubeconfig,
         ...(cfg.certTtl === undefined ? [] : ['--cert-ttl', cfg.certTtl]),
         '--log-level',
         cfg.logLevel,
@@ -115,8 +133,8 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
         node.proxy4,
         '--proxy-ip6',
         node.proxy6,
-        '--local-api',
-        paths.api,
+        '--kubeconfig',
+        agentKubeconfig.get(node.name) ?? '',
         '--cni-socket',
         cniSocket(node),
         '--status-file',
@@ -161,6 +179,8 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
       // The installation (dist/ and node_modules/, where Node itself is) and the Node binary.
       keep: [realpathSync(join(here, '..', '..')), dirname(realpathSync(process.execPath))],
       cniSocket,
+      publishApi: (objects) => api.store.replaceAll(objects),
+      onFabric: () => api.listenInNetns(fabricNetns(cfg.cluster), join(here, 'netns-listen-main.js')),
       waypoints: {
         image: AMBIT_IMAGE,
         version: AMBIT_VERSION,
@@ -177,6 +197,25 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
     log,
     progress,
     components,
+  );
+
+  api.setWriter(
+    new ManifestWriter({
+      manifests: cfg.manifests,
+      displayBase: manifestDisplayBase(cfg.manifests),
+      parseOptions: () => cluster.parseOptions(),
+      store: api.store,
+      reload: () => cluster.requestReload(),
+      managedBy: (resource, object) => {
+        if (resource.kind === 'Pod') {
+          const owner = ((object.metadata as { ownerReferences?: { kind?: string; name?: string }[] })
+            .ownerReferences ?? [])[0];
+          if (owner !== undefined)
+            return `this pod is made by ${owner.kind} ${owner.name}: scale or change the ${owner.kind} instead`;
+        }
+        return undefined;
+      },
+    }),
   );
 
   let shuttingDown = false;

@@ -8,7 +8,7 @@ import { BUILTIN_NAMESPACES, loadManifests } from '../manifests/load-manifests.j
 import { type Manifests, objectKey } from '../manifests/model.js';
 import { createCgroup } from '../os/cgroup.js';
 import type { Logger } from '../telemetry/logger.js';
-import { apiObjects, writeApi } from './api-objects.js';
+import { apiObjects } from './api-objects.js';
 import { DaemonSupervisor, type NodeComponent } from './daemons.js';
 import { type DesiredPod, desiredPods } from './desired-pods.js';
 import {
@@ -51,6 +51,10 @@ export interface ClusterConfig {
    * waypoint pods run (a checkout may live under /tmp).
    */
   readonly keep?: readonly string[];
+  /** Publishes the cluster as Kubernetes objects: local mode's API server (kube-api/) serves them. */
+  readonly publishApi: (objects: readonly Record<string, unknown>[]) => void;
+  /** Called once the fabric's network namespace exists, before any daemon starts (the API listens there). */
+  readonly onFabric?: () => Promise<void>;
   /** How waypoint Gateways become pods here (without it, Gateways make nothing). */
   readonly waypoints?: LocalWaypointOptions;
 }
@@ -147,6 +151,7 @@ export class LocalCluster {
       createCgroup(join(this.cfg.cgroupDir, node.systemCgroup));
     }
     await createFabric(this.cfg.cluster);
+    await this.cfg.onFabric?.();
     for (const node of this.nodes) await createNode(this.cfg.cluster, node);
     await routeNodes(this.cfg.cluster, this.nodes);
     for (const node of this.nodes) this.probers.start(node);
@@ -173,6 +178,11 @@ export class LocalCluster {
     const next = this.queue.then(fn, fn);
     this.queue = next.catch((err: unknown) => this.log.error({ err }, 'reconcile step failed'));
     return this.queue;
+  }
+
+  /** How manifests are parsed here (what the API's writes are validated with). */
+  parseOptions(): { requireCommand: true; nodeNames: string[] } {
+    return { requireCommand: true, nodeNames: this.nodes.map((n) => n.name) };
   }
 
   /** Re-reads the manifests and reconciles; called at start and by the folder watch. */
@@ -333,16 +343,16 @@ export class LocalCluster {
       name,
       labels: {},
     }));
-    writeApi(
-      this.cfg.paths.api,
+    this.cfg.publishApi(
       apiObjects({
         namespaces: [...builtin, ...declared],
         nodes: this.nodes,
         pods,
         services: this.services,
         config: m?.kept ?? [],
+        deployments: m?.deployments ?? [],
+        serviceAccounts: m?.serviceAccounts ?? [],
       }),
-      this.generation,
     );
     if (
       this.phase === 'running' &&
@@ -371,7 +381,7 @@ export class LocalCluster {
 }
 
 /** Issues name files relative to the manifests folder (or the folder of a single manifest file). */
-function manifestDisplayBase(manifests: string): string {
+export function manifestDisplayBase(manifests: string): string {
   try {
     return statSync(manifests).isDirectory() ? manifests : dirname(manifests);
   } catch {

@@ -116,8 +116,8 @@ export interface ClusterPaths {
   readonly dir: string;
   /** What `ambit local status` reads: the cluster as the local daemon runs it. */
   readonly state: string;
-  /** The local cluster's API: the cluster as Kubernetes objects, read by the mesh's daemons. */
-  readonly api: string;
+  /** kubeconfig of local mode's Kubernetes API for the user (kubectl). */
+  readonly kubeconfig: string;
   /** `ambit local up`'s progress channel (JSON lines). */
   readonly progress: string;
   readonly daemonLog: string;
@@ -132,7 +132,7 @@ export function clusterPaths(runRoot: string, cluster: string): ClusterPaths {
   return {
     dir,
     state: join(dir, 'state.json'),
-    api: join(dir, 'api.json'),
+    kubeconfig: join(dir, 'kube', 'admin.kubeconfig'),
     progress: join(dir, 'progress.jsonl'),
     daemonLog: join(dir, 'local.log'),
     lock: join(dir, 'daemon.pid'),

@@ -1,6 +1,7 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DaemonFlags } from '../config/flags.js';
+import { type KubeSettings, kubeSettings } from '../config/kube-settings.js';
 import type { LogLevel } from '../config/log-level.js';
 import { CGROUP_LAYOUTS, type CgroupLayout } from './pod-cgroups.js';
 
@@ -20,8 +21,8 @@ export interface AgentConfig {
   readonly proxyIp4: string;
   readonly proxyIp6: string;
   readonly outboundPort: number;
-  /** Where the cluster is read: the local cluster's API file. */
-  readonly localApi: string;
+  /** Where the cluster is read: the Kubernetes API of this kubeconfig, else the in-cluster one. */
+  readonly kube: KubeSettings;
   readonly logLevel: LogLevel;
   readonly uninstall: boolean;
   /** Unix socket for the CNI step (enroll a pod before it starts). */
@@ -45,7 +46,7 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
       'proxy-ip4': 'string',
       'proxy-ip6': 'string',
       'outbound-port': 'string',
-      'local-api': 'string',
+      kubeconfig: 'string',
       'log-level': 'string',
       uninstall: 'boolean',
       'cni-socket': 'string',
@@ -81,7 +82,7 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     proxyIp4: need('proxy-ip4', 'AMBIT_PROXY_IP4', 4),
     proxyIp6: need('proxy-ip6', 'AMBIT_PROXY_IP6', 6),
     outboundPort: f.port('outbound-port', 15001, { min: 1 }),
-    localApi: need('local-api', 'AMBIT_LOCAL_API'),
+    kube: kubeSettings(f.optional('kubeconfig', { env: 'KUBECONFIG' }), env),
     logLevel: f.logLevel(),
     uninstall,
     ...(cniSocket === undefined ? {} : { cniSocket }),

@@ -1,5 +1,7 @@
-import { LocalApiSource } from '../cluster/source-local.js';
+import { KubeClusterSource } from '../cluster/source-kube.js';
 import { describeError } from '../errors.js';
+import { KubeClient } from '../kube/client.js';
+import { kubeTarget } from '../kube/kubeconfig.js';
 import { createRootLogger } from '../telemetry/logger.js';
 import { runAgent } from './app.js';
 import { parseAgentConfig } from './config.js';
@@ -13,8 +15,11 @@ process.once('SIGTERM', () => controller.abort());
 process.once('SIGINT', () => controller.abort());
 try {
   const cfg = parseAgentConfig(process.argv.slice(2));
-  // The agent reads only what its node needs: its own pods (a fieldSelector in cluster mode) and namespaces.
-  const source = new LocalApiSource(cfg.localApi, { kinds: ['Namespace', 'Pod'], node: cfg.node });
+  // The agent reads only what its node needs: its own pods (fieldSelector=spec.nodeName) and namespaces.
+  const source = new KubeClusterSource(new KubeClient(kubeTarget(cfg.kube)), {
+    kinds: ['Namespace', 'Pod'],
+    node: cfg.node,
+  });
   await runAgent(
     cfg,
     source,

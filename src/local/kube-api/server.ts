@@ -1,0 +1,544 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { API_RESOURCES, type ApiResource, apiVersionOf } from '../../kube/api-resources.js';
+import type { Logger } from '../../telemetry/logger.js';
+import { openApiDocuments } from './openapi.js';
+import { applyPatch, PatchError } from './patch.js';
+import {
+  type Json,
+  parseFieldSelector,
+  parseLabelSelector,
+  type Selector,
+  SelectorError,
+} from './selectors.js';
+import type { ApiStore } from './store.js';
+import { toTable } from './tables.js';
+
+/**
+ * Local mode's Kubernetes API server: the subset of the API that the mesh's daemons and kubectl use,
+ * answered from the ApiStore (reads and watches) and the ApiWriter (writes go to the manifests folder,
+ * the cluster's source of truth, and come back through the store). Errors are `Status` objects.
+ */
+
+/** A failure the API answers with a `Status`. */
+export class ApiStatusError extends Error {
+  constructor(
+    readonly code: number,
+    readonly reason: string,
+    message: string,
+    readonly details?: Json,
+  ) {
+    super(message);
+  }
+}
+
+export interface WriteRequest {
+  readonly verb: 'create' | 'update' | 'patch' | 'delete';
+  readonly resource: ApiResource;
+  readonly namespace: string;
+  readonly name: string;
+  /** The object as it should be, from its current manifest form (undefined: it does not exist); undefined deletes it. */
+  readonly mutate: (current: Json | undefined) => Json | undefined;
+}
+
+export interface ApiWriter {
+  /** Writes the change to the manifests and waits until the cluster has it; resolves to the stored object. */
+  write(req: WriteRequest): Promise<Json | undefined>;
+}
+
+export interface ApiPrincipal {
+  readonly user: string;
+  readonly groups: readonly string[];
+  readonly canWrite: boolean;
+}
+
+export interface ApiServerDeps {
+  readonly store: ApiStore;
+  readonly writer?: ApiWriter;
+  readonly authenticate: (token: string | undefined) => ApiPrincipal | undefined;
+  /** `POST /apis/authentication.k8s.io/v1/tokenreviews`: the review's status for a token. */
+  readonly reviewToken?: (token: string, audiences: readonly string[]) => Promise<Json>;
+  readonly log: Logger;
+  /** How often a watch that asked for them gets a BOOKMARK. */
+  readonly bookmarkMs?: number;
+}
+
+const VERSION = { major: '1', minor: '32', gitVersion: 'v1.32.0-ambit-local', platform: 'linux/amd64' };
+
+function status(e: ApiStatusError): Json {
+  return {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message: e.message,
+    reason: e.reason,
+    ...(e.details === undefined ? {} : { details: e.details }),
+    code: e.code,
+  };
+}
+
+const notFound = (r: ApiResource, name: string): ApiStatusError =>
+  new ApiStatusError(
+    404,
+    'NotFound',
+    `${r.plural}${r.group === '' ? '' : `.${r.group}`} "${name}" not found`,
+    {
+      name,
+      group: r.group,
+      kind: r.plural,
+    },
+  );
+
+function groupsOf(): Map<string, ApiResource[]> {
+  const m = new Map<string, ApiResource[]>();
+  for (const r of API_RESOURCES) {
+    const gv = apiVersionOf(r);
+    m.set(gv, [...(m.get(gv) ?? []), r]);
+  }
+  return m;
+}
+
+function resourceList(groupVersion: string, resources: readonly ApiResource[]): Json {
+  const entries: Json[] = resources.map((r) => ({
+    name: r.plural,
+    singularName: r.singular,
+    namespaced: r.namespaced,
+    kind: r.kind,
+    verbs: r.verbs,
+    ...(r.shortNames.length === 0 ? {} : { shortNames: r.shortNames }),
+    ...(r.categories === undefined ? {} : { categories: r.categories }),
+  }));
+  if (groupVersion === 'apps/v1')
+    entries.push({
+      name: 'deployments/scale',
+      singularName: '',
+      namespaced: true,
+      group: 'autoscaling',
+      version: 'v1',
+      kind: 'Scale',
+      verbs: ['get', 'patch', 'update'],
+    });
+  if (groupVersion === 'v1')
+    entries.push({ name: 'pods/log', singularName: '', namespaced: true, kind: 'Pod', verbs: ['get'] });
+  if (groupVersion === 'authentication.k8s.io/v1')
+    entries.push({
+      name: 'tokenreviews',
+      singularName: 'tokenreview',
+      namespaced: false,
+      kind: 'TokenReview',
+      verbs: ['create'],
+    });
+  return { kind: 'APIResourceList', apiVersion: 'v1', groupVersion, resources: entries };
+}
+
+interface Target {
+  readonly resource: ApiResource;
+  readonly namespace?: string;
+  readonly name?: string;
+  readonly subresource?: string;
+}
+
+/** `/api/v1/namespaces/ns/pods/name/sub` -> what it names; undefined for paths that are not resources. */
+export function parseResourcePath(path: string): Target | 'tokenreviews' | undefined {
+  const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+  let gv: string;
+  let rest: string[];
+  if (parts[0] === 'api' && parts.length >= 3) {
+    gv = parts[1]!;
+    rest = parts.slice(2);
+  } else if (parts[0] === 'apis' && parts.length >= 4) {
+    gv = `${parts[1]}/${parts[2]}`;
+    rest = parts.slice(3);
+  } else return undefined;
+  if (gv === 'authentication.k8s.io/v1' && rest.length === 1 && rest[0] === 'tokenreviews')
+    return 'tokenreviews';
+  const inGroup = API_RESOURCES.filter((r) => apiVersionOf(r) === gv);
+  let namespace: string | undefined;
+  if (rest[0] === 'namespaces' && rest.length >= 3) {
+    namespace = rest[1];
+    rest = rest.slice(2);
+  }
+  const resource = inGroup.find((r) => r.plural === rest[0]);
+  if (resource === undefined) return undefined;
+  if (resource.kind === 'Namespace' && namespace === undefined && rest.length >= 2)
+    return { resource, name: rest[1]!, ...(rest[2] === undefined ? {} : { subresource: rest[2] }) };
+  return {
+    resource,
+    ...(namespace === undefined ? {} : { namespace }),
+    ...(rest[1] === undefined ? {} : { name: rest[1] }),
+    ...(rest[2] === undefined ? {} : { subresource: rest[2] }),
+  };
+}
+
+function wantsTable(req: IncomingMessage): boolean {
+  return /as=Table/.test(req.headers.accept ?? '');
+}
+
+function readBody(req: IncomingMessage, limit = 3 * 1024 * 1024): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        reject(
+          new ApiStatusError(413, 'RequestEntityTooLarge', `the request body is larger than ${limit} bytes`),
+        );
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.once('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      try {
+        resolve(text === '' ? undefined : JSON.parse(text));
+      } catch (err) {
+        reject(
+          new ApiStatusError(400, 'BadRequest', `the request body is not JSON: ${(err as Error).message}`),
+        );
+      }
+    });
+    req.once('error', reject);
+  });
+}
+
+function metaOf(o: unknown): Json {
+  return ((o as Json | undefined)?.metadata ?? {}) as Json;
+}
+
+/** The Scale of a Deployment, as its `scale` subresource shows it. */
+function scaleOf(d: Json): Json {
+  const m = metaOf(d);
+  const spec = (d.spec ?? {}) as Json;
+  const st = (d.status ?? {}) as Json;
+  const selector = ((spec.selector as Json | undefined)?.matchLabels ?? {}) as Record<string, string>;
+  return {
+    kind: 'Scale',
+    apiVersion: 'autoscaling/v1',
+    metadata: {
+      name: m.name,
+      namespace: m.namespace,
+      uid: m.uid,
+      resourceVersion: m.resourceVersion,
+      creationTimestamp: m.creationTimestamp,
+    },
+    spec: { replicas: spec.replicas ?? 1 },
+    status: {
+      replicas: st.replicas ?? 0,
+      selector: Object.entries(selector)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(','),
+    },
+  };
+}
+
+export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const groups = groupsOf();
+  const openapi = openApiDocuments();
+  const send = (res: ServerResponse, code: number, body: unknown): void => {
+    const text = JSON.stringify(body);
+    res.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  };
+
+  const selectorOf = (q: URLSearchParams): Selector => {
+    try {
+      const label = q.get('labelSelector');
+      const fields = q.get('fieldSelector');
+      const l = label === null || label === '' ? undefined : parseLabelSelector(label);
+      const f = fields === null || fields === '' ? undefined : parseFieldSelector(fields);
+      return (o) => (l === undefined || l(o)) && (f === undefined || f(o));
+    } catch (err) {
+      if (err instanceof SelectorError) throw new ApiStatusError(400, 'BadRequest', err.message);
+      throw err;
+    }
+  };
+
+  const watch = (req: IncomingMessage, res: ServerResponse, t: Target, q: URLSearchParams): void => {
+    const from = Number(q.get('resourceVersion') ?? '') || d.store.resourceVersion;
+    const selector = selectorOf(q);
+    const nameSelector = t.name;
+    const table = wantsTable(req);
+    const line = (type: string, object: Json): void => {
+      const body =
+        table && type !== 'BOOKMARK'
+          ? toTable(t.resource, [object], String(metaOf(object).resourceVersion))
+          : object;
+      res.write(`${JSON.stringify({ type, object: body })}\n`);
+    };
+    const stop = d.store.watch(
+      {
+        resource: t.resource,
+        ...(t.namespace === undefined ? {} : { namespace: t.namespace }),
+        selector:
+          nameSelector === undefined ? selector : (o) => metaOf(o).name === nameSelector && selector(o),
+        from,
+      },
+      (type, object) => line(type, object),
+    );
+    if (stop === 'expired') {
+      // As the API server does: the answer is 200 with one ERROR event carrying the 410.
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        `${JSON.stringify({ type: 'ERROR', object: status(new ApiStatusError(410, 'Expired', `too old resource version: ${from} (${d.store.resourceVersion})`)) })}\n`,
+      );
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    res.flushHeaders();
+    const timeout = Math.min(Number(q.get('timeoutSeconds') ?? '1800') || 1800, 3600);
+    const ended = setTimeout(() => res.end(), timeout * 1000);
+    const bookmarks =
+      q.get('allowWatchBookmarks') === 'true'
+        ? setInterval(
+            () =>
+              line('BOOKMARK', {
+                kind: t.resource.kind,
+                apiVersion: apiVersionOf(t.resource),
+                metadata: { resourceVersion: String(d.store.resourceVersion) },
+              }),
+            d.bookmarkMs ?? 15_000,
+          )
+        : undefined;
+    const cleanup = (): void => {
+      stop();
+      clearTimeout(ended);
+      clearInterval(bookmarks);
+    };
+    res.once('close', cleanup);
+    req.once('close', cleanup);
+  };
+
+  const read = (req: IncomingMessage, res: ServerResponse, t: Target, q: URLSearchParams): void => {
+    if (q.get('watch') === 'true' || q.get('watch') === '1') {
+      watch(req, res, t, q);
+      return;
+    }
+    const rv = String(d.store.resourceVersion);
+    if (t.name !== undefined) {
+      const obj = d.store.get(t.resource, t.namespace ?? '', t.name);
+      if (obj === undefined) throw notFound(t.resource, t.name);
+      if (t.subresource === 'scale' && t.resource.kind === 'Deployment') {
+        send(res, 200, scaleOf(obj));
+        return;
+      }
+      if (t.subresource !== undefined)
+        throw new ApiStatusError(
+          404,
+          'NotFound',
+          `the subresource ${t.subresource} is not served by local mode`,
+        );
+      send(res, 200, wantsTable(req) ? toTable(t.resource, [obj], rv) : obj);
+      return;
+    }
+    const items = d.store.list(t.resource, t.namespace, selectorOf(q));
+    if (wantsTable(req)) {
+      send(res, 200, toTable(t.resource, items, rv));
+      return;
+    }
+    send(res, 200, {
+      kind: `${t.resource.kind}List`,
+      apiVersion: apiVersionOf(t.resource),
+      metadata: { resourceVersion: rv },
+      items,
+    });
+  };
+
+  const write = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    t: Target,
+    who: ApiPrincipal,
+  ): Promise<void> => {
+    if (d.writer === undefined || !who.canWrite || !t.resource.verbs.includes('create'))
+      throw new ApiStatusError(
+        403,
+        'Forbidden',
+        `${t.resource.plural}${t.resource.group === '' ? '' : `.${t.resource.group}`} is forbidden: User "${who.user}" cannot ${req.method?.toLowerCase()} it${t.resource.verbs.includes('create') ? '' : ' (local mode maintains these objects itself)'}`,
+      );
+    const body = req.method === 'DELETE' ? undefined : await readBody(req);
+    const method = req.method ?? '';
+    const ns = t.namespace ?? '';
+    if (method === 'POST') {
+      if (t.name !== undefined)
+        throw new ApiStatusError(405, 'MethodNotAllowed', 'POST goes to the collection');
+      const obj = body as Json | undefined;
+      const name = String(metaOf(obj).name ?? '');
+      if (obj === undefined || name === '')
+        throw new ApiStatusError(422, 'Invalid', 'metadata.name: Required value');
+      if (obj.kind !== t.resource.kind)
+        throw new ApiStatusError(
+          400,
+          'BadRequest',
+          `the object's kind ${String(obj.kind)} is not ${t.resource.kind}`,
+        );
+      const given = metaOf(obj).namespace;
+      if (t.resource.namespaced && given !== undefined && given !== ns)
+        throw new ApiStatusError(
+          400,
+          'BadRequest',
+          `the namespace of the object (${String(given)}) does not match the namespace of the request (${ns})`,
+        );
+      const stored = await d.writer.write({
+        verb: 'create',
+        resource: t.resource,
+        namespace: ns,
+        name,
+        mutate: (cur) => {
+          if (cur !== undefined)
+            throw new ApiStatusError(409, 'AlreadyExists', `${t.resource.plural} "${name}" already exists`, {
+              name,
+              kind: t.resource.plural,
+            });
+          return withNamespace(obj, t.resource.namespaced ? ns : undefined);
+        },
+      });
+      send(res, 201, stored);
+      return;
+    }
+    const name = t.name;
+    if (name === undefined)
+      throw new ApiStatusError(405, 'MethodNotAllowed', `${method} needs an object name`);
+    if (method === 'DELETE') {
+      await d.writer.write({
+        verb: 'delete',
+        resource: t.resource,
+        namespace: ns,
+        name,
+        mutate: (cur) => {
+          if (cur === undefined) throw notFound(t.resource, name);
+          return undefined;
+        },
+      });
+      send(res, 200, {
+        kind: 'Status',
+        apiVersion: 'v1',
+        metadata: {},
+        status: 'Success',
+        details: { name, kind: t.resource.plural },
+      });
+      return;
+    }
+    const scale = t.subresource === 'scale' && t.resource.kind === 'Deployment';
+    if (t.subresource !== undefined && !scale)
+      throw new ApiStatusError(
+        405,
+        'MethodNotAllowed',
+        `the subresource ${t.subresource} cannot be written in local mode`,
+      );
+    const contentType = req.headers['content-type'] ?? 'application/json';
+    const mutate = (cur: Json | undefined): Json => {
+      if (cur === undefined) throw notFound(t.resource, name);
+      if (scale) {
+        const current = scaleOf(cur);
+        const next = method === 'PATCH' ? applyPatch(current, body, contentType) : (body as Json);
+        const replicas = (next.spec as Json | undefined)?.replicas;
+        if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 0)
+          throw new ApiStatusError(
+            422,
+            'Invalid',
+            `spec.replicas: Invalid value: ${JSON.stringify(replicas)}: must be a whole number, 0 or more`,
+          );
+        return { ...cur, spec: { ...((cur.spec ?? {}) as Json), replicas } };
+      }
+      const next = method === 'PATCH' ? applyPatch(cur, body, contentType) : (body as Json);
+      if (metaOf(next).name !== name)
+        throw new ApiStatusError(
+          400,
+          'BadRequest',
+          `the name of the object (${String(metaOf(next).name)}) does not match the name in the URL (${name})`,
+        );
+      return withNamespace(next, t.resource.namespaced ? ns : undefined);
+    };
+    const stored = await d.writer.write({
+      verb: method === 'PATCH' ? 'patch' : 'update',
+      resource: t.resource,
+      namespace: ns,
+      name,
+      mutate,
+    });
+    send(res, 200, scale && stored !== undefined ? scaleOf(stored) : stored);
+  };
+
+  return (req, res) => {
+    const url = new URL(req.url ?? '/', 'https://local');
+    const path = url.pathname.replace(/\/+$/, '') || '/';
+    void (async () => {
+      const token = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1];
+      const who = d.authenticate(token);
+      if (who === undefined) throw new ApiStatusError(401, 'Unauthorized', 'Unauthorized');
+      if (req.method === 'GET' && path === '/version') return send(res, 200, VERSION);
+      const doc = req.method === 'GET' ? openapi.get(path) : undefined;
+      if (doc !== undefined) return send(res, 200, doc);
+      if (req.method === 'GET' && path === '/api')
+        return send(res, 200, { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [] });
+      if (req.method === 'GET' && path === '/apis')
+        return send(res, 200, {
+          kind: 'APIGroupList',
+          apiVersion: 'v1',
+          groups: [...new Set([...groups.keys(), 'authentication.k8s.io/v1'])]
+            .filter((gv) => gv.includes('/'))
+            .map((gv) => {
+              const [name, version] = gv.split('/') as [string, string];
+              return {
+                name,
+                versions: [{ groupVersion: gv, version }],
+                preferredVersion: { groupVersion: gv, version },
+              };
+            }),
+        });
+      const gvPath = /^\/(?:api\/(v1)|apis\/([^/]+\/[^/]+))$/.exec(path);
+      if (req.method === 'GET' && gvPath !== null) {
+        const gv = gvPath[1] ?? gvPath[2] ?? '';
+        if (gv === 'authentication.k8s.io/v1') return send(res, 200, resourceList(gv, []));
+        const resources = groups.get(gv);
+        if (resources === undefined)
+          throw new ApiStatusError(
+            404,
+            'NotFound',
+            `the server could not find the requested resource (${gv})`,
+          );
+        return send(res, 200, resourceList(gv, resources));
+      }
+      const t = parseResourcePath(path);
+      if (t === 'tokenreviews') {
+        if (req.method !== 'POST' || d.reviewToken === undefined)
+          throw new ApiStatusError(405, 'MethodNotAllowed', 'tokenreviews accept POST only');
+        const review = (await readBody(req)) as Json | undefined;
+        const spec = (review?.spec ?? {}) as Json;
+        if (typeof spec.token !== 'string' || spec.token === '')
+          throw new ApiStatusError(422, 'Invalid', 'spec.token: Required value');
+        const audiences = Array.isArray(spec.audiences) ? spec.audiences.map(String) : [];
+        return send(res, 201, {
+          kind: 'TokenReview',
+          apiVersion: 'authentication.k8s.io/v1',
+          metadata: { creationTimestamp: null },
+          spec,
+          status: await d.reviewToken(spec.token, audiences),
+        });
+      }
+      if (t === undefined)
+        throw new ApiStatusError(404, 'NotFound', 'the server could not find the requested resource');
+      if (req.method === 'GET') return read(req, res, t, url.searchParams);
+      if (req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH' || req.method === 'DELETE')
+        return write(req, res, t, who);
+      throw new ApiStatusError(405, 'MethodNotAllowed', `${req.method} is not supported`);
+    })().catch((err: unknown) => {
+      const e =
+        err instanceof ApiStatusError
+          ? err
+          : err instanceof PatchError
+            ? new ApiStatusError(422, 'Invalid', err.message)
+            : new ApiStatusError(500, 'InternalError', (err as Error).message);
+      if (e.code >= 500) d.log.error({ err, method: req.method, path }, 'API request failed');
+      if (res.headersSent) res.end();
+      else send(res, e.code, status(e));
+    });
+  };
+}
+
+function withNamespace(o: Json, ns: string | undefined): Json {
+  const m = metaOf(o);
+  return ns === undefined ? o : { ...o, metadata: { ...m, namespace: ns } };
+}
