@@ -261,7 +261,7 @@ describe('the waypoint, in-process, with a real control plane, node proxies and 
         caDir: join(dir, 'ca'),
         nodeTokens: join(dir, 'tokens.json'),
         serviceAccountKey: join(dir, 'sa.key'),
-        localApi: '',
+        kube: { inCluster: {} },
         certTtlSeconds: 3600,
         maxCertTtlSeconds: 86_400,
         logLevel: 'fatal',

@@ -1,12 +1,8 @@
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, test, vi } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { ResourceDiffer } from '../../src/cluster/diff.js';
 import { parseKubeObject } from '../../src/cluster/kube-objects.js';
 import type { ClusterPod } from '../../src/cluster/resources.js';
 import type { ClusterEvent } from '../../src/cluster/source.js';
-import { LocalApiSource } from '../../src/cluster/source-local.js';
 import { ClusterStore } from '../../src/cluster/store.js';
 import { snapPod } from './cluster-fixtures.js';
 
@@ -227,69 +223,5 @@ describe('ResourceDiffer and ClusterStore: per-resource events and the indexes b
     store.apply(ev);
     expect(store.pods.size).toBe(0);
     expect(store.podsRunningAs('shop', 'web')).toEqual([]);
-  });
-});
-
-describe('LocalApiSource: the local cluster API file, watched', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'ambit-api-'));
-  const path = join(dir, 'api.json');
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  const write = (items: unknown[]): void => {
-    // As the local daemon writes it: a new file renamed over the old one.
-    writeFileSync(`${path}.tmp`, JSON.stringify({ apiVersion: 'v1', kind: 'List', items }));
-    renameSync(`${path}.tmp`, path);
-  };
-
-  test('a node agent’s view: its node’s pods and the namespaces; changes arrive as events, a broken file keeps the last view', async () => {
-    write([
-      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } },
-      apiPod('here', 'node-1'),
-      apiPod('there', 'node-2'),
-      {
-        apiVersion: 'v1',
-        kind: 'Service',
-        metadata: { name: 's', namespace: 'shop' },
-        spec: { ports: [{ port: 80 }] },
-      },
-    ]);
-    const source = new LocalApiSource(path, { kinds: ['Namespace', 'Pod'], node: 'node-1' });
-    const stop = new AbortController();
-    const events: string[] = [];
-    const errors: string[] = [];
-    let synced = 0;
-    source.watch(
-      {
-        onEvents: (es) =>
-          events.push(
-            ...es.map(
-              (e) =>
-                `${e.type} ${e.resource.kind}/${'namespace' in e.resource ? `${e.resource.namespace}/` : ''}${e.resource.name}`,
-            ),
-          ),
-        onSynced: () => synced++,
-        onError: (m) => errors.push(m),
-      },
-      stop.signal,
-    );
-    try {
-      expect(events).toEqual(['added Namespace/shop', 'added Pod/shop/here']);
-      expect(synced).toBe(1);
-      writeFileSync(path, '{ not json');
-      await vi.waitFor(() => expect(errors.some((e) => e.includes('keeping the last good view'))).toBe(true));
-      write([
-        {
-          apiVersion: 'v1',
-          kind: 'Namespace',
-          metadata: { name: 'shop', labels: { 'ambit.dev/dataplane-mode': 'ambient' } },
-        },
-        apiPod('there', 'node-2'),
-      ]);
-      await vi.waitFor(() =>
-        expect(events.slice(2)).toEqual(['deleted Pod/shop/here', 'updated Namespace/shop']),
-      );
-      expect(synced).toBe(1);
-    } finally {
-      stop.abort();
-    }
   });
 });

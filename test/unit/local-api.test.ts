@@ -103,10 +103,12 @@ const base: ApiInputs = {
 
 /** The local API's objects as the mesh's daemons read them. */
 function read(inputs: ApiInputs): ClusterResource[] {
-  return apiObjects(inputs).map((o) => {
+  return apiObjects(inputs).flatMap((o) => {
     const r = parseKubeObject(o);
+    // Served for kubectl, not read by the mesh.
+    if ('ignored' in r && (o.kind === 'ServiceAccount' || o.kind === 'Deployment')) return [];
     if (!('resource' in r)) throw new Error(`not read: ${JSON.stringify(r)}`);
-    return r.resource;
+    return [r.resource];
   });
 }
 

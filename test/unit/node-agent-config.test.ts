@@ -31,8 +31,8 @@ const agentFlags = [
   '10.244.0.1',
   '--proxy-ip6',
   'fd00:10:244::1',
-  '--local-api',
-  '/run/ambit/api.json',
+  '--kubeconfig',
+  '/etc/ambit/kubeconfig',
 ];
 
 const agentEnv = {
@@ -42,7 +42,8 @@ const agentEnv = {
   AMBIT_BPF_DIR: '/bpf',
   AMBIT_PROXY_IP4: '10.0.0.1',
   AMBIT_PROXY_IP6: 'fd00::1',
-  AMBIT_LOCAL_API: '/api.json',
+  KUBERNETES_SERVICE_HOST: '10.96.0.1',
+  KUBERNETES_SERVICE_PORT: '443',
 };
 
 describe('parseAgentConfig', () => {
@@ -57,7 +58,7 @@ describe('parseAgentConfig', () => {
       proxyIp4: '10.244.0.1',
       proxyIp6: 'fd00:10:244::1',
       outboundPort: 15001,
-      localApi: '/run/ambit/api.json',
+      kube: { kubeconfig: '/etc/ambit/kubeconfig', inCluster: {} },
       logLevel: 'info',
       uninstall: false,
       inboundPort: 15006,
@@ -86,7 +87,7 @@ describe('parseAgentConfig', () => {
       proxyIp4: '10.0.0.1',
       proxyIp6: 'fd00::1',
       outboundPort: 15001,
-      localApi: '/api.json',
+      kube: { inCluster: { host: '10.96.0.1', port: '443' } },
       logLevel: 'debug',
       uninstall: false,
       inboundPort: 15006,
@@ -142,7 +143,6 @@ describe('parseAgentConfig', () => {
       '--pods-cgroup (or AMBIT_PODS_CGROUP) is required',
       '--proxy-ip4 (or AMBIT_PROXY_IP4) is required',
       '--proxy-ip6 (or AMBIT_PROXY_IP6) is required',
-      '--local-api (or AMBIT_LOCAL_API) is required',
     ]);
   });
 
@@ -176,7 +176,6 @@ describe('parseAgentConfig', () => {
       '--proxy-ip4 fd00::1: not an IPv4 address',
       '--proxy-ip6 10.0.0.1: not an IPv6 address',
       '--outbound-port 70000: not a port number',
-      '--local-api (or AMBIT_LOCAL_API) is required',
       '--log-level loud: use one of fatal, error, warn, info, debug, trace',
     ]);
   });
