@@ -22,6 +22,8 @@ Commands:
   status [-o table|json|yaml]               nodes, pods, services and endpoints
   logs <pod> [-n ns] [-c container] [-f]    container output
   exec <pod> [-n ns] -- <cmd...>            run a command inside a pod (as the pod: same netns and cgroup)
+  kubeconfig [--path]                       the kubeconfig of the cluster's Kubernetes API (for kubectl);
+                                            --path prints where it is: export KUBECONFIG=$(ambit local kubeconfig --path)
   down                                      remove everything the cluster created (safe to repeat)
 
 Common flags: --name <cluster> (default: ambit, or $AMBIT_CLUSTER).
@@ -40,6 +42,8 @@ export async function localCommand(argv: readonly string[], s: CliSettings): Pro
       return exec(rest, s);
     case 'down':
       return down(rest, s);
+    case 'kubeconfig':
+      return kubeconfig(rest, s);
     case undefined:
     case 'help':
     case '--help':
@@ -49,6 +53,22 @@ export async function localCommand(argv: readonly string[], s: CliSettings): Pro
     default:
       throw new AmbitError(ErrorCode.USAGE, `unknown command "local ${sub}"\n\n${LOCAL_USAGE}`);
   }
+}
+
+function kubeconfig(argv: readonly string[], s: CliSettings): number {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: { name: { type: 'string' }, path: { type: 'boolean' } },
+  });
+  const cluster = clusterFlag(values, s);
+  const file = clusterPaths(s.runRoot, cluster).kubeconfig;
+  if (!existsSync(file))
+    throw new AmbitError(
+      ErrorCode.LOCAL_STATE,
+      `no local cluster "${cluster}" is running (${file} does not exist): start one with \`ambit local up <dir>\``,
+    );
+  process.stdout.write(values.path === true ? `${file}\n` : readFileSync(file, 'utf8'));
+  return 0;
 }
 
 async function down(argv: readonly string[], s: CliSettings): Promise<number> {

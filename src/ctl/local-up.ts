@@ -193,7 +193,7 @@ export async function up(argv: readonly string[], s: CliSettings): Promise<numbe
       );
       if (ev.event === 'ready') {
         process.stdout.write(
-          `\nlocal cluster "${cluster}" is up. Next:\n  ambit local status\n  ambit local exec <pod> -- <command>\n  ambit local logs <pod>\n  ambit local down\n`,
+          `\nlocal cluster "${cluster}" is up. Next:\n  ambit local status\n  ambit local exec <pod> -- <command>\n  ambit local logs <pod>\n  export KUBECONFIG=${paths.kubeconfig}   (kubectl works against it)\n  ambit local down\n`,
         );
         return 0;
       }

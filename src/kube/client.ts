@@ -66,7 +66,9 @@ export class KubeClient {
       this.agent?.destroy();
       this.agent = new Agent({
         keepAlive: true,
-        maxSockets: 8,
+        // Over HTTP/1.1 every watch holds a connection for its whole life: a cap on sockets would leave
+        // the watches past it queued for ever (client-go multiplexes them over one HTTP/2 connection).
+        maxSockets: Number.POSITIVE_INFINITY,
         ...(ca === undefined ? {} : { ca }),
         ...(this.target.certData === undefined ? {} : { cert: this.target.certData }),
         ...(this.target.keyData === undefined ? {} : { key: this.target.keyData }),

@@ -26,6 +26,8 @@ let caPem = '';
 const dir = mkdtempSync(join(tmpdir(), 'ambit-kube-watch-'));
 const tokenFile = join(dir, 'token');
 let script: Responder[] = [];
+/** When set, answers every request instead of the script. */
+let router: Responder | undefined;
 const seen: { url: string; auth: string }[] = [];
 
 beforeAll(async () => {
@@ -43,6 +45,10 @@ beforeAll(async () => {
   });
   server = createServer({ key: key.keyPem, cert }, (req, res) => {
     seen.push({ url: req.url ?? '', auth: req.headers.authorization ?? '' });
+    if (router !== undefined) {
+      router(req, res);
+      return;
+    }
     const next = script.shift();
     if (next === undefined) {
       // Out of script: a watch that stays open and quiet until the test ends.
@@ -152,6 +158,7 @@ function start(opts: { sleep?: (ms: number) => Promise<void> } = {}) {
 }
 
 function reset(): void {
+  router = undefined;
   script = [];
   seen.length = 0;
   writeFileSync(tokenFile, 'token-one\n');
@@ -356,6 +363,46 @@ describe('KubeClusterSource: what daemons receive', () => {
       );
     } finally {
       s.stop();
+    }
+  });
+
+  test('every kind is watched at once: each watch holds its own connection, and every kind gets its events', async () => {
+    reset();
+    router = (req, res) => {
+      const u = new URL(req.url ?? '', 'https://x');
+      if (u.searchParams.get('watch') !== '1') {
+        res.writeHead(200);
+        res.end(JSON.stringify({ kind: 'List', metadata: { resourceVersion: '1' }, items: [] }));
+        return;
+      }
+      // An object without a name: the source reports it under its collection, which shows the watch ran.
+      const plural = u.pathname.split('/').at(-1);
+      watch([line('ADDED', { kind: plural, metadata: { resourceVersion: '2' } })], false)(req, res);
+    };
+    const errors = new Set<string>();
+    const ac = new AbortController();
+    new KubeClusterSource(client()).watch(
+      { onEvents: () => undefined, onSynced: () => undefined, onError: (m) => errors.add(m.split(':')[0]!) },
+      ac.signal,
+    );
+    try {
+      await vi.waitFor(() => expect(errors.size).toBe(10));
+      expect([...errors].sort()).toEqual(
+        [
+          'authorizationpolicies',
+          'endpointslices',
+          'grpcroutes',
+          'httproutes',
+          'gateways',
+          'namespaces',
+          'nodes',
+          'peerauthentications',
+          'pods',
+          'services',
+        ].sort(),
+      );
+    } finally {
+      ac.abort();
     }
   });
 });
