@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { CA_ADMIN_PATHS, type CaStatus } from '../api/ca-admin.js';
@@ -7,10 +6,10 @@ import { controlPlaneIdentity } from '../api/identities.js';
 import { type Clock, systemClock } from '../clock.js';
 import type { ClusterSource } from '../cluster/source.js';
 import { ClusterStore } from '../cluster/store.js';
-import { AmbitError, ErrorCode } from '../errors.js';
 import { CertificateAuthority } from '../identity/ca.js';
 import { SpiffeId } from '../identity/spiffe-id.js';
 import { certInfo } from '../identity/x509.js';
+import type { TokenReviewer } from '../kube/token-review.js';
 import { listen } from '../net/listen.js';
 import { endpointServer, metricsHandler } from '../telemetry/http-endpoints.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -18,28 +17,12 @@ import { caServiceImpl } from './ca-service.js';
 import type { ControlPlaneConfig } from './config.js';
 import { ConfigPublisher, configServiceImpl } from './config-service.js';
 import { MeshConfigBuilder } from './mesh-config.js';
-import { Callers, NodeTokens, podPrincipalProblem } from './node-auth.js';
+import { Callers, podPrincipalProblem } from './node-auth.js';
 import { ServingCertificate } from './serving-cert.js';
 import { meshStatus } from './status.js';
 
 const CA_ORG = 'ambit';
 
-/** The ServiceAccount token key file: raw bytes (a local cluster writes 32 random bytes). */
-function readKey(path: string): Uint8Array {
-  try {
-    const key = readFileSync(path);
-    if (key.length < 32) throw new Error(`it holds ${key.length} bytes; at least 32 are needed`);
-    return new Uint8Array(key);
-  } catch (err) {
-    throw new AmbitError(
-      ErrorCode.CONFIG_READ,
-      `${path}: cannot read the ServiceAccount token key (${(err as Error).message})`,
-      {
-        cause: err,
-      },
-    );
-  }
-}
 /** The control plane's serving certificate: a day, renewed at half life. */
 const SERVING_CERT_TTL_SECONDS = 86_400;
 
@@ -73,6 +56,7 @@ export interface ControlPlane {
 export async function startControlPlane(
   cfg: ControlPlaneConfig,
   source: ClusterSource,
+  reviewer: TokenReviewer,
   log: Logger,
   clock: Clock = systemClock,
 ): Promise<ControlPlane> {
@@ -101,12 +85,11 @@ export async function startControlPlane(
     { caDir: cfg.caDir, created, root: ca.rootInfo().serial },
     created ? 'CA root generated' : 'CA root loaded',
   );
-  const callers = new Callers(
-    NodeTokens.fromFile(cfg.nodeTokens),
-    cfg.serviceAccountKey === undefined ? undefined : readKey(cfg.serviceAccountKey),
-  );
   const publisher = new ConfigPublisher();
   const store = new ClusterStore();
+  const callers = new Callers(reviewer, cfg.nodeServiceAccount, (ns, name) =>
+    store.pods.get(`${ns}/${name}`),
+  );
   const builder = new MeshConfigBuilder(store, cfg.trustDomain);
   let synced = false;
   let lastIssues = '';

@@ -11,9 +11,8 @@ export interface ControlPlaneConfig {
   readonly trustDomain: string;
   /** The CA's folder: root-cert.pem, root-key.pem (0600), trust-bundle.pem. */
   readonly caDir: string;
-  readonly nodeTokens: string;
-  /** Key that verifies ServiceAccount tokens (waypoints'); without it only node tokens are accepted. */
-  readonly serviceAccountKey: string | undefined;
+  /** The node agents' ServiceAccount: its tokens speak for the node in their TokenReview. */
+  readonly nodeServiceAccount: { readonly namespace: string; readonly name: string };
   /** Where the cluster is read: the Kubernetes API of this kubeconfig, else the in-cluster one. */
   readonly kube: KubeSettings;
   /** Default and maximum workload certificate lifetime. */
@@ -35,8 +34,7 @@ export function parseControlPlaneConfig(
       'admin-port': 'string',
       'trust-domain': 'string',
       'ca-dir': 'string',
-      'node-tokens': 'string',
-      'service-account-key': 'string',
+      'node-service-account': 'string',
       kubeconfig: 'string',
       'cert-ttl': 'string',
       'max-cert-ttl': 'string',
@@ -48,6 +46,13 @@ export function parseControlPlaneConfig(
   const certTtlSeconds = f.seconds('cert-ttl', 86_400, { env: 'AMBIT_CERT_TTL' });
   const maxCertTtlSeconds = f.seconds('max-cert-ttl', 7 * 86_400);
   if (certTtlSeconds > maxCertTtlSeconds) f.error('--cert-ttl is longer than --max-cert-ttl');
+  const nsa = f.string('node-service-account', 'ambit-system/ambit-node', {
+    env: 'AMBIT_NODE_SERVICE_ACCOUNT',
+  });
+  const [saNamespace, saName] = nsa.split('/');
+  if (saNamespace === undefined || saName === undefined || saName === '' || nsa.split('/').length !== 2)
+    f.error(`--node-service-account ${nsa}: use <namespace>/<name>`);
+  const nodeServiceAccount = { namespace: saNamespace ?? '', name: saName ?? '' };
   return f.finish({
     listenHost: f.string('listen', '::'),
     grpcPort: f.port('grpc-port', 15012),
@@ -55,8 +60,7 @@ export function parseControlPlaneConfig(
     adminPort: f.port('admin-port', 15010),
     trustDomain: f.string('trust-domain', 'cluster.local', { env: 'AMBIT_TRUST_DOMAIN' }),
     caDir: f.required('ca-dir', { env: 'AMBIT_CA_DIR' }),
-    nodeTokens: f.required('node-tokens', { env: 'AMBIT_NODE_TOKENS' }),
-    serviceAccountKey: f.optional('service-account-key', { env: 'AMBIT_SERVICE_ACCOUNT_KEY' }),
+    nodeServiceAccount: nodeServiceAccount,
     kube: kubeSettings(f.optional('kubeconfig', { env: 'KUBECONFIG' }), env),
     certTtlSeconds,
     maxCertTtlSeconds,

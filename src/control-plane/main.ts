@@ -2,6 +2,7 @@ import { KubeClusterSource } from '../cluster/source-kube.js';
 import { describeError } from '../errors.js';
 import { KubeClient } from '../kube/client.js';
 import { kubeTarget } from '../kube/kubeconfig.js';
+import { KubeTokenReviewer } from '../kube/token-review.js';
 import { createRootLogger } from '../telemetry/logger.js';
 import { startControlPlane } from './app.js';
 import { parseControlPlaneConfig } from './config.js';
@@ -12,8 +13,8 @@ process.once('SIGINT', () => controller.abort());
 try {
   const cfg = parseControlPlaneConfig(process.argv.slice(2));
   const log = createRootLogger({ name: 'ambit-control-plane', level: cfg.logLevel });
-  const source = new KubeClusterSource(new KubeClient(kubeTarget(cfg.kube)));
-  const cp = await startControlPlane(cfg, source, log);
+  const client = new KubeClient(kubeTarget(cfg.kube));
+  const cp = await startControlPlane(cfg, new KubeClusterSource(client), new KubeTokenReviewer(client), log);
   if (!controller.signal.aborted)
     await new Promise<void>((resolve) => controller.signal.addEventListener('abort', () => resolve()));
   await cp.stop();

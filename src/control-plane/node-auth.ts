@@ -1,13 +1,15 @@
-import { readFileSync } from 'node:fs';
 import type { ClusterPod } from '../cluster/resources.js';
-import { AmbitError, describeError, ErrorCode } from '../errors.js';
+import { describeError } from '../errors.js';
 import { GATEWAY_NAME_LABEL } from '../gateway-api/waypoint.js';
-import {
-  isJwt,
-  type ServiceAccountClaims,
-  verifyServiceAccountToken,
-} from '../identity/service-account-token.js';
+import { type ServiceAccountClaims, TOKEN_AUDIENCE } from '../identity/service-account-token.js';
 import type { SpiffeId } from '../identity/spiffe-id.js';
+import {
+  EXTRA_NODE_NAME,
+  EXTRA_POD_NAME,
+  EXTRA_POD_UID,
+  type TokenReviewer,
+  type TokenReviewStatus,
+} from '../kube/token-review.js';
 
 /** Who called the control plane: a node (its agent and proxy), or a pod with its ServiceAccount token. */
 export type Principal =
@@ -20,34 +22,96 @@ export function describePrincipal(p: Principal): string {
     : `pod ${p.claims.namespace}/${p.claims.pod} (ServiceAccount ${p.claims.serviceAccount})`;
 }
 
+/** Who may act for a node: the node agent's ServiceAccount (the DaemonSet's pods run as it). */
+export interface NodeServiceAccount {
+  readonly namespace: string;
+  readonly name: string;
+}
+
+const SA_USER = /^system:serviceaccount:([^:]+):([^:]+)$/;
+
 /**
- * Authenticates bearer tokens: a node token (opaque, from the node tokens file), or a ServiceAccount
- * token (a JWT, checked with the cluster's signing key when the control plane has one). Resolves to
- * the principal, or to the reason the token is refused.
+ * Who a TokenReview says the caller is. A node agent's token (its ServiceAccount) speaks for the node
+ * the review names (`authentication.kubernetes.io/node-name`), or else for the node its pod runs on; any
+ * other ServiceAccount's token speaks for the pod it is bound to (what podPrincipalProblem then checks).
+ * A token the API server did not authenticate, a user that is not a ServiceAccount, a token not bound to
+ * a pod, or one whose pod UID is not the live pod's, is refused. Pure.
+ */
+export function principalFromReview(
+  status: TokenReviewStatus,
+  nodeServiceAccount: NodeServiceAccount,
+  podOf: (namespace: string, name: string) => ClusterPod | undefined,
+): Principal | { readonly refused: string } {
+  if (status.authenticated !== true)
+    return {
+      refused: `the API server did not authenticate the token${status.error ? `: ${status.error}` : ''}`,
+    };
+  const username = status.user?.username ?? '';
+  const sa = SA_USER.exec(username);
+  if (sa === null) return { refused: `${username || 'the caller'} is not a ServiceAccount` };
+  const [, namespace, serviceAccount] = sa as unknown as [string, string, string];
+  if (status.audiences !== undefined && !status.audiences.includes(TOKEN_AUDIENCE))
+    return {
+      refused: `the token is not for the audience ${TOKEN_AUDIENCE} (it is for ${status.audiences.join(', ')})`,
+    };
+  const extra = status.user?.extra ?? {};
+  const podName = extra[EXTRA_POD_NAME]?.[0];
+  const podUid = extra[EXTRA_POD_UID]?.[0];
+  const nodeName = extra[EXTRA_NODE_NAME]?.[0];
+  if (podName === undefined || podUid === undefined)
+    return {
+      refused: `the token of ${namespace}/${serviceAccount} is not bound to a pod (use a projected token)`,
+    };
+  const pod = podOf(namespace, podName);
+  if (pod !== undefined && pod.uid !== podUid)
+    return { refused: `pod ${namespace}/${podName} is not the pod the token was issued to (uid differs)` };
+  const node = nodeName ?? pod?.node;
+  if (namespace === nodeServiceAccount.namespace && serviceAccount === nodeServiceAccount.name) {
+    if (node === undefined || node === '')
+      return {
+        refused: `cannot tell which node ${namespace}/${podName} is on (no node in the token, pod unknown)`,
+      };
+    if (pod !== undefined && nodeName !== undefined && pod.node !== nodeName)
+      return { refused: `pod ${namespace}/${podName} runs on ${pod.node}, not ${nodeName}` };
+    return { kind: 'node', node };
+  }
+  return { kind: 'pod', claims: { namespace, serviceAccount, pod: podName, podUid, node: node ?? '' } };
+}
+
+/** How long a review is trusted: kube-apiserver's own cache keeps successes for 10 s; so does this. */
+export const REVIEW_CACHE_SECONDS = 10;
+
+/**
+ * Authenticates bearer tokens with the API server (TokenReview), caching each answer briefly so that a
+ * burst of certificate requests from one node costs one review.
  */
 export class Callers {
+  private readonly cache = new Map<string, { readonly until: number; readonly status: TokenReviewStatus }>();
+
   constructor(
-    private readonly nodes: NodeTokens,
-    private readonly serviceAccountKey: Uint8Array | undefined,
+    private readonly reviewer: TokenReviewer,
+    private readonly nodeServiceAccount: NodeServiceAccount,
+    private readonly podOf: (namespace: string, name: string) => ClusterPod | undefined,
     private readonly now: () => number = () => Date.now() / 1000,
   ) {}
 
   async authenticate(token: string | undefined): Promise<Principal | { readonly refused: string }> {
     if (token === undefined || token === '')
       return { refused: 'a bearer token is required (authorization: Bearer <token>)' };
-    const node = this.nodes.node(token);
-    if (node !== undefined) return { kind: 'node', node };
-    if (!isJwt(token)) return { refused: 'the token is not a node token of this cluster' };
-    if (this.serviceAccountKey === undefined)
-      return { refused: 'ServiceAccount tokens are not accepted: the control plane has no verification key' };
-    try {
-      return {
-        kind: 'pod',
-        claims: await verifyServiceAccountToken(this.serviceAccountKey, token, this.now()),
-      };
-    } catch (err) {
-      return { refused: describeError(err) };
+    const now = this.now();
+    let status = this.cache.get(token);
+    if (status === undefined || status.until < now) {
+      let answer: TokenReviewStatus;
+      try {
+        answer = await this.reviewer.review(token, [TOKEN_AUDIENCE]);
+      } catch (err) {
+        return { refused: `the token could not be reviewed: ${describeError(err)}` };
+      }
+      status = { until: now + REVIEW_CACHE_SECONDS, status: answer };
+      if (answer.authenticated === true) this.cache.set(token, status);
+      if (this.cache.size > 10_000) this.cache.clear();
     }
+    return principalFromReview(status.status, this.nodeServiceAccount, this.podOf);
   }
 }
 
@@ -82,41 +146,6 @@ export function authorizePodIdentity(
   if (identity.namespace !== claims.namespace || identity.serviceAccount !== claims.serviceAccount)
     return `a pod running as ${claims.namespace}/${claims.serviceAccount} may only have its own identity`;
   return undefined;
-}
-
-/**
- * Node credentials: a bearer token per node. In a cluster this will be the node agent's projected
- * ServiceAccount token checked with TokenReview and bound to its pod's node (not built yet); a local
- * cluster issues a random token per node at start (the file maps token -> node name).
- */
-export class NodeTokens {
-  private constructor(private readonly byToken: ReadonlyMap<string, string>) {}
-
-  static fromFile(path: string): NodeTokens {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(readFileSync(path, 'utf8'));
-    } catch (err) {
-      throw new AmbitError(
-        ErrorCode.CONFIG_READ,
-        `${path}: cannot read the node tokens (${(err as Error).message})`,
-        { cause: err },
-      );
-    }
-    const tokens = (parsed as { tokens?: unknown }).tokens;
-    if (typeof tokens !== 'object' || tokens === null)
-      throw new AmbitError(ErrorCode.CONFIG_INVALID, `${path}: expected {"tokens": {"<token>": "<node>"}}`);
-    return new NodeTokens(new Map(Object.entries(tokens as Record<string, string>)));
-  }
-
-  static of(entries: Record<string, string>): NodeTokens {
-    return new NodeTokens(new Map(Object.entries(entries)));
-  }
-
-  /** The node a token belongs to, or undefined for an unknown token. */
-  node(token: string | undefined): string | undefined {
-    return token === undefined ? undefined : this.byToken.get(token);
-  }
 }
 
 /**

@@ -75,7 +75,7 @@ const DATAPLANE_MODE = 'ambit.dev/dataplane-mode';
 export const CA_ROOT_CONFIGMAP = 'ambit-ca-root-cert';
 export const CA_ROOT_KEY = 'root-cert.pem';
 /** The audience of the projected token a waypoint presents to the control plane. */
-export const TOKEN_AUDIENCE = 'ambit';
+export const TOKEN_AUDIENCE = 'ambit-ca';
 
 export const WAYPOINT_METRICS_PORT = 15020;
 export const WAYPOINT_STATUS_PORT = 15021;

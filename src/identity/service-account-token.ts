@@ -1,18 +1,22 @@
 import { errors, jwtVerify, SignJWT } from 'jose';
 import { AmbitError, ErrorCode } from '../errors.js';
+import {
+  EXTRA_NODE_NAME,
+  EXTRA_POD_NAME,
+  EXTRA_POD_UID,
+  type TokenReviewStatus,
+} from '../kube/token-review.js';
 
 /*
  * ServiceAccount tokens, shaped like the kubelet's projected tokens (a JWT whose subject is
- * `system:serviceaccount:<ns>:<sa>`, bound to one pod and node, for one audience). A waypoint proves
- * with one which ServiceAccount it runs as, so that the control plane gives it its own identity's
- * certificate and no other. A local cluster signs them with its own key (HS256) and the control plane
- * verifies them with the same key. On Kubernetes the API server signs them and the control plane will
- * ask it (TokenReview): not built yet (the Kubernetes-API issue), so waypoints cannot authenticate in
- * a real cluster today.
+ * `system:serviceaccount:<ns>:<sa>`, bound to one pod and node, for one audience). Node agents and
+ * waypoints prove with one who they are; the control plane asks the API server (TokenReview) and never
+ * sees a signing key. A local cluster signs its tokens with its own key (HS256), and its API server
+ * answers TokenReviews with `reviewServiceAccountToken`, shaped as kube-apiserver answers them.
  */
 
-/** The audience every Ambit token is for (the rendered waypoint asks the kubelet for this one). */
-export const TOKEN_AUDIENCE = 'ambit';
+/** The audience of the tokens that callers of the control plane's CA present. */
+export const TOKEN_AUDIENCE = 'ambit-ca';
 const ISSUER = 'ambit-local';
 const SUBJECT = /^system:serviceaccount:([^:]+):([^:]+)$/;
 
@@ -121,4 +125,33 @@ export async function verifyServiceAccountToken(
     );
   }
   return { namespace, serviceAccount, pod, podUid, node };
+}
+
+/**
+ * A TokenReview's status for a token, as kube-apiserver gives it: authenticated with the user, its
+ * groups and the bound pod and node as extra fields, or not authenticated with the reason. A token is
+ * valid only for the audiences asked for that it was issued to.
+ */
+export async function reviewServiceAccountToken(
+  key: Uint8Array,
+  token: string,
+  audiences: readonly string[],
+  nowSeconds: number,
+): Promise<TokenReviewStatus> {
+  if (audiences.length > 0 && !audiences.includes(TOKEN_AUDIENCE))
+    return { authenticated: false, error: `the token is for ${TOKEN_AUDIENCE}, not ${audiences.join(', ')}` };
+  try {
+    const c = await verifyServiceAccountToken(key, token, nowSeconds);
+    return {
+      authenticated: true,
+      user: {
+        username: `system:serviceaccount:${c.namespace}:${c.serviceAccount}`,
+        groups: ['system:serviceaccounts', `system:serviceaccounts:${c.namespace}`, 'system:authenticated'],
+        extra: { [EXTRA_POD_NAME]: [c.pod], [EXTRA_POD_UID]: [c.podUid], [EXTRA_NODE_NAME]: [c.node] },
+      },
+      audiences: [TOKEN_AUDIENCE],
+    };
+  } catch (err) {
+    return { authenticated: false, error: (err as Error).message };
+  }
 }

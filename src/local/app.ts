@@ -1,14 +1,14 @@
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, realpathSync, watch, writeFileSync } from 'node:fs';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, realpathSync, renameSync, watch, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TRUST_BUNDLE } from '../identity/ca.js';
-import { issueServiceAccountToken } from '../identity/service-account-token.js';
+import { issueServiceAccountToken, reviewServiceAccountToken } from '../identity/service-account-token.js';
 import { ensureBpffs } from '../os/bpffs.js';
 import { createCgroup } from '../os/cgroup.js';
 import { createRootLogger } from '../telemetry/logger.js';
 import { AMBIT_IMAGE, AMBIT_VERSION } from '../version.js';
-import { LocalCluster, manifestDisplayBase, type NodeComponent } from './cluster.js';
+import { LocalCluster, manifestDisplayBase, type NodeComponent, TOKEN_REFRESH_MS } from './cluster.js';
 import type { LocalDaemonConfig } from './config.js';
 import { LocalKubeApi } from './kube-api/local-api.js';
 import { ManifestWriter } from './kube-api/manifest-writer.js';
@@ -27,26 +27,48 @@ import { teardownCluster } from './teardown.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-/** A random bearer token per node: the control plane's copy maps token -> node, each node reads its own. */
-function issueNodeTokens(paths: ClusterPaths, nodes: readonly NodeLayout[]): string {
-  const byToken: Record<string, string> = {};
+/** The node agents' ServiceAccount (the DaemonSet's pods run as it) and the pod each node's agent is. */
+const NODE_SERVICE_ACCOUNT = { namespace: 'ambit-system', name: 'ambit-node' };
+
+/**
+ * Each node's credential: a projected ServiceAccount token of its agent's pod (ambit-system/ambit-node-<node>,
+ * bound to that node), as the kubelet writes it into a DaemonSet pod. The control plane reviews it with
+ * the API (TokenReview) and takes the node from the review. Rewritten well before it expires.
+ */
+async function writeNodeTokens(
+  paths: ClusterPaths,
+  nodes: readonly NodeLayout[],
+  key: Uint8Array,
+  uids: Map<string, string>,
+): Promise<void> {
   for (const node of nodes) {
-    const token = randomBytes(32).toString('base64url');
-    byToken[token] = node.name;
+    const uid = uids.get(node.name) ?? randomUUID();
+    uids.set(node.name, uid);
+    const token = await issueServiceAccountToken(
+      key,
+      {
+        namespace: NODE_SERVICE_ACCOUNT.namespace,
+        serviceAccount: NODE_SERVICE_ACCOUNT.name,
+        pod: `ambit-node-${node.name}`,
+        podUid: uid,
+        node: node.name,
+      },
+      TOKEN_TTL_SECONDS,
+      Math.floor(Date.now() / 1000),
+    );
     mkdirSync(paths.nodeDir(node.name), { recursive: true });
-    writeFileSync(join(paths.nodeDir(node.name), 'token'), `${token}\n`, { mode: 0o600 });
+    const file = join(paths.nodeDir(node.name), 'token');
+    writeFileSync(`${file}.tmp`, `${token}\n`, { mode: 0o600 });
+    renameSync(`${file}.tmp`, file);
   }
-  const file = join(paths.dir, 'node-tokens.json');
-  writeFileSync(file, JSON.stringify({ tokens: byToken }), { mode: 0o600 });
-  return file;
 }
 
-/** The key the local cluster signs ServiceAccount tokens with (the control plane verifies with it). */
-function issueServiceAccountKey(paths: ClusterPaths): { file: string; key: Uint8Array } {
-  const key = randomBytes(32);
-  const file = join(paths.dir, 'sa-signing-key');
-  writeFileSync(file, key, { mode: 0o600 });
-  return { file, key: new Uint8Array(key) };
+/**
+ * The key the local cluster signs ServiceAccount tokens with, as an API server's service-account
+ * signing key: it stays in this process (the API's TokenReview checks tokens; nobody else needs it).
+ */
+function issueServiceAccountKey(): { key: Uint8Array } {
+  return { key: new Uint8Array(randomBytes(32)) };
 }
 
 /** Projected tokens live 12 hours (the kubelet's default for a bound token is an hour to a day). */
@@ -72,26 +94,29 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
   const cniSocket = (node: NodeLayout): string => join(paths.nodeDir(node.name), 'agent.sock');
   // Node credentials: what projected ServiceAccount tokens are for node agents in a cluster.
   const caDir = join(paths.dir, 'ca');
-  const tokens = issueNodeTokens(
-    paths,
-    Array.from({ length: cfg.nodes }, (_, i) => nodeLayout(cfg.cluster, i + 1)),
-  );
-  const saKey = issueServiceAccountKey(paths);
+  const saKey = issueServiceAccountKey();
+  const nodes = Array.from({ length: cfg.nodes }, (_, i) => nodeLayout(cfg.cluster, i + 1));
+  const nodeUids = new Map<string, string>();
+  await writeNodeTokens(paths, nodes, saKey.key, nodeUids);
+  setInterval(
+    () =>
+      void writeNodeTokens(paths, nodes, saKey.key, nodeUids).catch((err: unknown) =>
+        log.error({ err }, 'cannot refresh the node tokens'),
+      ),
+    TOKEN_REFRESH_MS,
+  ).unref();
   // The Kubernetes API the daemons (and kubectl) read the cluster from, with a kubeconfig per reader.
   const api = new LocalKubeApi({
     dir: join(paths.dir, 'kube'),
     cluster: cfg.cluster,
     fabricAddress: FABRIC_V4,
     log,
+    reviewToken: (token, audiences) =>
+      reviewServiceAccountToken(saKey.key, token, audiences, Math.floor(Date.now() / 1000)),
   });
   await api.start();
   const controlPlaneKubeconfig = api.daemonKubeconfig('control-plane');
-  const agentKubeconfig = new Map(
-    Array.from({ length: cfg.nodes }, (_, i) => nodeLayout(cfg.cluster, i + 1)).map((n) => [
-      n.name,
-      api.daemonKubeconfig(`node-agent-${n.name}`),
-    ]),
-  );
+  const agentKubeconfig = new Map(nodes.map((n) => [n.name, api.daemonKubeconfig(`node-agent-${n.name}`)]));
   const controlPlane = `${FABRIC_V4}:15012`;
   const components: NodeComponent[] = [
     {
@@ -103,10 +128,8 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
         join(here, '..', 'control-plane', 'main.js'),
         '--ca-dir',
         caDir,
-        '--node-tokens',
-        tokens,
-        '--service-account-key',
-        saKey.file,
+        '--node-service-account',
+        `${NODE_SERVICE_ACCOUNT.namespace}/${NODE_SERVICE_ACCOUNT.name}`,
         '--kubeconfig',
         controlPlaneKubeconfig,
         ...(cfg.certTtl === undefined ? [] : ['--cert-ttl', cfg.certTtl]),

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { type AddressInfo, connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import { type NodeProxy, startNodeProxy } from '../../src/node-proxy/app.js';
 import type { Redirection } from '../../src/node-proxy/redirection.js';
 import { createRootLogger } from '../../src/telemetry/logger.js';
 import { AMBIENT_NS, slicesOf, snapEndpoint, snapPod, snapService } from '../unit/cluster-fixtures.js';
+import { NODE_SA, reviewerFor, signingKey, writeNodeTokens } from './node-credentials.js';
 
 /*
  * The node proxy in-process, unprivileged: two node proxies (node-a on 127.0.0.1, node-b on 127.0.0.2)
@@ -103,12 +104,8 @@ describe('the node proxy, in-process, with a real control plane and real HBONE',
       ...slicesOf(svc),
     ];
     source = new MemoryClusterSource(base);
-    writeFileSync(
-      join(dir, 'tokens.json'),
-      JSON.stringify({ tokens: { 'tok-a': 'node-a', 'tok-b': 'node-b' } }),
-    );
-    writeFileSync(join(dir, 'token-a'), 'tok-a\n');
-    writeFileSync(join(dir, 'token-b'), 'tok-b\n');
+    const nodeKey = signingKey();
+    await writeNodeTokens(dir, nodeKey, ['a', 'b']);
     cp = await startControlPlane(
       {
         listenHost: '127.0.0.1',
@@ -117,14 +114,14 @@ describe('the node proxy, in-process, with a real control plane and real HBONE',
         adminPort: 0,
         trustDomain: TD,
         caDir: join(dir, 'ca'),
-        nodeTokens: join(dir, 'tokens.json'),
-        serviceAccountKey: undefined,
+        nodeServiceAccount: NODE_SA,
         kube: { inCluster: {} },
         certTtlSeconds: 3600,
         maxCertTtlSeconds: 86_400,
         logLevel: 'fatal',
       },
       source,
+      reviewerFor(nodeKey),
       log,
     );
     const hbonePort = await freePort('127.0.0.1');

@@ -24,6 +24,7 @@ import {
   snapPod,
   snapService,
 } from '../unit/cluster-fixtures.js';
+import { NODE_SA, reviewerFor, signingKey, writeNodeTokens } from './node-credentials.js';
 
 /*
  * A waypoint in-process, unprivileged, with every hop real: a client's connection to a Service VIP
@@ -230,14 +231,8 @@ describe('the waypoint, in-process, with a real control plane, node proxies and 
       },
     ];
     source = new MemoryClusterSource(base);
-    const key = new Uint8Array(32).fill(7);
-    writeFileSync(join(dir, 'sa.key'), key);
-    writeFileSync(
-      join(dir, 'tokens.json'),
-      JSON.stringify({ tokens: { 'tok-a': 'node-a', 'tok-b': 'node-b' } }),
-    );
-    writeFileSync(join(dir, 'token-a'), 'tok-a\n');
-    writeFileSync(join(dir, 'token-b'), 'tok-b\n');
+    const key = signingKey();
+    await writeNodeTokens(dir, key, ['a', 'b']);
     const token = await issueServiceAccountToken(
       key,
       {
@@ -259,14 +254,14 @@ describe('the waypoint, in-process, with a real control plane, node proxies and 
         adminPort: 0,
         trustDomain: TD,
         caDir: join(dir, 'ca'),
-        nodeTokens: join(dir, 'tokens.json'),
-        serviceAccountKey: join(dir, 'sa.key'),
+        nodeServiceAccount: NODE_SA,
         kube: { inCluster: {} },
         certTtlSeconds: 3600,
         maxCertTtlSeconds: 86_400,
         logLevel: 'fatal',
       },
       source,
+      reviewerFor(key),
       log,
     );
     const hbonePort = await freePort('127.0.0.1');

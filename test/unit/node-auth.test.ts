@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import type { ClusterPod } from '../../src/cluster/resources.js';
-import { authorizeIdentity, NodeTokens } from '../../src/control-plane/node-auth.js';
+import { authorizeIdentity } from '../../src/control-plane/node-auth.js';
 import { SpiffeId } from '../../src/identity/spiffe-id.js';
 import { snapPod } from './cluster-fixtures.js';
 
@@ -72,14 +72,5 @@ describe('authorizeIdentity: a node gets identities of pods on that node only', 
     },
   ])('$what', ({ pods, node, identity, refusal }) => {
     expect(authorizeIdentity(pods, node, id(identity), 'cluster.local')).toBe(refusal);
-  });
-});
-
-describe('NodeTokens', () => {
-  test('a token names its node; an unknown or absent token names none', () => {
-    const t = NodeTokens.of({ abc: 'node-1' });
-    expect(t.node('abc')).toBe('node-1');
-    expect(t.node('xyz')).toBeUndefined();
-    expect(t.node(undefined)).toBeUndefined();
   });
 });

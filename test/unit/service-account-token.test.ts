@@ -4,18 +4,27 @@ import type { ClusterPod } from '../../src/cluster/resources.js';
 import {
   authorizePodIdentity,
   Callers,
-  NodeTokens,
   podPrincipalProblem,
+  principalFromReview,
+  REVIEW_CACHE_SECONDS,
 } from '../../src/control-plane/node-auth.js';
 import { AmbitError, ErrorCode } from '../../src/errors.js';
 import {
   isJwt,
   issueServiceAccountToken,
+  reviewServiceAccountToken,
   type ServiceAccountClaims,
   TOKEN_AUDIENCE,
   verifyServiceAccountToken,
 } from '../../src/identity/service-account-token.js';
 import { SpiffeId } from '../../src/identity/spiffe-id.js';
+import {
+  EXTRA_NODE_NAME,
+  EXTRA_POD_NAME,
+  EXTRA_POD_UID,
+  type TokenReviewer,
+  type TokenReviewStatus,
+} from '../../src/kube/token-review.js';
 import { snapPod } from './cluster-fixtures.js';
 
 const KEY = new TextEncoder().encode('the-local-cluster-signing-key-32b');
@@ -249,29 +258,34 @@ describe('ServiceAccount tokens', () => {
   });
 });
 
-describe('Callers: who is calling the control plane', () => {
-  const nodes = NodeTokens.of({ 'opaque-node-token-1': 'node-1', 'x.y.z': 'node-2' });
-  const callers = new Callers(nodes, KEY, () => NOW);
-  const noKey = new Callers(nodes, undefined, () => NOW);
+const NODE_SA = { namespace: 'ambit-system', name: 'ambit-node' };
+const NODE_CLAIMS: ServiceAccountClaims = {
+  namespace: 'ambit-system',
+  serviceAccount: 'ambit-node',
+  pod: 'ambit-node-x7k2p',
+  podUid: 'uid-ambit-node-x7k2p',
+  node: 'node-1',
+};
 
-  test.each<{
-    what: string;
-    callers?: Callers;
-    token: () => Promise<string | undefined>;
-    expected: unknown;
-  }>([
+/** What local mode's API answers a TokenReview with (reviewServiceAccountToken), at NOW. */
+const localReviewer: TokenReviewer = { review: (t, a) => reviewServiceAccountToken(KEY, t, a, NOW) };
+
+describe('Callers: who is calling the control plane (tokens reviewed by the API server)', () => {
+  const callers = new Callers(
+    localReviewer,
+    NODE_SA,
+    () => undefined,
+    () => NOW,
+  );
+
+  test.each<{ what: string; token: () => Promise<string | undefined>; expected: unknown }>([
     {
-      what: 'a node token: that node',
-      token: async () => 'opaque-node-token-1',
+      what: "a node agent's projected token: the node it is bound to",
+      token: () => issueServiceAccountToken(KEY, NODE_CLAIMS, TTL, NOW),
       expected: { kind: 'node', node: 'node-1' },
     },
     {
-      what: 'a node token that looks like a JWT is still a node token',
-      token: async () => 'x.y.z',
-      expected: { kind: 'node', node: 'node-2' },
-    },
-    {
-      what: 'a ServiceAccount token: the pod it is bound to',
+      what: "a waypoint's projected token: the pod it is bound to",
       token: () => issueServiceAccountToken(KEY, CLAIMS, TTL, NOW),
       expected: { kind: 'pod', claims: CLAIMS },
     },
@@ -281,58 +295,202 @@ describe('Callers: who is calling the control plane', () => {
       expected: { refused: 'a bearer token is required (authorization: Bearer <token>)' },
     },
     {
-      what: 'an empty token',
-      token: async () => '',
-      expected: { refused: 'a bearer token is required (authorization: Bearer <token>)' },
-    },
-    {
-      what: 'an unknown opaque token',
-      token: async () => 'opaque-node-token-2',
-      expected: { refused: 'the token is not a node token of this cluster' },
-    },
-    {
-      what: 'a JWT when the control plane has no verification key',
-      callers: noKey,
-      token: () => issueServiceAccountToken(KEY, CLAIMS, TTL, NOW),
+      what: 'an opaque token (not a JWT)',
+      token: async () => 'opaque-node-token-1',
       expected: {
-        refused: 'ServiceAccount tokens are not accepted: the control plane has no verification key',
+        refused: expect.stringContaining(
+          'the API server did not authenticate the token: ServiceAccount token refused',
+        ),
       },
     },
     {
-      what: 'node tokens still work without a verification key',
-      callers: noKey,
-      token: async () => 'opaque-node-token-1',
+      what: 'an expired token',
+      token: () => issueServiceAccountToken(KEY, NODE_CLAIMS, TTL, NOW - 2 * TTL),
+      expected: {
+        refused:
+          'the API server did not authenticate the token: ServiceAccount token refused: the token has expired',
+      },
+    },
+    {
+      what: 'a token for another audience',
+      token: () => forge({ aud: 'kubernetes' }),
+      expected: { refused: expect.stringContaining('its "aud" claim is not this cluster\'s') },
+    },
+    {
+      what: "another cluster's token",
+      token: () => issueServiceAccountToken(OTHER_KEY, NODE_CLAIMS, TTL, NOW),
+      expected: {
+        refused:
+          'the API server did not authenticate the token: ServiceAccount token refused: the token is not signed by this cluster',
+      },
+    },
+  ])('$what', async ({ token, expected }) => {
+    expect(await callers.authenticate(await token())).toEqual(expected);
+  });
+
+  test('a review is asked once per token and kept briefly; a refusal is not kept', async () => {
+    let asked = 0;
+    let now = NOW;
+    const counting: TokenReviewer = {
+      review: (t, a) => {
+        asked++;
+        return reviewServiceAccountToken(KEY, t, a, NOW);
+      },
+    };
+    const c = new Callers(
+      counting,
+      NODE_SA,
+      () => undefined,
+      () => now,
+    );
+    const token = await issueServiceAccountToken(KEY, NODE_CLAIMS, TTL, NOW);
+    await c.authenticate(token);
+    await c.authenticate(token);
+    expect(asked).toBe(1);
+    now += REVIEW_CACHE_SECONDS + 1;
+    await c.authenticate(token);
+    expect(asked).toBe(2);
+    await c.authenticate('bad.bad.bad');
+    await c.authenticate('bad.bad.bad');
+    expect(asked).toBe(4);
+  });
+
+  test('an API server that cannot be reached refuses the call with the reason', async () => {
+    const down: TokenReviewer = {
+      review: () => Promise.reject(new Error('connect ECONNREFUSED 172.18.0.1:6443')),
+    };
+    const c = new Callers(
+      down,
+      NODE_SA,
+      () => undefined,
+      () => NOW,
+    );
+    expect(await c.authenticate('a.b.c')).toEqual({
+      refused: 'the token could not be reviewed: connect ECONNREFUSED 172.18.0.1:6443',
+    });
+  });
+});
+
+/** TokenReview statuses shaped as kube-apiserver 1.32 returns them for projected tokens. */
+function review(over: {
+  username?: string;
+  node?: string | null;
+  pod?: string;
+  podUid?: string | null;
+  authenticated?: boolean;
+  audiences?: string[];
+  error?: string;
+}): TokenReviewStatus {
+  const extra: Record<string, string[]> = {
+    'authentication.kubernetes.io/credential-id': ['JTI=8a7f2c1e-4b9d-4f0e-9a51-3c2d1e0f9b8a'],
+    [EXTRA_POD_NAME]: [over.pod ?? 'ambit-node-x7k2p'],
+  };
+  if (over.podUid !== null) extra[EXTRA_POD_UID] = [over.podUid ?? 'uid-ambit-node-x7k2p'];
+  if (over.node !== null) {
+    extra[EXTRA_NODE_NAME] = [over.node ?? 'node-1'];
+    extra['authentication.kubernetes.io/node-uid'] = ['5e1d2c3b-a4f5-4e6d-8c7b-9a0f1e2d3c4b'];
+  }
+  if (over.authenticated === false)
+    return {
+      authenticated: false,
+      error: over.error ?? '[invalid bearer token, token has been invalidated]',
+      audiences: ['ambit-ca'],
+    };
+  return {
+    authenticated: true,
+    user: {
+      username: over.username ?? 'system:serviceaccount:ambit-system:ambit-node',
+      uid: 'c0a8f1d2-3b4e-4f5a-8b6c-7d8e9f0a1b2c',
+      groups: ['system:serviceaccounts', 'system:serviceaccounts:ambit-system', 'system:authenticated'],
+      extra,
+    },
+    audiences: over.audiences ?? ['ambit-ca'],
+  };
+}
+
+describe('principalFromReview: who a TokenReview says the caller is', () => {
+  const agentPod = snapPod('ambit-node-x7k2p', {
+    namespace: 'ambit-system',
+    uid: 'uid-ambit-node-x7k2p',
+    node: 'node-1',
+  });
+  const pods = new Map([[`ambit-system/ambit-node-x7k2p`, agentPod]]);
+  const podOf = (ns: string, name: string): ClusterPod | undefined => pods.get(`${ns}/${name}`);
+  test.each<{ what: string; status: TokenReviewStatus; known?: boolean; expected: unknown }>([
+    {
+      what: 'a node agent with node-name in the review: that node',
+      status: review({}),
       expected: { kind: 'node', node: 'node-1' },
     },
     {
-      what: 'an expired ServiceAccount token',
-      token: () => issueServiceAccountToken(KEY, CLAIMS, TTL, NOW - 2 * TTL),
-      expected: { refused: 'ServiceAccount token refused: the token has expired' },
+      what: 'a node agent without node-name (Kubernetes before 1.30): the node its pod runs on',
+      status: review({ node: null }),
+      expected: { kind: 'node', node: 'node-1' },
     },
     {
-      what: 'a ServiceAccount token for another audience',
-      token: () => forge({ aud: 'kubernetes' }),
+      what: 'a node agent without node-name whose pod is not known yet: refused',
+      status: review({ node: null }),
+      known: false,
       expected: {
-        refused: 'ServiceAccount token refused: its "aud" claim is not this cluster\'s (check_failed)',
+        refused:
+          'cannot tell which node ambit-system/ambit-node-x7k2p is on (no node in the token, pod unknown)',
       },
     },
     {
-      what: "another cluster's ServiceAccount token",
-      token: () => issueServiceAccountToken(OTHER_KEY, CLAIMS, TTL, NOW),
+      what: 'a token whose pod UID is not the live pod’s (the pod was recreated): refused',
+      status: review({ podUid: 'uid-of-an-older-pod' }),
       expected: {
-        refused: 'ServiceAccount token refused: the token is not signed by this cluster',
+        refused: 'pod ambit-system/ambit-node-x7k2p is not the pod the token was issued to (uid differs)',
       },
     },
-  ])('$what', async ({ callers: c = callers, token, expected }) => {
-    expect(await c.authenticate(await token())).toEqual(expected);
-  });
-
-  // jose's claim errors carry a plain object as `cause`: the reason must not end in "[object Object]".
-  test('an expired ServiceAccount token is refused with a reason that reads well', async () => {
-    const token = await issueServiceAccountToken(KEY, CLAIMS, TTL, NOW - 2 * TTL);
-    const r = await callers.authenticate(token);
-    expect(r).toEqual({ refused: 'ServiceAccount token refused: the token has expired' });
-    expect(JSON.stringify(r)).not.toContain('[object Object]');
+    {
+      what: 'node-name and the pod’s node disagree: refused',
+      status: review({ node: 'node-2' }),
+      expected: { refused: 'pod ambit-system/ambit-node-x7k2p runs on node-1, not node-2' },
+    },
+    {
+      what: 'authenticated: false: refused with the API server’s reason',
+      status: review({ authenticated: false }),
+      expected: {
+        refused:
+          'the API server did not authenticate the token: [invalid bearer token, token has been invalidated]',
+      },
+    },
+    {
+      what: 'a user that is not a ServiceAccount: refused',
+      status: review({ username: 'kubernetes-admin' }),
+      expected: { refused: 'kubernetes-admin is not a ServiceAccount' },
+    },
+    {
+      what: 'a token for another audience: refused',
+      status: review({ audiences: ['https://kubernetes.default.svc'] }),
+      expected: {
+        refused: 'the token is not for the audience ambit-ca (it is for https://kubernetes.default.svc)',
+      },
+    },
+    {
+      what: 'a token not bound to a pod (a legacy Secret token): refused',
+      status: review({ podUid: null }),
+      expected: {
+        refused: 'the token of ambit-system/ambit-node is not bound to a pod (use a projected token)',
+      },
+    },
+    {
+      what: 'another ServiceAccount (a wrong one for a node): a pod principal, which the CA then limits to its own identity',
+      status: review({ username: 'system:serviceaccount:shop:web', pod: 'web-1', podUid: 'uid-web-1' }),
+      expected: {
+        kind: 'pod',
+        claims: {
+          namespace: 'shop',
+          serviceAccount: 'web',
+          pod: 'web-1',
+          podUid: 'uid-web-1',
+          node: 'node-1',
+        },
+      },
+    },
+  ])('$what', ({ status, known = true, expected }) => {
+    expect(principalFromReview(status, NODE_SA, known ? podOf : () => undefined)).toEqual(expected);
   });
 });
 

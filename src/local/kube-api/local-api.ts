@@ -6,8 +6,8 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { createRoot, generateKey, signServerCert } from '../../identity/x509.js';
+import type { TokenReviewStatus } from '../../kube/token-review.js';
 import type { Logger } from '../../telemetry/logger.js';
-import type { Json } from './selectors.js';
 import { type ApiPrincipal, type ApiWriter, createApiHandler } from './server.js';
 import { ApiStore } from './store.js';
 
@@ -22,7 +22,7 @@ export interface LocalApiOptions {
   readonly fabricAddress: string;
   readonly log: Logger;
   /** `POST tokenreviews`, when the cluster issues tokens that daemons review. */
-  readonly reviewToken?: (token: string, audiences: readonly string[]) => Promise<Json>;
+  readonly reviewToken?: (token: string, audiences: readonly string[]) => Promise<TokenReviewStatus>;
 }
 
 export interface LocalApiPaths {

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { API_RESOURCES, type ApiResource, apiVersionOf } from '../../kube/api-resources.js';
+import type { TokenReviewStatus } from '../../kube/token-review.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { openApiDocuments } from './openapi.js';
 import { applyPatch, PatchError } from './patch.js';
@@ -56,7 +57,7 @@ export interface ApiServerDeps {
   readonly writer?: ApiWriter;
   readonly authenticate: (token: string | undefined) => ApiPrincipal | undefined;
   /** `POST /apis/authentication.k8s.io/v1/tokenreviews`: the review's status for a token. */
-  readonly reviewToken?: (token: string, audiences: readonly string[]) => Promise<Json>;
+  readonly reviewToken?: (token: string, audiences: readonly string[]) => Promise<TokenReviewStatus>;
   readonly log: Logger;
   /** How often a watch that asked for them gets a BOOKMARK. */
   readonly bookmarkMs?: number;
