@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { type ApiResource, resourceOfKind } from '../kube/api-resources.js';
 import type { KubeClient } from '../kube/client.js';
 import { type KubeObject, Reflector, type ReflectorOptions } from '../kube/reflector.js';
@@ -104,7 +105,13 @@ export class KubeClusterSource implements ClusterSource {
     this.description = `Kubernetes API ${client.target.server}`;
   }
 
-  watch(watcher: ClusterWatcher, signal: AbortSignal): void {
+  watch(watcher: ClusterWatcher, outer: AbortSignal): void {
+    // One signal for this source's reflectors, each of which listens on it while it watches.
+    const ac = new AbortController();
+    setMaxListeners(4 * CLUSTER_KINDS.length, ac.signal);
+    if (outer.aborted) ac.abort();
+    else outer.addEventListener('abort', () => ac.abort(), { once: true });
+    const signal = ac.signal;
     const kinds = CLUSTER_KINDS.filter(
       (k) => this.filter.kinds === undefined || this.filter.kinds.includes(k),
     );

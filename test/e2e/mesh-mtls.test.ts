@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -36,6 +36,16 @@ async function inNode<T>(cluster: string, node: string, script: string, args: re
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as T;
 }
 
+const DENY_CLIENT = `apiVersion: security.ambit.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata: { name: deny-client, namespace: shop }
+spec:
+  action: DENY
+  rules:
+    - from:
+        - source: { principals: ["cluster.local/ns/shop/sa/client"] }
+`;
+
 function logLines(path: string): Record<string, unknown>[] {
   return readFileSync(path, 'utf8')
     .split('\n')
@@ -47,10 +57,12 @@ describe('mutual TLS between node proxies (HBONE)', () => {
   const CLUSTER = 'e2e-mtls';
   let state: LocalState;
   let webIp: string;
+  let manifests: string;
 
   beforeAll(async () => {
     await ambit(['local', 'down', '--name', CLUSTER]);
-    const up = await ambit(['local', 'up', copyManifests('test/fixtures/mesh-mtls'), '--name', CLUSTER]);
+    manifests = copyManifests('test/fixtures/mesh-mtls');
+    const up = await ambit(['local', 'up', manifests, '--name', CLUSTER]);
     expect(up.code, up.stderr).toBe(0);
     state = await status(CLUSTER);
     webIp = state.pods.find((p) => p.owner === 'Deployment/web')!.ip4;
@@ -219,16 +231,19 @@ describe('mutual TLS between node proxies (HBONE)', () => {
     ).toBe(true);
   });
 
-  test('with the control plane stopped for 60 s, no request between existing workloads fails', async () => {
+  test('with the control plane and the Kubernetes API down for 60 s, no request between existing workloads fails; a change made meanwhile applies when they return', async () => {
     const cp = state.daemons.find((d) => d.name === 'control-plane')!;
-    // Hold the local daemon so that it does not restart the control plane during the outage.
+    // Hold the local daemon, which serves the Kubernetes API: the API is away (its connections hang, as
+    // with an API server that stopped answering), and the daemon does not restart the control plane.
     process.kill(state.daemonPid, 'SIGSTOP');
-    let failures: string[] = [];
+    const failures: string[] = [];
     let requests = 0;
     try {
       process.kill(cp.pid!, 'SIGKILL');
       await waitFor('the control plane to die', () => !processLives(cp.pid!));
       const until = Date.now() + 60_000;
+      // Meanwhile someone denies the client: the change waits in the folder until the API is back.
+      writeFileSync(join(manifests, 'deny-client.yaml'), DENY_CLIENT);
       while (Date.now() < until) {
         const r = await curl(CLUSTER, 'client', 'http://web/secret.txt', [], 'shop');
         requests++;
@@ -250,9 +265,16 @@ describe('mutual TLS between node proxies (HBONE)', () => {
       async () => (await status(CLUSTER)).daemons.find((d) => d.name === 'control-plane')?.ready,
       60_000,
     );
-    failures = [];
-    const r = await curl(CLUSTER, 'client', 'http://web/secret.txt', [], 'shop');
-    expect(r.stdout).toBe(`${MARKER}\n`);
+    // The change made while the API was away reaches the mesh once it is back.
+    await waitFor('the DENY written during the outage to apply', async () => {
+      const r = await curl(CLUSTER, 'client', 'http://web/secret.txt', [], 'shop');
+      return r.stdout !== `${MARKER}\n`;
+    });
+    rmSync(join(manifests, 'deny-client.yaml'));
+    await waitFor('the client to be let back in', async () => {
+      const r = await curl(CLUSTER, 'client', 'http://web/secret.txt', [], 'shop');
+      return r.stdout === `${MARKER}\n`;
+    });
   }, 240_000);
 });
 

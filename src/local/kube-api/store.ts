@@ -75,6 +75,14 @@ export class ApiStore {
     }
   }
 
+  /** Sets one object (a change the cluster made to it); unknown kinds are skipped. */
+  set(o: Json): void {
+    const resource = resourceOfKind(String(o.kind ?? ''));
+    if (resource === undefined) return;
+    const meta = metaOf(o);
+    this.put(resource, keyOf(resource, String(meta.namespace ?? ''), String(meta.name ?? '')), o);
+  }
+
   private put(resource: ApiResource, key: string, o: Json): void {
     const input = JSON.stringify(o);
     const old = this.objects.get(key);
