@@ -14,3 +14,5 @@ echo "== key type (bench/key-type.ts)"
 node_modules/.bin/vite-node bench/key-type.ts
 echo "== L7 waypoint vs haproxy HTTP (bench/l7.ts)"
 node_modules/.bin/vite-node bench/l7.ts -- "$@"
+echo "== control plane at scale (bench/control-plane.ts)"
+node_modules/.bin/vite-node bench/control-plane.ts

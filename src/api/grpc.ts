@@ -56,3 +56,19 @@ export function tokenOf(md: grpc.Metadata): string | undefined {
   const m = /^Bearer (.+)$/.exec(v);
   return m?.[1];
 }
+
+/**
+ * A service definition whose server may write responses already serialized: a Buffer goes out as it
+ * is, anything else through the method's serializer. For a message written to many streams (the config
+ * push), serialize once and write the bytes.
+ */
+export function withPreserializedResponses(def: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, m] of Object.entries(def as Record<string, grpc.MethodDefinition<unknown, unknown>>)) {
+    out[name] = {
+      ...m,
+      responseSerialize: (v: unknown) => (Buffer.isBuffer(v) ? v : m.responseSerialize(v)),
+    };
+  }
+  return out as grpc.ServiceDefinition;
+}

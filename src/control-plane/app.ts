@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { CA_ADMIN_PATHS, type CaStatus } from '../api/ca-admin.js';
-import { services } from '../api/grpc.js';
+import { services, withPreserializedResponses } from '../api/grpc.js';
 import { controlPlaneIdentity } from '../api/identities.js';
 import { type Clock, systemClock } from '../clock.js';
 import type { ClusterSource } from '../cluster/source.js';
@@ -85,7 +85,8 @@ export async function startControlPlane(
     { caDir: cfg.caDir, created, root: ca.rootInfo().serial },
     created ? 'CA root generated' : 'CA root loaded',
   );
-  const publisher = new ConfigPublisher();
+  const streamConfig = services().config.service.StreamConfig!;
+  const publisher = new ConfigPublisher((u) => streamConfig.responseSerialize(u));
   const store = new ClusterStore();
   const callers = new Callers(reviewer, cfg.nodeServiceAccount, (ns, name) =>
     store.pods.get(`${ns}/${name}`),
@@ -166,7 +167,7 @@ export async function startControlPlane(
     }),
   );
   server.addService(
-    cfgSvc.service,
+    withPreserializedResponses(cfgSvc.service),
     configServiceImpl(
       publisher,
       callers,

@@ -12,19 +12,23 @@ import type { ServiceAccountClaims } from '../identity/service-account-token.js'
 import type { Logger } from '../telemetry/logger.js';
 import { type Callers, describePrincipal } from './node-auth.js';
 
-type Listener = (update: ConfigUpdate) => void;
+/** An update serialized for the wire (protobuf), written to streams as it is. */
+type Listener = (update: Buffer) => void;
 
 /**
- * The config for nodes, versioned. Each new version's difference from the last is computed and
- * encoded once and written to every stream as it is; a stream that starts gets the full config of the
- * current version (encoded once per version, however many nodes connect). A publish that changes
- * nothing makes no version.
+ * The config for nodes, versioned. Each new version's difference from the last is computed, encoded
+ * and serialized once and the same bytes are written to every stream; a stream that starts gets the
+ * full config of the current version (serialized once per version, however many nodes connect). A
+ * publish that changes nothing makes no version. (Serializing per stream cost 100 x 2.4 MB of protobuf
+ * for a 10,000-pod mesh: bench/control-plane.ts.)
  */
 export class ConfigPublisher {
   private current: PushedConfig | undefined;
   private version = 0n;
-  private full: { version: bigint; update: ConfigUpdate } | undefined;
+  private full: { version: bigint; update: Buffer } | undefined;
   private readonly listeners = new Set<Listener>();
+
+  constructor(private readonly serialize: (u: ConfigUpdate) => Buffer) {}
 
   publish(config: PushedConfig): boolean {
     const delta = diffConfig(this.current, config);
@@ -33,7 +37,7 @@ export class ConfigPublisher {
     this.version++;
     if (this.listeners.size > 0) {
       // The first version is a full update (streams that came before it have nothing yet).
-      const update = encodeUpdate(delta, this.version);
+      const update = this.serialize(encodeUpdate(delta, this.version));
       for (const l of this.listeners) l(update);
     }
     return true;
@@ -46,7 +50,7 @@ export class ConfigPublisher {
       if (this.full?.version !== this.version)
         this.full = {
           version: this.version,
-          update: encodeUpdate(diffConfig(undefined, this.current), this.version),
+          update: this.serialize(encodeUpdate(diffConfig(undefined, this.current), this.version)),
         };
       l(this.full.update);
     }

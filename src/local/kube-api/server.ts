@@ -257,9 +257,16 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
   };
 
   const watch = (req: IncomingMessage, res: ServerResponse, t: Target, q: URLSearchParams): void => {
-    const from = Number(q.get('resourceVersion') ?? '') || d.store.resourceVersion;
+    const asked = q.get('resourceVersion') ?? '';
+    // No resourceVersion (or "0"): the current state first, as ADDED events, then what follows.
+    const fromNow = asked === '' || asked === '0';
+    const from = fromNow ? d.store.resourceVersion : Number(asked);
+    if (!Number.isInteger(from) || from < 0)
+      throw new ApiStatusError(400, 'BadRequest', `resourceVersion ${asked} is not a resource version`);
     const selector = selectorOf(q);
     const nameSelector = t.name;
+    const matches =
+      nameSelector === undefined ? selector : (o: Json) => metaOf(o).name === nameSelector && selector(o);
     const table = wantsTable(req);
     const line = (type: string, object: Json): void => {
       const body =
@@ -268,26 +275,34 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
           : object;
       res.write(`${JSON.stringify({ type, object: body })}\n`);
     };
+    // Headers first: the replay of the history writes events as soon as the watch is registered.
+    res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    res.flushHeaders();
+    if (fromNow) for (const o of d.store.list(t.resource, t.namespace, matches)) line('ADDED', o);
     const stop = d.store.watch(
       {
         resource: t.resource,
         ...(t.namespace === undefined ? {} : { namespace: t.namespace }),
-        selector:
-          nameSelector === undefined ? selector : (o) => metaOf(o).name === nameSelector && selector(o),
+        selector: matches,
         from,
       },
       (type, object) => line(type, object),
     );
     if (stop === 'expired') {
-      // As the API server does: the answer is 200 with one ERROR event carrying the 410.
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(
-        `${JSON.stringify({ type: 'ERROR', object: status(new ApiStatusError(410, 'Expired', `too old resource version: ${from} (${d.store.resourceVersion})`)) })}\n`,
+      // As the API server does: a 200 whose one event is an ERROR carrying the 410.
+      line(
+        'ERROR',
+        status(
+          new ApiStatusError(
+            410,
+            'Expired',
+            `too old resource version: ${from} (${d.store.resourceVersion})`,
+          ),
+        ),
       );
+      res.end();
       return;
     }
-    res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
-    res.flushHeaders();
     const timeout = Math.min(Number(q.get('timeoutSeconds') ?? '1800') || 1800, 3600);
     const ended = setTimeout(() => res.end(), timeout * 1000);
     const bookmarks =
@@ -333,15 +348,40 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
       send(res, 200, wantsTable(req) ? toTable(t.resource, [obj], rv) : obj);
       return;
     }
-    const items = d.store.list(t.resource, t.namespace, selectorOf(q));
+    const all = d.store.list(t.resource, t.namespace, selectorOf(q));
+    // Pages (limit/continue): the continue token names the last object given; the next page starts after it.
+    const limit = Number(q.get('limit') ?? '0');
+    const cont = q.get('continue');
+    let start = 0;
+    if (cont !== null && cont !== '') {
+      let after: string;
+      try {
+        after = String(
+          (JSON.parse(Buffer.from(cont, 'base64url').toString('utf8')) as { after?: unknown }).after,
+        );
+      } catch {
+        throw new ApiStatusError(400, 'BadRequest', 'the continue token is not valid');
+      }
+      start = all.findIndex((o) => listKey(o) > after);
+      if (start < 0) start = all.length;
+    }
+    const end = Number.isInteger(limit) && limit > 0 ? Math.min(all.length, start + limit) : all.length;
+    const items = all.slice(start, end);
+    const next =
+      end < all.length
+        ? {
+            continue: Buffer.from(JSON.stringify({ after: listKey(all[end - 1]!) })).toString('base64url'),
+            remainingItemCount: all.length - end,
+          }
+        : {};
     if (wantsTable(req)) {
-      send(res, 200, toTable(t.resource, items, rv));
+      send(res, 200, { ...toTable(t.resource, items, rv), metadata: { resourceVersion: rv, ...next } });
       return;
     }
     send(res, 200, {
       kind: `${t.resource.kind}List`,
       apiVersion: apiVersionOf(t.resource),
-      metadata: { resourceVersion: rv },
+      metadata: { resourceVersion: rv, ...next },
       items,
     });
   };
@@ -537,6 +577,12 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
       else send(res, e.code, status(e));
     });
   };
+}
+
+/** The order lists are given in (namespace/name), which continue tokens resume from. */
+function listKey(o: Json): string {
+  const m = metaOf(o);
+  return `${String(m.namespace ?? '')}/${String(m.name ?? '')}`;
 }
 
 function withNamespace(o: Json, ns: string | undefined): Json {

@@ -129,7 +129,12 @@ export class ApiStore {
         continue;
       if (selector(s.object)) out.push(s.object);
     }
-    return out.sort((a, b) => sortKey(a).localeCompare(sortKey(b)));
+    // Plain code-unit order: continue tokens compare keys the same way (server.ts).
+    return out.sort((a, b) => {
+      const x = sortKey(a);
+      const y = sortKey(b);
+      return x < y ? -1 : x > y ? 1 : 0;
+    });
   }
 
   /**
