@@ -11,6 +11,7 @@ import type {
   ClusterPod,
   ClusterResource,
   ClusterService,
+  ClusterServiceAccount,
   ConfigObjectIssue,
   PodPhase,
   SliceEndpoint,
@@ -69,6 +70,9 @@ export function parseKubeObject(obj: unknown): ParsedObject {
   switch (kind) {
     case 'Namespace':
       resource = { kind, name, labels: meta.labels } satisfies ClusterNamespace;
+      break;
+    case 'ServiceAccount':
+      resource = { kind, namespace, name, uid: m.string('uid') ?? '' } satisfies ClusterServiceAccount;
       break;
     case 'Node':
       resource = parseNode(f, name);

@@ -15,6 +15,14 @@ export interface ClusterNamespace {
   readonly labels: Labels;
 }
 
+/** A ServiceAccount: the identity pods run as (`spiffe://<td>/ns/<ns>/sa/<name>`). */
+export interface ClusterServiceAccount {
+  readonly kind: 'ServiceAccount';
+  readonly namespace: string;
+  readonly name: string;
+  readonly uid: string;
+}
+
 export interface ClusterNode {
   readonly kind: 'Node';
   readonly name: string;
@@ -117,6 +125,7 @@ export interface ClusterConfigObject {
 
 export type ClusterResource =
   | ClusterNamespace
+  | ClusterServiceAccount
   | ClusterNode
   | ClusterPod
   | ClusterService

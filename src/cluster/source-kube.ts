@@ -9,6 +9,7 @@ import type { ClusterEvent, ClusterFilter, ClusterSource, ClusterWatcher } from 
 /** Every kind a daemon can read, in the order a first sync delivers them (namespaces before pods). */
 export const CLUSTER_KINDS: readonly ClusterKind[] = [
   'Namespace',
+  'ServiceAccount',
   'Node',
   'Pod',
   'Service',

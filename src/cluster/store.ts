@@ -6,6 +6,7 @@ import {
   type ClusterPod,
   type ClusterResource,
   type ClusterService,
+  type ClusterServiceAccount,
   namespacedName,
   resourceKey,
 } from './resources.js';
@@ -18,6 +19,8 @@ import type { ClusterEvent } from './source.js';
 export class ClusterStore {
   readonly namespaces = new Map<string, ClusterNamespace>();
   readonly nodes = new Map<string, ClusterNode>();
+  /** By `ns/name`. */
+  readonly serviceAccounts = new Map<string, ClusterServiceAccount>();
   /** By `ns/name`. */
   readonly pods = new Map<string, ClusterPod>();
   readonly services = new Map<string, ClusterService>();
@@ -47,6 +50,9 @@ export class ClusterStore {
       case 'Node':
         this.nodes.set(r.name, r);
         break;
+      case 'ServiceAccount':
+        this.serviceAccounts.set(namespacedName(r), r);
+        break;
       case 'Pod': {
         const key = namespacedName(r);
         this.pods.set(key, r);
@@ -74,6 +80,9 @@ export class ClusterStore {
         break;
       case 'Node':
         this.nodes.delete(r.name);
+        break;
+      case 'ServiceAccount':
+        this.serviceAccounts.delete(namespacedName(r));
         break;
       case 'Pod': {
         const key = namespacedName(r);

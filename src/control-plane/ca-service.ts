@@ -73,6 +73,7 @@ export function caServiceImpl(d: CaServiceDeps): grpc.UntypedServiceImplementati
                 p.node,
                 identity,
                 d.trustDomain,
+                cluster.serviceAccounts.has(`${identity.namespace}/${identity.serviceAccount}`),
               )
             : (podPrincipalProblem(p.claims, cluster.pods.get(`${p.claims.namespace}/${p.claims.pod}`)) ??
               authorizePodIdentity(p.claims, identity, d.trustDomain));

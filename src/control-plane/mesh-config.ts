@@ -79,6 +79,8 @@ export class MeshConfigBuilder {
         case 'EndpointSlice':
           dirtyServices.add(`${r.namespace}/${r.service}`);
           break;
+        case 'ServiceAccount':
+          break; // Identities come from pods; the CA reads ServiceAccounts from the store.
         default:
           if (this.updateConfigObject(r.kind, `${r.kind}/${r.namespace}/${r.name}`)) waypointsChanged = true;
       }

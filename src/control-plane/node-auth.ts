@@ -158,6 +158,8 @@ export function authorizeIdentity(
   node: string,
   identity: SpiffeId,
   trustDomain: string,
+  /** Whether the ServiceAccount exists (undefined: not known), for a refusal that says why. */
+  serviceAccountExists?: boolean,
 ): string | undefined {
   if (identity.trustDomain !== trustDomain)
     return `trust domain ${identity.trustDomain} is not ${trustDomain}`;
@@ -168,7 +170,7 @@ export function authorizeIdentity(
   if (onNode.length === 0) {
     const elsewhere = mine[0];
     return elsewhere === undefined
-      ? `no pod runs as ${identity.namespace}/${identity.serviceAccount}`
+      ? `no pod runs as ${identity.namespace}/${identity.serviceAccount}${serviceAccountExists === false ? ` (there is no ServiceAccount ${identity.namespace}/${identity.serviceAccount})` : ''}`
       : `no pod on ${node} runs as ${identity.namespace}/${identity.serviceAccount} (it runs on ${elsewhere.node})`;
   }
   if (onNode.every((p) => p.phase === 'Succeeded' || p.phase === 'Failed')) {

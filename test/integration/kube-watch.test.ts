@@ -386,7 +386,7 @@ describe('KubeClusterSource: what daemons receive', () => {
       ac.signal,
     );
     try {
-      await vi.waitFor(() => expect(errors.size).toBe(10));
+      await vi.waitFor(() => expect(errors.size).toBe(11));
       expect([...errors].sort()).toEqual(
         [
           'authorizationpolicies',
@@ -398,6 +398,7 @@ describe('KubeClusterSource: what daemons receive', () => {
           'nodes',
           'peerauthentications',
           'pods',
+          'serviceaccounts',
           'services',
         ].sort(),
       );

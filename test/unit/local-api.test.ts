@@ -106,7 +106,7 @@ function read(inputs: ApiInputs): ClusterResource[] {
   return apiObjects(inputs).flatMap((o) => {
     const r = parseKubeObject(o);
     // Served for kubectl, not read by the mesh.
-    if ('ignored' in r && (o.kind === 'ServiceAccount' || o.kind === 'Deployment')) return [];
+    if ('ignored' in r && o.kind === 'Deployment') return [];
     if (!('resource' in r)) throw new Error(`not read: ${JSON.stringify(r)}`);
     return [r.resource];
   });
@@ -213,9 +213,9 @@ describe('the local cluster API, read back as the daemons read it', () => {
       ],
     },
     {
-      what: 'a pod goes away',
+      what: 'a pod goes away (and the ServiceAccount only it named, which local mode made for it)',
       inputs: { ...base, pods: [pod('web-a')] },
-      changed: ['deleted Pod/dev/other'],
+      changed: ['deleted Pod/dev/other', 'deleted ServiceAccount/dev/web-sa'],
     },
     {
       what: 'a namespace label',

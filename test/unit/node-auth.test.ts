@@ -9,7 +9,22 @@ const web = (over: Partial<ClusterPod> = {}) =>
   snapPod('web-1', { serviceAccount: 'web', node: 'node-1', ...over });
 
 describe('authorizeIdentity: a node gets identities of pods on that node only', () => {
-  test.each<{ what: string; pods: ClusterPod[]; node: string; identity: string; refusal?: string }>([
+  test.each<{
+    what: string;
+    pods: ClusterPod[];
+    node: string;
+    identity: string;
+    saExists?: boolean;
+    refusal?: string;
+  }>([
+    {
+      what: 'no pod runs as it, and the ServiceAccount does not exist: the refusal says so',
+      pods: [],
+      node: 'node-1',
+      identity: 'spiffe://cluster.local/ns/shop/sa/ghost',
+      saExists: false,
+      refusal: 'no pod runs as shop/ghost (there is no ServiceAccount shop/ghost)',
+    },
     {
       what: 'a pod of that service account on the node',
       pods: [web()],
@@ -70,7 +85,7 @@ describe('authorizeIdentity: a node gets identities of pods on that node only', 
       identity: 'spiffe://evil.example/ns/shop/sa/web',
       refusal: 'trust domain evil.example is not cluster.local',
     },
-  ])('$what', ({ pods, node, identity, refusal }) => {
-    expect(authorizeIdentity(pods, node, id(identity), 'cluster.local')).toBe(refusal);
+  ])('$what', ({ pods, node, identity, saExists, refusal }) => {
+    expect(authorizeIdentity(pods, node, id(identity), 'cluster.local', saExists)).toBe(refusal);
   });
 });

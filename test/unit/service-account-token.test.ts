@@ -494,6 +494,20 @@ describe('principalFromReview: who a TokenReview says the caller is', () => {
   });
 });
 
+describe('a wrong ServiceAccount gets nothing', () => {
+  test('an application pod’s token does not speak for its node, and as a pod it is refused (only waypoints are)', () => {
+    const webPod = snapPod('web-1', { uid: 'uid-web-1', serviceAccount: 'web', node: 'node-1' });
+    const p = principalFromReview(
+      review({ username: 'system:serviceaccount:shop:web', pod: 'web-1', podUid: 'uid-web-1' }),
+      NODE_SA,
+      () => webPod,
+    );
+    expect(p).toMatchObject({ kind: 'pod' });
+    if (!('kind' in p) || p.kind !== 'pod') throw new Error('not a pod principal');
+    expect(podPrincipalProblem(p.claims, webPod)).toBe('pod shop/web-1 is not a waypoint pod');
+  });
+});
+
 describe('podPrincipalProblem: whether a token still speaks for a live pod', () => {
   const pod = (over: Partial<ClusterPod> = {}): ClusterPod =>
     snapPod(CLAIMS.pod, {
