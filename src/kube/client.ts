@@ -4,6 +4,9 @@ import { Agent, request } from 'node:https';
 import { AmbitError, ErrorCode } from '../errors.js';
 import type { KubeTarget } from './kubeconfig.js';
 
+/** How long a request (not a watch) may take, as client-go's default timeout for a list. */
+export const REQUEST_TIMEOUT_MS = 60_000;
+
 /** An API server's answer that was not a success, with its `Status` reason when it sent one. */
 export class KubeApiError extends AmbitError {
   constructor(

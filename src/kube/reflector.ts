@@ -67,6 +67,8 @@ export class Reflector {
   resourceVersion: string | undefined;
   private failures = 0;
   private seen = 0;
+  /** The API answered 404 for this kind (delivered as empty). */
+  private unserved = false;
 
   constructor(
     private readonly o: ReflectorOptions,
@@ -84,8 +86,11 @@ export class Reflector {
   async run(signal: AbortSignal): Promise<void> {
     const sleep = this.o.sleep ?? ((ms, s) => sleepFor(ms, undefined, { signal: s }));
     while (!signal.aborted) {
+      let listing = false;
       try {
-        if (this.resourceVersion === undefined) await this.list(signal);
+        listing = this.resourceVersion === undefined;
+        if (listing) await this.list(signal);
+        listing = false;
         const started = Date.now();
         const seen = this.seen;
         await this.watch(signal);
@@ -96,16 +101,25 @@ export class Reflector {
         if (signal.aborted) return;
         if (err instanceof KubeApiError && err.status === 410) {
           this.resourceVersion = undefined; // Too old: list again, from now.
-          continue;
+          // A watch that is too old lists again at once; a list whose pages expired (it changed while
+          // being read) waits a little first, so that a busy collection is not read in a loop.
+          if (!listing) continue;
+        } else if (err instanceof KubeApiError && err.status === 404 && listing) {
+          // The API does not serve this kind (its CRD is not installed): nothing of it exists, which
+          // counts as read; it is asked again with back-off, and appears when the CRD does.
+          if (!this.unserved) this.handler.replace([]);
+          this.unserved = true;
+          this.handler.error(`${err.message} (is the CRD for ${this.o.resource.plural} installed?)`, err);
+        } else {
+          const verb = this.resourceVersion === undefined ? 'list' : 'watch';
+          const message =
+            err instanceof KubeApiError && err.status === 403
+              ? `${err.message} (needs the RBAC rule ${missingRule(this.o.resource, verb, this.o.namespace)})`
+              : err instanceof KubeApiError && err.status === 401
+                ? `${err.message} (the token was refused; it is read again before the next try)`
+                : (err as Error).message;
+          this.handler.error(message, err);
         }
-        const verb = this.resourceVersion === undefined ? 'list' : 'watch';
-        const message =
-          err instanceof KubeApiError && err.status === 403
-            ? `${err.message} (needs the RBAC rule ${missingRule(this.o.resource, verb, this.o.namespace)})`
-            : err instanceof KubeApiError && err.status === 401
-              ? `${err.message} (the token was refused; it is read again before the next try)`
-              : (err as Error).message;
-        this.handler.error(message, err);
       }
       const delay = backoffDelay(this.failures, this.o.backoff ?? WATCH_BACKOFF, this.o.random);
       this.failures += 1;
@@ -138,6 +152,7 @@ export class Reflector {
       if (cont === undefined) break;
     }
     this.handler.replace(items);
+    this.unserved = false;
     this.resourceVersion = rv;
     this.failures = 0;
   }
@@ -220,9 +235,17 @@ export class Reflector {
       });
       res.once('error', fail);
       res.once('aborted', () => fail(new Error(`watch ${this.o.resource.plural}: the connection was cut`)));
-      res.socket?.once('close', () => {
+      const socket = res.socket;
+      const onClose = (): void => {
         if (!res.complete) fail(new Error(`watch ${this.o.resource.plural}: the connection was cut`));
-      });
+      };
+      // Keep-alive sockets are reused by the next request: the listener goes when this watch settles.
+      socket?.once('close', onClose);
+      const settle = (): void => {
+        socket?.removeListener('close', onClose);
+      };
+      res.once('end', settle);
+      res.once('close', settle);
     });
   }
 
@@ -243,6 +266,8 @@ export class Reflector {
     }
     const rv = obj.metadata?.resourceVersion;
     this.seen += 1;
+    // Anything the server sends, a bookmark included, shows the watch is healthy: back-off starts over.
+    this.failures = 0;
     if (e.type === 'BOOKMARK') {
       if (typeof rv === 'string' && rv !== '') this.resourceVersion = rv;
       return;

@@ -155,4 +155,30 @@ describe("local mode's API server, read by the daemons' client", () => {
       object: { metadata: { name: 'x' } },
     });
   });
+
+  test('a list that changes between its pages answers 410, so the client lists again instead of mixing two states', async () => {
+    store.replaceAll(Array.from({ length: 4 }, (_, i) => pod(`q${i}`, 'node-1')));
+    const c = client();
+    const first = (await c.json('GET', '/api/v1/namespaces/shop/pods?limit=2')) as {
+      metadata: { continue: string };
+    };
+    store.replaceAll([pod('q0', 'node-1'), pod('q1', 'node-1'), pod('q2', 'node-2'), pod('q3', 'node-1')]);
+    const second = await c
+      .json('GET', `/api/v1/namespaces/shop/pods?limit=2&continue=${first.metadata.continue}`)
+      .catch((e: unknown) => e);
+    expect((second as KubeApiError).status).toBe(410);
+  });
+
+  test('a watcher that stops reading: the watch ends at its timeout, later changes write nothing to it, and the server keeps serving', async () => {
+    store.replaceAll([pod('slow', 'node-1')]);
+    const c = client();
+    const ac = new AbortController();
+    const res = await c.stream('/api/v1/namespaces/shop/pods?watch=1&timeoutSeconds=1', ac.signal);
+    res.pause();
+    await new Promise((r) => setTimeout(r, 1300));
+    for (let i = 0; i < 5; i++) store.replaceAll([pod('slow', `node-${i}`)]);
+    const list = (await c.json('GET', '/api/v1/namespaces/shop/pods')) as { items: unknown[] };
+    expect(list.items).toHaveLength(1);
+    ac.abort();
+  });
 });

@@ -278,6 +278,23 @@ describe('the watch client against a scripted API server', () => {
     }
   });
 
+  test('a kind the API does not serve (404: its CRD is missing) counts as read and empty, and is asked again', async () => {
+    reset();
+    script = [
+      status(404, 'NotFound', 'the server could not find the requested resource'),
+      list([pod('a', '5')], '10'),
+      watch([], false),
+    ];
+    const w = start();
+    try {
+      await vi.waitFor(() => expect(w.got).toEqual(['replace ', 'replace a']));
+      expect(w.errors[0]).toContain('is the CRD for pods installed?');
+      expect(w.delays).toEqual([600]);
+    } finally {
+      w.stop();
+    }
+  });
+
   test('a 403 names the RBAC rule that is missing', async () => {
     reset();
     script = [

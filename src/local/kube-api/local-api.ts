@@ -163,6 +163,9 @@ export class LocalKubeApi implements LocalApiPaths {
     });
     const server = await new Promise<Server>((resolve, reject) => {
       child.once('message', (_m, handle) => resolve(handle as Server));
+      child.once('error', (err) =>
+        reject(new Error(`cannot listen on the fabric (${netns}): ${err.message}`)),
+      );
       child.once('exit', (code) =>
         reject(new Error(`cannot listen on the fabric (${netns}): exit ${code}: ${stderr.trim()}`)),
       );

@@ -1,5 +1,5 @@
-import { readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { existsSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, relative } from 'node:path';
 import { type Document, parseAllDocuments, stringify } from 'yaml';
 import { formatIssue } from '../../config/issue.js';
 import type { ApiResource } from '../../kube/api-resources.js';
@@ -85,6 +85,31 @@ function manifestForm(o: Json): Json {
   return { ...rest, metadata: m };
 }
 
+/** `<kind>-<namespace>-<name>.yaml` in the folder, or with `-2`, `-3`... when a file has that name. */
+function freshFile(folder: string, parts: readonly string[]): string {
+  const base = parts
+    .filter((p) => p !== '')
+    .join('-')
+    .replace(/[^a-z0-9.-]/g, '-');
+  for (let i = 1; ; i++) {
+    const file = join(folder, `${base}${i === 1 ? '' : `-${i}`}.yaml`);
+    if (!existsSync(file)) return file;
+  }
+}
+
+/** Replaces a file by rename, keeping its mode, so a reader (the folder watch) never sees half of it. */
+function writeAtomically(file: string, text: string): void {
+  const tmp = join(dirname(file), `.${basename(file)}.ambit-${process.pid}.tmp`);
+  let mode = 0o644;
+  try {
+    mode = statSync(file).mode & 0o7777;
+  } catch {
+    // A new file.
+  }
+  writeFileSync(tmp, text, { mode });
+  renameSync(tmp, file);
+}
+
 export class ManifestWriter implements ApiWriter {
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -164,22 +189,32 @@ export class ManifestWriter implements ApiWriter {
           ? undefined
           : docs.map((d) => d.toString({ lineWidth: 0, flowCollectionPadding: false })).join('');
     } else {
-      if (nextText === undefined) return undefined;
+      if (nextText === undefined)
+        throw new ApiStatusError(
+          405,
+          'MethodNotAllowed',
+          `${req.resource.kind} ${req.name} is not declared in the manifests (local mode keeps it itself): it cannot be deleted`,
+        );
       const folder = this.folder();
       if (folder === undefined) {
         file = this.o.manifests;
         text = `${readFileSync(file, 'utf8').replace(/\n*$/, '\n')}---\n${nextText}`;
       } else {
-        const base = [req.resource.kind.toLowerCase(), req.namespace, req.name]
-          .filter((p) => p !== '')
-          .join('-');
-        file = join(folder, `${base.replace(/[^a-z0-9.-]/g, '-')}.yaml`);
+        file = freshFile(folder, [req.resource.kind.toLowerCase(), req.namespace, req.name]);
         text = nextText;
       }
     }
     this.validate(file, text, req);
-    if (text === undefined) unlinkSync(file);
-    else writeFileSync(file, text);
+    // A dry run (kubectl diff, --dry-run=server) stops here: validated, nothing written.
+    if (req.dryRun === true)
+      return next === undefined
+        ? undefined
+        : { ...next, metadata: { ...((live?.metadata ?? {}) as Json), ...((next.metadata ?? {}) as Json) } };
+    // The last document of a file goes with its file, unless it is the only manifest (a folder with no
+    // file, or a missing manifest file, is not a cluster local mode can reload).
+    const only = listManifestFiles(this.o.manifests).length === 1;
+    if (text === undefined && !only) unlinkSync(file);
+    else writeAtomically(file, text ?? '');
     await this.o.reload();
     return next === undefined ? undefined : this.o.store.get(req.resource, req.namespace, req.name);
   }
@@ -199,9 +234,7 @@ export class ManifestWriter implements ApiWriter {
         ? `${req.resource.kind}/${req.name}`
         : `${req.resource.kind}/${req.namespace}/${req.name}`;
     // Only the object written can refuse the write (another object's old problem in the same file cannot).
-    const mine = issues.filter(
-      (i) => i.severity === 'error' && i.file === shown && (i.object === undefined || i.object === key),
-    );
+    const mine = issues.filter((i) => i.severity === 'error' && i.file === shown && i.object === key);
     if (mine.length > 0)
       throw new ApiStatusError(
         422,

@@ -34,6 +34,8 @@ export class ApiStatusError extends Error {
 
 export interface WriteRequest {
   readonly verb: 'create' | 'update' | 'patch' | 'delete';
+  /** `?dryRun=All`: validate and answer, write nothing. */
+  readonly dryRun?: boolean;
   readonly resource: ApiResource;
   readonly namespace: string;
   readonly name: string;
@@ -62,6 +64,9 @@ export interface ApiServerDeps {
   /** How often a watch that asked for them gets a BOOKMARK. */
   readonly bookmarkMs?: number;
 }
+
+/** What a watch may hold for a client that does not read before it is ended. */
+const WATCH_BUFFER_BYTES = 16 * 1024 * 1024;
 
 const VERSION = { major: '1', minor: '32', gitVersion: 'v1.32.0-ambit-local', platform: 'linux/amd64' };
 
@@ -119,8 +124,6 @@ function resourceList(groupVersion: string, resources: readonly ApiResource[]): 
       kind: 'Scale',
       verbs: ['get', 'patch', 'update'],
     });
-  if (groupVersion === 'v1')
-    entries.push({ name: 'pods/log', singularName: '', namespaced: true, kind: 'Pod', verbs: ['get'] });
   if (groupVersion === 'authentication.k8s.io/v1')
     entries.push({
       name: 'tokenreviews',
@@ -263,23 +266,48 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
     const from = fromNow ? d.store.resourceVersion : Number(asked);
     if (!Number.isInteger(from) || from < 0)
       throw new ApiStatusError(400, 'BadRequest', `resourceVersion ${asked} is not a resource version`);
+    if (from > d.store.resourceVersion)
+      throw new ApiStatusError(
+        504,
+        'Timeout',
+        `Too large resource version: ${from}, current: ${d.store.resourceVersion}`,
+      );
     const selector = selectorOf(q);
     const nameSelector = t.name;
     const matches =
       nameSelector === undefined ? selector : (o: Json) => metaOf(o).name === nameSelector && selector(o);
     const table = wantsTable(req);
+    let closed = false;
     const line = (type: string, object: Json): void => {
+      if (closed || res.writableEnded || res.destroyed) return;
       const body =
-        table && type !== 'BOOKMARK'
+        table && type !== 'BOOKMARK' && type !== 'ERROR'
           ? toTable(t.resource, [object], String(metaOf(object).resourceVersion))
           : object;
       res.write(`${JSON.stringify({ type, object: body })}\n`);
+      // A client that does not read is not buffered for without end: past the bound the watch ends,
+      // and the client watches again from the last resourceVersion it saw (the history has the rest).
+      if (res.writableLength > WATCH_BUFFER_BYTES) finish();
     };
+    let stop: (() => void) | 'expired' = 'expired';
+    let ended: NodeJS.Timeout | undefined;
+    let bookmarks: NodeJS.Timeout | undefined;
+    const finish = (): void => {
+      if (closed) return;
+      closed = true;
+      if (typeof stop === 'function') stop();
+      clearTimeout(ended);
+      clearInterval(bookmarks);
+      res.end();
+    };
+    res.once('close', finish);
+    res.once('error', finish);
+    req.once('close', finish);
     // Headers first: the replay of the history writes events as soon as the watch is registered.
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
     res.flushHeaders();
     if (fromNow) for (const o of d.store.list(t.resource, t.namespace, matches)) line('ADDED', o);
-    const stop = d.store.watch(
+    stop = d.store.watch(
       {
         resource: t.resource,
         ...(t.namespace === undefined ? {} : { namespace: t.namespace }),
@@ -304,8 +332,8 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
       return;
     }
     const timeout = Math.min(Number(q.get('timeoutSeconds') ?? '1800') || 1800, 3600);
-    const ended = setTimeout(() => res.end(), timeout * 1000);
-    const bookmarks =
+    ended = setTimeout(finish, timeout * 1000);
+    bookmarks =
       q.get('allowWatchBookmarks') === 'true'
         ? setInterval(
             () =>
@@ -317,13 +345,6 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
             d.bookmarkMs ?? 15_000,
           )
         : undefined;
-    const cleanup = (): void => {
-      stop();
-      clearTimeout(ended);
-      clearInterval(bookmarks);
-    };
-    res.once('close', cleanup);
-    req.once('close', cleanup);
   };
 
   const read = (req: IncomingMessage, res: ServerResponse, t: Target, q: URLSearchParams): void => {
@@ -349,19 +370,26 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
       return;
     }
     const all = d.store.list(t.resource, t.namespace, selectorOf(q));
-    // Pages (limit/continue): the continue token names the last object given; the next page starts after it.
+    // Pages (limit/continue) of one snapshot: the token names the resourceVersion of the first page and
+    // the last object given. The store keeps no old snapshots, so a list that changed between pages
+    // answers 410 and the client lists again, as from an API server whose snapshot was compacted.
     const limit = Number(q.get('limit') ?? '0');
     const cont = q.get('continue');
     let start = 0;
     if (cont !== null && cont !== '') {
-      let after: string;
+      let token: { rv?: unknown; after?: unknown };
       try {
-        after = String(
-          (JSON.parse(Buffer.from(cont, 'base64url').toString('utf8')) as { after?: unknown }).after,
-        );
+        token = JSON.parse(Buffer.from(cont, 'base64url').toString('utf8')) as typeof token;
       } catch {
         throw new ApiStatusError(400, 'BadRequest', 'the continue token is not valid');
       }
+      if (String(token.rv) !== rv)
+        throw new ApiStatusError(
+          410,
+          'Expired',
+          'the list changed while it was read in pages: list again from the start',
+        );
+      const after = String(token.after);
       start = all.findIndex((o) => listKey(o) > after);
       if (start < 0) start = all.length;
     }
@@ -370,7 +398,9 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
     const next =
       end < all.length
         ? {
-            continue: Buffer.from(JSON.stringify({ after: listKey(all[end - 1]!) })).toString('base64url'),
+            continue: Buffer.from(JSON.stringify({ rv, after: listKey(all[end - 1]!) })).toString(
+              'base64url',
+            ),
             remainingItemCount: all.length - end,
           }
         : {};
@@ -391,6 +421,7 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
     res: ServerResponse,
     t: Target,
     who: ApiPrincipal,
+    dryRun: boolean,
   ): Promise<void> => {
     if (d.writer === undefined || !who.canWrite || !t.resource.verbs.includes('create'))
       throw new ApiStatusError(
@@ -422,6 +453,7 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
           `the namespace of the object (${String(given)}) does not match the namespace of the request (${ns})`,
         );
       const stored = await d.writer.write({
+        dryRun,
         verb: 'create',
         resource: t.resource,
         namespace: ns,
@@ -443,6 +475,7 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
       throw new ApiStatusError(405, 'MethodNotAllowed', `${method} needs an object name`);
     if (method === 'DELETE') {
       await d.writer.write({
+        dryRun,
         verb: 'delete',
         resource: t.resource,
         namespace: ns,
@@ -483,6 +516,17 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
           );
         return { ...cur, spec: { ...((cur.spec ?? {}) as Json), replicas } };
       }
+      if (method === 'PUT') {
+        // Optimistic concurrency: a replace made from an old read does not overwrite a newer change.
+        const given = metaOf(body).resourceVersion;
+        const live = metaOf(d.store.get(t.resource, ns, name)).resourceVersion;
+        if (given !== undefined && given !== '' && live !== undefined && String(given) !== String(live))
+          throw new ApiStatusError(
+            409,
+            'Conflict',
+            `Operation cannot be fulfilled on ${t.resource.plural} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
+          );
+      }
       const next = method === 'PATCH' ? applyPatch(cur, body, contentType) : (body as Json);
       if (metaOf(next).name !== name)
         throw new ApiStatusError(
@@ -493,6 +537,7 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
       return withNamespace(next, t.resource.namespaced ? ns : undefined);
     };
     const stored = await d.writer.write({
+      dryRun,
       verb: method === 'PATCH' ? 'patch' : 'update',
       resource: t.resource,
       namespace: ns,
@@ -563,7 +608,7 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
         throw new ApiStatusError(404, 'NotFound', 'the server could not find the requested resource');
       if (req.method === 'GET') return read(req, res, t, url.searchParams);
       if (req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH' || req.method === 'DELETE')
-        return write(req, res, t, who);
+        return write(req, res, t, who, url.searchParams.get('dryRun') === 'All');
       throw new ApiStatusError(405, 'MethodNotAllowed', `${req.method} is not supported`);
     })().catch((err: unknown) => {
       const e =
