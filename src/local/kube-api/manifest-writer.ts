@@ -5,8 +5,9 @@ import { formatIssue } from '../../config/issue.js';
 import type { ApiResource } from '../../kube/api-resources.js';
 import { listManifestFiles, parseManifestTexts } from '../../manifests/load-manifests.js';
 import type { ParseOptions } from '../../manifests/parse-object.js';
+import { ApiStatusError } from './api-status.js';
 import type { Json } from './selectors.js';
-import { ApiStatusError, type ApiWriter, type WriteRequest } from './server.js';
+import type { ApiWriter, WriteRequest } from './server.js';
 import type { ApiStore } from './store.js';
 
 /**

@@ -2,6 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { API_RESOURCES, type ApiResource, apiVersionOf } from '../../kube/api-resources.js';
 import type { TokenReviewStatus } from '../../kube/token-review.js';
 import type { Logger } from '../../telemetry/logger.js';
+import { ApiStatusError, metaOf, notFound, status, wantsTable } from './api-status.js';
+import { discovery, groupsOf } from './discovery.js';
 import { openApiDocuments } from './openapi.js';
 import { applyPatch, PatchError } from './patch.js';
 import {
@@ -13,24 +15,15 @@ import {
 } from './selectors.js';
 import type { ApiStore } from './store.js';
 import { toTable } from './tables.js';
+import { serveWatch } from './watch.js';
+
+export { ApiStatusError } from './api-status.js';
 
 /**
  * Local mode's Kubernetes API server: the subset of the API that the mesh's daemons and kubectl use,
  * answered from the ApiStore (reads and watches) and the ApiWriter (writes go to the manifests folder,
  * the cluster's source of truth, and come back through the store). Errors are `Status` objects.
  */
-
-/** A failure the API answers with a `Status`. */
-export class ApiStatusError extends Error {
-  constructor(
-    readonly code: number,
-    readonly reason: string,
-    message: string,
-    readonly details?: Json,
-  ) {
-    super(message);
-  }
-}
 
 export interface WriteRequest {
   readonly verb: 'create' | 'update' | 'patch' | 'delete';
@@ -63,76 +56,6 @@ export interface ApiServerDeps {
   readonly log: Logger;
   /** How often a watch that asked for them gets a BOOKMARK. */
   readonly bookmarkMs?: number;
-}
-
-/** What a watch may hold for a client that does not read before it is ended. */
-const WATCH_BUFFER_BYTES = 16 * 1024 * 1024;
-
-const VERSION = { major: '1', minor: '32', gitVersion: 'v1.32.0-ambit-local', platform: 'linux/amd64' };
-
-function status(e: ApiStatusError): Json {
-  return {
-    kind: 'Status',
-    apiVersion: 'v1',
-    metadata: {},
-    status: 'Failure',
-    message: e.message,
-    reason: e.reason,
-    ...(e.details === undefined ? {} : { details: e.details }),
-    code: e.code,
-  };
-}
-
-const notFound = (r: ApiResource, name: string): ApiStatusError =>
-  new ApiStatusError(
-    404,
-    'NotFound',
-    `${r.plural}${r.group === '' ? '' : `.${r.group}`} "${name}" not found`,
-    {
-      name,
-      group: r.group,
-      kind: r.plural,
-    },
-  );
-
-function groupsOf(): Map<string, ApiResource[]> {
-  const m = new Map<string, ApiResource[]>();
-  for (const r of API_RESOURCES) {
-    const gv = apiVersionOf(r);
-    m.set(gv, [...(m.get(gv) ?? []), r]);
-  }
-  return m;
-}
-
-function resourceList(groupVersion: string, resources: readonly ApiResource[]): Json {
-  const entries: Json[] = resources.map((r) => ({
-    name: r.plural,
-    singularName: r.singular,
-    namespaced: r.namespaced,
-    kind: r.kind,
-    verbs: r.verbs,
-    ...(r.shortNames.length === 0 ? {} : { shortNames: r.shortNames }),
-    ...(r.categories === undefined ? {} : { categories: r.categories }),
-  }));
-  if (groupVersion === 'apps/v1')
-    entries.push({
-      name: 'deployments/scale',
-      singularName: '',
-      namespaced: true,
-      group: 'autoscaling',
-      version: 'v1',
-      kind: 'Scale',
-      verbs: ['get', 'patch', 'update'],
-    });
-  if (groupVersion === 'authentication.k8s.io/v1')
-    entries.push({
-      name: 'tokenreviews',
-      singularName: 'tokenreview',
-      namespaced: false,
-      kind: 'TokenReview',
-      verbs: ['create'],
-    });
-  return { kind: 'APIResourceList', apiVersion: 'v1', groupVersion, resources: entries };
 }
 
 interface Target {
@@ -174,10 +97,6 @@ export function parseResourcePath(path: string): Target | 'tokenreviews' | undef
   };
 }
 
-function wantsTable(req: IncomingMessage): boolean {
-  return /as=Table/.test(req.headers.accept ?? '');
-}
-
 function readBody(req: IncomingMessage, limit = 3 * 1024 * 1024): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -205,10 +124,6 @@ function readBody(req: IncomingMessage, limit = 3 * 1024 * 1024): Promise<unknow
     });
     req.once('error', reject);
   });
-}
-
-function metaOf(o: unknown): Json {
-  return ((o as Json | undefined)?.metadata ?? {}) as Json;
 }
 
 /** The Scale of a Deployment, as its `scale` subresource shows it. */
@@ -259,97 +174,9 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
     }
   };
 
-  const watch = (req: IncomingMessage, res: ServerResponse, t: Target, q: URLSearchParams): void => {
-    const asked = q.get('resourceVersion') ?? '';
-    // No resourceVersion (or "0"): the current state first, as ADDED events, then what follows.
-    const fromNow = asked === '' || asked === '0';
-    const from = fromNow ? d.store.resourceVersion : Number(asked);
-    if (!Number.isInteger(from) || from < 0)
-      throw new ApiStatusError(400, 'BadRequest', `resourceVersion ${asked} is not a resource version`);
-    if (from > d.store.resourceVersion)
-      throw new ApiStatusError(
-        504,
-        'Timeout',
-        `Too large resource version: ${from}, current: ${d.store.resourceVersion}`,
-      );
-    const selector = selectorOf(q);
-    const nameSelector = t.name;
-    const matches =
-      nameSelector === undefined ? selector : (o: Json) => metaOf(o).name === nameSelector && selector(o);
-    const table = wantsTable(req);
-    let closed = false;
-    const line = (type: string, object: Json): void => {
-      if (closed || res.writableEnded || res.destroyed) return;
-      const body =
-        table && type !== 'BOOKMARK' && type !== 'ERROR'
-          ? toTable(t.resource, [object], String(metaOf(object).resourceVersion))
-          : object;
-      res.write(`${JSON.stringify({ type, object: body })}\n`);
-      // A client that does not read is not buffered for without end: past the bound the watch ends,
-      // and the client watches again from the last resourceVersion it saw (the history has the rest).
-      if (res.writableLength > WATCH_BUFFER_BYTES) finish();
-    };
-    let stop: (() => void) | 'expired' = 'expired';
-    let ended: NodeJS.Timeout | undefined;
-    let bookmarks: NodeJS.Timeout | undefined;
-    const finish = (): void => {
-      if (closed) return;
-      closed = true;
-      if (typeof stop === 'function') stop();
-      clearTimeout(ended);
-      clearInterval(bookmarks);
-      res.end();
-    };
-    res.once('close', finish);
-    res.once('error', finish);
-    req.once('close', finish);
-    // Headers first: the replay of the history writes events as soon as the watch is registered.
-    res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
-    res.flushHeaders();
-    if (fromNow) for (const o of d.store.list(t.resource, t.namespace, matches)) line('ADDED', o);
-    stop = d.store.watch(
-      {
-        resource: t.resource,
-        ...(t.namespace === undefined ? {} : { namespace: t.namespace }),
-        selector: matches,
-        from,
-      },
-      (type, object) => line(type, object),
-    );
-    if (stop === 'expired') {
-      // As the API server does: a 200 whose one event is an ERROR carrying the 410.
-      line(
-        'ERROR',
-        status(
-          new ApiStatusError(
-            410,
-            'Expired',
-            `too old resource version: ${from} (${d.store.resourceVersion})`,
-          ),
-        ),
-      );
-      res.end();
-      return;
-    }
-    const timeout = Math.min(Number(q.get('timeoutSeconds') ?? '1800') || 1800, 3600);
-    ended = setTimeout(finish, timeout * 1000);
-    bookmarks =
-      q.get('allowWatchBookmarks') === 'true'
-        ? setInterval(
-            () =>
-              line('BOOKMARK', {
-                kind: t.resource.kind,
-                apiVersion: apiVersionOf(t.resource),
-                metadata: { resourceVersion: String(d.store.resourceVersion) },
-              }),
-            d.bookmarkMs ?? 15_000,
-          )
-        : undefined;
-  };
-
   const read = (req: IncomingMessage, res: ServerResponse, t: Target, q: URLSearchParams): void => {
     if (q.get('watch') === 'true' || q.get('watch') === '1') {
-      watch(req, res, t, q);
+      serveWatch(d.store, req, res, t, q, selectorOf(q), d.bookmarkMs ?? 15_000);
       return;
     }
     const rv = String(d.store.resourceVersion);
@@ -554,39 +381,10 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
       const token = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1];
       const who = d.authenticate(token);
       if (who === undefined) throw new ApiStatusError(401, 'Unauthorized', 'Unauthorized');
-      if (req.method === 'GET' && path === '/version') return send(res, 200, VERSION);
       const doc = req.method === 'GET' ? openapi.get(path) : undefined;
       if (doc !== undefined) return send(res, 200, doc);
-      if (req.method === 'GET' && path === '/api')
-        return send(res, 200, { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [] });
-      if (req.method === 'GET' && path === '/apis')
-        return send(res, 200, {
-          kind: 'APIGroupList',
-          apiVersion: 'v1',
-          groups: [...new Set([...groups.keys(), 'authentication.k8s.io/v1'])]
-            .filter((gv) => gv.includes('/'))
-            .map((gv) => {
-              const [name, version] = gv.split('/') as [string, string];
-              return {
-                name,
-                versions: [{ groupVersion: gv, version }],
-                preferredVersion: { groupVersion: gv, version },
-              };
-            }),
-        });
-      const gvPath = /^\/(?:api\/(v1)|apis\/([^/]+\/[^/]+))$/.exec(path);
-      if (req.method === 'GET' && gvPath !== null) {
-        const gv = gvPath[1] ?? gvPath[2] ?? '';
-        if (gv === 'authentication.k8s.io/v1') return send(res, 200, resourceList(gv, []));
-        const resources = groups.get(gv);
-        if (resources === undefined)
-          throw new ApiStatusError(
-            404,
-            'NotFound',
-            `the server could not find the requested resource (${gv})`,
-          );
-        return send(res, 200, resourceList(gv, resources));
-      }
+      const discovered = req.method === 'GET' ? discovery(path, groups) : undefined;
+      if (discovered !== undefined) return send(res, 200, discovered);
       const t = parseResourcePath(path);
       if (t === 'tokenreviews') {
         if (req.method !== 'POST' || d.reviewToken === undefined)
