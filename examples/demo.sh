@@ -111,6 +111,7 @@ ambit explain -n canary client http://backend:8080/ -H 'x-user: a' | sed 's/^/  
 bold "Explore"
 cat <<TXT
   node dist/ctl/main.js local status -o yaml
+  export KUBECONFIG=\$(node dist/ctl/main.js local kubeconfig --path); kubectl get pods -A -o wide   # kubectl works too
   node dist/ctl/main.js local exec -n hello client -- curl -s http://backend:8080/
   node dist/ctl/main.js proxy-config workloads --node node-1
   node dist/ctl/main.js proxy-config connections --node node-2

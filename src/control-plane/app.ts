@@ -20,6 +20,7 @@ import { MeshConfigBuilder } from './mesh-config.js';
 import { Callers, podPrincipalProblem } from './node-auth.js';
 import { ServingCertificate } from './serving-cert.js';
 import { meshStatus } from './status.js';
+import type { StatusWriter } from './status-writer.js';
 
 const CA_ORG = 'ambit';
 
@@ -59,6 +60,8 @@ export async function startControlPlane(
   reviewer: TokenReviewer,
   log: Logger,
   clock: Clock = systemClock,
+  /** Where the Gateway API status goes (the API server); without it, only /debug/status shows it. */
+  statusWriter?: StatusWriter,
 ): Promise<ControlPlane> {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
@@ -118,6 +121,7 @@ export async function startControlPlane(
       version.set(Number(publisher.latest?.version ?? 0n));
       log.info({ version: publisher.latest?.version.toString() }, 'config published');
     }
+    statusWriter?.offer(meshStatus(store, cfg.trustDomain));
   };
   const stopWatch = new AbortController();
   const clusterLog = log.child({ component: 'cluster', source: source.description });

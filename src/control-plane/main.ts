@@ -1,3 +1,4 @@
+import { systemClock } from '../clock.js';
 import { KubeClusterSource } from '../cluster/source-kube.js';
 import { describeError } from '../errors.js';
 import { KubeClient } from '../kube/client.js';
@@ -6,6 +7,7 @@ import { KubeTokenReviewer } from '../kube/token-review.js';
 import { createRootLogger } from '../telemetry/logger.js';
 import { startControlPlane } from './app.js';
 import { parseControlPlaneConfig } from './config.js';
+import { StatusWriter } from './status-writer.js';
 
 const controller = new AbortController();
 process.once('SIGTERM', () => controller.abort());
@@ -14,9 +16,18 @@ try {
   const cfg = parseControlPlaneConfig(process.argv.slice(2));
   const log = createRootLogger({ name: 'ambit-control-plane', level: cfg.logLevel });
   const client = new KubeClient(kubeTarget(cfg.kube));
-  const cp = await startControlPlane(cfg, new KubeClusterSource(client), new KubeTokenReviewer(client), log);
+  const statusWriter = new StatusWriter(client, log.child({ component: 'status' }));
+  const cp = await startControlPlane(
+    cfg,
+    new KubeClusterSource(client),
+    new KubeTokenReviewer(client),
+    log,
+    systemClock,
+    statusWriter,
+  );
   if (!controller.signal.aborted)
     await new Promise<void>((resolve) => controller.signal.addEventListener('abort', () => resolve()));
+  statusWriter.close();
   await cp.stop();
 } catch (err) {
   process.stderr.write(

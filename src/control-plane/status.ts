@@ -32,7 +32,7 @@ export interface MeshStatus {
 /**
  * Computes the status of every waypoint Gateway and every route from the cluster as the control plane
  * reads it (a pure function of the store): what a controller writes to the objects' `status` on
- * Kubernetes (issue 11 writes it there; until then the control plane serves it and the CLI reads it).
+ * Kubernetes. The StatusWriter writes it there (status-writer.ts); /debug/status serves it for the CLI.
  */
 export function meshStatus(store: ClusterStore, trustDomain: string): MeshStatus {
   const gateways = new Map<string, Gateway>();

@@ -115,7 +115,8 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
       reviewServiceAccountToken(saKey.key, token, audiences, Math.floor(Date.now() / 1000)),
   });
   await api.start();
-  const controlPlaneKubeconfig = api.daemonKubeconfig('control-plane');
+  // The control plane is the controller of the waypoint Gateways and the routes: it writes their status.
+  const controlPlaneKubeconfig = api.daemonKubeconfig('control-plane', { writesStatus: true });
   const agentKubeconfig = new Map(nodes.map((n) => [n.name, api.daemonKubeconfig(`node-agent-${n.name}`)]));
   const controlPlane = `${FABRIC_V4}:15012`;
   const components: NodeComponent[] = [

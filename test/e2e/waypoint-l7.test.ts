@@ -698,6 +698,28 @@ spec:
     expect(st).toMatch(/HTTPRoute\/web .*Accepted=True/);
     expect(st).toMatch(/waypoint .*True .*True/);
     expect(bodies((await curl('http://web/exact')).body)[0]?.name).toBe('web-v2');
+    // The control plane writes the status into the API (the status subresource): kubectl shows it.
+    const kc = (await ambit(['local', 'kubeconfig', '--path', '--name', CLUSTER])).stdout.trim();
+    const accepted = await waitFor('the route status in the API', async () => {
+      const r = await runCmd('kubectl', [
+        '--kubeconfig',
+        kc,
+        'get',
+        'httproute',
+        'web',
+        '-n',
+        NS,
+        '-o',
+        'jsonpath={.status.parents[0].controllerName} {.status.parents[0].conditions[?(@.type=="Accepted")].status}',
+      ]);
+      return r.stdout.endsWith('True') && r.stdout;
+    });
+    expect(accepted).toBe('ambit.dev/gateway-controller True');
+    const gw = await runCmd('kubectl', ['--kubeconfig', kc, 'get', 'gateways', '-n', NS]);
+    const vip = state.services.find((x) => x.name === 'waypoint')?.vips[0] ?? 'none';
+    expect(gw.stdout).toMatch(
+      new RegExp(`^waypoint\\s+ambit-waypoint\\s+${vip.replace(/\./g, '\\.')}\\s+True\\s+`, 'm'),
+    );
   });
 
   test('ambit explain shows the route that matched, the backends with their shares, retry, timeouts and the hops', async () => {

@@ -48,7 +48,12 @@ beforeAll(async () => {
     { key: key.keyPem, cert },
     createApiHandler({
       store,
-      authenticate: (t) => (t === 'good' ? { user: 'test', groups: [], canWrite: false } : undefined),
+      authenticate: (t) =>
+        t === 'good'
+          ? { user: 'test', groups: [], canWrite: false }
+          : t === 'controller'
+            ? { user: 'control-plane', groups: [], canWrite: false, canWriteStatus: true }
+            : undefined,
       log: createRootLogger({ name: 'api-test', level: 'fatal' }),
       bookmarkMs: 50,
     }),
@@ -180,5 +185,61 @@ describe("local mode's API server, read by the daemons' client", () => {
     const list = (await c.json('GET', '/api/v1/namespaces/shop/pods')) as { items: unknown[] };
     expect(list.items).toHaveLength(1);
     ac.abort();
+  });
+
+  test('the status subresource: the controller writes it, a reader may not, and watchers see it', async () => {
+    store.replaceAll([
+      {
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'Gateway',
+        metadata: { name: 'waypoint', namespace: 'shop' },
+        spec: {
+          gatewayClassName: 'ambit-waypoint',
+          listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }],
+        },
+      },
+    ]);
+    const path = '/apis/gateway.networking.k8s.io/v1/namespaces/shop/gateways/waypoint';
+    const patch = {
+      status: { conditions: [{ type: 'Programmed', status: 'True', reason: 'Programmed', message: '' }] },
+    };
+    const refused = await client()
+      .json('PATCH', `${path}/status`, patch, undefined, 'application/merge-patch+json')
+      .catch((e: unknown) => e);
+    expect((refused as KubeApiError).status).toBe(403);
+    const ac = new AbortController();
+    const w = await client().stream(`${path.replace('/waypoint', '')}?watch=1`, ac.signal);
+    let events = '';
+    w.on('data', (d: Buffer) => {
+      events += d.toString();
+    });
+    await client('controller').json(
+      'PATCH',
+      `${path}/status`,
+      patch,
+      undefined,
+      'application/merge-patch+json',
+    );
+    const got = (await client().json('GET', path)) as {
+      status?: { conditions?: { type: string; status: string }[] };
+    };
+    expect(got.status?.conditions?.[0]).toMatchObject({ type: 'Programmed', status: 'True' });
+    await vi.waitFor(() => expect(events).toContain('"type":"MODIFIED"'));
+    ac.abort();
+    // The spec side changes (a manifest edit): the status stays over it.
+    store.replaceAll([
+      {
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'Gateway',
+        metadata: { name: 'waypoint', namespace: 'shop', labels: { edited: 'yes' } },
+        spec: {
+          gatewayClassName: 'ambit-waypoint',
+          listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }],
+        },
+      },
+    ]);
+    const after = (await client().json('GET', path)) as { status?: unknown; metadata: { labels?: unknown } };
+    expect(after.metadata.labels).toEqual({ edited: 'yes' });
+    expect(after.status).toMatchObject({ conditions: [{ type: 'Programmed' }] });
   });
 });

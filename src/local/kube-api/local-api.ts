@@ -113,16 +113,21 @@ export class LocalKubeApi implements LocalApiPaths {
   }
 
   /** A bearer token for a principal; written to tokens/<name>. */
-  principal(name: string, groups: readonly string[], canWrite: boolean): string {
+  principal(name: string, groups: readonly string[], canWrite: boolean, canWriteStatus = false): string {
     const token = randomBytes(32).toString('base64url');
-    this.principals.set(token, { user: name, groups, canWrite });
+    this.principals.set(token, { user: name, groups, canWrite, canWriteStatus });
     writeFileSync(join(this.o.dir, 'tokens', name), `${token}\n`, { mode: 0o600 });
     return token;
   }
 
   /** A daemon's kubeconfig: the fabric address, its token file, the API's CA. */
-  daemonKubeconfig(name: string): string {
-    this.principal(name, ['system:serviceaccounts', 'system:serviceaccounts:ambit-system'], false);
+  daemonKubeconfig(name: string, opts: { readonly writesStatus?: boolean } = {}): string {
+    this.principal(
+      name,
+      ['system:serviceaccounts', 'system:serviceaccounts:ambit-system'],
+      false,
+      opts.writesStatus === true,
+    );
     const file = this.kubeconfigFor(name);
     this.writeKubeconfig(file, `https://${this.o.fabricAddress}:${FABRIC_API_PORT}`, {
       tokenFile: join(this.o.dir, 'tokens', name),

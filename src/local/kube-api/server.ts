@@ -45,6 +45,8 @@ export interface ApiPrincipal {
   readonly user: string;
   readonly groups: readonly string[];
   readonly canWrite: boolean;
+  /** May write the `status` of Gateway API objects (the control plane, as their controller). */
+  readonly canWriteStatus?: boolean;
 }
 
 export interface ApiServerDeps {
@@ -243,6 +245,46 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
     });
   };
 
+  /**
+   * The `status` subresource of Gateway API objects: what their controller (the control plane) reports.
+   * It is kept in the store over the object and never written into the manifests, which hold specs.
+   */
+  const writeStatus = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    t: Target & { name: string },
+    who: ApiPrincipal,
+    dryRun: boolean,
+  ): Promise<void> => {
+    if (t.resource.group !== 'gateway.networking.k8s.io')
+      throw new ApiStatusError(
+        405,
+        'MethodNotAllowed',
+        `local mode keeps the status of ${t.resource.plural} itself`,
+      );
+    if (who.canWriteStatus !== true && !who.canWrite)
+      throw new ApiStatusError(
+        403,
+        'Forbidden',
+        `${t.resource.plural}.${t.resource.group} "${t.name}" is forbidden: User "${who.user}" cannot ${req.method?.toLowerCase()} resource "${t.resource.plural}/status"`,
+      );
+    const body = (await readBody(req)) as Json | undefined;
+    const ns = t.namespace ?? '';
+    const current = d.store.get(t.resource, ns, t.name);
+    if (current === undefined) throw notFound(t.resource, t.name);
+    const next =
+      req.method === 'PATCH'
+        ? applyPatch(
+            { status: current.status ?? {} },
+            body,
+            req.headers['content-type'] ?? 'application/json',
+          )
+        : (body ?? {});
+    const nextStatus = (next.status ?? {}) as Json;
+    if (dryRun) return send(res, 200, { ...current, status: nextStatus });
+    send(res, 200, d.store.setStatus(t.resource, ns, t.name, nextStatus));
+  };
+
   const write = async (
     req: IncomingMessage,
     res: ServerResponse,
@@ -250,6 +292,12 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
     who: ApiPrincipal,
     dryRun: boolean,
   ): Promise<void> => {
+    if (
+      t.subresource === 'status' &&
+      t.name !== undefined &&
+      (req.method === 'PATCH' || req.method === 'PUT')
+    )
+      return writeStatus(req, res, t as Target & { name: string }, who, dryRun);
     if (d.writer === undefined || !who.canWrite || !t.resource.verbs.includes('create'))
       throw new ApiStatusError(
         403,

@@ -17,6 +17,8 @@ interface Stored {
   readonly resource: ApiResource;
   readonly input: string;
   readonly object: Json;
+  /** The object as it was set, before the store added its metadata and status. */
+  readonly source: Json;
 }
 
 function metaOf(o: Json): Json {
@@ -45,6 +47,8 @@ export class ApiStore {
   private readonly objects = new Map<string, Stored>();
   private history: StoreEvent[] = [];
   private readonly subscribers = new Set<(e: StoreEvent) => void>();
+  /** Status written through the `status` subresource (a controller's), kept apart from the manifests. */
+  private readonly statuses = new Map<string, Json>();
 
   constructor(private readonly historySize = 4096) {}
 
@@ -66,6 +70,7 @@ export class ApiStore {
     for (const [key, s] of this.objects) {
       if (seen.has(key)) continue;
       this.objects.delete(key);
+      this.statuses.delete(key);
       this.emit({
         type: 'DELETED',
         rv: ++this.revision,
@@ -83,8 +88,22 @@ export class ApiStore {
     this.put(resource, keyOf(resource, String(meta.namespace ?? ''), String(meta.name ?? '')), o);
   }
 
+  /**
+   * Sets an object's status (the `status` subresource): it stays over the object, whatever the
+   * manifests say, until the object is deleted. Undefined when the object does not exist.
+   */
+  setStatus(resource: ApiResource, namespace: string, name: string, status: Json): Json | undefined {
+    const key = keyOf(resource, namespace, name);
+    const s = this.objects.get(key);
+    if (s === undefined) return undefined;
+    this.statuses.set(key, status);
+    this.put(resource, key, s.source);
+    return this.objects.get(key)?.object;
+  }
+
   private put(resource: ApiResource, key: string, o: Json): void {
-    const input = JSON.stringify(o);
+    const status = this.statuses.get(key);
+    const input = JSON.stringify(status === undefined ? o : [o, status]);
     const old = this.objects.get(key);
     if (old?.input === input) return;
     const meta = metaOf(o);
@@ -92,6 +111,7 @@ export class ApiStore {
     const rv = ++this.revision;
     const object: Json = {
       ...o,
+      ...(status === undefined ? {} : { status }),
       apiVersion: resource.group === '' ? resource.version : `${resource.group}/${resource.version}`,
       metadata: {
         ...meta,
@@ -103,7 +123,7 @@ export class ApiStore {
         resourceVersion: String(rv),
       },
     };
-    this.objects.set(key, { resource, input, object });
+    this.objects.set(key, { resource, input, object, source: o });
     this.emit(
       old === undefined
         ? { type: 'ADDED', rv, resource, object }
