@@ -111,6 +111,7 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
     cluster: cfg.cluster,
     fabricAddress: FABRIC_V4,
     log,
+    containerLog: (ns, pod, c) => paths.containerLog(ns, pod, c),
     reviewToken: (token, audiences) =>
       reviewServiceAccountToken(saKey.key, token, audiences, Math.floor(Date.now() / 1000)),
   });

@@ -109,6 +109,19 @@ describe('kubectl against a local cluster', () => {
     expect(`${none.stdout}${none.stderr}`).toContain('No resources found');
   });
 
+  test('kubectl logs shows a container’s output, --tail and a wrong container as the API server says', async () => {
+    expect(await hello()).toBe('ok');
+    const backends = state.pods.filter((p) => p.owner === 'Deployment/backend').map((p) => p.name);
+    const logs = await Promise.all(backends.map((b) => kubectl(['logs', b, '-n', 'hello'])));
+    for (const l of logs) expect(l.code, l.stderr).toBe(0);
+    expect(logs.map((l) => l.stdout).join('')).toMatch(/"GET \/ HTTP\/1\.1" 200/);
+    const tail = await kubectl(['logs', backends[0]!, '-n', 'hello', '--tail=1']);
+    expect(tail.stdout.trim().split('\n')).toHaveLength(1);
+    const wrong = await kubectl(['logs', backends[0]!, '-n', 'hello', '-c', 'nope']);
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.stderr).toContain('container nope is not valid for pod');
+  });
+
   test('kubectl label ns enrolls it live; a DENY applied with kubectl blocks the client, deleting it lets it back', async () => {
     expect(enrolled(state.pods.find((p) => p.name === 'client')!.node)).not.toContain('hello/client');
     expect(await hello()).toBe('ok');

@@ -35,6 +35,8 @@ function resourceList(groupVersion: string, resources: readonly ApiResource[]): 
       kind: 'Scale',
       verbs: ['get', 'patch', 'update'],
     });
+  if (groupVersion === 'v1')
+    entries.push({ name: 'pods/log', singularName: '', namespaced: true, kind: 'Pod', verbs: ['get'] });
   if (groupVersion === 'authentication.k8s.io/v1')
     entries.push({
       name: 'tokenreviews',

@@ -21,6 +21,8 @@ export interface LocalApiOptions {
   /** Addresses the serving certificate names besides loopback (the fabric's). */
   readonly fabricAddress: string;
   readonly log: Logger;
+  /** Where a container's output is (for `kubectl logs`). */
+  readonly containerLog?: (namespace: string, pod: string, container: string) => string;
   /** `POST tokenreviews`, when the cluster issues tokens that daemons review. */
   readonly reviewToken?: (token: string, audiences: readonly string[]) => Promise<TokenReviewStatus>;
 }
@@ -88,6 +90,7 @@ export class LocalKubeApi implements LocalApiPaths {
       writer: { write: (req) => this.writerOrFail().write(req) },
       authenticate: (token) => (token === undefined ? undefined : this.principals.get(token)),
       ...(this.o.reviewToken === undefined ? {} : { reviewToken: this.o.reviewToken }),
+      ...(this.o.containerLog === undefined ? {} : { containerLog: this.o.containerLog }),
       log: this.o.log.child({ component: 'kube-api' }),
     });
     this.https = createHttpsServer({ key: key.keyPem, cert: cert + this.caPem }, handler);

@@ -6,6 +6,7 @@ import { ApiStatusError, metaOf, notFound, status, wantsTable } from './api-stat
 import { discovery, groupsOf } from './discovery.js';
 import { openApiDocuments } from './openapi.js';
 import { applyPatch, PatchError } from './patch.js';
+import { servePodLog } from './pod-log.js';
 import {
   type Json,
   parseFieldSelector,
@@ -58,6 +59,8 @@ export interface ApiServerDeps {
   readonly log: Logger;
   /** How often a watch that asked for them gets a BOOKMARK. */
   readonly bookmarkMs?: number;
+  /** Where a container's output is (`kubectl logs`), when the cluster keeps it. */
+  readonly containerLog?: (namespace: string, pod: string, container: string) => string;
 }
 
 interface Target {
@@ -187,6 +190,10 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
       if (obj === undefined) throw notFound(t.resource, t.name);
       if (t.subresource === 'scale' && t.resource.kind === 'Deployment') {
         send(res, 200, scaleOf(obj));
+        return;
+      }
+      if (t.subresource === 'log' && t.resource.kind === 'Pod' && d.containerLog !== undefined) {
+        servePodLog(obj, q, req, res, d.containerLog);
         return;
       }
       if (t.subresource !== undefined)
