@@ -184,29 +184,38 @@ export function deploymentObject(d: DeploymentObject, pods: readonly PodState[])
   );
   const live = mine.filter((p) => p.phase !== 'Terminating');
   const ready = live.filter((p) => p.ready).length;
+  const annotations = { ...d.meta.annotations, [SOURCE_ANNOTATION]: `${d.source.file}:${d.source.line}` };
+  const m = d.manifest;
+  const rendered: Json =
+    m === undefined
+      ? {
+          apiVersion: 'apps/v1',
+          kind: 'Deployment',
+          spec: {
+            replicas: d.replicas,
+            selector: { matchLabels: d.selector },
+            template: {
+              metadata: { labels: d.template.labels, annotations: d.template.annotations },
+              spec: {
+                serviceAccountName: d.template.spec.serviceAccountName,
+                containers: d.template.spec.containers.map((c) => ({
+                  name: c.name,
+                  ...(c.image === undefined ? {} : { image: c.image }),
+                  command: c.command,
+                })),
+              },
+            },
+          },
+        }
+      : { ...m, spec: { ...((m.spec ?? {}) as Json), replicas: d.replicas } };
   return {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
+    ...rendered,
     metadata: {
+      ...((m?.metadata ?? {}) as Json),
       name: d.meta.name,
       namespace: d.meta.namespace,
       labels: d.meta.labels,
-      annotations: { ...d.meta.annotations, [SOURCE_ANNOTATION]: `${d.source.file}:${d.source.line}` },
-    },
-    spec: {
-      replicas: d.replicas,
-      selector: { matchLabels: d.selector },
-      template: {
-        metadata: { labels: d.template.labels, annotations: d.template.annotations },
-        spec: {
-          serviceAccountName: d.template.spec.serviceAccountName,
-          containers: d.template.spec.containers.map((c) => ({
-            name: c.name,
-            ...(c.image === undefined ? {} : { image: c.image }),
-            command: c.command,
-          })),
-        },
-      },
+      annotations,
     },
     status: {
       replicas: live.length,

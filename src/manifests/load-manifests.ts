@@ -92,7 +92,12 @@ export function parseManifestTexts(
       for (const item of expandList(doc)) {
         const docIssues: ConfigIssue[] = [];
         const sink = sinkFor(doc, item.prefix, docIssues);
-        const obj = parseObject(item.value, file, doc.lineOf(item.prefix), sink, opts);
+        const parsed = parseObject(item.value, file, doc.lineOf(item.prefix), sink, opts);
+        // A Deployment keeps its manifest whole: the API serves it as written, with its status.
+        const obj =
+          parsed?.kind === 'Deployment' && typeof item.value === 'object' && item.value !== null
+            ? { ...parsed, manifest: item.value as Record<string, unknown> }
+            : parsed;
         // Issues name their object, even one that could not be parsed, so that a reload can keep that
         // object's last good version instead of losing it.
         const key = obj === undefined ? rawObjectKey(item.value) : objectKey(obj);

@@ -100,6 +100,8 @@ export interface PodTemplate {
 
 export interface DeploymentObject extends ObjectBase {
   readonly kind: 'Deployment';
+  /** The object as the manifest wrote it: what the API serves (so `kubectl edit` sees every field). */
+  readonly manifest?: Readonly<Record<string, unknown>>;
   readonly replicas: number;
   readonly selector: Labels;
   readonly template: PodTemplate;

@@ -213,6 +213,17 @@ describe('kubectl against a local cluster', () => {
       );
       const deploy = await kubectl(['get', 'deploy', 'backend', '-n', 'hello']);
       expect(deploy.stdout).toMatch(/backend\s+3\/3/);
+      // The Deployment is served as its manifest wrote it (what kubectl edit would see), with its status.
+      const env = await kubectl([
+        'get',
+        'deploy',
+        'backend',
+        '-n',
+        'hello',
+        '-o',
+        'jsonpath={.spec.replicas} {.spec.template.spec.containers[0].env[*].name} {.status.readyReplicas}',
+      ]);
+      expect(env.stdout).toBe('3 POD_NAME POD_IP NODE_NAME 3');
     } finally {
       w.kill();
     }

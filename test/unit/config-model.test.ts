@@ -2567,6 +2567,11 @@ describe('valid objects become domain values', () => {
       {
         apiVersion: 'apps/v1',
         kind: 'Deployment',
+        // The manifest as written, which the API serves.
+        manifest: expect.objectContaining({
+          kind: 'Deployment',
+          metadata: expect.objectContaining({ name: 'web' }),
+        }),
         meta: {
           name: 'web',
           namespace: 'default',
