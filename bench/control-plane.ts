@@ -13,7 +13,7 @@ import {
   issueServiceAccountToken,
   reviewServiceAccountToken,
 } from '../src/identity/service-account-token.js';
-import { createRoot, generateKey, signServerCert } from '../src/identity/x509.js';
+import { createServingCredentials } from '../src/identity/x509.js';
 import { KubeClient } from '../src/kube/client.js';
 import { createApiHandler } from '../src/local/kube-api/server.js';
 import { ApiStore } from '../src/local/kube-api/store.js';
@@ -189,21 +189,16 @@ async function main(): Promise<void> {
 
   // The API server (local mode's code) on loopback, with TokenReview for the nodes' tokens.
   const saKey = new Uint8Array(randomBytes(32));
-  const caKey = await generateKey();
-  const caPem = await createRoot(caKey, 'bench API', 1);
-  const key = await generateKey();
-  const cert = await signServerCert({
-    issuerPem: caPem,
-    issuerKey: caKey,
-    publicKey: key.keys.publicKey,
+  const creds = await createServingCredentials({
+    org: 'bench API',
     dns: ['localhost'],
     ips: ['127.0.0.1'],
-    notBefore: new Date(Date.now() - 60_000),
-    notAfter: new Date(Date.now() + 86_400_000),
+    days: 1,
   });
+  const caPem = creds.caPem;
   const adminToken = randomBytes(24).toString('base64url');
   const api = createHttpsServer(
-    { key: key.keyPem, cert },
+    { key: creds.keyPem, cert: creds.certPem },
     createApiHandler({
       store,
       authenticate: (t) => (t === adminToken ? { user: 'bench', groups: [], canWrite: false } : undefined),

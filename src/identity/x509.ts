@@ -177,6 +177,36 @@ export async function signServerCert(opts: {
   return nl(cert.toString('pem'));
 }
 
+/** A CA of its own and a TLS server certificate it signed: for an HTTPS server that is not a workload. */
+export interface ServingCredentials {
+  readonly caPem: string;
+  readonly keyPem: string;
+  readonly certPem: string;
+}
+
+export async function createServingCredentials(opts: {
+  readonly org: string;
+  readonly dns: readonly string[];
+  readonly ips: readonly string[];
+  readonly days: number;
+  readonly now?: Date;
+}): Promise<ServingCredentials> {
+  const now = opts.now ?? new Date();
+  const caKey = await generateKey();
+  const caPem = await createRoot(caKey, opts.org, opts.days, now);
+  const key = await generateKey();
+  const certPem = await signServerCert({
+    issuerPem: caPem,
+    issuerKey: caKey,
+    publicKey: key.keys.publicKey,
+    dns: opts.dns,
+    ips: opts.ips,
+    notBefore: new Date(now.getTime() - 60_000),
+    notAfter: new Date(now.getTime() + opts.days * 86_400_000),
+  });
+  return { caPem, keyPem: key.keyPem, certPem };
+}
+
 export interface CertInfo {
   readonly uris: readonly string[];
   readonly serial: string;

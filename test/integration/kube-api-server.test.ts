@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:https';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { KubeClusterSource } from '../../src/cluster/source-kube.js';
-import { createRoot, generateKey, signServerCert } from '../../src/identity/x509.js';
+import { createServingCredentials } from '../../src/identity/x509.js';
 import { KubeApiError, KubeClient } from '../../src/kube/client.js';
 import type { Json } from '../../src/local/kube-api/selectors.js';
 import { createApiHandler } from '../../src/local/kube-api/server.js';
@@ -32,20 +32,15 @@ const pod = (name: string, node: string, ready = true): Json => ({
 });
 
 beforeAll(async () => {
-  const caKey = await generateKey();
-  caPem = await createRoot(caKey, 'api-test', 1);
-  const key = await generateKey();
-  const cert = await signServerCert({
-    issuerPem: caPem,
-    issuerKey: caKey,
-    publicKey: key.keys.publicKey,
+  const creds = await createServingCredentials({
+    org: 'api-test',
     dns: ['localhost'],
     ips: ['127.0.0.1'],
-    notBefore: new Date(Date.now() - 60_000),
-    notAfter: new Date(Date.now() + 3_600_000),
+    days: 1,
   });
+  caPem = creds.caPem;
   server = createServer(
-    { key: key.keyPem, cert },
+    { key: creds.keyPem, cert: creds.certPem },
     createApiHandler({
       store,
       authenticate: (t) =>

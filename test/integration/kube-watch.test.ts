@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import type { ClusterEvent } from '../../src/cluster/source.js';
 import { KubeClusterSource } from '../../src/cluster/source-kube.js';
-import { createRoot, generateKey, signServerCert } from '../../src/identity/x509.js';
+import { createServingCredentials } from '../../src/identity/x509.js';
 import { resourceOfKind } from '../../src/kube/api-resources.js';
 import { KubeClient } from '../../src/kube/client.js';
 import { type KubeObject, Reflector, WATCH_BACKOFF, type WatchEventType } from '../../src/kube/reflector.js';
@@ -31,19 +31,14 @@ let router: Responder | undefined;
 const seen: { url: string; auth: string }[] = [];
 
 beforeAll(async () => {
-  const caKey = await generateKey();
-  caPem = await createRoot(caKey, 'kube-watch-test', 1);
-  const key = await generateKey();
-  const cert = await signServerCert({
-    issuerPem: caPem,
-    issuerKey: caKey,
-    publicKey: key.keys.publicKey,
+  const creds = await createServingCredentials({
+    org: 'kube-watch-test',
     dns: ['localhost'],
     ips: ['127.0.0.1'],
-    notBefore: new Date(Date.now() - 60_000),
-    notAfter: new Date(Date.now() + 3_600_000),
+    days: 1,
   });
-  server = createServer({ key: key.keyPem, cert }, (req, res) => {
+  caPem = creds.caPem;
+  server = createServer({ key: creds.keyPem, cert: creds.certPem }, (req, res) => {
     seen.push({ url: req.url ?? '', auth: req.headers.authorization ?? '' });
     if (router !== undefined) {
       router(req, res);

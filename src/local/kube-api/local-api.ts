@@ -5,7 +5,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { createRoot, generateKey, signServerCert } from '../../identity/x509.js';
+import { createServingCredentials } from '../../identity/x509.js';
 import type { TokenReviewStatus } from '../../kube/token-review.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { type ApiPrincipal, type ApiWriter, createApiHandler } from './server.js';
@@ -64,14 +64,8 @@ export class LocalKubeApi implements LocalApiPaths {
   /** Creates the certificates, starts the loopback listener and writes the user's kubeconfig. */
   async start(): Promise<void> {
     mkdirSync(join(this.o.dir, 'tokens'), { recursive: true, mode: 0o700 });
-    const now = new Date();
-    const caKey = await generateKey();
-    this.caPem = await createRoot(caKey, `ambit local ${this.o.cluster} API`, 3650, now);
-    const key = await generateKey();
-    const cert = await signServerCert({
-      issuerPem: this.caPem,
-      issuerKey: caKey,
-      publicKey: key.keys.publicKey,
+    const creds = await createServingCredentials({
+      org: `ambit local ${this.o.cluster} API`,
       dns: [
         'localhost',
         'kubernetes',
@@ -80,9 +74,9 @@ export class LocalKubeApi implements LocalApiPaths {
         'kubernetes.default.svc.cluster.local',
       ],
       ips: ['127.0.0.1', '::1', this.o.fabricAddress],
-      notBefore: new Date(now.getTime() - 60_000),
-      notAfter: new Date(now.getTime() + 3650 * 86_400_000),
+      days: 3650,
     });
+    this.caPem = creds.caPem;
     writeFileSync(join(this.o.dir, 'ca.crt'), this.caPem);
     // The writer arrives after the cluster exists; the handler asks for it on each write.
     const handler = createApiHandler({
@@ -93,7 +87,7 @@ export class LocalKubeApi implements LocalApiPaths {
       ...(this.o.containerLog === undefined ? {} : { containerLog: this.o.containerLog }),
       log: this.o.log.child({ component: 'kube-api' }),
     });
-    this.https = createHttpsServer({ key: key.keyPem, cert: cert + this.caPem }, handler);
+    this.https = createHttpsServer({ key: creds.keyPem, cert: creds.certPem + creds.caPem }, handler);
     this.https.on('tlsClientError', () => undefined); // A client that gives up mid-handshake is its business.
     const loopback = createServer((s) => this.accept(s));
     await new Promise<void>((resolve, reject) => {
