@@ -1,4 +1,5 @@
 import { systemClock } from '../clock.js';
+import { CONTROL_PLANE_CALLS } from '../cluster/daemon-calls.js';
 import { KubeClusterSource } from '../cluster/source-kube.js';
 import { describeError } from '../errors.js';
 import { KubeClient } from '../kube/client.js';
@@ -15,7 +16,7 @@ process.once('SIGINT', () => controller.abort());
 try {
   const cfg = parseControlPlaneConfig(process.argv.slice(2));
   const log = createRootLogger({ name: 'ambit-control-plane', level: cfg.logLevel });
-  const client = new KubeClient(kubeTarget(cfg.kube));
+  const client = new KubeClient(kubeTarget(cfg.kube), CONTROL_PLANE_CALLS);
   const statusWriter = new StatusWriter(client, log.child({ component: 'status' }));
   const cp = await startControlPlane(
     cfg,

@@ -3,6 +3,7 @@ import { AMBIT_VERSION } from '../version.js';
 import { caCommand } from './ca-commands.js';
 import { checkCommand } from './check.js';
 import { helpFor, USAGE } from './help.js';
+import { installCommand, namespaceCommand, uninstallCommand } from './install-commands.js';
 import { localCommand } from './local-commands.js';
 import { explainCommand, proxyConfigCommand } from './proxy-commands.js';
 import { readSettings } from './settings.js';
@@ -24,6 +25,12 @@ async function main(argv: readonly string[]): Promise<number> {
       return explainCommand(rest, readSettings());
     case 'waypoint':
       return waypointCommand(rest, readSettings());
+    case 'install':
+      return installCommand(rest, readSettings());
+    case 'uninstall':
+      return uninstallCommand(rest, readSettings());
+    case 'namespace':
+      return namespaceCommand(rest, readSettings());
     case 'check':
       return checkCommand(rest, readSettings());
     case 'ca':

@@ -1,5 +1,6 @@
 import { CA_USAGE } from './ca-commands.js';
 import { CHECK_USAGE } from './check.js';
+import { INSTALL_USAGE, NAMESPACE_USAGE, UNINSTALL_USAGE } from './install-commands.js';
 import { LOCAL_USAGE } from './local-commands.js';
 import { EXPLAIN_USAGE, PROXY_CONFIG_USAGE } from './proxy-commands.js';
 import { WAYPOINT_USAGE } from './waypoint-commands.js';
@@ -10,6 +11,9 @@ Ambit is a sidecar-less service mesh: eBPF redirection, HBONE mTLS, waypoints fo
 
 Commands:
   local         run a whole mesh on this machine (nodes and pods as network namespaces)
+  install       install Ambit in the cluster kubectl points at (--dry-run prints the objects)
+  uninstall     remove Ambit from the cluster and clean every node
+  namespace     enroll or unenroll a namespace of the cluster (kubectl label)
   waypoint      L7 proxies of a namespace: generate, apply, delete, list, status
   check         preflight: can this machine run Ambit (kernel, BTF, cgroup v2, bpffs, libbpf, ...)
   proxy-config  what a node proxy holds: workloads, services, policies, certificates, connections
@@ -26,6 +30,9 @@ const COMMAND_USAGE: Readonly<Record<string, string>> = {
   explain: EXPLAIN_USAGE,
   ca: CA_USAGE,
   waypoint: WAYPOINT_USAGE,
+  install: INSTALL_USAGE,
+  uninstall: UNINSTALL_USAGE,
+  namespace: NAMESPACE_USAGE,
 };
 
 /**

@@ -13,6 +13,8 @@ export interface CliSettings {
   readonly cluster: string;
   /** The user's terminal type, passed on to `ambit local exec` (TERM). */
   readonly term: string;
+  /** The kubectl the cluster commands run (AMBIT_KUBECTL, default `kubectl` on PATH). */
+  readonly kubectl: string;
 }
 
 export function readSettings(env: NodeJS.ProcessEnv = process.env): CliSettings {
@@ -24,6 +26,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): CliSettings 
     bpfRoot: env.AMBIT_BPF_ROOT ?? '/sys/fs/bpf/ambit',
     cluster,
     term: env.TERM ?? 'dumb',
+    kubectl: env.AMBIT_KUBECTL === undefined || env.AMBIT_KUBECTL === '' ? 'kubectl' : env.AMBIT_KUBECTL,
   };
 }
 

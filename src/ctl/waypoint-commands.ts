@@ -12,12 +12,13 @@ import {
   WAYPOINT_HBONE_PORT,
 } from '../gateway-api/waypoint.js';
 import type { LocalState } from '../local/state.js';
+import { type KubectlRunner, type KubectlTarget, mustRun, spawnKubectl } from './kubectl.js';
 import { loadState } from './local-common.js';
 import { fetchMeshStatus, routeRows } from './mesh-status.js';
 import { parseOutputFormat, render, table } from './output.js';
 import type { CliSettings } from './settings.js';
 
-export const WAYPOINT_USAGE = `Usage: ambit waypoint <command> [name] [-n namespace | -A] [--name cluster]
+export const WAYPOINT_USAGE = `Usage: ambit waypoint <command> [name] [-n namespace | -A] [--name cluster | --kubectl | --kubeconfig file | --context name]
 
 Waypoints are the L7 proxies of a namespace: a Gateway of class ${WAYPOINT_CLASS} that the mesh runs as
 pods, through which the namespace's Service traffic goes (istioctl waypoint, with Ambit's names).
@@ -33,7 +34,11 @@ Commands:
                       the waypoints: what they take, their address and whether they are programmed
   status [name] [-A] [-o table|json|yaml]
                       each waypoint's conditions (Accepted, Programmed) and the routes attached to its
-                      Services, with theirs (Accepted, ResolvedRefs) and the reasons`;
+                      Services, with theirs (Accepted, ResolvedRefs) and the reasons
+
+Where: a local cluster (--name, default ${'$'}AMBIT_CLUSTER or ambit) unless --kubectl, --kubeconfig or --context
+is given: then apply, delete, list and status go through kubectl to that cluster (apply: kubectl apply
+--server-side; KUBECONFIG alone does not switch, as \`ambit local up\` suggests exporting it for kubectl).`;
 
 /** The Gateway that makes a waypoint, as `generate` prints it and `apply` writes it. */
 export function waypointGateway(namespace: string, name: string, forWhat: string): Record<string, unknown> {
@@ -53,7 +58,11 @@ function condition(conditions: readonly Condition[], type: string): string {
   return c === undefined ? 'Unknown' : c.status;
 }
 
-export async function waypointCommand(argv: readonly string[], s: CliSettings): Promise<number> {
+export async function waypointCommand(
+  argv: readonly string[],
+  s: CliSettings,
+  kubectl: (s: CliSettings, t: KubectlTarget) => KubectlRunner = (s, t) => spawnKubectl(s.kubectl, t),
+): Promise<number> {
   const { values, positionals } = parseArgs({
     args: [...argv],
     options: {
@@ -63,6 +72,9 @@ export async function waypointCommand(argv: readonly string[], s: CliSettings): 
       output: { type: 'string', short: 'o' },
       for: { type: 'string', default: 'service' },
       'enroll-namespace': { type: 'boolean', default: false },
+      kubectl: { type: 'boolean', default: false },
+      kubeconfig: { type: 'string' },
+      context: { type: 'string' },
     },
     allowPositionals: true,
     strict: true,
@@ -77,6 +89,27 @@ export async function waypointCommand(argv: readonly string[], s: CliSettings): 
   const namespace = values.namespace ?? 'default';
   const name = wpName ?? 'waypoint';
   const inNs = (ns: string): boolean => values['all-namespaces'] || ns === namespace;
+  const cluster = values.kubectl || values.kubeconfig !== undefined || values.context !== undefined;
+  if (cluster && values.name !== undefined)
+    throw new AmbitError(
+      ErrorCode.USAGE,
+      '--name picks a local cluster; --kubectl, --kubeconfig and --context a cluster through kubectl: use one',
+    );
+  if (cluster && action !== 'generate') {
+    const k = kubectl(s, {
+      ...(values.kubeconfig === undefined ? {} : { kubeconfig: values.kubeconfig }),
+      ...(values.context === undefined ? {} : { context: values.context }),
+    });
+    return clusterWaypoint(k, action, {
+      namespace,
+      name,
+      forWhat: values.for,
+      enroll: values['enroll-namespace'],
+      all: values['all-namespaces'],
+      named: wpName !== undefined,
+      output: values.output,
+    });
+  }
   switch (action) {
     case 'generate': {
       const format = parseOutputFormat(values.output, 'yaml');
@@ -228,4 +261,90 @@ function remove(state: LocalState, namespace: string, name: string): number {
       process.stdout.write(`namespace ${namespace}: label ${USE_WAYPOINT} removed (${f})\n`);
   }
   return 0;
+}
+
+interface ClusterWaypointArgs {
+  readonly namespace: string;
+  readonly name: string;
+  readonly forWhat: string;
+  readonly enroll: boolean;
+  readonly all: boolean;
+  /** Whether a name was given (status of one waypoint). */
+  readonly named: boolean;
+  readonly output: string | undefined;
+}
+
+interface WireGateway {
+  readonly metadata?: { readonly name?: string; readonly namespace?: string };
+  readonly spec?: { readonly gatewayClassName?: string };
+  readonly status?: { readonly conditions?: Condition[]; readonly addresses?: { value?: string }[] };
+}
+
+/** The waypoint commands against a cluster, through kubectl (Ambit carries no kubeconfig code). */
+async function clusterWaypoint(k: KubectlRunner, action: string, a: ClusterWaypointArgs): Promise<number> {
+  const gatewayRes = `gateways.${GATEWAY_GROUP}`;
+  switch (action) {
+    case 'apply': {
+      const gw = waypointGateway(a.namespace, a.name, a.forWhat);
+      await mustRun(k, ['apply', '--server-side', '--field-manager=ambit', '-f', '-'], {
+        stdin: stringify(gw),
+      });
+      if (a.enroll)
+        await mustRun(k, ['label', 'namespace', a.namespace, `${USE_WAYPOINT}=${a.name}`, '--overwrite']);
+      return 0;
+    }
+    case 'delete': {
+      if (!a.named) throw new AmbitError(ErrorCode.USAGE, `delete needs a name\n\n${WAYPOINT_USAGE}`);
+      await mustRun(k, ['delete', '-n', a.namespace, `${gatewayRes}/${a.name}`]);
+      const ns = JSON.parse(
+        await mustRun(k, ['get', 'namespace', a.namespace, '-o', 'json'], { capture: true }),
+      ) as { metadata?: { labels?: Record<string, string> } };
+      if (ns.metadata?.labels?.[USE_WAYPOINT] === a.name)
+        await mustRun(k, ['label', 'namespace', a.namespace, `${USE_WAYPOINT}-`]);
+      return 0;
+    }
+    case 'list':
+    case 'status': {
+      const format = parseOutputFormat(a.output);
+      const scope = a.all ? ['-A'] : ['-n', a.namespace];
+      const list = JSON.parse(
+        await mustRun(k, ['get', gatewayRes, ...scope, '-o', 'json'], { capture: true }),
+      ) as { items?: WireGateway[] };
+      const gws = (list.items ?? []).filter(
+        (g) =>
+          g.spec?.gatewayClassName === WAYPOINT_CLASS &&
+          (action === 'list' || !a.named || g.metadata?.name === a.name),
+      );
+      if (format === 'json' || format === 'yaml') {
+        process.stdout.write(`${render(gws, format)}\n`);
+        return 0;
+      }
+      const conditions = (g: WireGateway): Condition[] => g.status?.conditions ?? [];
+      const text =
+        gws.length === 0
+          ? `no waypoints${a.all ? '' : ` in namespace ${a.namespace}`} (ambit waypoint apply -n <ns> --kubectl)`
+          : table(
+              [
+                'NAMESPACE',
+                'NAME',
+                'ADDRESS',
+                'ACCEPTED',
+                'PROGRAMMED',
+                ...(action === 'status' ? ['CONDITIONS'] : []),
+              ],
+              gws.map((g) => [
+                g.metadata?.namespace ?? '',
+                g.metadata?.name ?? '',
+                g.status?.addresses?.[0]?.value ?? '-',
+                condition(conditions(g), 'Accepted'),
+                condition(conditions(g), 'Programmed'),
+                ...(action === 'status' ? [formatConditions(conditions(g))] : []),
+              ]),
+            );
+      process.stdout.write(`${text}\n`);
+      return 0;
+    }
+    default:
+      throw new AmbitError(ErrorCode.USAGE, `unknown command "waypoint ${action}"\n\n${WAYPOINT_USAGE}`);
+  }
 }

@@ -2,6 +2,7 @@ import { readFileSync, statSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { Agent, request } from 'node:https';
 import { AmbitError, ErrorCode } from '../errors.js';
+import type { KubeCallTable } from './api-calls.js';
 import type { KubeTarget } from './kubeconfig.js';
 
 /** How long a request (not a watch) may take, as client-go's default timeout for a list. */
@@ -51,7 +52,11 @@ export class KubeClient {
   private agent: Agent | undefined;
   private token: string | undefined;
 
-  constructor(readonly target: KubeTarget) {
+  constructor(
+    readonly target: KubeTarget,
+    /** The calls this client may make (a daemon's declared table); any other is refused before it is sent. */
+    private readonly calls?: Pick<KubeCallTable, 'check'>,
+  ) {
     this.caFile = target.caFile === undefined ? undefined : new WatchedFile(target.caFile);
     this.tokenFile = target.tokenFile === undefined ? undefined : new WatchedFile(target.tokenFile);
     this.token = target.token;
@@ -91,6 +96,12 @@ export class KubeClient {
   ): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       let creds: Credentials;
+      try {
+        this.calls?.check(method, path);
+      } catch (err) {
+        reject(err);
+        return;
+      }
       try {
         creds = this.credentials();
       } catch (err) {

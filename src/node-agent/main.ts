@@ -1,3 +1,4 @@
+import { NODE_AGENT_CALLS, NODE_AGENT_KINDS } from '../cluster/daemon-calls.js';
 import { KubeClusterSource } from '../cluster/source-kube.js';
 import { describeError } from '../errors.js';
 import { KubeClient } from '../kube/client.js';
@@ -16,8 +17,8 @@ process.once('SIGINT', () => controller.abort());
 try {
   const cfg = parseAgentConfig(process.argv.slice(2));
   // The agent reads only what its node needs: its own pods (fieldSelector=spec.nodeName) and namespaces.
-  const source = new KubeClusterSource(new KubeClient(kubeTarget(cfg.kube)), {
-    kinds: ['Namespace', 'Pod'],
+  const source = new KubeClusterSource(new KubeClient(kubeTarget(cfg.kube), NODE_AGENT_CALLS), {
+    kinds: NODE_AGENT_KINDS,
     node: cfg.node,
   });
   await runAgent(

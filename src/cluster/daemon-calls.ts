@@ -1,0 +1,54 @@
+import { KubeCallTable, watchCalls } from '../kube/api-calls.js';
+import { type ApiResource, resourceOfKind } from '../kube/api-resources.js';
+import type { ClusterKind } from './resources.js';
+import { CLUSTER_KINDS } from './source-kube.js';
+
+/*
+ * Every Kubernetes API call of every daemon, one table per daemon. Each daemon's client is built with
+ * its table and refuses a request outside it (KubeCallTable.check), and `ambit install` renders each
+ * daemon's ClusterRole from its table: a call added to the code without a line here fails the first
+ * test that makes it, instead of a 403 in a user's cluster.
+ */
+
+function resource(kind: ClusterKind | 'Deployment'): ApiResource {
+  const r = resourceOfKind(kind);
+  if (r === undefined) throw new Error(`no API resource for ${kind}`);
+  return r;
+}
+
+/** What the node agent watches: its own node's pods (a field selector) and the namespaces. */
+export const NODE_AGENT_KINDS: readonly ClusterKind[] = ['Namespace', 'Pod'];
+
+export const NODE_AGENT_CALLS = new KubeCallTable('node agent', watchCalls(NODE_AGENT_KINDS.map(resource)));
+
+/** The node proxy learns everything from the control plane: it never calls the Kubernetes API. */
+export const NODE_PROXY_CALLS = new KubeCallTable('node proxy', []);
+
+/** The kinds whose status the control plane writes as the Gateway API controller of its class. */
+export const STATUS_KINDS = ['Gateway', 'HTTPRoute', 'GRPCRoute'] as const satisfies readonly ClusterKind[];
+
+/** The objects the control plane applies (server-side) and deletes for each waypoint Gateway. */
+export const WAYPOINT_OBJECT_KINDS = ['ServiceAccount', 'Deployment', 'Service'] as const;
+
+/** TokenReview: granted by the built-in ClusterRole `system:auth-delegator`, not by Ambit's own role. */
+export const TOKEN_REVIEW_CALL = { verb: 'create', group: 'authentication.k8s.io', resource: 'tokenreviews' };
+
+export const CONTROL_PLANE_CALLS = new KubeCallTable('control plane', [
+  ...watchCalls(CLUSTER_KINDS.map(resource)),
+  ...STATUS_KINDS.map((k) => ({
+    verb: 'patch',
+    group: resource(k).group,
+    resource: resource(k).plural,
+    subresource: 'status',
+  })),
+  // Server-side apply is a PATCH that creates the object when it is missing (RBAC asks for both), and
+  // deleting a Gateway's objects is a DELETE; `get` reads one back.
+  ...WAYPOINT_OBJECT_KINDS.flatMap((k) =>
+    ['create', 'get', 'patch', 'delete'].map((verb) => ({
+      verb,
+      group: resource(k).group,
+      resource: resource(k).plural,
+    })),
+  ),
+  TOKEN_REVIEW_CALL,
+]);

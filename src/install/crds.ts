@@ -1,0 +1,133 @@
+import type { JsonObject, KubeObject } from '../gateway-api/waypoint-render.js';
+import { type ApiResource, resourceOfKind } from '../kube/api-resources.js';
+
+/*
+ * The CustomResourceDefinitions of Ambit's own kinds (security.ambit.dev/v1alpha1), with structural
+ * OpenAPI v3 schemas: every node has a type, objects list their properties. The field shapes are
+ * Istio's (so a policy moves by changing its apiVersion) and are exactly the fields Ambit's parsers
+ * read (src/policy/parse-*.ts); the parsers stay the judge of values, the schema of shapes.
+ */
+
+const str = (description?: string): JsonObject => ({
+  type: 'string',
+  ...(description === undefined ? {} : { description }),
+});
+const strings = (description?: string): JsonObject => ({ type: 'array', items: str(), ...desc(description) });
+const desc = (d?: string): JsonObject => (d === undefined ? {} : { description: d });
+const obj = (properties: Record<string, JsonObject>, description?: string): JsonObject => ({
+  type: 'object',
+  properties,
+  ...desc(description),
+});
+
+const selector = obj(
+  { matchLabels: { type: 'object', additionalProperties: str() } },
+  'The pods of the namespace the policy applies to; all of them when absent.',
+);
+
+/** A policy attachment's target (Gateway API PolicyTargetReference). */
+const targetRef = obj(
+  { group: str(), kind: str(), name: str(), namespace: str() },
+  'The Service or Gateway the policy attaches to.',
+);
+
+const source = obj({
+  principals: strings('Peer identities (trust-domain/ns/<ns>/sa/<sa>); * for any.'),
+  notPrincipals: strings(),
+  requestPrincipals: strings(),
+  notRequestPrincipals: strings(),
+  namespaces: strings(),
+  notNamespaces: strings(),
+  serviceAccounts: strings(),
+  notServiceAccounts: strings(),
+  ipBlocks: strings(),
+  notIpBlocks: strings(),
+  remoteIpBlocks: strings(),
+  notRemoteIpBlocks: strings(),
+});
+
+const operation = obj({
+  hosts: strings(),
+  notHosts: strings(),
+  // A port is a number or a digit string, as Ambit's parser reads it.
+  ports: { type: 'array', items: { 'x-kubernetes-int-or-string': true } },
+  notPorts: { type: 'array', items: { 'x-kubernetes-int-or-string': true } },
+  methods: strings(),
+  notMethods: strings(),
+  paths: strings(),
+  notPaths: strings(),
+});
+
+const authorizationPolicySpec = obj({
+  selector,
+  targetRef,
+  targetRefs: { type: 'array', items: targetRef },
+  action: { type: 'string', enum: ['ALLOW', 'DENY', 'AUDIT', 'CUSTOM'] },
+  provider: obj({ name: str() }),
+  rules: {
+    type: 'array',
+    items: obj({
+      from: { type: 'array', items: obj({ source }) },
+      to: { type: 'array', items: obj({ operation }) },
+      when: {
+        type: 'array',
+        items: {
+          ...obj({ key: str(), values: strings(), notValues: strings() }),
+          required: ['key'],
+        },
+      },
+    }),
+  },
+});
+
+const MTLS_MODES = ['UNSET', 'DISABLE', 'PERMISSIVE', 'STRICT'];
+const mtls = obj({ mode: { type: 'string', enum: MTLS_MODES } });
+
+const peerAuthenticationSpec = obj({
+  selector,
+  mtls,
+  // Keyed by port number (a string key, as in Istio's API).
+  portLevelMtls: { type: 'object', additionalProperties: mtls },
+});
+
+function crd(kind: string, spec: JsonObject, labels: Record<string, string>): KubeObject {
+  const r: ApiResource | undefined = resourceOfKind(kind);
+  if (r === undefined) throw new Error(`no API resource for ${kind}`);
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${r.plural}.${r.group}`, labels },
+    spec: {
+      group: r.group,
+      names: {
+        kind: r.kind,
+        listKind: `${r.kind}List`,
+        plural: r.plural,
+        singular: r.singular,
+        ...(r.shortNames.length === 0 ? {} : { shortNames: [...r.shortNames] }),
+        ...(r.categories === undefined ? {} : { categories: [...r.categories] }),
+      },
+      scope: r.namespaced ? 'Namespaced' : 'Cluster',
+      versions: [
+        {
+          name: r.version,
+          served: true,
+          storage: true,
+          schema: {
+            openAPIV3Schema: obj({ apiVersion: str(), kind: str(), metadata: { type: 'object' }, spec }),
+          },
+        },
+      ],
+    },
+  };
+}
+
+/** Ambit's own kinds, the ones its control plane reads (src/kube/api-resources.ts). */
+export const CRD_KINDS = ['AuthorizationPolicy', 'PeerAuthentication'] as const;
+
+export function renderCrds(labels: Record<string, string>): KubeObject[] {
+  return [
+    crd('AuthorizationPolicy', authorizationPolicySpec, labels),
+    crd('PeerAuthentication', peerAuthenticationSpec, labels),
+  ];
+}

@@ -1,0 +1,12 @@
+import { stringify } from 'yaml';
+import type { KubeObject } from '../gateway-api/waypoint-render.js';
+
+/** Objects as YAML documents separated by `---`, for `kubectl apply -f -`; the same bytes every time. */
+export function objectsYaml(objects: readonly KubeObject[]): string {
+  return objects.map((o) => `---\n${stringify(o, { lineWidth: 0 })}`).join('');
+}
+
+/** Objects as one `v1` List, as `kubectl get -o json` prints several. */
+export function objectsJson(objects: readonly KubeObject[]): string {
+  return `${JSON.stringify({ apiVersion: 'v1', kind: 'List', metadata: {}, items: objects }, null, 2)}\n`;
+}
