@@ -1,0 +1,417 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { describe, expect, test, vi } from 'vitest';
+import {
+  CONTROL_PLANE_CALLS,
+  NODE_AGENT_CALLS,
+  NODE_AGENT_KINDS,
+  NODE_PROXY_CALLS,
+} from '../../src/cluster/daemon-calls.js';
+import { KubeClusterSource } from '../../src/cluster/source-kube.js';
+import type { MeshStatus } from '../../src/control-plane/status.js';
+import { StatusWriter } from '../../src/control-plane/status-writer.js';
+import { ErrorCode } from '../../src/errors.js';
+import type { KubeObject } from '../../src/gateway-api/waypoint-render.js';
+import { type PolicyRule, ruleAllows, serviceAccountAllowed } from '../../src/install/rbac.js';
+import { CONTROL_PLANE, NODE, renderInstall } from '../../src/install/render.js';
+import { parseValues } from '../../src/install/values.js';
+import { type KubeCall, KubeCallTable, requestCall, showCall } from '../../src/kube/api-calls.js';
+import { KubeClient } from '../../src/kube/client.js';
+import { KubeTokenReviewer } from '../../src/kube/token-review.js';
+import { createRootLogger } from '../../src/telemetry/logger.js';
+
+/*
+ * Every Kubernetes API call the daemons make is allowed by the RBAC `ambit install` renders for the
+ * daemon's ServiceAccount. The calls are recorded from the real code (the watch source, the status
+ * writer, the token reviewer) against a scripted client, turned into RBAC attributes as the API
+ * server does, and checked with a small RBAC evaluator; each daemon's client refuses a call outside
+ * its declared table, so a call added to the code without a line in src/cluster/daemon-calls.ts
+ * fails the first test that makes it.
+ */
+
+describe('requestCall: RBAC attributes of a request, as the API server derives them', () => {
+  test.each([
+    [
+      'GET',
+      '/api/v1/pods?limit=500&fieldSelector=spec.nodeName%3Dn1',
+      { verb: 'list', group: '', resource: 'pods' },
+    ],
+    ['GET', '/api/v1/pods?watch=1&resourceVersion=5', { verb: 'watch', group: '', resource: 'pods' }],
+    ['GET', '/api/v1/namespaces?watch=true', { verb: 'watch', group: '', resource: 'namespaces' }],
+    ['GET', '/api/v1/namespaces/shop', { verb: 'get', group: '', resource: 'namespaces' }],
+    ['GET', '/api/v1/namespaces/shop/pods', { verb: 'list', group: '', resource: 'pods' }],
+    [
+      'GET',
+      '/api/v1/namespaces/shop/pods/a/log',
+      { verb: 'get', group: '', resource: 'pods', subresource: 'log' },
+    ],
+    [
+      'PATCH',
+      '/api/v1/namespaces/shop/status',
+      { verb: 'patch', group: '', resource: 'namespaces', subresource: 'status' },
+    ],
+    [
+      'PATCH',
+      '/apis/gateway.networking.k8s.io/v1/namespaces/shop/gateways/wp/status',
+      { verb: 'patch', group: 'gateway.networking.k8s.io', resource: 'gateways', subresource: 'status' },
+    ],
+    [
+      'POST',
+      '/apis/authentication.k8s.io/v1/tokenreviews',
+      { verb: 'create', group: 'authentication.k8s.io', resource: 'tokenreviews' },
+    ],
+    [
+      'PUT',
+      '/apis/apps/v1/namespaces/shop/deployments/wp',
+      { verb: 'update', group: 'apps', resource: 'deployments' },
+    ],
+    [
+      'DELETE',
+      '/apis/apps/v1/namespaces/shop/deployments/wp',
+      { verb: 'delete', group: 'apps', resource: 'deployments' },
+    ],
+    [
+      'DELETE',
+      '/apis/apps/v1/namespaces/shop/deployments',
+      { verb: 'deletecollection', group: 'apps', resource: 'deployments' },
+    ],
+  ])('%s %s', (method, url, call) => {
+    expect(requestCall(method, url)).toEqual(call);
+  });
+
+  test.each([['/version'], ['/healthz'], ['/apis/apps'], ['/api']])('%s is not a resource request', (url) => {
+    expect(requestCall('GET', url)).toBeUndefined();
+  });
+});
+
+describe('ruleAllows: the RBAC authorizer for one rule', () => {
+  const pods: KubeCall = { verb: 'list', group: '', resource: 'pods' };
+  const status: KubeCall = {
+    verb: 'patch',
+    group: 'gateway.networking.k8s.io',
+    resource: 'gateways',
+    subresource: 'status',
+  };
+  test.each<[string, PolicyRule, KubeCall, boolean]>([
+    ['the exact rule', { apiGroups: [''], resources: ['pods'], verbs: ['list'] }, pods, true],
+    ['another verb', { apiGroups: [''], resources: ['pods'], verbs: ['get'] }, pods, false],
+    ['another group', { apiGroups: ['apps'], resources: ['pods'], verbs: ['list'] }, pods, false],
+    ['wildcards', { apiGroups: ['*'], resources: ['*'], verbs: ['*'] }, pods, true],
+    [
+      'a resource without its subresource',
+      { apiGroups: ['gateway.networking.k8s.io'], resources: ['gateways'], verbs: ['patch'] },
+      status,
+      false,
+    ],
+    [
+      'the subresource',
+      { apiGroups: ['gateway.networking.k8s.io'], resources: ['gateways/status'], verbs: ['patch'] },
+      status,
+      true,
+    ],
+    [
+      '*/status',
+      { apiGroups: ['gateway.networking.k8s.io'], resources: ['*/status'], verbs: ['patch'] },
+      status,
+      true,
+    ],
+    [
+      'the subresource for the resource',
+      { apiGroups: [''], resources: ['pods/log'], verbs: ['list'] },
+      pods,
+      false,
+    ],
+    [
+      'resourceNames for a list',
+      { apiGroups: [''], resources: ['pods'], verbs: ['list'], resourceNames: ['a'] },
+      pods,
+      false,
+    ],
+  ])('%s', (_what, rule, call, allowed) => {
+    expect(ruleAllows(rule, call)).toBe(allowed);
+  });
+});
+
+describe('serviceAccountAllowed: bindings and roles of an install', () => {
+  const sa = { namespace: 'ambit-system', name: 'cp' };
+  const call: KubeCall = { verb: 'create', group: 'authentication.k8s.io', resource: 'tokenreviews' };
+  const binding = (
+    kind: string,
+    role: string,
+    subject = sa,
+    roleKind = 'ClusterRole',
+    namespace?: string,
+  ) => ({
+    kind,
+    metadata: { name: `b-${role}`, ...(namespace === undefined ? {} : { namespace }) },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: roleKind, name: role },
+    subjects: [{ kind: 'ServiceAccount', ...subject }],
+  });
+  const role = (kind: string, name: string, namespace?: string) => ({
+    kind,
+    metadata: { name, ...(namespace === undefined ? {} : { namespace }) },
+    rules: [{ apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] }],
+  });
+  test.each<[string, Parameters<typeof serviceAccountAllowed>[0], string | undefined, boolean]>([
+    [
+      'a built-in ClusterRole (system:auth-delegator)',
+      [binding('ClusterRoleBinding', 'system:auth-delegator')],
+      undefined,
+      true,
+    ],
+    [
+      'a rendered ClusterRole',
+      [role('ClusterRole', 'r'), binding('ClusterRoleBinding', 'r')],
+      undefined,
+      true,
+    ],
+    [
+      'a binding of another ServiceAccount',
+      [binding('ClusterRoleBinding', 'system:auth-delegator', { namespace: 'ambit-system', name: 'node' })],
+      undefined,
+      false,
+    ],
+    [
+      'the same name in another namespace',
+      [binding('ClusterRoleBinding', 'system:auth-delegator', { namespace: 'other', name: 'cp' })],
+      undefined,
+      false,
+    ],
+    ['an unbound role', [role('ClusterRole', 'r')], undefined, false],
+    [
+      'a RoleBinding, asked cluster-wide',
+      [role('Role', 'r', 'x'), binding('RoleBinding', 'r', sa, 'Role', 'x')],
+      undefined,
+      false,
+    ],
+    [
+      'a RoleBinding, in its namespace',
+      [role('Role', 'r', 'x'), binding('RoleBinding', 'r', sa, 'Role', 'x')],
+      'x',
+      true,
+    ],
+    [
+      'a RoleBinding to a Role of another namespace',
+      [role('Role', 'r', 'y'), binding('RoleBinding', 'r', sa, 'Role', 'x')],
+      'x',
+      false,
+    ],
+  ])('%s', (_what, objects, namespace, allowed) => {
+    expect(serviceAccountAllowed(objects, sa, call, namespace)).toBe(allowed);
+  });
+});
+
+/** A client that answers as an empty API server and records every request it is asked to make. */
+function recordingClient(table: KubeCallTable) {
+  const seen: { method: string; url: string }[] = [];
+  const check = (method: string, url: string) => {
+    table.check(method, url);
+    seen.push({ method, url });
+  };
+  return {
+    seen,
+    client: {
+      target: { server: 'https://api.test' },
+      json: async (method: string, url: string, body?: unknown): Promise<unknown> => {
+        check(method, url);
+        if (method === 'GET') return { kind: 'List', metadata: { resourceVersion: '1' }, items: [] };
+        if (url.endsWith('/tokenreviews')) return { ...(body as object), status: { authenticated: false } };
+        return {};
+      },
+      stream: async (url: string, signal: AbortSignal) => {
+        check('GET', url);
+        const res = new PassThrough();
+        signal.addEventListener('abort', () => res.end(), { once: true });
+        return res as never;
+      },
+    },
+  };
+}
+
+const unique = (calls: readonly KubeCall[]): string[] => [...new Set(calls.map(showCall))].sort();
+
+async function watchAll(table: KubeCallTable, kinds: typeof NODE_AGENT_KINDS | undefined, node?: string) {
+  const r = recordingClient(table);
+  const ac = new AbortController();
+  const source = new KubeClusterSource(r.client, {
+    ...(kinds === undefined ? {} : { kinds }),
+    ...(node === undefined ? {} : { node }),
+  });
+  const errors: string[] = [];
+  source.watch(
+    { onEvents: () => undefined, onSynced: () => undefined, onError: (m) => errors.push(m) },
+    ac.signal,
+  );
+  const expected = kinds?.length ?? 11;
+  // Every kind lists, then watches: done when each has opened its watch.
+  await vi.waitFor(() => expect(r.seen.filter((s) => s.url.includes('watch=')).length).toBe(expected));
+  ac.abort();
+  expect(errors).toEqual([]);
+  return r.seen;
+}
+
+async function controlPlaneRecorded(): Promise<{ method: string; url: string }[]> {
+  const seen = await watchAll(CONTROL_PLANE_CALLS, undefined);
+  const r = recordingClient(CONTROL_PLANE_CALLS);
+  await new KubeTokenReviewer(r.client).review('token', ['ambit-ca']);
+  const writer = new StatusWriter(
+    r.client,
+    createRootLogger({ name: 'test', level: 'fatal' }),
+    () => 'now',
+    0,
+  );
+  const status = {
+    gateways: [{ namespace: 'shop', name: 'wp', status: { conditions: [], addresses: [], listeners: [] } }],
+    routes: [
+      { kind: 'HTTPRoute', namespace: 'shop', name: 'r1', status: { parents: [] } },
+      { kind: 'GRPCRoute', namespace: 'shop', name: 'r2', status: { parents: [] } },
+    ],
+  } as unknown as MeshStatus;
+  writer.offer(status);
+  await vi.waitFor(() => expect(r.seen.filter((s) => s.method === 'PATCH').length).toBe(3));
+  writer.close();
+  return [...seen, ...r.seen];
+}
+
+describe('the API calls the daemons make', () => {
+  test("the node agent's, recorded from its watch source: its node's pods and the namespaces, nothing else", async () => {
+    const seen = await watchAll(NODE_AGENT_CALLS, NODE_AGENT_KINDS, 'node-a');
+    const calls = seen.map((s) => requestCall(s.method, s.url) as KubeCall);
+    expect(unique(calls)).toEqual([
+      'list core/namespaces',
+      'list core/pods',
+      'watch core/namespaces',
+      'watch core/pods',
+    ]);
+    expect(
+      seen
+        .filter((s) => s.url.startsWith('/api/v1/pods'))
+        .every((s) => s.url.includes('fieldSelector=spec.nodeName%3Dnode-a')),
+    ).toBe(true);
+  });
+
+  test("the control plane's, recorded from its watch source, status writer and token reviewer", async () => {
+    const calls = (await controlPlaneRecorded()).map((s) => requestCall(s.method, s.url) as KubeCall);
+    expect(unique(calls)).toEqual(
+      [
+        'create authentication.k8s.io/tokenreviews',
+        'list discovery.k8s.io/endpointslices',
+        'list core/namespaces',
+        'list core/nodes',
+        'list core/pods',
+        'list core/serviceaccounts',
+        'list core/services',
+        'list gateway.networking.k8s.io/gateways',
+        'list gateway.networking.k8s.io/grpcroutes',
+        'list gateway.networking.k8s.io/httproutes',
+        'list security.ambit.dev/authorizationpolicies',
+        'list security.ambit.dev/peerauthentications',
+        'patch gateway.networking.k8s.io/gateways/status',
+        'patch gateway.networking.k8s.io/grpcroutes/status',
+        'patch gateway.networking.k8s.io/httproutes/status',
+        'watch discovery.k8s.io/endpointslices',
+        'watch core/namespaces',
+        'watch core/nodes',
+        'watch core/pods',
+        'watch core/serviceaccounts',
+        'watch core/services',
+        'watch gateway.networking.k8s.io/gateways',
+        'watch gateway.networking.k8s.io/grpcroutes',
+        'watch gateway.networking.k8s.io/httproutes',
+        'watch security.ambit.dev/authorizationpolicies',
+        'watch security.ambit.dev/peerauthentications',
+      ].sort(),
+    );
+  });
+
+  test('the node proxy and the waypoint make none: no code of theirs builds a Kubernetes client', () => {
+    expect(NODE_PROXY_CALLS.calls).toEqual([]);
+    for (const dir of ['src/node-proxy', 'src/l7-waypoint'])
+      for (const f of readdirSync(dir))
+        expect(readFileSync(join(dir, f), 'utf8'), `${dir}/${f}`).not.toMatch(/kube\/client\.js|KubeClient/);
+  });
+
+  test("a daemon's client refuses a call that is not in its table, before sending it", async () => {
+    const client = new KubeClient(
+      { server: 'https://127.0.0.1:1', origin: 'test', insecureSkipTlsVerify: false },
+      NODE_AGENT_CALLS,
+    );
+    await expect(client.json('GET', '/api/v1/services?limit=500')).rejects.toMatchObject({
+      code: ErrorCode.KUBE_API,
+      message: expect.stringContaining("list core/services is not among the node agent's declared API calls"),
+    });
+  });
+});
+
+describe.each([
+  ['default', []],
+  ['another namespace', ['namespace=mesh']],
+])('the rendered RBAC (%s) allows every call of each daemon, and no more', (_n, sets) => {
+  const values = parseValues(sets);
+  const objects = renderInstall(values) as unknown as (KubeObject & { metadata: { name: string } })[];
+  const daemons = [
+    ['control plane', CONTROL_PLANE, CONTROL_PLANE_CALLS],
+    ['node agent (the node pod)', NODE, NODE_AGENT_CALLS],
+  ] as const;
+
+  test.each(daemons)('%s: every declared call', (_d, sa, table) => {
+    const refused = table.calls.filter(
+      (c) => !serviceAccountAllowed(objects, { namespace: values.namespace, name: sa }, c),
+    );
+    expect(refused.map(showCall)).toEqual([]);
+  });
+
+  test('every call recorded from the control plane code', async () => {
+    const refused = (await controlPlaneRecorded())
+      .map((s) => requestCall(s.method, s.url) as KubeCall)
+      .filter(
+        (c) => !serviceAccountAllowed(objects, { namespace: values.namespace, name: CONTROL_PLANE }, c),
+      );
+    expect(refused.map(showCall)).toEqual([]);
+  });
+
+  test("each ClusterRole grants only calls of its daemon's table", () => {
+    const grantedButUndeclared: string[] = [];
+    for (const [, sa, table] of daemons) {
+      const role = objects.find((o) => o.kind === 'ClusterRole' && o.metadata.name === sa) as unknown as {
+        rules: PolicyRule[];
+      };
+      for (const r of role.rules)
+        for (const g of r.apiGroups)
+          for (const res of r.resources)
+            for (const verb of r.verbs) {
+              const [resource = '', subresource] = res.split('/');
+              const call = {
+                verb,
+                group: g,
+                resource,
+                ...(subresource === undefined ? {} : { subresource }),
+              };
+              if (!table.allows(call)) grantedButUndeclared.push(`${sa}: ${showCall(call)}`);
+            }
+    }
+    expect(grantedButUndeclared).toEqual([]);
+  });
+
+  test('the node ServiceAccount cannot review tokens or write anything', () => {
+    const node = { namespace: values.namespace, name: NODE };
+    expect(
+      serviceAccountAllowed(objects, node, {
+        verb: 'create',
+        group: 'authentication.k8s.io',
+        resource: 'tokenreviews',
+      }),
+    ).toBe(false);
+    expect(serviceAccountAllowed(objects, node, { verb: 'patch', group: '', resource: 'pods' })).toBe(false);
+  });
+});
+
+test('KubeCallTable.check lets a declared call through and names an undeclared one', () => {
+  const t = new KubeCallTable('test daemon', [{ verb: 'list', group: '', resource: 'pods' }]);
+  expect(() => t.check('GET', '/api/v1/pods?limit=1')).not.toThrow();
+  expect(() => t.check('GET', '/version')).not.toThrow();
+  expect(() => t.check('DELETE', '/api/v1/namespaces/a/pods/b')).toThrow(
+    /delete core\/pods is not among the test daemon's declared API calls/,
+  );
+});
