@@ -90,11 +90,12 @@ test-e2e: build
 
 # biome (format, lint, and no process.env outside config code), the type check, and the house's
 # boundaries (.dependency-cruiser.cjs: daemons never import each other, no folder cycles, ffi-rs only in
-# src/bpf/).
+# src/bpf/), and the image Dockerfiles' build-context files (no Docker engine here to build them).
 lint: deps
 	$(BIN)/biome check .
 	$(BIN)/tsc -p tsconfig.test.json
 	$(BIN)/depcruise --config .dependency-cruiser.cjs src
+	bash deploy/images/check-dockerfiles.sh
 
 format: deps
 	$(BIN)/biome check --write .
