@@ -7,6 +7,9 @@ describe('helpFor', () => {
     [['proxy-config', 'workloads', '-h'], 'Usage: ambit proxy-config'],
     [['check', '--help'], 'Usage: ambit check'],
     [['local', 'up', '--help'], 'Usage: ambit local <command>'],
+    [['install', '--help'], 'Usage: ambit install [--dry-run]'],
+    [['uninstall', '-h'], 'Usage: ambit uninstall'],
+    [['namespace', 'enroll', '--help'], 'Usage: ambit namespace enroll|unenroll'],
   ])('%j prints that command’s usage', (argv, start) => {
     expect(helpFor(argv)).toMatch(new RegExp(`^${start.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
   });
