@@ -1,6 +1,7 @@
 import { DaemonFlags } from '../config/flags.js';
 import { type KubeSettings, kubeSettings } from '../config/kube-settings.js';
 import type { LogLevel } from '../config/log-level.js';
+import { AMBIT_IMAGE } from '../version.js';
 
 export interface ControlPlaneConfig {
   readonly listenHost: string;
@@ -19,6 +20,8 @@ export interface ControlPlaneConfig {
   readonly certTtlSeconds: number;
   readonly maxCertTtlSeconds: number;
   readonly logLevel: LogLevel;
+  /** The image of the waypoint Deployments this control plane renders for waypoint Gateways. */
+  readonly waypointImage: string;
 }
 
 export function parseControlPlaneConfig(
@@ -39,6 +42,7 @@ export function parseControlPlaneConfig(
       'cert-ttl': 'string',
       'max-cert-ttl': 'string',
       'log-level': 'string',
+      'waypoint-image': 'string',
     },
     argv,
     env,
@@ -65,5 +69,6 @@ export function parseControlPlaneConfig(
     certTtlSeconds,
     maxCertTtlSeconds,
     logLevel: f.logLevel(),
+    waypointImage: f.string('waypoint-image', AMBIT_IMAGE, { env: 'AMBIT_WAYPOINT_IMAGE' }),
   });
 }

@@ -180,6 +180,7 @@ function controlPlane(v: InstallValues): KubeObject[] {
                 `--ca-dir=${CA_DIR}`,
                 `--node-service-account=${v.namespace}/${NODE}`,
                 `--trust-domain=${v.trustDomain}`,
+                `--waypoint-image=${v.images.waypoint}`,
                 `--log-level=${v.logLevel}`,
               ],
               ports: [

@@ -38,6 +38,8 @@ const FLAG_SETS: readonly (readonly [string, readonly string[]])[] = [
       '--set',
       'images.controlPlane=registry.example/ambit-control-plane:dev',
       '--set',
+      'images.waypoint=registry.example/ambit-waypoint:dev',
+      '--set',
       'imagePullPolicy=Always',
       '--set',
       'cni.binDir=/home/kubernetes/bin',
@@ -299,6 +301,7 @@ describe("the daemons' flags are exactly what their config parsers read", () => 
       grpcPort: 15012,
       monitoringPort: 15014,
       nodeServiceAccount: { namespace: 'ambit-system', name: 'ambit-node' },
+      waypointImage: DEFAULT_VALUES.images.waypoint,
     });
   });
 
