@@ -20,8 +20,8 @@ export interface ControlPlaneConfig {
   readonly certTtlSeconds: number;
   readonly maxCertTtlSeconds: number;
   readonly logLevel: LogLevel;
-  /** The image of the waypoint Deployments this control plane renders for waypoint Gateways. */
-  readonly waypointImage: string;
+  /** The image of the waypoint Deployments this control plane renders (parsed: always set; AMBIT_IMAGE by default). */
+  readonly waypointImage?: string;
 }
 
 export function parseControlPlaneConfig(
