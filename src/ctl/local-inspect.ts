@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { formatIssue } from '../config/issue.js';
 import { AmbitError, ErrorCode } from '../errors.js';
 import { formatConditions } from '../gateway-api/status.js';
-import { clusterPaths } from '../local/layout.js';
+import { clusterPaths, containerCgroup, containerId } from '../local/layout.js';
 import { CONTAINER_PATH, podCommand } from '../local/pod-runtime.js';
 import { type LocalState, type PodState, SYSTEM_NAMESPACE } from '../local/state.js';
 import { pidAlive } from '../local/teardown.js';
@@ -296,8 +296,11 @@ export async function exec(argv: readonly string[], s: CliSettings): Promise<num
       `pod ${pod.namespace}/${pod.name} is not running (${pod.phase})`,
     );
   }
+  // Like kubectl exec without -c: in the first container, whose cgroup is a scope below the pod's.
+  const first = pod.containers[0]?.name;
+  const cgroup = first === undefined ? pod.cgroup : containerCgroup(pod.cgroup, containerId(pod.uid, first));
   const [cmd, ...args] = podCommand(
-    { cgroupDir: join(state.cgroupDir, pod.cgroup) },
+    { cgroupDir: join(state.cgroupDir, cgroup) },
     pod.pausePid,
     values.workdir ?? '/',
     argv.slice(dash + 1),

@@ -98,7 +98,7 @@ export function podObject(p: PodState, hostIP?: string): Json {
                 }
               : { waiting: { reason: c.reason ?? 'ContainerCreating' } },
       })),
-      qosClass: 'BestEffort',
+      qosClass: p.qosClass ?? 'BestEffort',
     },
   };
 }

@@ -3,17 +3,20 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Labels } from '../config/kube-types.js';
+import type { Labels, QosClass } from '../config/kube-types.js';
 import type { ServiceAccountClaims } from '../identity/service-account-token.js';
 import type { Container } from '../manifests/model.js';
+import { podQosClass } from '../manifests/pod-qos.js';
 import { backoffDelay, RESTART_BACKOFF, RESTART_RESET_AFTER_MS } from '../net/backoff.js';
-import { createCgroup } from '../os/cgroup.js';
+import { cgroupTree, createCgroup } from '../os/cgroup.js';
 import type { Logger } from '../telemetry/logger.js';
 import { cniAdd } from './cni-client.js';
 import { containerProcess } from './container-env.js';
 import type { DesiredPod } from './desired-pods.js';
 import {
   type ClusterPaths,
+  containerCgroup,
+  containerId,
   type NodeLayout,
   netnsEtcDir,
   podCgroup,
@@ -79,6 +82,8 @@ const STOP_GRACE_CAP_MS = 5_000;
 export class LocalPod {
   readonly uid = randomUUID();
   readonly netns: string;
+  /** The pod's QoS class, from its containers' resources: it decides the pod's cgroup, as on a kubelet. */
+  readonly qosClass: QosClass;
   readonly cgroupRel: string;
   readonly sandbox: SandboxPaths;
   readonly createdAt = new Date().toISOString();
@@ -97,10 +102,12 @@ export class LocalPod {
     private readonly h: PodHost,
   ) {
     this.netns = podNetns(h.cluster, desired.namespace, desired.name);
-    this.cgroupRel = podCgroup(node, desired.namespace, desired.name);
+    this.qosClass = podQosClass(desired.spec.containers);
+    this.cgroupRel = podCgroup(node, this.uid, this.qosClass);
     this.sandbox = {
       netns: this.netns,
       cgroupDir: join(h.cgroupDir, this.cgroupRel),
+      sandboxCgroupDir: join(h.cgroupDir, containerCgroup(this.cgroupRel, containerId(this.uid))),
       podDir: h.paths.podDir(desired.namespace, desired.name),
       ...(h.keep === undefined ? {} : { keep: h.keep }),
     };
@@ -219,7 +226,8 @@ export class LocalPod {
       this.h.services(),
       CONTAINER_PATH,
     );
-    const child = startContainer(this.sandbox, this.pause.pid, {
+    const child = startContainer(this.pause.pid, {
+      cgroupDir: this.containerCgroupDir(c),
       command: argv,
       workingDir: c.spec.workingDir ?? '/',
       env,
@@ -239,6 +247,11 @@ export class LocalPod {
     );
     child.once('exit', (code, signal) => this.onExit(c, child, code, signal));
     this.h.onChange();
+  }
+
+  /** Where a container's processes (and its exec probes) run: its scope below the pod's cgroup. */
+  private containerCgroupDir(c: LiveContainer): string {
+    return join(this.h.cgroupDir, containerCgroup(this.cgroupRel, containerId(this.uid, c.spec.name)));
   }
 
   private onExit(
@@ -278,7 +291,7 @@ export class LocalPod {
   private probeLoops(c: LiveContainer): void {
     const target = () => ({
       ip: this.ip4,
-      cgroupDir: this.sandbox.cgroupDir,
+      cgroupDir: this.containerCgroupDir(c),
       pausePid: this.pause?.pid ?? 0,
     });
     const loop = (kind: 'readiness' | 'liveness'): void => {
@@ -391,6 +404,7 @@ export class LocalPod {
       ip4: this.ip4,
       ip6: this.ip6,
       cgroup: this.cgroupRel,
+      qosClass: this.qosClass,
       serviceAccount: d.spec.serviceAccountName,
       labels: d.labels,
       annotations: d.annotations,
@@ -406,11 +420,11 @@ export class LocalPod {
   }
 }
 
-/** rmdir of a cgroup fails with EBUSY for a moment after its last process exits. */
+/** Removes a pod cgroup and its container scopes; rmdir fails with EBUSY for a moment after the last process exits. */
 async function removeCgroupDir(dir: string): Promise<void> {
   for (let i = 0; i < 50; i++) {
     try {
-      rmdirSync(dir);
+      for (const d of cgroupTree(dir)) rmdirSync(d);
       return;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;

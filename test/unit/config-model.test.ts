@@ -482,6 +482,24 @@ const podRows: Row[] = [
     issue: 'm.yaml:6 spec.hostNetwork: hostNetwork pods are not supported by Ambit (they cannot be meshed)',
   },
   {
+    rule: 'a resource quantity that is not one',
+    yaml: `
+      apiVersion: v1
+      kind: Pod
+      metadata:
+        name: p
+      spec:
+        containers:
+          - name: c
+            command: [sleep, infinity]
+            resources:
+              limits:
+                memory: 1mi
+    `,
+    issue:
+      'm.yaml:11 spec.containers[0].resources.limits.memory: "1mi" is not a quantity (such as 500m, 1, 128Mi)',
+  },
+  {
     rule: 'missing containers',
     yaml: `
       apiVersion: v1
@@ -2126,7 +2144,7 @@ describe('unknown fields', () => {
               command: [sleep, infinity]
       `,
       issue:
-        'm.yaml:8 warning: spec.containers[0].comand: unknown field (known fields: name, image, command, args, env, workingDir, ports, readinessProbe, livenessProbe)',
+        'm.yaml:8 warning: spec.containers[0].comand: unknown field (known fields: name, image, command, args, env, workingDir, ports, readinessProbe, livenessProbe, resources)',
     },
     {
       where: 'an env var',
