@@ -73,6 +73,7 @@ export function podObject(p: PodState, hostIP?: string): Json {
     spec: {
       nodeName: p.node,
       serviceAccountName: p.serviceAccount,
+      ...(p.hostNetwork ? { hostNetwork: true } : {}),
       containers: p.containers.map((c) => ({ name: c.name })),
     },
     status: {

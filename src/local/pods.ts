@@ -101,7 +101,8 @@ export class LocalPod {
     readonly ip6: string,
     private readonly h: PodHost,
   ) {
-    this.netns = podNetns(h.cluster, desired.namespace, desired.name);
+    // A hostNetwork pod joins its node's network namespace instead of getting one of its own.
+    this.netns = desired.spec.hostNetwork ? node.netns : podNetns(h.cluster, desired.namespace, desired.name);
     this.qosClass = podQosClass(desired.spec.containers);
     this.cgroupRel = podCgroup(node, this.uid, this.qosClass);
     this.sandbox = {
@@ -137,6 +138,7 @@ export class LocalPod {
     const d = this.desired;
     createCgroup(this.sandbox.cgroupDir);
     mkdirSync(this.sandbox.podDir, { recursive: true });
+    if (d.spec.hostNetwork) return this.startHostNetwork();
     await createPodNetwork(this.node, {
       netns: this.netns,
       hostVeth: podHostVeth(d.namespace, d.name),
@@ -176,6 +178,16 @@ export class LocalPod {
     for (const c of this.containers) this.run(c);
   }
 
+  /** A hostNetwork pod: the sandbox in the node's network namespace, no pod network and no CNI step (as a kubelet). */
+  private async startHostNetwork(): Promise<void> {
+    this.pause = await startPause(this.sandbox);
+    this.pause.once('exit', () => {
+      if (!this.terminating && !this.h.isStopping()) this.h.onSandboxLost(this);
+    });
+    await this.writeToken();
+    for (const c of this.containers) this.run(c);
+  }
+
   /** Where the pod's ServiceAccount token is (a kubelet projects it; here it is a file in the pod's folder). */
   get tokenFile(): string {
     return join(this.sandbox.podDir, 'token');
@@ -198,7 +210,7 @@ export class LocalPod {
 
   /** Rewrites the pod's hosts file when the Services changed (in place: the pod sees this inode). */
   refreshHosts(): void {
-    if (this.terminating) return;
+    if (this.terminating || this.desired.spec.hostNetwork) return;
     const d = this.desired;
     const text = hostsFile(
       { namespace: d.namespace, name: d.name, ip4: this.ip4, ip6: this.ip6 },
@@ -366,8 +378,10 @@ export class LocalPod {
   async delete(): Promise<void> {
     this.h.progress(`deleting pod ${this.key}`);
     await this.stopProcesses();
-    await deleteNetns(this.netns);
-    rmSync(netnsEtcDir(this.netns), { recursive: true, force: true });
+    if (!this.desired.spec.hostNetwork) {
+      await deleteNetns(this.netns);
+      rmSync(netnsEtcDir(this.netns), { recursive: true, force: true });
+    }
     await removeCgroupDir(this.sandbox.cgroupDir);
   }
 
@@ -405,6 +419,7 @@ export class LocalPod {
       ip6: this.ip6,
       cgroup: this.cgroupRel,
       qosClass: this.qosClass,
+      ...(d.spec.hostNetwork ? { hostNetwork: true } : {}),
       serviceAccount: d.spec.serviceAccountName,
       labels: d.labels,
       annotations: d.annotations,

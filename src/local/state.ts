@@ -68,6 +68,8 @@ export interface PodState {
   readonly cgroup: string;
   /** status.qosClass, from the containers' resources (older state files lack it: BestEffort). */
   readonly qosClass?: QosClass;
+  /** The pod runs in its node's network namespace, with the node's addresses. */
+  readonly hostNetwork?: boolean;
   readonly serviceAccount: string;
   readonly labels: Labels;
   readonly annotations: Labels;

@@ -88,6 +88,8 @@ export interface PodSpec {
   readonly nodeName?: string;
   readonly restartPolicy: RestartPolicy;
   readonly terminationGracePeriodSeconds: number;
+  /** The pod shares its node's network namespace and addresses (no pod network, no CNI step). */
+  readonly hostNetwork?: true;
 }
 
 export interface PodObject extends ObjectBase {

@@ -98,8 +98,8 @@ export function parsePodSpec(f: Fields, opts: PodSpecOptions): PodSpec | undefin
     ],
     IGNORED_POD_FIELDS,
   );
-  if (f.raw('hostNetwork') === true)
-    f.error('hostNetwork', 'hostNetwork pods are not supported by Ambit (they cannot be meshed)');
+  // A hostNetwork pod runs in its node's network namespace; it is never in the mesh (loop safety).
+  const hostNetwork = f.bool('hostNetwork') ?? false;
   const located = f.objects(
     'containers',
     (cf) => {
@@ -135,6 +135,7 @@ export function parsePodSpec(f: Fields, opts: PodSpecOptions): PodSpec | undefin
     ...(nodeName === undefined ? {} : { nodeName }),
     restartPolicy,
     terminationGracePeriodSeconds,
+    ...(hostNetwork ? { hostNetwork } : {}),
   };
 }
 
