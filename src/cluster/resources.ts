@@ -1,5 +1,5 @@
 import type { SourceRef } from '../config/issue.js';
-import type { Labels, Protocol, ServicePort } from '../config/kube-types.js';
+import type { Labels, Protocol, QosClass, ServicePort } from '../config/kube-types.js';
 import type { Gateway, GrpcRoute, HttpRoute } from '../gateway-api/types.js';
 import type { AuthorizationPolicy, PeerAuthentication } from '../policy/types.js';
 
@@ -49,7 +49,7 @@ export interface ClusterPod {
   readonly ready: boolean;
   readonly hostNetwork: boolean;
   /** `status.qosClass` (the kubelet's cgroup layout depends on it). */
-  readonly qosClass?: 'Guaranteed' | 'Burstable' | 'BestEffort';
+  readonly qosClass?: QosClass;
   /** Set once the pod is being deleted (`metadata.deletionTimestamp`). */
   readonly terminating: boolean;
 }

@@ -5,6 +5,10 @@
 
 export type Labels = Readonly<Record<string, string>>;
 
+/** A pod's `status.qosClass`, from its containers' resources (the kubelet's cgroup layout depends on it). */
+export const QOS_CLASSES = ['Guaranteed', 'Burstable', 'BestEffort'] as const;
+export type QosClass = (typeof QOS_CLASSES)[number];
+
 export const Protocol = { TCP: 'TCP', UDP: 'UDP', SCTP: 'SCTP' } as const;
 export type Protocol = (typeof Protocol)[keyof typeof Protocol];
 export const PROTOCOLS = Object.values(Protocol);

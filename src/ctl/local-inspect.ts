@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { formatIssue } from '../config/issue.js';
 import { AmbitError, ErrorCode } from '../errors.js';
 import { formatConditions } from '../gateway-api/status.js';
-import { clusterPaths } from '../local/layout.js';
+import { clusterPaths, containerCgroup, containerId } from '../local/layout.js';
 import { CONTAINER_PATH, podCommand } from '../local/pod-runtime.js';
 import { type LocalState, type PodState, SYSTEM_NAMESPACE } from '../local/state.js';
 import { pidAlive } from '../local/teardown.js';
@@ -23,9 +23,11 @@ export async function status(argv: readonly string[], s: CliSettings): Promise<n
   const format = parseOutputFormat(values.output);
   const cluster = clusterFlag(values, s);
   const state = loadRunning(s, cluster);
-  const enrolled = enrolledPods(clusterPaths(s.runRoot, cluster), state);
+  const { enrolled, excluded } = enrolledPods(clusterPaths(s.runRoot, cluster), state);
   if (format === 'json' || format === 'yaml') {
-    process.stdout.write(`${render({ ...state, enrolled: [...enrolled].sort() }, format)}\n`);
+    process.stdout.write(
+      `${render({ ...state, enrolled: [...enrolled].sort(), excluded: Object.fromEntries([...excluded].sort()) }, format)}\n`,
+    );
     return 0;
   }
   const alive = pidAlive(state.daemonPid, 'local/main.js');
@@ -53,7 +55,7 @@ export async function status(argv: readonly string[], s: CliSettings): Promise<n
         age(p.createdAt),
         `${p.ip4},${p.ip6}`,
         p.node,
-        enrolled.has(`${p.namespace}/${p.name}`) ? 'ambient' : '-',
+        meshColumn(`${p.namespace}/${p.name}`, enrolled, excluded),
       ]),
     ),
   );
@@ -118,20 +120,35 @@ export async function status(argv: readonly string[], s: CliSettings): Promise<n
   return 0;
 }
 
-/** Pods the node agents report as enrolled (their traffic goes through the node proxy). */
-function enrolledPods(paths: ReturnType<typeof clusterPaths>, state: LocalState): Set<string> {
-  const out = new Set<string>();
+/**
+ * Pods the node agents report as enrolled (their traffic goes through the node proxy), and those the
+ * labels put in the mesh that loop safety keeps out, with the reason (a hostNetwork pod, an Ambit pod).
+ */
+function enrolledPods(
+  paths: ReturnType<typeof clusterPaths>,
+  state: LocalState,
+): { enrolled: Set<string>; excluded: Map<string, string> } {
+  const enrolled = new Set<string>();
+  const excluded = new Map<string, string>();
   for (const node of state.nodes) {
     try {
       const status = JSON.parse(readFileSync(join(paths.nodeDir(node.name), 'enrollment.json'), 'utf8')) as {
         enrolled: { pod: string }[];
+        excluded?: { pod: string; reason: string }[];
       };
-      for (const e of status.enrolled) out.add(e.pod);
+      for (const e of status.enrolled) enrolled.add(e.pod);
+      for (const e of status.excluded ?? []) excluded.set(e.pod, e.reason);
     } catch {
       // the agent has not written it yet
     }
   }
-  return out;
+  return { enrolled, excluded };
+}
+
+function meshColumn(pod: string, enrolled: Set<string>, excluded: Map<string, string>): string {
+  if (enrolled.has(pod)) return 'ambient';
+  const reason = excluded.get(pod);
+  return reason === undefined ? '-' : `excluded (${reason})`;
 }
 
 function podStatus(p: PodState): string {
@@ -296,8 +313,11 @@ export async function exec(argv: readonly string[], s: CliSettings): Promise<num
       `pod ${pod.namespace}/${pod.name} is not running (${pod.phase})`,
     );
   }
+  // Like kubectl exec without -c: in the first container, whose cgroup is a scope below the pod's.
+  const first = pod.containers[0]?.name;
+  const cgroup = first === undefined ? pod.cgroup : containerCgroup(pod.cgroup, containerId(pod.uid, first));
   const [cmd, ...args] = podCommand(
-    { cgroupDir: join(state.cgroupDir, pod.cgroup) },
+    { cgroupDir: join(state.cgroupDir, cgroup) },
     pod.pausePid,
     values.workdir ?? '/',
     argv.slice(dash + 1),

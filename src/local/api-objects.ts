@@ -73,6 +73,7 @@ export function podObject(p: PodState, hostIP?: string): Json {
     spec: {
       nodeName: p.node,
       serviceAccountName: p.serviceAccount,
+      ...(p.hostNetwork ? { hostNetwork: true } : {}),
       containers: p.containers.map((c) => ({ name: c.name })),
     },
     status: {
@@ -98,7 +99,7 @@ export function podObject(p: PodState, hostIP?: string): Json {
                 }
               : { waiting: { reason: c.reason ?? 'ContainerCreating' } },
       })),
-      qosClass: 'BestEffort',
+      qosClass: p.qosClass ?? 'BestEffort',
     },
   };
 }

@@ -149,9 +149,8 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
         '--cgroup-root',
         cfg.cgroupRoot,
         '--pods-cgroup',
+        // The node's kubepods.slice: local pods are laid out as the kubelet's systemd driver lays them out.
         join(cgroupDir, node.podsCgroup),
-        '--cgroup-layout',
-        'local',
         '--bpf-dir',
         join(bpfDir, node.name),
         '--proxy-ip4',

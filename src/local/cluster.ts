@@ -266,10 +266,11 @@ export class LocalCluster {
     if (node === undefined)
       throw new AmbitError(ErrorCode.NOT_FOUND, `no node for pod ${d.namespace}/${d.name}`);
     const used = new Set([...this.pods.values()].filter((p) => p.node.name === node.name).map((p) => p.host));
-    const host = allocate(used, POD_HOST_MIN, POD_HOST_MAX);
+    // A hostNetwork pod has its node's addresses (host 0: outside the pod range, never allocated).
+    const host = d.spec.hostNetwork ? 0 : allocate(used, POD_HOST_MIN, POD_HOST_MAX);
     if (host === undefined)
       throw new AmbitError(ErrorCode.IPAM_EXHAUSTED, `node ${node.name} has no free pod address`);
-    const { ip4, ip6 } = podAddresses(node, host);
+    const { ip4, ip6 } = d.spec.hostNetwork ? { ip4: node.ip4, ip6: node.ip6 } : podAddresses(node, host);
     const pod = new LocalPod(d, node, host, ip4, ip6, this.podHost);
     this.pods.set(pod.key, pod);
     this.step(`starting pod ${pod.key} on ${node.name} (${ip4}, ${ip6})`, { pod: pod.key, node: node.name });

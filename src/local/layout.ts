@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { localPodCgroup } from '../os/cgroup-layout.js';
+import type { QosClass } from '../config/kube-types.js';
+import { containerCgroupName, podCgroupPath } from '../os/kubelet-cgroups.js';
 
 /**
  * Names and addresses of a local cluster. Everything a local cluster creates is named from here, so
@@ -40,7 +41,10 @@ export interface NodeLayout {
   /** The node proxy's address on the pod bridge: eBPF sends enrolled pods' connections here. */
   readonly proxy4: string;
   readonly proxy6: string;
-  /** cgroup (relative to the cluster cgroup) under which the node's pods live: the attach point for eBPF. */
+  /**
+   * cgroup (relative to the cluster cgroup) under which the node's pods live, as a kubelet with the
+   * systemd driver lays it out (`kubepods.slice`): the attach point for eBPF.
+   */
   readonly podsCgroup: string;
   /** cgroup (relative to the cluster cgroup) for the node's own daemons. */
   readonly systemCgroup: string;
@@ -64,7 +68,7 @@ export function nodeLayout(cluster: string, index: number): NodeLayout {
     gateway6: `fd00:10:244:${index.toString(16)}::1`,
     proxy4: `10.244.${index}.254`,
     proxy6: `fd00:10:244:${index.toString(16)}::fe`,
-    podsCgroup: join('nodes', name, 'pods'),
+    podsCgroup: join('nodes', name, 'kubepods.slice'),
     systemCgroup: join('nodes', name, 'system'),
   };
 }
@@ -106,9 +110,31 @@ export function podHostVeth(namespace: string, pod: string): string {
   return `veth${createHash('sha256').update(`${namespace}/${pod}`).digest('hex').slice(0, 8)}`;
 }
 
-/** A pod's cgroup (relative to the cluster cgroup), where the node agent's layout resolver finds it. */
-export function podCgroup(node: NodeLayout, namespace: string, pod: string): string {
-  return localPodCgroup(node.podsCgroup, { namespace, name: pod });
+/**
+ * A pod's cgroup (relative to the cluster cgroup), in the kubelet's systemd layout below the node's
+ * `kubepods.slice` (`kubepods-<qos>.slice/kubepods-<qos>-pod<uid_>.slice`, Guaranteed directly in it):
+ * the node agent's resolver finds it there as it would on a real node.
+ */
+export function podCgroup(node: NodeLayout, uid: string, qosClass: QosClass): string {
+  return podCgroupPath(
+    { driver: 'systemd', podRoot: node.podsCgroup, slicePrefix: 'kubepods' },
+    { uid, qosClass },
+  );
+}
+
+/**
+ * The id of a pod's container (or of its sandbox, `container` undefined), as a container runtime
+ * makes one: 64 hex digits, here derived from the pod UID so that a restarted container keeps it.
+ */
+export function containerId(podUid: string, container?: string): string {
+  return createHash('sha256')
+    .update(container === undefined ? `${podUid}/sandbox` : `${podUid}/container/${container}`)
+    .digest('hex');
+}
+
+/** A container's cgroup (relative, like its pod's): containerd's `cri-containerd-<id>.scope` below the pod slice. */
+export function containerCgroup(podCgroupRel: string, id: string): string {
+  return join(podCgroupRel, containerCgroupName('systemd', 'containerd', id));
 }
 
 /** Paths of one cluster's files. */

@@ -6,14 +6,15 @@ import { AmbitError, ErrorCode } from '../errors.js';
 
 /*
  * How a local pod runs, mirroring a container runtime's sandbox:
- * - the pod's network namespace and cgroup are created first;
- * - a pause process (`sleep infinity`) is started in the cgroup through `ip netns exec`, which gives it a
+ * - the pod's network namespace and cgroup are created first (the cgroup in the kubelet's layout, each
+ *   process in a container scope below it, as containerd places a sandbox and its containers);
+ * - a pause process (`sleep infinity`) is started in the sandbox's scope through `ip netns exec`, which gives it a
  *   private mount namespace with the pod's hosts and resolv.conf bind-mounted over /etc; it mounts a private
  *   tmpfs on /tmp, so every pod has its own scratch space like a container's writable layer; the host
  *   folders the pods must still run from (the Ambit installation, when it lives under /tmp) are bound back
  *   read-only over the fresh /tmp, from a descriptor of the host's /tmp opened before the mount;
  * - each container (and `ambit local exec`) joins the pause process's mount and network namespaces with
- *   nsenter, after writing its own PID into the pod cgroup, so the kernel sees it as the pod from its
+ *   nsenter, after writing its own PID into its container's cgroup, so the kernel sees it as the pod from its
  *   first instruction (which is what the eBPF redirection keys on).
  * Each step execs the next, so the PID the runtime holds is the application's own.
  */
@@ -27,8 +28,10 @@ const JOIN_CGROUP = 'echo $$ >"$0" && exec "$@"';
 
 export interface SandboxPaths {
   readonly netns: string;
-  /** Absolute cgroup directory. */
+  /** Absolute cgroup directory of the pod. */
   readonly cgroupDir: string;
+  /** Absolute cgroup directory of the pause process: a container scope below the pod's. */
+  readonly sandboxCgroupDir: string;
   /** Folder of this pod's logs. */
   readonly podDir: string;
   /** Host folders under /tmp that stay visible (read-only) in the pod, whose /tmp is otherwise its own. */
@@ -61,13 +64,14 @@ export function foldersToKeep(paths: readonly string[]): string[] {
 /** Starts the pod's pause process and waits until it holds the pod's namespaces. */
 export async function startPause(sb: SandboxPaths): Promise<ChildProcess> {
   mkdirSync(sb.podDir, { recursive: true });
+  mkdirSync(sb.sandboxCgroupDir, { recursive: true });
   const log = openSync(join(sb.podDir, 'pause.log'), 'a');
   const child = spawn(
     SH,
     [
       '-c',
       JOIN_CGROUP,
-      join(sb.cgroupDir, 'cgroup.procs'),
+      join(sb.sandboxCgroupDir, 'cgroup.procs'),
       'ip',
       'netns',
       'exec',
@@ -127,7 +131,10 @@ function readTail(path: string): string {
   }
 }
 
-/** argv that runs `command` inside a pod: joins its cgroup, then its mount and network namespaces. */
+/**
+ * argv that runs `command` inside a pod: joins a cgroup (its container's), then the pod's mount and
+ * network namespaces.
+ */
 export function podCommand(
   sb: { cgroupDir: string },
   pausePid: number,
@@ -150,19 +157,20 @@ export function podCommand(
   ];
 }
 
-/** Starts one container process with its output appended to `logFile`. */
+/** Starts one container process, in its own cgroup `cgroupDir`, with its output appended to `logFile`. */
 export function startContainer(
-  sb: SandboxPaths,
   pausePid: number,
   c: {
+    cgroupDir: string;
     command: readonly string[];
     workingDir: string;
     env: Readonly<Record<string, string>>;
     logFile: string;
   },
 ): ChildProcess {
+  mkdirSync(c.cgroupDir, { recursive: true });
   const log = openSync(c.logFile, 'a');
-  const [cmd, ...args] = podCommand(sb, pausePid, c.workingDir, c.command);
+  const [cmd, ...args] = podCommand(c, pausePid, c.workingDir, c.command);
   const child = spawn(cmd!, args, { detached: true, stdio: ['ignore', log, log], env: { ...c.env } });
   closeSync(log);
   return child;

@@ -3,17 +3,20 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Labels } from '../config/kube-types.js';
+import type { Labels, QosClass } from '../config/kube-types.js';
 import type { ServiceAccountClaims } from '../identity/service-account-token.js';
 import type { Container } from '../manifests/model.js';
+import { podQosClass } from '../manifests/pod-qos.js';
 import { backoffDelay, RESTART_BACKOFF, RESTART_RESET_AFTER_MS } from '../net/backoff.js';
-import { createCgroup } from '../os/cgroup.js';
+import { cgroupTree, createCgroup } from '../os/cgroup.js';
 import type { Logger } from '../telemetry/logger.js';
 import { cniAdd } from './cni-client.js';
 import { containerProcess } from './container-env.js';
 import type { DesiredPod } from './desired-pods.js';
 import {
   type ClusterPaths,
+  containerCgroup,
+  containerId,
   type NodeLayout,
   netnsEtcDir,
   podCgroup,
@@ -79,6 +82,8 @@ const STOP_GRACE_CAP_MS = 5_000;
 export class LocalPod {
   readonly uid = randomUUID();
   readonly netns: string;
+  /** The pod's QoS class, from its containers' resources: it decides the pod's cgroup, as on a kubelet. */
+  readonly qosClass: QosClass;
   readonly cgroupRel: string;
   readonly sandbox: SandboxPaths;
   readonly createdAt = new Date().toISOString();
@@ -96,11 +101,14 @@ export class LocalPod {
     readonly ip6: string,
     private readonly h: PodHost,
   ) {
-    this.netns = podNetns(h.cluster, desired.namespace, desired.name);
-    this.cgroupRel = podCgroup(node, desired.namespace, desired.name);
+    // A hostNetwork pod joins its node's network namespace instead of getting one of its own.
+    this.netns = desired.spec.hostNetwork ? node.netns : podNetns(h.cluster, desired.namespace, desired.name);
+    this.qosClass = podQosClass(desired.spec.containers);
+    this.cgroupRel = podCgroup(node, this.uid, this.qosClass);
     this.sandbox = {
       netns: this.netns,
       cgroupDir: join(h.cgroupDir, this.cgroupRel),
+      sandboxCgroupDir: join(h.cgroupDir, containerCgroup(this.cgroupRel, containerId(this.uid))),
       podDir: h.paths.podDir(desired.namespace, desired.name),
       ...(h.keep === undefined ? {} : { keep: h.keep }),
     };
@@ -130,6 +138,7 @@ export class LocalPod {
     const d = this.desired;
     createCgroup(this.sandbox.cgroupDir);
     mkdirSync(this.sandbox.podDir, { recursive: true });
+    if (d.spec.hostNetwork) return this.startHostNetwork();
     await createPodNetwork(this.node, {
       netns: this.netns,
       hostVeth: podHostVeth(d.namespace, d.name),
@@ -169,6 +178,16 @@ export class LocalPod {
     for (const c of this.containers) this.run(c);
   }
 
+  /** A hostNetwork pod: the sandbox in the node's network namespace, no pod network and no CNI step (as a kubelet). */
+  private async startHostNetwork(): Promise<void> {
+    this.pause = await startPause(this.sandbox);
+    this.pause.once('exit', () => {
+      if (!this.terminating && !this.h.isStopping()) this.h.onSandboxLost(this);
+    });
+    await this.writeToken();
+    for (const c of this.containers) this.run(c);
+  }
+
   /** Where the pod's ServiceAccount token is (a kubelet projects it; here it is a file in the pod's folder). */
   get tokenFile(): string {
     return join(this.sandbox.podDir, 'token');
@@ -191,7 +210,7 @@ export class LocalPod {
 
   /** Rewrites the pod's hosts file when the Services changed (in place: the pod sees this inode). */
   refreshHosts(): void {
-    if (this.terminating) return;
+    if (this.terminating || this.desired.spec.hostNetwork) return;
     const d = this.desired;
     const text = hostsFile(
       { namespace: d.namespace, name: d.name, ip4: this.ip4, ip6: this.ip6 },
@@ -219,7 +238,8 @@ export class LocalPod {
       this.h.services(),
       CONTAINER_PATH,
     );
-    const child = startContainer(this.sandbox, this.pause.pid, {
+    const child = startContainer(this.pause.pid, {
+      cgroupDir: this.containerCgroupDir(c),
       command: argv,
       workingDir: c.spec.workingDir ?? '/',
       env,
@@ -239,6 +259,11 @@ export class LocalPod {
     );
     child.once('exit', (code, signal) => this.onExit(c, child, code, signal));
     this.h.onChange();
+  }
+
+  /** Where a container's processes (and its exec probes) run: its scope below the pod's cgroup. */
+  private containerCgroupDir(c: LiveContainer): string {
+    return join(this.h.cgroupDir, containerCgroup(this.cgroupRel, containerId(this.uid, c.spec.name)));
   }
 
   private onExit(
@@ -278,7 +303,7 @@ export class LocalPod {
   private probeLoops(c: LiveContainer): void {
     const target = () => ({
       ip: this.ip4,
-      cgroupDir: this.sandbox.cgroupDir,
+      cgroupDir: this.containerCgroupDir(c),
       pausePid: this.pause?.pid ?? 0,
     });
     const loop = (kind: 'readiness' | 'liveness'): void => {
@@ -353,8 +378,10 @@ export class LocalPod {
   async delete(): Promise<void> {
     this.h.progress(`deleting pod ${this.key}`);
     await this.stopProcesses();
-    await deleteNetns(this.netns);
-    rmSync(netnsEtcDir(this.netns), { recursive: true, force: true });
+    if (!this.desired.spec.hostNetwork) {
+      await deleteNetns(this.netns);
+      rmSync(netnsEtcDir(this.netns), { recursive: true, force: true });
+    }
     await removeCgroupDir(this.sandbox.cgroupDir);
   }
 
@@ -391,6 +418,8 @@ export class LocalPod {
       ip4: this.ip4,
       ip6: this.ip6,
       cgroup: this.cgroupRel,
+      qosClass: this.qosClass,
+      ...(d.spec.hostNetwork ? { hostNetwork: true } : {}),
       serviceAccount: d.spec.serviceAccountName,
       labels: d.labels,
       annotations: d.annotations,
@@ -406,11 +435,11 @@ export class LocalPod {
   }
 }
 
-/** rmdir of a cgroup fails with EBUSY for a moment after its last process exits. */
+/** Removes a pod cgroup and its container scopes; rmdir fails with EBUSY for a moment after the last process exits. */
 async function removeCgroupDir(dir: string): Promise<void> {
   for (let i = 0; i < 50; i++) {
     try {
-      rmdirSync(dir);
+      for (const d of cgroupTree(dir)) rmdirSync(d);
       return;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;

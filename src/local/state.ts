@@ -1,6 +1,6 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { ConfigIssue } from '../config/issue.js';
-import type { Labels, ServicePort } from '../config/kube-types.js';
+import type { Labels, QosClass, ServicePort } from '../config/kube-types.js';
 import { AmbitError, ErrorCode } from '../errors.js';
 import type { ContainerPort } from '../manifests/model.js';
 import type { NodeLayout } from './layout.js';
@@ -64,8 +64,12 @@ export interface PodState {
   readonly netns: string;
   readonly ip4: string;
   readonly ip6: string;
-  /** Relative to the cluster cgroup. */
+  /** Relative to the cluster cgroup: the kubelet's systemd layout (see layout.ts podCgroup). */
   readonly cgroup: string;
+  /** status.qosClass, from the containers' resources (older state files lack it: BestEffort). */
+  readonly qosClass?: QosClass;
+  /** The pod runs in its node's network namespace, with the node's addresses. */
+  readonly hostNetwork?: boolean;
   readonly serviceAccount: string;
   readonly labels: Labels;
   readonly annotations: Labels;

@@ -1,6 +1,7 @@
 import type { MeshConfigValue } from '../cluster/resources.js';
 import type { SourceRef } from '../config/issue.js';
 import type { Labels, Protocol, ServicePort } from '../config/kube-types.js';
+import type { ResourceRequirements } from './pod-qos.js';
 
 export type { Labels, Protocol, ServicePort } from '../config/kube-types.js';
 
@@ -74,6 +75,8 @@ export interface Container {
   readonly ports: readonly ContainerPort[];
   readonly readinessProbe?: Probe;
   readonly livenessProbe?: Probe;
+  /** Requests and limits: local mode runs nothing with them but the pod's QoS class (and cgroup) follows. */
+  readonly resources?: ResourceRequirements;
 }
 
 export const RestartPolicy = { Always: 'Always', OnFailure: 'OnFailure', Never: 'Never' } as const;
@@ -85,6 +88,8 @@ export interface PodSpec {
   readonly nodeName?: string;
   readonly restartPolicy: RestartPolicy;
   readonly terminationGracePeriodSeconds: number;
+  /** The pod shares its node's network namespace and addresses (no pod network, no CNI step). */
+  readonly hostNetwork?: true;
 }
 
 export interface PodObject extends ObjectBase {

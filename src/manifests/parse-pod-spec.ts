@@ -17,6 +17,7 @@ import {
   type ProbeAction,
   RestartPolicy,
 } from './model.js';
+import { parseQuantity, type ResourceRequirements } from './pod-qos.js';
 
 export interface PodSpecOptions {
   /**
@@ -45,7 +46,6 @@ export const FIELD_REFS = [
 // accepted silently so real manifests work unchanged.
 const IGNORED_CONTAINER_FIELDS = [
   'imagePullPolicy',
-  'resources',
   'securityContext',
   'volumeMounts',
   'startupProbe',
@@ -98,8 +98,8 @@ export function parsePodSpec(f: Fields, opts: PodSpecOptions): PodSpec | undefin
     ],
     IGNORED_POD_FIELDS,
   );
-  if (f.raw('hostNetwork') === true)
-    f.error('hostNetwork', 'hostNetwork pods are not supported by Ambit (they cannot be meshed)');
+  // A hostNetwork pod runs in its node's network namespace; it is never in the mesh (loop safety).
+  const hostNetwork = f.bool('hostNetwork') ?? false;
   const located = f.objects(
     'containers',
     (cf) => {
@@ -135,12 +135,24 @@ export function parsePodSpec(f: Fields, opts: PodSpecOptions): PodSpec | undefin
     ...(nodeName === undefined ? {} : { nodeName }),
     restartPolicy,
     terminationGracePeriodSeconds,
+    ...(hostNetwork ? { hostNetwork } : {}),
   };
 }
 
 function parseContainer(f: Fields, opts: PodSpecOptions): Container | undefined {
   f.expectOnly(
-    ['name', 'image', 'command', 'args', 'env', 'workingDir', 'ports', 'readinessProbe', 'livenessProbe'],
+    [
+      'name',
+      'image',
+      'command',
+      'args',
+      'env',
+      'workingDir',
+      'ports',
+      'readinessProbe',
+      'livenessProbe',
+      'resources',
+    ],
     IGNORED_CONTAINER_FIELDS,
   );
   const name = f.string('name', { required: true, check: dns1123Label });
@@ -169,6 +181,7 @@ function parseContainer(f: Fields, opts: PodSpecOptions): Container | undefined 
   }
   const readinessProbe = parseOptionalProbe(f, 'readinessProbe');
   const livenessProbe = parseOptionalProbe(f, 'livenessProbe');
+  const resources = parseResources(f);
   if (name === undefined) return undefined;
   return {
     name,
@@ -180,7 +193,29 @@ function parseContainer(f: Fields, opts: PodSpecOptions): Container | undefined 
     ports,
     ...(readinessProbe === undefined ? {} : { readinessProbe }),
     ...(livenessProbe === undefined ? {} : { livenessProbe }),
+    ...(resources === undefined ? {} : { resources }),
   };
+}
+
+function parseResources(f: Fields): ResourceRequirements | undefined {
+  const r = f.object('resources');
+  if (r === undefined) return undefined;
+  r.expectOnly(['requests', 'limits'], ['claims']);
+  const quantities = (key: string): Record<string, string> => {
+    const q = r.object(key);
+    const out: Record<string, string> = {};
+    for (const name of q?.keys() ?? []) {
+      const v = q?.raw(name);
+      const text = typeof v === 'number' ? String(v) : v;
+      if (typeof text !== 'string' || parseQuantity(text) === undefined) {
+        q?.error(name, `${show(v)} is not a quantity (such as 500m, 1, 128Mi)`);
+        continue;
+      }
+      out[name] = text;
+    }
+    return out;
+  };
+  return { requests: quantities('requests'), limits: quantities('limits') };
 }
 
 function parseEnvVar(f: Fields): EnvVar | undefined {

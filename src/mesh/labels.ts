@@ -5,6 +5,21 @@ export const DATAPLANE_MODE = 'ambit.dev/dataplane-mode';
 export const AMBIENT = 'ambient';
 /** Pod label value that opts a pod out of an enrolled namespace. */
 export const OPT_OUT = 'none';
+/**
+ * Pod label that marks Ambit's own components (node agent and proxy, control plane, waypoints):
+ * `app.kubernetes.io/part-of: ambit`. Such a pod is never enrolled, whatever its namespace or its own
+ * `ambit.dev/dataplane-mode` says: redirecting the proxy's own connections into itself would loop.
+ * `ambit install` puts it on every pod it renders (and `ambit.dev/dataplane-mode: none` beside it, for
+ * readers that know only the opt-out).
+ */
+export const PART_OF = 'app.kubernetes.io/part-of';
+export const AMBIT_PART_OF = 'ambit';
+
+/** Whether a pod is one of Ambit's own components (see PART_OF). */
+export function isAmbitComponent(podLabels: Labels): boolean {
+  return podLabels[PART_OF] === AMBIT_PART_OF;
+}
+
 /** Namespace or Service label naming the waypoint that serves it. */
 export const USE_WAYPOINT = 'ambit.dev/use-waypoint';
 /** Pod annotations: outbound destinations that bypass the node proxy. */

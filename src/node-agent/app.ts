@@ -5,9 +5,11 @@ import { ClusterStore } from '../cluster/store.js';
 import { ensureBpffs } from '../os/bpffs.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { AgentConfig } from './config.js';
+import { readNodeCgroupFacts, resolveNodeCgroups } from './node-cgroups.js';
 import { podCgroupResolver } from './pod-cgroups.js';
 import { startCniServer } from './redirection/cni-server.js';
-import { desiredEnrollments } from './redirection/enrollment.js';
+import { desiredEnrollments, type Excluded } from './redirection/enrollment.js';
+import type { ExclusionContext } from './redirection/enrollment-exclusion.js';
 import { syncEnrollment } from './redirection/enrollment-sync.js';
 import {
   applyInboundRules,
@@ -35,21 +37,41 @@ export async function runAgent(
     log.info({ bpfDir: cfg.bpfDir }, 'redirection and inbound capture removed');
     return;
   }
+  // Before anything is installed: a host or a flag that would put redirection in the wrong place stops here.
+  const node = resolveNodeCgroups(cfg, readNodeCgroupFacts());
+  log.info(
+    {
+      cgroupRoot: node.cgroupRoot,
+      podsCgroup: node.podsCgroup,
+      layout: node.layout,
+      ownCgroup: node.ownCgroup,
+      from: node.discoveredFrom,
+    },
+    'kubelet cgroup layout',
+  );
+  const exclusion: ExclusionContext = {
+    node: cfg.node,
+    podsCgroup: node.podsCgroup,
+    ...(node.ownCgroup === undefined ? {} : { ownCgroup: node.ownCgroup }),
+  };
   await ensureBpffs(cfg.bpfDir);
   const programs = new RedirectPrograms(
     new Libbpf(),
     {
       bpfDir: cfg.bpfDir,
       objectPath: cfg.bpfObject,
-      podsCgroup: cfg.podsCgroup,
-      cgroupRoot: cfg.cgroupRoot,
+      podsCgroup: node.podsCgroup,
+      cgroupRoot: node.cgroupRoot,
       proxy: { ip4: cfg.proxyIp4, ip6: cfg.proxyIp6, port: cfg.outboundPort },
     },
     log.child({ component: 'redirection' }),
   );
   const report = programs.install();
-  log.info({ ...report, attached: programs.attached(), podsCgroup: cfg.podsCgroup }, 'redirection installed');
-  const cgroups = podCgroupResolver(cfg.cgroupLayout, cfg.podsCgroup);
+  log.info(
+    { ...report, attached: programs.attached(), podsCgroup: node.podsCgroup },
+    'redirection installed',
+  );
+  const cgroups = podCgroupResolver(node.layout);
 
   // Inbound capture: plaintext to enrolled pods goes through the proxy (PeerAuthentication, policy).
   const capture = { port: cfg.inboundPort };
@@ -67,6 +89,8 @@ export async function runAgent(
 
   // Names of enrolled pods by cgroup id, for the status file (`ambit local status` shows it).
   const names = new Map<bigint, string>();
+  // Pods the labels put in the mesh that loop safety keeps out, from the last sync.
+  let excluded: readonly Excluded[] = [];
   const writeStatus = (): void => {
     if (cfg.statusFile === undefined) return;
     const enrolled = [...programs.enrolled().keys()].map((id) => ({
@@ -75,14 +99,14 @@ export async function runAgent(
     }));
     writeFileSync(
       cfg.statusFile,
-      `${JSON.stringify({ node: cfg.node, updatedAt: new Date().toISOString(), enrolled }, null, 2)}\n`,
+      `${JSON.stringify({ node: cfg.node, updatedAt: new Date().toISOString(), enrolled, excluded }, null, 2)}\n`,
     );
   };
   const enrollLog = log.child({ component: 'enrollment' });
   if (cfg.cniSocket !== undefined) {
     const server = await startCniServer(
       cfg.cniSocket,
-      cfg.node,
+      exclusion,
       cgroups,
       programs,
       (id, pod, ips) => {
@@ -99,13 +123,22 @@ export async function runAgent(
   const store = new ClusterStore();
   const sync = (): void => {
     try {
-      const pods = [...store.pods.values()];
+      const pods = [...store.pods.values()].filter((p) => p.node === cfg.node);
+      const out: Excluded[] = [];
+      const desired = desiredEnrollments(
+        pods,
+        (ns) => store.namespaces.get(ns)?.labels,
+        exclusion,
+        cgroups,
+        out,
+      );
+      excluded = out.sort((a, b) => a.pod.localeCompare(b.pod));
       const r = syncEnrollment(
         programs,
         {
-          desired: desiredEnrollments(pods, (ns) => store.namespaces.get(ns)?.labels, cfg.node, cgroups),
+          desired,
           knownPods: pods.flatMap((p) => cgroups.resolve(p) ?? []),
-          podsCgroup: cfg.podsCgroup,
+          podsCgroup: node.podsCgroup,
         },
         enrollLog,
       );

@@ -5,15 +5,24 @@ import { type KubeSettings, kubeSettings } from '../config/kube-settings.js';
 import type { LogLevel } from '../config/log-level.js';
 import { CGROUP_LAYOUTS, type CgroupLayout } from './pod-cgroups.js';
 
+const POD_UID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 const here = dirname(fileURLToPath(import.meta.url));
 
 /** Node agent settings, from flags with environment fallbacks (the DaemonSet sets env). Frozen after parse. */
 export interface AgentConfig {
   readonly node: string;
-  /** The cgroup v2 mount. */
-  readonly cgroupRoot: string;
-  /** Attach point: the cgroup above every pod of this node. */
-  readonly podsCgroup: string;
+  /**
+   * The cgroup v2 mount (--cgroup-root), when given: local mode and tests. Without it the agent is in
+   * cluster mode and requires the unified hierarchy at /sys/fs/cgroup.
+   */
+  readonly cgroupRoot?: string;
+  /**
+   * Attach point (--pods-cgroup): the kubelet's pod root or a cgroup below it. Without it the pod root is
+   * discovered from the agent's own pod (`podUid` in /proc/self/cgroup).
+   */
+  readonly podsCgroup?: string;
+  /** The agent's own pod UID (downward API metadata.uid, env POD_UID). */
+  readonly podUid?: string;
   /** How pod cgroups are laid out below `podsCgroup`. */
   readonly cgroupLayout: CgroupLayout;
   readonly bpfDir: string;
@@ -40,6 +49,7 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
       node: 'string',
       'cgroup-root': 'string',
       'pods-cgroup': 'string',
+      'pod-uid': 'string',
       'cgroup-layout': 'string',
       'bpf-dir': 'string',
       'bpf-object': 'string',
@@ -65,15 +75,25 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     if (family !== undefined && v !== '') f.ip(v, flag, family);
     return v;
   };
-  const layout = f.string('cgroup-layout', 'local', { env: 'AMBIT_CGROUP_LAYOUT' });
+  const layout = f.string('cgroup-layout', 'kubelet', { env: 'AMBIT_CGROUP_LAYOUT' });
   if (!(CGROUP_LAYOUTS as readonly string[]).includes(layout))
     f.error(`--cgroup-layout ${layout}: use one of ${CGROUP_LAYOUTS.join(', ')}`);
   const cniSocket = f.optional('cni-socket', { env: 'AMBIT_CNI_SOCKET' });
   const statusFile = f.optional('status-file');
+  const node = need('node', 'AMBIT_NODE_NAME');
+  const cgroupRoot = f.optional('cgroup-root', { env: 'AMBIT_CGROUP2_ROOT' });
+  const podsCgroup = f.optional('pods-cgroup', { env: 'AMBIT_PODS_CGROUP' });
+  const podUid = f.optional('pod-uid', {
+    env: 'POD_UID',
+    check: (v) => (POD_UID.test(v) ? undefined : 'is not a pod UID (a UUID)'),
+  });
+  if (!uninstall && podsCgroup === undefined && podUid === undefined)
+    f.error('--pods-cgroup or the pod UID (--pod-uid, env POD_UID from the downward API) is required');
   return f.finish({
-    node: need('node', 'AMBIT_NODE_NAME'),
-    cgroupRoot: need('cgroup-root', 'AMBIT_CGROUP2_ROOT'),
-    podsCgroup: need('pods-cgroup', 'AMBIT_PODS_CGROUP'),
+    node,
+    ...(cgroupRoot === undefined ? {} : { cgroupRoot }),
+    ...(podsCgroup === undefined ? {} : { podsCgroup }),
+    ...(podUid === undefined ? {} : { podUid }),
     cgroupLayout: layout as CgroupLayout,
     bpfDir,
     bpfObject: f.string('bpf-object', join(here, '..', '..', 'bpf', 'redirect.bpf.o'), {

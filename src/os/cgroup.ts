@@ -14,18 +14,63 @@ import { run } from './run-command.js';
 /** Where Ambit mounts a cgroup v2 hierarchy on machines that only have cgroup v1 mounted. */
 export const OWN_CGROUP2_MOUNT = '/run/ambit-cgroup2';
 
-/** Mount points of cgroup v2 hierarchies, from /proc/self/mountinfo. */
-export function cgroup2Mounts(mountinfo = readFileSync('/proc/self/mountinfo', 'utf8')): string[] {
-  const out: string[] = [];
+/** A mount from /proc/self/mountinfo. */
+export interface Mount {
+  readonly mountPoint: string;
+  readonly fstype: string;
+}
+
+/** Every mount of /proc/self/mountinfo, in its order. */
+export function mounts(mountinfo = readFileSync('/proc/self/mountinfo', 'utf8')): Mount[] {
+  const out: Mount[] = [];
   for (const line of mountinfo.split('\n')) {
     // fields: id parent major:minor root mountpoint options ... - fstype source superoptions
     const sep = line.indexOf(' - ');
     if (sep < 0) continue;
     const fstype = line.slice(sep + 3).split(' ')[0];
     const mountPoint = line.split(' ')[4];
-    if (fstype === 'cgroup2' && mountPoint !== undefined) out.push(mountPoint.replace(/\\040/g, ' '));
+    if (fstype !== undefined && mountPoint !== undefined)
+      out.push({ mountPoint: mountPoint.replace(/\\040/g, ' '), fstype });
   }
   return out;
+}
+
+/** Mount points of cgroup v2 hierarchies, from /proc/self/mountinfo. */
+export function cgroup2Mounts(mountinfo = readFileSync('/proc/self/mountinfo', 'utf8')): string[] {
+  return mounts(mountinfo)
+    .filter((m) => m.fstype === 'cgroup2')
+    .map((m) => m.mountPoint);
+}
+
+/** Where cluster mode needs the unified cgroup v2 hierarchy (what the kubelet and the runtimes use). */
+export const UNIFIED_CGROUP_MOUNT = '/sys/fs/cgroup';
+
+/**
+ * The unified hierarchy at /sys/fs/cgroup, or an error naming what the host has instead: cgroup v1
+ * controllers under a tmpfs (legacy), with or without a cgroup2 mount at /sys/fs/cgroup/unified (hybrid).
+ */
+export function requireUnifiedCgroup(all: readonly Mount[]): string {
+  // The last mount on a path is the one in effect.
+  const top = all.filter((m) => m.mountPoint === UNIFIED_CGROUP_MOUNT).at(-1);
+  if (top?.fstype === 'cgroup2') return UNIFIED_CGROUP_MOUNT;
+  const v2 = all.filter((m) => m.fstype === 'cgroup2').map((m) => m.mountPoint);
+  const v1 = all.filter((m) => m.fstype === 'cgroup').length;
+  const found =
+    top === undefined
+      ? `nothing is mounted at ${UNIFIED_CGROUP_MOUNT}`
+      : `${UNIFIED_CGROUP_MOUNT} is ${top.fstype}`;
+  const kind =
+    v1 > 0 && v2.length > 0
+      ? `a hybrid host (${v1} cgroup v1 hierarchies, cgroup2 at ${v2.join(', ')})`
+      : v1 > 0
+        ? `a cgroup v1 host (${v1} cgroup v1 hierarchies, no cgroup2)`
+        : v2.length > 0
+          ? `cgroup2 only at ${v2.join(', ')}`
+          : 'no cgroup hierarchy mounted';
+  throw new AmbitError(
+    ErrorCode.PRECONDITION,
+    `cluster mode needs the unified cgroup v2 hierarchy at ${UNIFIED_CGROUP_MOUNT} (what the kubelet and the container runtime put pods in); ${found}: ${kind}. Boot the node with cgroup v2 only (systemd.unified_cgroup_hierarchy=1), or pass --cgroup-root for a setup that is not a kubelet's`,
+  );
 }
 
 /**

@@ -46,7 +46,13 @@ describe('local pod sandbox filesystem', () => {
     writeFileSync(join(hostDir, 'secret'), 'not for pods\n');
     podDir = mkdtempSync('/var/tmp/ambit-sbtest-pod-');
     await runCmd('ip', ['netns', 'add', NETNS]);
-    pause = await startPause({ netns: NETNS, cgroupDir, podDir, keep: [join(hostDir, 'install')] });
+    pause = await startPause({
+      netns: NETNS,
+      cgroupDir,
+      sandboxCgroupDir: join(cgroupDir, 'sandbox'),
+      podDir,
+      keep: [join(hostDir, 'install')],
+    });
 
     const read = await inPod(`cat ${hostDir}/install/main.js`);
     expect(read).toMatchObject({ code: 0, stdout: 'the installation\n' });

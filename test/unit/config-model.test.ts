@@ -467,19 +467,38 @@ const podRows: Row[] = [
     issue: 'm.yaml:1 spec: is required',
   },
   {
-    rule: 'hostNetwork pod',
+    rule: 'hostNetwork that is not a boolean',
     yaml: `
       apiVersion: v1
       kind: Pod
       metadata:
         name: p
       spec:
-        hostNetwork: true
+        hostNetwork: "yes"
         containers:
           - name: c
             command: [sleep, infinity]
     `,
-    issue: 'm.yaml:6 spec.hostNetwork: hostNetwork pods are not supported by Ambit (they cannot be meshed)',
+    issue: 'm.yaml:6 spec.hostNetwork: ',
+    prefix: true,
+  },
+  {
+    rule: 'a resource quantity that is not one',
+    yaml: `
+      apiVersion: v1
+      kind: Pod
+      metadata:
+        name: p
+      spec:
+        containers:
+          - name: c
+            command: [sleep, infinity]
+            resources:
+              limits:
+                memory: 1mi
+    `,
+    issue:
+      'm.yaml:11 spec.containers[0].resources.limits.memory: "1mi" is not a quantity (such as 500m, 1, 128Mi)',
   },
   {
     rule: 'missing containers',
@@ -2126,7 +2145,7 @@ describe('unknown fields', () => {
               command: [sleep, infinity]
       `,
       issue:
-        'm.yaml:8 warning: spec.containers[0].comand: unknown field (known fields: name, image, command, args, env, workingDir, ports, readinessProbe, livenessProbe)',
+        'm.yaml:8 warning: spec.containers[0].comand: unknown field (known fields: name, image, command, args, env, workingDir, ports, readinessProbe, livenessProbe, resources)',
     },
     {
       where: 'an env var',
@@ -3353,5 +3372,31 @@ describe('regressions', () => {
       'p.yaml': 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: bad\n  namespace: shop\nspec: {}\n',
     });
     expect(issues.filter((i) => i.severity === 'error').map((i) => i.object)).toContain('Pod/shop/bad');
+  });
+});
+
+describe('pod spec fields the kubelet layout depends on', () => {
+  test('hostNetwork and container resources are kept', () => {
+    const r = parse({
+      'm.yaml': `
+        apiVersion: v1
+        kind: Pod
+        metadata:
+          name: p
+        spec:
+          hostNetwork: true
+          containers:
+            - name: c
+              command: [sleep, infinity]
+              resources:
+                requests: { cpu: 100m }
+                limits: { cpu: 1, memory: 64Mi }
+      `,
+    });
+    expect(lines(r.issues)).toEqual([]);
+    expect(r.manifests.pods[0]?.spec).toMatchObject({
+      hostNetwork: true,
+      containers: [{ resources: { requests: { cpu: '100m' }, limits: { cpu: '1', memory: '64Mi' } } }],
+    });
   });
 });

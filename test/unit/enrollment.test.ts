@@ -17,7 +17,12 @@ const cgroups: PodCgroupResolver = {
 };
 
 function desired(snap: Snapshot, node: string) {
-  return desiredEnrollments(snap.pods, (ns) => snap.namespaces.get(ns)?.labels, node, cgroups);
+  return desiredEnrollments(
+    snap.pods,
+    (ns) => snap.namespaces.get(ns)?.labels,
+    { node, podsCgroup: '/cg/pods' },
+    cgroups,
+  );
 }
 
 function enrollOne(pod: Partial<ClusterPod>, nsLabels: Labels = AMBIENT_NS) {

@@ -53,7 +53,7 @@ describe('parseAgentConfig', () => {
       node: 'node-0',
       cgroupRoot: '/sys/fs/cgroup',
       podsCgroup: '/sys/fs/cgroup/pods',
-      cgroupLayout: 'local',
+      cgroupLayout: 'kubelet',
       bpfDir: '/sys/fs/bpf/ambit',
       proxyIp4: '10.244.0.1',
       proxyIp6: 'fd00:10:244::1',
@@ -72,7 +72,8 @@ describe('parseAgentConfig', () => {
   test('environment fallbacks for every required setting and the optional ones', () => {
     const cfg = parseAgentConfig([], {
       ...agentEnv,
-      AMBIT_CGROUP_LAYOUT: 'local',
+      AMBIT_CGROUP_LAYOUT: 'kubelet',
+      POD_UID: '5f3c2a1e-8b7d-4c6e-9a0b-1c2d3e4f5a6b',
       AMBIT_BPF_OBJECT: '/opt/redirect.bpf.o',
       AMBIT_LOG_LEVEL: 'debug',
       AMBIT_CNI_SOCKET: '/run/ambit/cni.sock',
@@ -81,7 +82,8 @@ describe('parseAgentConfig', () => {
       node: 'node-env',
       cgroupRoot: '/cg',
       podsCgroup: '/cg/pods',
-      cgroupLayout: 'local',
+      podUid: '5f3c2a1e-8b7d-4c6e-9a0b-1c2d3e4f5a6b',
+      cgroupLayout: 'kubelet',
       bpfDir: '/bpf',
       bpfObject: '/opt/redirect.bpf.o',
       proxyIp4: '10.0.0.1',
@@ -139,11 +141,25 @@ describe('parseAgentConfig', () => {
     expect(usageProblems(() => parseAgentConfig([], {}))).toEqual([
       '--bpf-dir (or AMBIT_BPF_DIR) is required',
       '--node (or AMBIT_NODE_NAME) is required',
-      '--cgroup-root (or AMBIT_CGROUP2_ROOT) is required',
-      '--pods-cgroup (or AMBIT_PODS_CGROUP) is required',
+      '--pods-cgroup or the pod UID (--pod-uid, env POD_UID from the downward API) is required',
       '--proxy-ip4 (or AMBIT_PROXY_IP4) is required',
       '--proxy-ip6 (or AMBIT_PROXY_IP6) is required',
     ]);
+  });
+
+  test('cluster mode: no --cgroup-root and no --pods-cgroup, the pod UID from the downward API', () => {
+    const { AMBIT_CGROUP2_ROOT: _r, AMBIT_PODS_CGROUP: _p, ...env } = agentEnv;
+    const cfg = parseAgentConfig([], { ...env, POD_UID: '5f3c2a1e-8b7d-4c6e-9a0b-1c2d3e4f5a6b' });
+    expect(cfg).not.toHaveProperty('cgroupRoot');
+    expect(cfg).not.toHaveProperty('podsCgroup');
+    expect(cfg.podUid).toBe('5f3c2a1e-8b7d-4c6e-9a0b-1c2d3e4f5a6b');
+  });
+
+  test.each([
+    [['--cgroup-layout', 'local'], '--cgroup-layout local: use one of kubelet'],
+    [['--pod-uid', 'web-0'], '--pod-uid web-0: is not a pod UID (a UUID)'],
+  ])('%j is refused', (flags, problem) => {
+    expect(usageProblems(() => parseAgentConfig([...agentFlags, ...flags], {}))).toEqual([problem]);
   });
 
   test('an empty environment variable counts as missing', () => {
@@ -171,8 +187,7 @@ describe('parseAgentConfig', () => {
       ),
     ).toEqual([
       '--node (or AMBIT_NODE_NAME) is required',
-      '--cgroup-root (or AMBIT_CGROUP2_ROOT) is required',
-      '--pods-cgroup (or AMBIT_PODS_CGROUP) is required',
+      '--pods-cgroup or the pod UID (--pod-uid, env POD_UID from the downward API) is required',
       '--proxy-ip4 fd00::1: not an IPv4 address',
       '--proxy-ip6 10.0.0.1: not an IPv6 address',
       '--outbound-port 70000: not a port number',

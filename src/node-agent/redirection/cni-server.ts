@@ -7,6 +7,7 @@ import { cgroupId } from '../../os/cgroup.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { PodCgroupResolver } from '../pod-cgroups.js';
 import { desiredEnrollments } from './enrollment.js';
+import type { ExclusionContext } from './enrollment-exclusion.js';
 import type { EnrollmentTarget } from './enrollment-sync.js';
 
 async function readJson(req: IncomingMessage, limit = 64 * 1024): Promise<unknown> {
@@ -30,7 +31,7 @@ function reply(res: ServerResponse, status: number, body: unknown): void {
  */
 export function startCniServer(
   socketPath: string,
-  node: string,
+  ctx: ExclusionContext,
   cgroups: PodCgroupResolver,
   target: EnrollmentTarget,
   onEnrolled: (id: bigint, pod: string, ips: readonly string[]) => Promise<void>,
@@ -54,7 +55,7 @@ export function startCniServer(
           uid: body.pod.uid,
           namespace: body.pod.namespace,
           name: body.pod.name,
-          node,
+          node: ctx.node,
           serviceAccount: 'default',
           labels: body.pod.labels ?? {},
           annotations: body.pod.annotations ?? {},
@@ -64,7 +65,7 @@ export function startCniServer(
           hostNetwork: false,
           terminating: false,
         };
-        const [e] = desiredEnrollments([pod], () => body.namespaceLabels ?? {}, node, cgroups);
+        const [e] = desiredEnrollments([pod], () => body.namespaceLabels ?? {}, ctx, cgroups);
         if (e === undefined)
           return reply(res, 200, { enrolled: false, warnings: [] } satisfies CniAddResponse);
         const id = cgroupId(e.cgroup);

@@ -7,8 +7,14 @@ import {
 import type { ClusterPod } from '../../cluster/resources.js';
 import type { Labels } from '../../config/kube-types.js';
 import { cidr as cidrCheck } from '../../config/validators.js';
-import { EXCLUDE_OUTBOUND_CIDRS, EXCLUDE_OUTBOUND_PORTS, isAmbient } from '../../mesh/labels.js';
+import { EXCLUDE_OUTBOUND_CIDRS, EXCLUDE_OUTBOUND_PORTS } from '../../mesh/labels.js';
 import type { PodCgroupResolver } from '../pod-cgroups.js';
+import {
+  type ExclusionContext,
+  type ExclusionReason,
+  enrollmentExclusion,
+  LOOP_SAFETY_REASONS,
+} from './enrollment-exclusion.js';
 
 export interface Enrollment {
   readonly pod: string;
@@ -22,23 +28,35 @@ export interface Enrollment {
   readonly warnings: readonly string[];
 }
 
+/** A pod the mesh's labels put in but loop safety keeps out (reported in the agent's status). */
+export interface Excluded {
+  readonly pod: string;
+  readonly reason: ExclusionReason;
+}
+
 /**
  * Which pods of this node the agent must redirect, and with which exclusions. A pod is enrolled
- * when it runs on this node, is Running (and not being deleted), is not on the host network, is in the
- * ambient mesh (namespace label, no opt-out) and the node's layout can place its cgroup.
+ * when enrollmentExclusion has no reason against it: it runs on this node, is Running (and not being
+ * deleted), is in the ambient mesh (namespace label, no opt-out), is neither on the host network nor
+ * one of Ambit's own pods, and the node's layout places its cgroup below the attach point, apart from
+ * the agent's own. Pods kept out by loop safety are pushed to `excluded`.
  */
 export function desiredEnrollments(
   pods: Iterable<ClusterPod>,
   namespaceLabels: (namespace: string) => Labels | undefined,
-  node: string,
+  ctx: ExclusionContext,
   cgroups: PodCgroupResolver,
+  excluded?: Excluded[],
 ): Enrollment[] {
   const out: Enrollment[] = [];
   for (const pod of pods) {
-    if (pod.node !== node || pod.phase !== 'Running' || pod.terminating || pod.hostNetwork) continue;
-    if (!isAmbient(namespaceLabels(pod.namespace), pod.labels)) continue;
-    const cgroup = cgroups.resolve(pod);
-    if (cgroup === undefined) continue;
+    const cgroup = pod.node === ctx.node ? cgroups.resolve(pod) : undefined;
+    const reason = enrollmentExclusion(pod, namespaceLabels(pod.namespace), cgroup, ctx);
+    if (reason !== undefined || cgroup === undefined) {
+      if (reason !== undefined && LOOP_SAFETY_REASONS.includes(reason))
+        excluded?.push({ pod: `${pod.namespace}/${pod.name}`, reason });
+      continue;
+    }
     const warnings: string[] = [];
     out.push({
       pod: `${pod.namespace}/${pod.name}`,
