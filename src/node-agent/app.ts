@@ -6,6 +6,7 @@ import { ensureBpffs } from '../os/bpffs.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { AgentConfig } from './config.js';
 import { podCgroupResolver } from './pod-cgroups.js';
+import { AgentReadiness } from './readiness.js';
 import { startCniServer } from './redirection/cni-server.js';
 import { desiredEnrollments } from './redirection/enrollment.js';
 import { syncEnrollment } from './redirection/enrollment-sync.js';
@@ -49,6 +50,19 @@ export async function runAgent(
   );
   const report = programs.install();
   log.info({ ...report, attached: programs.attached(), podsCgroup: cfg.podsCgroup }, 'redirection installed');
+  // The readiness contract with the node proxy (readiness.ts): claimed once the first cluster view is
+  // reconciled with every link attached, withdrawn on shutdown.
+  const readiness = new AgentReadiness(
+    {
+      file: cfg.readyFile,
+      node: cfg.node,
+      podsCgroup: cfg.podsCgroup,
+      attached: () => programs.attached(),
+      enrolled: () => programs.enrolled().size,
+      log: log.child({ component: 'readiness' }),
+    },
+    signal,
+  );
   const cgroups = podCgroupResolver(cfg.cgroupLayout, cfg.podsCgroup);
 
   // Inbound capture: plaintext to enrolled pods goes through the proxy (PeerAuthentication, policy).
@@ -119,7 +133,7 @@ export async function runAgent(
   };
   const clusterLog = log.child({ component: 'cluster', source: source.description });
   let synced = false;
-  source.watch(
+  readiness.tracking(source).watch(
     {
       onEvents: (events) => {
         store.apply(events);

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { DaemonFlags } from '../config/flags.js';
 import { type KubeSettings, kubeSettings } from '../config/kube-settings.js';
 import type { LogLevel } from '../config/log-level.js';
+import { DEFAULT_AGENT_READY_FILE } from '../node/agent-ready.js';
 import { CGROUP_LAYOUTS, type CgroupLayout } from './pod-cgroups.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -31,6 +32,11 @@ export interface AgentConfig {
   readonly statusFile?: string;
   /** The node proxy's transparent listener for captured inbound plaintext. */
   readonly inboundPort: number;
+  /**
+   * The ready file of the readiness contract with the node proxy (src/node/agent-ready.ts), or
+   * undefined (`--ready-file ''`) to claim nothing.
+   */
+  readonly readyFile: string | undefined;
 }
 
 export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): AgentConfig {
@@ -52,6 +58,7 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
       'cni-socket': 'string',
       'status-file': 'string',
       'inbound-port': 'string',
+      'ready-file': 'string',
     },
     argv,
     env,
@@ -70,6 +77,7 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     f.error(`--cgroup-layout ${layout}: use one of ${CGROUP_LAYOUTS.join(', ')}`);
   const cniSocket = f.optional('cni-socket', { env: 'AMBIT_CNI_SOCKET' });
   const statusFile = f.optional('status-file');
+  const readyFile = f.string('ready-file', DEFAULT_AGENT_READY_FILE, { env: 'AMBIT_READY_FILE' });
   return f.finish({
     node: need('node', 'AMBIT_NODE_NAME'),
     cgroupRoot: need('cgroup-root', 'AMBIT_CGROUP2_ROOT'),
@@ -88,5 +96,6 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     ...(cniSocket === undefined ? {} : { cniSocket }),
     ...(statusFile === undefined ? {} : { statusFile }),
     inboundPort: f.port('inbound-port', 15006, { min: 1 }),
+    readyFile: readyFile === '' ? undefined : readyFile,
   });
 }
