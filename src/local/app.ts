@@ -92,6 +92,8 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
   const agentMain = join(here, '..', 'node-agent', 'main.js');
   const proxyMain = join(here, '..', 'node-proxy', 'main.js');
   const cniSocket = (node: NodeLayout): string => join(paths.nodeDir(node.name), 'agent.sock');
+  // The node agent's readiness claim, which the node proxy's readiness requires (src/node/agent-ready.ts).
+  const agentReadyFile = (node: NodeLayout): string => join(paths.nodeDir(node.name), 'agent-ready.json');
   // Node credentials: what projected ServiceAccount tokens are for node agents in a cluster.
   const caDir = join(paths.dir, 'ca');
   const saKey = issueServiceAccountKey();
@@ -163,6 +165,8 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
         cniSocket(node),
         '--status-file',
         join(paths.nodeDir(node.name), 'enrollment.json'),
+        '--ready-file',
+        agentReadyFile(node),
         '--log-level',
         cfg.logLevel,
       ],
@@ -187,6 +191,9 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
         join(caDir, TRUST_BUNDLE),
         '--token-file',
         join(paths.nodeDir(node.name), 'token'),
+        // Readiness as in the DaemonSet: the agent's links attached and first view reconciled, too.
+        '--agent-ready-file',
+        agentReadyFile(node),
         '--log-level',
         cfg.logLevel,
       ],

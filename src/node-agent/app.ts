@@ -7,6 +7,7 @@ import type { Logger } from '../telemetry/logger.js';
 import type { AgentConfig } from './config.js';
 import { readNodeCgroupFacts, resolveNodeCgroups } from './node-cgroups.js';
 import { podCgroupResolver } from './pod-cgroups.js';
+import { AgentReadiness } from './readiness.js';
 import { startCniServer } from './redirection/cni-server.js';
 import { desiredEnrollments, type Excluded } from './redirection/enrollment.js';
 import type { ExclusionContext } from './redirection/enrollment-exclusion.js';
@@ -70,6 +71,19 @@ export async function runAgent(
   log.info(
     { ...report, attached: programs.attached(), podsCgroup: node.podsCgroup },
     'redirection installed',
+  );
+  // The readiness contract with the node proxy (readiness.ts): claimed once the first cluster view is
+  // reconciled with every link attached, withdrawn on shutdown.
+  const readiness = new AgentReadiness(
+    {
+      file: cfg.readyFile,
+      node: cfg.node,
+      podsCgroup: node.podsCgroup,
+      attached: () => programs.attached(),
+      enrolled: () => programs.enrolled().size,
+      log: log.child({ component: 'readiness' }),
+    },
+    signal,
   );
   const cgroups = podCgroupResolver(node.layout);
 
@@ -152,7 +166,7 @@ export async function runAgent(
   };
   const clusterLog = log.child({ component: 'cluster', source: source.description });
   let synced = false;
-  source.watch(
+  readiness.tracking(source).watch(
     {
       onEvents: (events) => {
         store.apply(events);

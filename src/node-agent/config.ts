@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { DaemonFlags } from '../config/flags.js';
 import { type KubeSettings, kubeSettings } from '../config/kube-settings.js';
 import type { LogLevel } from '../config/log-level.js';
+import { DEFAULT_AGENT_READY_FILE } from '../node/agent-ready.js';
 import { CGROUP_LAYOUTS, type CgroupLayout } from './pod-cgroups.js';
 
 const POD_UID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
@@ -40,6 +41,11 @@ export interface AgentConfig {
   readonly statusFile?: string;
   /** The node proxy's transparent listener for captured inbound plaintext. */
   readonly inboundPort: number;
+  /**
+   * The ready file of the readiness contract with the node proxy (src/node/agent-ready.ts), or
+   * undefined (`--ready-file ''`) to claim nothing.
+   */
+  readonly readyFile: string | undefined;
 }
 
 export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): AgentConfig {
@@ -62,6 +68,7 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
       'cni-socket': 'string',
       'status-file': 'string',
       'inbound-port': 'string',
+      'ready-file': 'string',
     },
     argv,
     env,
@@ -89,6 +96,7 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   });
   if (!uninstall && podsCgroup === undefined && podUid === undefined)
     f.error('--pods-cgroup or the pod UID (--pod-uid, env POD_UID from the downward API) is required');
+  const readyFile = f.string('ready-file', DEFAULT_AGENT_READY_FILE, { env: 'AMBIT_READY_FILE' });
   return f.finish({
     node,
     ...(cgroupRoot === undefined ? {} : { cgroupRoot }),
@@ -108,5 +116,6 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     ...(cniSocket === undefined ? {} : { cniSocket }),
     ...(statusFile === undefined ? {} : { statusFile }),
     inboundPort: f.port('inbound-port', 15006, { min: 1 }),
+    readyFile: readyFile === '' ? undefined : readyFile,
   });
 }

@@ -14,6 +14,7 @@ import { TLS_OPTIONS } from '../identity/workload-certs.js';
 import { MeshIndex } from '../mesh/mesh-index.js';
 import type { Workload } from '../mesh/view.js';
 import { listen } from '../net/listen.js';
+import { agentReadiness } from '../node/agent-ready.js';
 import { type ActivePolicies, EMPTY_POLICIES } from '../policy/active.js';
 import type { AuthorizationPolicy, PeerAuthentication } from '../policy/types.js';
 import { ConnectionRecorder } from '../telemetry/connection-record.js';
@@ -116,7 +117,14 @@ export async function startNodeProxy(
     readinessPort: cfg.readinessPort,
     metricsPort: cfg.metricsPort,
     adminPort: cfg.adminPort,
-    notReady: () => (ready ? undefined : 'no config yet'),
+    // Ready when its listeners are up with a first config and, when the node agent's ready file is
+    // named, the agent claims its links attached and its first cluster view reconciled.
+    notReady: () =>
+      !ready
+        ? 'no config yet'
+        : cfg.agentReadyFile === undefined
+          ? undefined
+          : agentReadiness(cfg.agentReadyFile, cfg.node),
     admin: {
       '/config_dump': (_req, res) => {
         const config = dp.config();

@@ -27,6 +27,11 @@ export interface NodeProxyConfig {
   /** Requested workload certificate lifetime; 0 leaves it to the CA. */
   readonly certTtlSeconds: number;
   readonly logLevel: LogLevel;
+  /**
+   * The node agent's ready file (src/node/agent-ready.ts): when set, readiness also requires the
+   * agent's claim (links attached, first cluster view reconciled) for this node.
+   */
+  readonly agentReadyFile?: string;
   /** Write a V8 CPU profile here on exit (AMBIT_CPU_PROFILE), for performance work. */
   readonly cpuProfile?: string;
 }
@@ -54,6 +59,7 @@ export function parseNodeProxyConfig(
       'inbound-port': 'string',
       'cert-ttl': 'string',
       'log-level': 'string',
+      'agent-ready-file': 'string',
     },
     argv,
     env,
@@ -63,6 +69,7 @@ export function parseNodeProxyConfig(
   const hboneIps = f.list('hbone-ip', { default: ['::'] });
   for (const ip of hboneIps) f.ip(ip, 'hbone-ip');
   const profile = env.AMBIT_CPU_PROFILE;
+  const agentReadyFile = f.optional('agent-ready-file', { env: 'AMBIT_AGENT_READY_FILE' });
   return f.finish({
     node: f.required('node', { env: 'AMBIT_NODE_NAME' }),
     trustDomain: f.string('trust-domain', 'cluster.local', { env: 'AMBIT_TRUST_DOMAIN' }),
@@ -80,6 +87,7 @@ export function parseNodeProxyConfig(
     inboundPort: f.port('inbound-port', 15006),
     certTtlSeconds: f.seconds('cert-ttl', 0, { env: 'AMBIT_CERT_TTL' }),
     logLevel: f.logLevel(),
+    ...(agentReadyFile === undefined || agentReadyFile === '' ? {} : { agentReadyFile }),
     ...(profile === undefined ? {} : { cpuProfile: `${profile}.${process.pid}.cpuprofile` }),
   });
 }

@@ -7,6 +7,7 @@ import {
   ambit,
   copyManifests,
   curl,
+  daemonPid,
   downCluster,
   netnsOf,
   podExec,
@@ -194,6 +195,58 @@ describe('local mode: examples/hello on two nodes, outside the mesh', () => {
     // The rejected Service keeps its last good version: traffic still flows.
     const r = await curl(CLUSTER, 'client', 'http://backend:8080/');
     expect(r.stdout).toMatch(/^hello from backend-/);
+  });
+
+  test('a node proxy is ready only while its agent claims readiness (links attached, first view reconciled)', async () => {
+    const node = state.nodes.find((n) => n.name === 'node-1')!;
+    const readyFile = `/run/ambit/${CLUSTER}/nodes/node-1/agent-ready.json`;
+    // The readiness probe, from inside the node as the kubelet would probe the DaemonSet pod.
+    const probe = (): { code: string; body: string } => {
+      const out = execFileSync(
+        'nsenter',
+        [
+          `--net=/run/netns/${node.netns}`,
+          'curl',
+          '-s',
+          '-w',
+          '\\n%{http_code}',
+          'http://127.0.0.1:15021/healthz/ready',
+        ],
+        { encoding: 'utf8' },
+      );
+      const at = out.lastIndexOf('\n');
+      return { body: out.slice(0, at), code: out.slice(at + 1) };
+    };
+    const claim = JSON.parse(readFileSync(readyFile, 'utf8')) as {
+      node: string;
+      links: Record<string, number[]>;
+      cluster: { pods: number; namespaces: number; enrolled: number };
+    };
+    expect(claim.node).toBe('node-1');
+    // The cgroup links (sk_lookup attaches to the node's network namespace, not the cgroup).
+    expect(Object.keys(claim.links).sort()).toEqual(['ambit_connect4', 'ambit_connect6', 'ambit_sockops']);
+    for (const ids of Object.values(claim.links)) expect(ids).toHaveLength(1);
+    // What the first reconciled view held (the agent starts before any pod); nothing here is in the mesh.
+    expect(claim.cluster).toEqual({ pods: expect.any(Number), namespaces: expect.any(Number), enrolled: 0 });
+    expect(probe()).toEqual({ code: '200', body: 'ready\n' });
+
+    const agent = daemonPid(state, 'node-1', 'agent');
+    // Keep the local daemon from restarting the agent while we look at the node without it.
+    process.kill(state.daemonPid, 'SIGSTOP');
+    try {
+      process.kill(agent, 'SIGTERM');
+      await waitFor('the agent to stop', () => !processLives(agent));
+      expect(existsSync(readyFile)).toBe(false);
+      expect(probe()).toEqual({
+        code: '503',
+        body: `not ready: node agent not ready: ${readyFile} is missing (redirect links not attached or first cluster view not reconciled yet)\n`,
+      });
+    } finally {
+      process.kill(state.daemonPid, 'SIGCONT');
+    }
+    await waitFor('the restarted agent to claim readiness', () => existsSync(readyFile), 30_000);
+    expect(daemonPid(state, 'node-1', 'agent')).not.toBe(agent);
+    expect(probe()).toEqual({ code: '200', body: 'ready\n' });
   });
 
   test('down removes every namespace, link, cgroup, nft table, process and file', async () => {

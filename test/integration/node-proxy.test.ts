@@ -8,6 +8,7 @@ import type { ClusterConfigObject, ClusterResource } from '../../src/cluster/res
 import { MemoryClusterSource } from '../../src/cluster/source-memory.js';
 import { type ControlPlane, startControlPlane } from '../../src/control-plane/app.js';
 import { TRUST_BUNDLE } from '../../src/identity/ca.js';
+import { withdrawAgentReady, writeAgentReady } from '../../src/node/agent-ready.js';
 import { type NodeProxy, startNodeProxy } from '../../src/node-proxy/app.js';
 import type { Redirection } from '../../src/node-proxy/redirection.js';
 import { createRootLogger } from '../../src/telemetry/logger.js';
@@ -75,6 +76,7 @@ async function metric(p: NodeProxy, name: string, labels: Record<string, string>
 
 describe('the node proxy, in-process, with a real control plane and real HBONE', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ambit-node-proxy-'));
+  const agentReadyFile = join(dir, 'run', 'agent-ready.json');
   const stop = new AbortController();
   let backend: Server;
   let backendPort: number;
@@ -144,6 +146,8 @@ describe('the node proxy, in-process, with a real control plane and real HBONE',
           inboundPort: 0,
           certTtlSeconds: 0,
           logLevel: 'fatal',
+          // node-a waits for its node agent's claim, as in the DaemonSet; node-b runs without one.
+          ...(n === 'a' ? { agentReadyFile } : {}),
         },
         { redirection: redirect[n] },
         log,
@@ -237,6 +241,37 @@ describe('the node proxy, in-process, with a real control plane and real HBONE',
         return (await exchange(proxies.a!.ports.outbound[0]!, 'back')).data;
       })
       .toBe('back');
+  });
+
+  test("readiness waits for the node agent's claim (links attached, first view reconciled), with the reason", async () => {
+    const probe = async (p: NodeProxy): Promise<{ status: number; body: string }> => {
+      const res = await fetch(`http://127.0.0.1:${p.ports.readiness}/healthz/ready`);
+      return { status: res.status, body: await res.text() };
+    };
+    // Listening with config, but the agent has not claimed readiness: not ready, and why.
+    expect(await probe(proxies.a!)).toEqual({
+      status: 503,
+      body: `not ready: node agent not ready: ${agentReadyFile} is missing (redirect links not attached or first cluster view not reconciled yet)\n`,
+    });
+    expect(await probe(proxies.b!)).toEqual({ status: 200, body: 'ready\n' });
+    const claim = {
+      node: 'node-a',
+      pid: 1,
+      podsCgroup: '/sys/fs/cgroup/kubepods.slice',
+      links: { connect4: [7], connect6: [8] },
+      cluster: { pods: 2, namespaces: 1, enrolled: 1 },
+      readyAt: new Date().toISOString(),
+    };
+    writeAgentReady(agentReadyFile, { ...claim, node: 'node-b' });
+    expect(await probe(proxies.a!)).toMatchObject({
+      status: 503,
+      body: expect.stringMatching(/is for node "node-b"/),
+    });
+    writeAgentReady(agentReadyFile, claim);
+    expect(await probe(proxies.a!)).toEqual({ status: 200, body: 'ready\n' });
+    // The agent stops (withdraws its claim): the node proxy is no longer ready.
+    withdrawAgentReady(agentReadyFile);
+    expect(await probe(proxies.a!)).toMatchObject({ status: 503, body: expect.stringMatching(/is missing/) });
   });
 
   test('a connection the eBPF programs did not redirect is refused (no loop): no original destination', async () => {

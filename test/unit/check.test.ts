@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { type CheckResult, evaluate, type MachineFacts } from '../../src/ctl/check.js';
+import { type CheckResult, evaluate, fsTypeAt, type MachineFacts } from '../../src/ctl/check.js';
 
 const ALL_CAPS = (1n << 12n) | (1n << 21n) | (1n << 38n) | (1n << 39n);
 
@@ -196,5 +196,94 @@ describe('evaluate', () => {
       ['tools', 'fail'],
     ]);
     for (const r of results) expect(r.fix, r.name).toMatch(/\S/);
+  });
+});
+
+describe('evaluate for cluster mode (ambit check --pre)', () => {
+  const unified: MachineFacts = { ...good, sysFsCgroup: 'cgroup2' };
+  test('a unified node: the same rows, every one ok', () => {
+    const results = evaluate(unified, 'cluster');
+    expect(results.map((r) => [r.name, r.status])).toEqual(evaluate(good).map((r) => [r.name, 'ok']));
+    expect(results.find((r) => r.name === 'cgroup v2')?.detail).toBe('/sys/fs/cgroup (unified hierarchy)');
+  });
+
+  test.each<{ what: string; facts: Partial<MachineFacts>; check: string; expected: Partial<CheckResult> }>([
+    {
+      what: 'a hybrid host (this kind of machine) fails, says why, and that local mode runs',
+      facts: { sysFsCgroup: 'tmpfs', cgroup2: ['/sys/fs/cgroup/unified'] },
+      check: 'cgroup v2',
+      expected: {
+        status: 'fail',
+        detail:
+          "hybrid host: cgroup v2 only at /sys/fs/cgroup/unified, v1 controllers at /sys/fs/cgroup; cluster mode needs the unified hierarchy at /sys/fs/cgroup: the kubelet puts pods in cgroup v2 only there, and Ambit attaches below the kubelet's pod root (local mode runs here: ambit check)",
+        fix: expect.stringContaining('systemd.unified_cgroup_hierarchy=1'),
+      },
+    },
+    {
+      what: 'a cgroup v1 host fails',
+      facts: { sysFsCgroup: 'tmpfs', cgroup2: [] },
+      check: 'cgroup v2',
+      expected: {
+        status: 'fail',
+        detail: expect.stringMatching(/^cgroup v1 host: no cgroup v2 at \/sys\/fs\/cgroup;/),
+      },
+    },
+    {
+      what: 'a configured cgroup v2 root does not make a hybrid host a cluster node',
+      facts: { sysFsCgroup: 'tmpfs', cgroup2: ['/sys/fs/cgroup/unified'], cgroup2Configured: '/run/x' },
+      check: 'cgroup v2',
+      expected: { status: 'fail' },
+    },
+    {
+      what: 'bpffs not at /sys/fs/bpf fails (the pins would go with the container)',
+      facts: { bpffs: ['/run/bpf'] },
+      check: 'bpffs',
+      expected: {
+        status: 'fail',
+        detail: expect.stringMatching(/^not mounted at \/sys\/fs\/bpf: the agent's pins/),
+      },
+    },
+  ])('$what', ({ facts, check, expected }) => {
+    const results = evaluate({ ...unified, ...facts }, 'cluster');
+    expect(results.find((r) => r.name === check)).toMatchObject({ name: check, ...expected });
+    expect(results.filter((r) => r.name !== check && r.status !== 'ok')).toEqual([]);
+  });
+
+  test('local mode keeps passing on the hybrid host that fails cluster mode', () => {
+    const hybrid: MachineFacts = { ...good, sysFsCgroup: 'tmpfs', cgroup2: ['/sys/fs/cgroup/unified'] };
+    expect(evaluate(hybrid, 'local').every((r) => r.status === 'ok')).toBe(true);
+    expect(
+      evaluate(hybrid, 'cluster')
+        .filter((r) => r.status !== 'ok')
+        .map((r) => r.name),
+    ).toEqual(['cgroup v2']);
+  });
+});
+
+describe('fsTypeAt', () => {
+  const hybrid = [
+    '25 30 0:23 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw',
+    '33 25 0:28 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755',
+    '34 33 0:29 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw,nsdelegate',
+    '35 33 0:30 / /sys/fs/cgroup/systemd rw,nosuid,nodev,noexec,relatime shared:11 - cgroup cgroup rw,xattr,name=systemd',
+  ].join('\n');
+  test.each([
+    { what: 'hybrid: tmpfs at /sys/fs/cgroup', mountinfo: hybrid, path: '/sys/fs/cgroup', type: 'tmpfs' },
+    { what: 'hybrid: the v2 mount', mountinfo: hybrid, path: '/sys/fs/cgroup/unified', type: 'cgroup2' },
+    {
+      what: 'unified',
+      mountinfo: '33 25 0:28 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw',
+      path: '/sys/fs/cgroup',
+      type: 'cgroup2',
+    },
+    {
+      what: 'the last mount over a path is the one in effect',
+      mountinfo: `${hybrid}\n40 25 0:40 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw`,
+      path: '/sys/fs/cgroup',
+      type: 'cgroup2',
+    },
+    { what: 'nothing mounted there', mountinfo: hybrid, path: '/sys/fs/bpf', type: undefined },
+  ])('$what', ({ mountinfo, path, type }) => {
+    expect(fsTypeAt(mountinfo, path)).toBe(type);
   });
 });

@@ -62,6 +62,7 @@ describe('parseAgentConfig', () => {
       logLevel: 'info',
       uninstall: false,
       inboundPort: 15006,
+      readyFile: '/var/run/ambit/agent-ready.json',
     });
     expect(cfg.bpfObject).toMatch(/\/bpf\/redirect\.bpf\.o$/);
     expect(cfg).not.toHaveProperty('cniSocket');
@@ -77,6 +78,7 @@ describe('parseAgentConfig', () => {
       AMBIT_BPF_OBJECT: '/opt/redirect.bpf.o',
       AMBIT_LOG_LEVEL: 'debug',
       AMBIT_CNI_SOCKET: '/run/ambit/cni.sock',
+      AMBIT_READY_FILE: '/run/ambit/ready.json',
     });
     expect(cfg).toEqual({
       node: 'node-env',
@@ -94,7 +96,13 @@ describe('parseAgentConfig', () => {
       uninstall: false,
       inboundPort: 15006,
       cniSocket: '/run/ambit/cni.sock',
+      readyFile: '/run/ambit/ready.json',
     });
+  });
+
+  test("--ready-file '' claims no readiness (no file is written)", () => {
+    expect(parseAgentConfig([...agentFlags, '--ready-file', ''], {}).readyFile).toBeUndefined();
+    expect(parseAgentConfig([...agentFlags, '--ready-file', '/r.json'], {}).readyFile).toBe('/r.json');
   });
 
   test('flags win over the environment', () => {
@@ -268,6 +276,16 @@ describe('parseProxyConfig', () => {
       logLevel: 'info',
     });
     expect(Object.isFrozen(cfg)).toBe(true);
+  });
+
+  test('--agent-ready-file (or AMBIT_AGENT_READY_FILE) makes readiness wait for the node agent', () => {
+    expect(parseProxyConfig([...proxyFlags, '--agent-ready-file', '/a.json'], {}).agentReadyFile).toBe(
+      '/a.json',
+    );
+    expect(
+      parseProxyConfig(proxyFlags, { AMBIT_AGENT_READY_FILE: '/var/run/ambit/agent-ready.json' })
+        .agentReadyFile,
+    ).toBe('/var/run/ambit/agent-ready.json');
   });
 
   test('environment fallbacks', () => {
