@@ -9,7 +9,7 @@ import { type Manifests, objectKey } from '../manifests/model.js';
 import { createCgroup } from '../os/cgroup.js';
 import type { Logger } from '../telemetry/logger.js';
 import { apiObjects } from './api-objects.js';
-import { withControllerObjects } from './controller-manifests.js';
+import { pendingWaypoints, withControllerObjects } from './controller-manifests.js';
 import { DaemonSupervisor, type NodeComponent } from './daemons.js';
 import { type DesiredPod, desiredPods } from './desired-pods.js';
 import {
@@ -368,7 +368,8 @@ export class LocalCluster {
       this.phase === 'running' &&
       !this.readyAnnounced &&
       pods.every((p) => p.ready || p.phase === 'Succeeded') &&
-      this.daemons.allReady
+      this.daemons.allReady &&
+      (m === undefined || pendingWaypoints(m).length === 0)
     ) {
       this.readyAnnounced = true;
       this.log.info({ pods: pods.length }, `all ${pods.length} pods are ready`);

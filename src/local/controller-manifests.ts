@@ -1,5 +1,7 @@
 import YAML from 'yaml';
 import type { ConfigIssue } from '../config/issue.js';
+import { isWaypoint } from '../gateway-api/waypoint.js';
+import { checkWaypoint } from '../gateway-api/waypoint-render.js';
 import { parseManifestTexts } from '../manifests/load-manifests.js';
 import { type Manifests, type MeshObject, objectKey } from '../manifests/model.js';
 import type { ParseOptions } from '../manifests/parse-object.js';
@@ -110,4 +112,23 @@ export function withControllerObjects(
     ...added,
   ];
   return { manifests: toManifests(all), issues, inEffect };
+}
+
+/**
+ * The waypoint Gateways whose Deployment the control plane has not made yet (`ns/name`): local mode
+ * is not ready while one is pending, so that `ambit local up --wait` returns with the waypoints
+ * running, as it does with every declared pod. A Gateway the control plane rejects makes nothing and
+ * is not waited for.
+ */
+export function pendingWaypoints(m: Manifests): string[] {
+  const deployments = new Set(m.deployments.map((d) => `${d.meta.namespace}/${d.meta.name}`));
+  const out: string[] = [];
+  for (const k of m.kept) {
+    if (k.kind !== 'Gateway' || k.parsed?.kind !== 'Gateway') continue;
+    const gw = k.parsed.value;
+    if (!isWaypoint(gw) || checkWaypoint(gw).rejected !== undefined) continue;
+    const key = `${gw.namespace}/${gw.name}`;
+    if (!deployments.has(key)) out.push(key);
+  }
+  return out;
 }

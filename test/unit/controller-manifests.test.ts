@@ -1,6 +1,10 @@
 import { describe, expect, test } from 'vitest';
 import { desiredObjects } from '../../src/control-plane/waypoint-plan.js';
-import { controllerObjectProblems, withControllerObjects } from '../../src/local/controller-manifests.js';
+import {
+  controllerObjectProblems,
+  pendingWaypoints,
+  withControllerObjects,
+} from '../../src/local/controller-manifests.js';
 import { servedControllerObject } from '../../src/local/kube-api/local-api.js';
 import { parseManifestTexts } from '../../src/manifests/load-manifests.js';
 import { type Manifests, objectKey } from '../../src/manifests/model.js';
@@ -18,7 +22,7 @@ const rendered = (): Json[] =>
         name: 'waypoint',
         labels: {},
         gatewayClassName: 'ambit-waypoint',
-        listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }],
+        listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE', allowedRoutes: { from: 'Same' } }],
         addresses: [],
         uid: 'gw-uid',
       },
@@ -106,5 +110,25 @@ describe('servedControllerObject', () => {
         meta: { name: 'waypoint', namespace: 'shop', labels: {}, annotations: {} },
       }),
     ).toBe('Deployment/shop/waypoint');
+  });
+});
+
+describe('pendingWaypoints: local mode is ready once the control plane made every waypoint', () => {
+  const gw = (name: string, extra = '') =>
+    `---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: ${name}\n  namespace: shop\nspec:\n  gatewayClassName: ambit-waypoint\n  listeners:\n    - {name: mesh, port: 15008, protocol: HBONE}\n${extra}`;
+  test.each([
+    ['no Gateway', NS, false, []],
+    ['a waypoint Gateway, nothing made yet', NS + gw('waypoint'), false, ['shop/waypoint']],
+    ['a waypoint Gateway with its Deployment made', NS + gw('waypoint'), true, []],
+    [
+      'a Gateway the control plane rejects (an address it cannot take) is not waited for',
+      NS + gw('waypoint', '  addresses:\n    - {type: Hostname, value: x.example}\n'),
+      false,
+      [],
+    ],
+  ])('%s', (_what, text, made, pending) => {
+    const m = load(text);
+    const withMade = made ? withControllerObjects(m, rendered(), OPTS).manifests : m;
+    expect(pendingWaypoints(withMade)).toEqual(pending);
   });
 });

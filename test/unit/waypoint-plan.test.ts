@@ -22,7 +22,7 @@ const gateway = (name = 'waypoint', uid: string | undefined = `uid-${name}`): Re
   name,
   labels: {},
   gatewayClassName: 'ambit-waypoint',
-  listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }],
+  listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE', allowedRoutes: { from: 'Same' } }],
   addresses: [],
   ...(uid === undefined ? {} : { uid }),
 });
