@@ -32,7 +32,9 @@ export { ApiStatusError } from './api-status.js';
 /**
  * Local mode's Kubernetes API server: the subset of the API that the mesh's daemons and kubectl use,
  * answered from the ApiStore (reads and watches) and the ApiWriter (writes go to the manifests folder,
- * the cluster's source of truth, and come back through the store). Errors are `Status` objects.
+ * the cluster's source of truth, or for objects controllers make to the run folder, and come back
+ * through the store). Server-side apply and managedFields: server-side-apply.ts; deletes with a
+ * propagation policy: garbage-collector.ts. Errors are `Status` objects.
  */
 
 export interface WriteRequest {
