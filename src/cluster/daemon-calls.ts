@@ -41,8 +41,10 @@ export const CONTROL_PLANE_CALLS = new KubeCallTable('control plane', [
     resource: resource(k).plural,
     subresource: 'status',
   })),
-  // Server-side apply is a PATCH that creates the object when it is missing (RBAC asks for both), and
-  // deleting a Gateway's objects is a DELETE; `get` reads one back.
+  // Waypoints (src/control-plane/waypoint-applier.ts): each waypoint Gateway's objects are watched
+  // (label selector), applied server-side (a PATCH that creates the object when it is missing: RBAC
+  // asks for both) and deleted when their Gateway is gone; `get` reads one back.
+  ...watchCalls([resource('Deployment')]),
   ...WAYPOINT_OBJECT_KINDS.flatMap((k) =>
     ['create', 'get', 'patch', 'delete'].map((verb) => ({
       verb,

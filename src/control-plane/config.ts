@@ -3,6 +3,9 @@ import { type KubeSettings, kubeSettings } from '../config/kube-settings.js';
 import type { LogLevel } from '../config/log-level.js';
 import { AMBIT_IMAGE } from '../version.js';
 
+/** Where waypoint pods reach the control plane in a cluster: its Service in ambit-system. */
+export const DEFAULT_WAYPOINT_CONTROL_PLANE = 'ambit-control-plane.ambit-system.svc:15012';
+
 export interface ControlPlaneConfig {
   readonly listenHost: string;
   readonly grpcPort: number;
@@ -20,8 +23,17 @@ export interface ControlPlaneConfig {
   readonly certTtlSeconds: number;
   readonly maxCertTtlSeconds: number;
   readonly logLevel: LogLevel;
-  /** The image of the waypoint Deployments this control plane renders (parsed: always set; AMBIT_IMAGE by default). */
-  readonly waypointImage?: string;
+  /** How waypoint Gateways are rendered into the objects the control plane applies. */
+  readonly waypoints: {
+    readonly image: string;
+    /** `host:port` waypoint pods reach the control plane at. */
+    readonly controlPlane: string;
+    /** Local mode: the waypoint's command and environment (pods without images or projected volumes). */
+    readonly container?: {
+      readonly command: readonly string[];
+      readonly env: Readonly<Record<string, string>>;
+    };
+  };
 }
 
 export function parseControlPlaneConfig(
@@ -43,6 +55,9 @@ export function parseControlPlaneConfig(
       'max-cert-ttl': 'string',
       'log-level': 'string',
       'waypoint-image': 'string',
+      'waypoint-control-plane': 'string',
+      'waypoint-command': 'list',
+      'waypoint-env': 'list',
     },
     argv,
     env,
@@ -57,6 +72,15 @@ export function parseControlPlaneConfig(
   if (saNamespace === undefined || saName === undefined || saName === '' || nsa.split('/').length !== 2)
     f.error(`--node-service-account ${nsa}: use <namespace>/<name>`);
   const nodeServiceAccount = { namespace: saNamespace ?? '', name: saName ?? '' };
+  const command = f.list('waypoint-command');
+  const waypointEnv: Record<string, string> = {};
+  for (const e of f.list('waypoint-env')) {
+    const at = e.indexOf('=');
+    if (at <= 0) f.error(`--waypoint-env ${e}: use NAME=value`);
+    else waypointEnv[e.slice(0, at)] = e.slice(at + 1);
+  }
+  if (command.length === 0 && Object.keys(waypointEnv).length > 0)
+    f.error('--waypoint-env needs --waypoint-command (it replaces what the image would set)');
   return f.finish({
     listenHost: f.string('listen', '::'),
     grpcPort: f.port('grpc-port', 15012),
@@ -69,6 +93,10 @@ export function parseControlPlaneConfig(
     certTtlSeconds,
     maxCertTtlSeconds,
     logLevel: f.logLevel(),
-    waypointImage: f.string('waypoint-image', AMBIT_IMAGE, { env: 'AMBIT_WAYPOINT_IMAGE' }),
+    waypoints: {
+      image: f.string('waypoint-image', AMBIT_IMAGE, { env: 'AMBIT_WAYPOINT_IMAGE' }),
+      controlPlane: f.string('waypoint-control-plane', DEFAULT_WAYPOINT_CONTROL_PLANE),
+      ...(command.length === 0 ? {} : { container: { command, env: waypointEnv } }),
+    },
   });
 }

@@ -6,9 +6,11 @@ import { KubeClient } from '../kube/client.js';
 import { kubeTarget } from '../kube/kubeconfig.js';
 import { KubeTokenReviewer } from '../kube/token-review.js';
 import { createRootLogger } from '../telemetry/logger.js';
+import { AMBIT_VERSION } from '../version.js';
 import { startControlPlane } from './app.js';
 import { parseControlPlaneConfig } from './config.js';
 import { StatusWriter } from './status-writer.js';
+import { WaypointApplier } from './waypoint-applier.js';
 
 const controller = new AbortController();
 process.once('SIGTERM', () => controller.abort());
@@ -26,6 +28,12 @@ try {
     systemClock,
     statusWriter,
   );
+  // The waypoint controller: each waypoint Gateway's ServiceAccount, Deployment and Service.
+  new WaypointApplier(
+    client,
+    { ...cfg.waypoints, trustDomain: cfg.trustDomain, version: AMBIT_VERSION },
+    log.child({ component: 'waypoints' }),
+  ).run(controller.signal);
   if (!controller.signal.aborted)
     await new Promise<void>((resolve) => controller.signal.addEventListener('abort', () => resolve()));
   statusWriter.close();

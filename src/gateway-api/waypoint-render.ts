@@ -44,7 +44,7 @@ export interface WaypointRenderOptions {
  * A waypoint Gateway with the metadata that rendering reads beyond the parsed Gateway: its
  * annotations (`ambit.dev/replicas`) and its UID (for `ownerReferences`, so that deleting the
  * Gateway garbage-collects what was rendered for it). Both are optional: without a UID the objects
- * are not owned (local mode has no UIDs).
+ * are not owned (`ambit waypoint render` of a Gateway that is not in a cluster yet).
  */
 export type RenderableGateway = Gateway & { readonly annotations?: Labels; readonly uid?: string };
 
@@ -248,8 +248,17 @@ export function renderWaypoint(gw: RenderableGateway, o: WaypointRenderOptions):
     ...(gw.uid === undefined
       ? {}
       : {
+          // The Gateway controls them (`controller`), and a foreground delete of the Gateway waits
+          // for them (`blockOwnerDeletion`); the garbage collector deletes them after the Gateway.
           ownerReferences: [
-            { apiVersion: `${GATEWAY_GROUP}/v1`, kind: 'Gateway', name: gw.name, uid: gw.uid },
+            {
+              apiVersion: `${GATEWAY_GROUP}/v1`,
+              kind: 'Gateway',
+              name: gw.name,
+              uid: gw.uid,
+              controller: true,
+              blockOwnerDeletion: true,
+            },
           ],
         }),
   };
@@ -410,4 +419,40 @@ function podSpec(gw: Gateway, o: WaypointRenderOptions): JsonObject {
       { name: CA_ROOT_CONFIGMAP, configMap: { name: CA_ROOT_CONFIGMAP } },
     ],
   };
+}
+
+/**
+ * How a waypoint's container is started where pods have no images (local mode): the command that
+ * runs this build's waypoint, and environment values that take the place of the projected volumes
+ * (where the token and the trust bundle are). Values may use `$(POD_NAMESPACE)` and `$(POD_NAME)`.
+ */
+export interface ContainerOverride {
+  readonly command: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+}
+
+/** The objects with the Deployment's containers run as `o` says (the rest untouched). Pure. */
+export function overrideContainers(objects: readonly KubeObject[], o: ContainerOverride): KubeObject[] {
+  return objects.map((obj) => {
+    if (obj.kind !== 'Deployment') return obj;
+    const spec = structuredClone(obj.spec) as {
+      template: {
+        spec: {
+          containers: { env?: { name: string; value?: string }[]; command?: string[]; args?: string[] }[];
+        };
+      };
+    };
+    for (const c of spec.template.spec.containers) {
+      c.command = [...o.command];
+      c.args = [];
+      const env = c.env ?? [];
+      for (const [name, value] of Object.entries(o.env)) {
+        const e = env.find((v) => v.name === name);
+        if (e === undefined) env.push({ name, value });
+        else e.value = value;
+      }
+      c.env = env;
+    }
+    return { ...obj, spec: spec as unknown as JsonValue };
+  });
 }

@@ -9,6 +9,7 @@ import {
   TOKEN_AUDIENCE,
 } from '../gateway-api/waypoint-render.js';
 import { DATAPLANE_MODE, OPT_OUT } from '../mesh/labels.js';
+import { DEFAULT_AGENT_READY_FILE } from '../node/agent-ready.js';
 import { AMBIT_VERSION } from '../version.js';
 import { renderCrds } from './crds.js';
 import { rulesFor } from './rbac.js';
@@ -181,6 +182,7 @@ function controlPlane(v: InstallValues): KubeObject[] {
                 `--node-service-account=${v.namespace}/${NODE}`,
                 `--trust-domain=${v.trustDomain}`,
                 `--waypoint-image=${v.images.waypoint}`,
+                `--waypoint-control-plane=${controlPlaneAddress(v)}`,
                 `--log-level=${v.logLevel}`,
               ],
               ports: [
@@ -364,6 +366,9 @@ function nodeDaemonSet(v: InstallValues): KubeObject {
                 `--ca-bundle=${CA_BUNDLE_DIR}/${CA_ROOT_KEY}`,
                 `--token-file=${TOKEN_DIR}/${TOKEN_FILE}`,
                 `--trust-domain=${v.trustDomain}`,
+                // Ready (15021) only once the agent beside it has claimed readiness: links attached and
+                // the first cluster view reconciled (src/node/agent-ready.ts).
+                `--agent-ready-file=${DEFAULT_AGENT_READY_FILE}`,
                 `--log-level=${v.logLevel}`,
               ],
               env: [...NODE_ENV, { name: 'NODE_OPTIONS', value: '--max-semi-space-size=8' }],
@@ -385,6 +390,7 @@ function nodeDaemonSet(v: InstallValues): KubeObject {
                 { name: 'bpffs', mountPath: BPF_FS, mountPropagation: 'HostToContainer', readOnly: true },
                 { name: 'ambit-token', mountPath: TOKEN_DIR, readOnly: true },
                 { name: CA_ROOT_CONFIGMAP, mountPath: CA_BUNDLE_DIR, readOnly: true },
+                { name: 'run', mountPath: RUN_DIR, readOnly: true },
               ],
             },
           ],

@@ -96,3 +96,15 @@ export function watchCalls(
     ['list', 'watch'].map((verb) => ({ verb, group: r.group, resource: r.plural })),
   );
 }
+
+/**
+ * The resources (`deployments.apps`, `services`) a daemon's table writes (patch of the object itself,
+ * not a subresource), as local mode's API grants a daemon principal its writes.
+ */
+export function writtenResources(table: KubeCallTable): string[] {
+  const out = new Set<string>();
+  for (const c of table.calls)
+    if (c.verb === 'patch' && c.subresource === undefined)
+      out.add(c.group === '' ? c.resource : `${c.resource}.${c.group}`);
+  return [...out].sort();
+}

@@ -2,14 +2,16 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, realpathSync, renameSync, watch, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CONTROL_PLANE_CALLS } from '../cluster/daemon-calls.js';
 import { TRUST_BUNDLE } from '../identity/ca.js';
 import { issueServiceAccountToken, reviewServiceAccountToken } from '../identity/service-account-token.js';
+import { writtenResources } from '../kube/api-calls.js';
 import { ensureBpffs } from '../os/bpffs.js';
 import { createCgroup } from '../os/cgroup.js';
 import { createRootLogger } from '../telemetry/logger.js';
-import { AMBIT_IMAGE, AMBIT_VERSION } from '../version.js';
 import { LocalCluster, manifestDisplayBase, type NodeComponent, TOKEN_REFRESH_MS } from './cluster.js';
 import type { LocalDaemonConfig } from './config.js';
+import { controllerObjectProblems } from './controller-manifests.js';
 import { LocalKubeApi } from './kube-api/local-api.js';
 import { ManifestWriter } from './kube-api/manifest-writer.js';
 import {
@@ -118,8 +120,12 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
       reviewServiceAccountToken(saKey.key, token, audiences, Math.floor(Date.now() / 1000)),
   });
   await api.start();
-  // The control plane is the controller of the waypoint Gateways and the routes: it writes their status.
-  const controlPlaneKubeconfig = api.daemonKubeconfig('control-plane', { writesStatus: true });
+  // The control plane is the controller of the waypoint Gateways and the routes: it writes their
+  // status, and applies each waypoint's objects (what its ClusterRole allows in a cluster).
+  const controlPlaneKubeconfig = api.daemonKubeconfig('control-plane', {
+    writesStatus: true,
+    writes: writtenResources(CONTROL_PLANE_CALLS),
+  });
   const agentKubeconfig = new Map(nodes.map((n) => [n.name, api.daemonKubeconfig(`node-agent-${n.name}`)]));
   const controlPlane = `${FABRIC_V4}:15012`;
   const components: NodeComponent[] = [
@@ -137,6 +143,20 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
         '--kubeconfig',
         controlPlaneKubeconfig,
         ...(cfg.certTtl === undefined ? [] : ['--cert-ttl', cfg.certTtl]),
+        // Waypoint pods reach it on the fabric; they run this build with Node (pods have no images)
+        // and read their token and trust bundle where the local kubelet puts them.
+        '--waypoint-control-plane',
+        controlPlane,
+        '--waypoint-command',
+        process.execPath,
+        '--waypoint-command',
+        join(here, '..', 'l7-waypoint', 'main.js'),
+        '--waypoint-env',
+        `AMBIT_TOKEN_FILE=${join(paths.dir, 'pods', '$(POD_NAMESPACE)', '$(POD_NAME)', 'token')}`,
+        '--waypoint-env',
+        `AMBIT_CA_BUNDLE=${join(caDir, TRUST_BUNDLE)}`,
+        '--waypoint-env',
+        `AMBIT_LOG_LEVEL=${cfg.logLevel}`,
         '--log-level',
         cfg.logLevel,
       ],
@@ -210,18 +230,9 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
       // The installation (dist/ and node_modules/, where Node itself is) and the Node binary.
       keep: [realpathSync(join(here, '..', '..')), dirname(realpathSync(process.execPath))],
       cniSocket,
-      publishApi: (objects) => api.store.replaceAll(objects),
+      publishApi: (objects, controllerObjects) => api.publish(objects, controllerObjects),
       onFabric: () => api.listenInNetns(fabricNetns(cfg.cluster), join(here, 'netns-listen-main.js')),
-      waypoints: {
-        image: AMBIT_IMAGE,
-        version: AMBIT_VERSION,
-        trustDomain: 'cluster.local',
-        controlPlane,
-        command: [process.execPath, join(here, '..', 'l7-waypoint', 'main.js')],
-        tokenFile: join(paths.dir, 'pods', '$(POD_NAMESPACE)', '$(POD_NAME)', 'token'),
-        caBundle: join(caDir, TRUST_BUNDLE),
-        logLevel: cfg.logLevel,
-      },
+      controllerObjects: () => api.controllerObjects.all(),
       serviceAccountToken: (claims) =>
         issueServiceAccountToken(saKey.key, claims, TOKEN_TTL_SECONDS, Math.floor(Date.now() / 1000)),
     },
@@ -247,6 +258,10 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
         return undefined;
       },
     }),
+    {
+      validate: (object) => controllerObjectProblems(object, cluster.parseOptions()),
+      reload: () => cluster.requestReload(),
+    },
   );
 
   let shuttingDown = false;

@@ -9,6 +9,7 @@ import { type Manifests, objectKey } from '../manifests/model.js';
 import { createCgroup } from '../os/cgroup.js';
 import type { Logger } from '../telemetry/logger.js';
 import { apiObjects } from './api-objects.js';
+import { pendingWaypoints, withControllerObjects } from './controller-manifests.js';
 import { DaemonSupervisor, type NodeComponent } from './daemons.js';
 import { type DesiredPod, desiredPods } from './desired-pods.js';
 import {
@@ -28,7 +29,6 @@ import { allocate, pickNode } from './scheduler.js';
 import { VipAllocator } from './service-ipam.js';
 import { buildService, nftServiceRules } from './services.js';
 import { type LocalState, type PodState, type ServiceState, writeState } from './state.js';
-import { type LocalWaypointOptions, withWaypoints } from './waypoints.js';
 
 export type { NodeComponent } from './daemons.js';
 
@@ -51,12 +51,21 @@ export interface ClusterConfig {
    * waypoint pods run (a checkout may live under /tmp).
    */
   readonly keep?: readonly string[];
-  /** Publishes the cluster as Kubernetes objects: local mode's API server (kube-api/) serves them. */
-  readonly publishApi: (objects: readonly Record<string, unknown>[]) => void;
+  /**
+   * Publishes the cluster as Kubernetes objects: local mode's API server (kube-api/) serves them.
+   * `controllerObjects` names (Kind/namespace/name) the objects that came from `controllerObjects()`.
+   */
+  readonly publishApi: (
+    objects: readonly Record<string, unknown>[],
+    controllerObjects: ReadonlySet<string>,
+  ) => void;
   /** Called once the fabric's network namespace exists, before any daemon starts (the API listens there). */
   readonly onFabric?: () => Promise<void>;
-  /** How waypoint Gateways become pods here (without it, Gateways make nothing). */
-  readonly waypoints?: LocalWaypointOptions;
+  /**
+   * The objects controllers made through the API (the control plane's waypoint Deployments, Services
+   * and ServiceAccounts): run like declared ones.
+   */
+  readonly controllerObjects?: () => readonly Record<string, unknown>[];
 }
 
 /** A kubelet refreshes projected tokens well before they expire. */
@@ -76,8 +85,10 @@ export class LocalCluster {
   private services: ServiceState[] = [];
   /** What the manifests declare (what a reload merges into). */
   private declared: Manifests | undefined;
-  /** What runs: the declared objects and the rendered waypoints. */
+  /** What runs: the declared objects and those controllers made through the API. */
   private manifests: Manifests | undefined;
+  /** The objects of `manifests` that controllers made (objectKey). */
+  private controllerKeys: ReadonlySet<string> = new Set();
   private issues: readonly ConfigIssue[] = [];
   private readonly probers: NodeProbers;
   private readonly daemons: DaemonSupervisor;
@@ -211,16 +222,14 @@ export class LocalCluster {
     }
     const effective = toManifests(mergeReload(this.declared, loaded.manifests, loaded.issues));
     this.declared = effective;
-    const w =
-      this.cfg.waypoints === undefined
-        ? { manifests: effective, issues: [] }
-        : withWaypoints(effective, this.cfg.waypoints);
+    const w = withControllerObjects(effective, this.cfg.controllerObjects?.() ?? [], this.parseOptions());
     for (const issue of w.issues) {
       this.log[issue.severity === 'error' ? 'error' : 'warn'](
         { file: issue.file, line: issue.line, path: issue.path, object: issue.object },
-        `waypoint: ${formatIssue(issue)}`,
+        `controller object: ${formatIssue(issue)}`,
       );
     }
+    this.controllerKeys = w.inEffect;
     this.manifests = w.manifests;
     this.issues = [...loaded.issues, ...w.issues];
     this.generation++;
@@ -354,12 +363,14 @@ export class LocalCluster {
         deployments: m?.deployments ?? [],
         serviceAccounts: m?.serviceAccounts ?? [],
       }),
+      this.controllerKeys,
     );
     if (
       this.phase === 'running' &&
       !this.readyAnnounced &&
       pods.every((p) => p.ready || p.phase === 'Succeeded') &&
-      this.daemons.allReady
+      this.daemons.allReady &&
+      (m === undefined || pendingWaypoints(m).length === 0)
     ) {
       this.readyAnnounced = true;
       this.log.info({ pods: pods.length }, `all ${pods.length} pods are ready`);

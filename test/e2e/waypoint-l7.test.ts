@@ -1,4 +1,4 @@
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { LocalState } from '../../src/local/state.js';
@@ -332,6 +332,22 @@ function accessLog(): Record<string, unknown>[] {
 function bounds(n: number, p: number): [number, number] {
   const sd = Math.sqrt(n * p * (1 - p));
   return [n * p - 3.29 * sd, n * p + 3.29 * sd];
+}
+
+/** What the waypoint test reads of an API object (or a list of them) with kubectl. */
+interface ApiObject {
+  readonly kind: string;
+  readonly metadata: {
+    readonly name: string;
+    readonly uid: string;
+    readonly ownerReferences?: unknown[];
+    readonly managedFields: { readonly manager: string; readonly operation: string }[];
+  };
+  readonly spec: {
+    readonly replicas?: number;
+    readonly template: { readonly spec: { readonly containers: { readonly env?: unknown[] }[] } };
+  };
+  readonly items: ApiObject[];
 }
 
 describe('L7 through a waypoint (local mode, real clients)', () => {
@@ -807,6 +823,97 @@ spec:
       async () => {
         const r = await ambit(['waypoint', 'list', '--name', CLUSTER, '-A', '-o', 'json']);
         return !(JSON.parse(r.stdout) as { namespace: string }[]).some((g) => g.namespace === 'consumer');
+      },
+      60_000,
+    );
+  });
+
+  test("the waypoint's objects are the control plane's: owned by the Gateway, re-applied when edited, gone with the Gateway", async () => {
+    const kubectl = (...args: string[]) =>
+      runCmd('kubectl', ['--kubeconfig', `/run/ambit/${CLUSTER}/kube/admin.kubeconfig`, ...args], {
+        timeoutMs: 30_000,
+      });
+    const json = async (...args: string[]) => {
+      const r = await kubectl('get', ...args, '-o', 'json', '--show-managed-fields');
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as ApiObject;
+    };
+    const gw = await json('gateway', 'waypoint', '-n', NS);
+    const objects = await json(
+      'deploy,svc,sa',
+      '-n',
+      NS,
+      '-l',
+      'gateway.networking.k8s.io/gateway-name=waypoint',
+    );
+    expect(objects.items.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual([
+      'Deployment/waypoint',
+      'Service/waypoint',
+      'ServiceAccount/waypoint',
+    ]);
+    for (const o of objects.items) {
+      expect(o.metadata.ownerReferences, o.kind).toEqual([
+        {
+          apiVersion: 'gateway.networking.k8s.io/v1',
+          kind: 'Gateway',
+          name: 'waypoint',
+          uid: gw.metadata.uid,
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ]);
+      expect(
+        o.metadata.managedFields.map((m) => `${m.manager}/${m.operation}`),
+        o.kind,
+      ).toEqual(['ambit-control-plane/Apply']);
+    }
+    // None of it was written into the user's manifests.
+    for (const f of readdirSync(manifests))
+      expect(readFileSync(join(manifests, f), 'utf8'), f).not.toMatch(/ownerReferences|ambit-control-plane/);
+
+    // A hand edit: replicas (the control plane's field) is reverted; an added env var (not its) stays.
+    expect((await kubectl('scale', 'deployment/waypoint', '-n', NS, '--replicas', '2')).code).toBe(0);
+    expect((await kubectl('set', 'env', 'deployment/waypoint', '-n', NS, 'EXTRA=kept')).code).toBe(0);
+    const edited = await waitFor(
+      'the replicas to be re-applied',
+      async () => {
+        const d = await json('deployment', 'waypoint', '-n', NS);
+        return d.spec.replicas === 1 && d;
+      },
+      30_000,
+    );
+    expect(edited.spec.template.spec.containers[0]?.env).toContainEqual({ name: 'EXTRA', value: 'kept' });
+    // The pod runs what the API says: one waypoint pod, started with the extra variable.
+    const pods = await waitFor(
+      'one waypoint pod with EXTRA',
+      async () => {
+        const p = (await status(CLUSTER)).pods.filter(
+          (x) => x.namespace === NS && x.name.startsWith('waypoint-'),
+        );
+        if (p.length !== 1 || !p[0]!.ready) return false;
+        const environ = readFileSync(`/proc/${p[0]!.containers[0]!.pid}/environ`, 'utf8');
+        return environ.split('\0').includes('EXTRA=kept') && p;
+      },
+      90_000,
+    );
+    expect(pods).toHaveLength(1);
+
+    // Deleting the Gateway removes its objects, and the waypoint pods stop.
+    expect((await kubectl('delete', 'gateway', 'waypoint', '-n', NS)).code).toBe(0);
+    await waitFor(
+      'the waypoint objects and pods to be gone',
+      async () => {
+        const left = await json(
+          'deploy,svc,sa',
+          '-n',
+          NS,
+          '-l',
+          'gateway.networking.k8s.io/gateway-name=waypoint',
+        );
+        const running = (await status(CLUSTER)).pods.filter(
+          (x) => x.namespace === NS && x.name.startsWith('waypoint-'),
+        );
+        return left.items.length === 0 && running.length === 0;
       },
       60_000,
     );

@@ -259,6 +259,7 @@ describe('the waypoint, in-process, with a real control plane, node proxies and 
         certTtlSeconds: 3600,
         maxCertTtlSeconds: 86_400,
         logLevel: 'fatal',
+        waypoints: { image: 'ambit:test', controlPlane: '127.0.0.1:15012' },
       },
       source,
       reviewerFor(key),

@@ -301,7 +301,10 @@ describe("the daemons' flags are exactly what their config parsers read", () => 
       grpcPort: 15012,
       monitoringPort: 15014,
       nodeServiceAccount: { namespace: 'ambit-system', name: 'ambit-node' },
-      waypointImage: DEFAULT_VALUES.images.waypoint,
+      waypoints: {
+        image: DEFAULT_VALUES.images.waypoint,
+        controlPlane: 'ambit-control-plane.ambit-system.svc:15012',
+      },
     });
   });
 

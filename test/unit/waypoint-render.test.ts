@@ -231,7 +231,14 @@ describe('renderWaypoint: what istiod renders for a waypoint, in Ambit names', (
     const uid = 'c0ffee00-0000-4000-8000-000000000001';
     for (const o of renderWaypoint(waypoint({ uid }), OPTIONS).objects)
       expect(o.metadata.ownerReferences).toEqual([
-        { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', name: 'waypoint', uid },
+        {
+          apiVersion: 'gateway.networking.k8s.io/v1',
+          kind: 'Gateway',
+          name: 'waypoint',
+          uid,
+          controller: true,
+          blockOwnerDeletion: true,
+        },
       ]);
   });
 });

@@ -6,10 +6,20 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { createServingCredentials } from '../../identity/x509.js';
+import { resourceOfKind } from '../../kube/api-resources.js';
 import type { TokenReviewStatus } from '../../kube/token-review.js';
 import type { Logger } from '../../telemetry/logger.js';
-import { type ApiPrincipal, type ApiWriter, createApiHandler } from './server.js';
-import { ApiStore } from './store.js';
+import { ApiStatusError } from './api-status.js';
+import {
+  ControllerObjects,
+  ControllerObjectWriter,
+  isControllerObject,
+  stripServerFields,
+} from './controller-objects.js';
+import { collectGarbage, dependentsOf, type PropagationPolicy, withoutOwner } from './garbage-collector.js';
+import type { Json } from './selectors.js';
+import { type ApiPrincipal, type ApiWriter, createApiHandler, type WriteRequest } from './server.js';
+import { ApiStore, keyOf } from './store.js';
 
 /** Where the cluster's daemons reach the API: the fabric address, on the API server's usual port. */
 export const FABRIC_API_PORT = 6443;
@@ -27,6 +37,46 @@ export interface LocalApiOptions {
   readonly reviewToken?: (token: string, audiences: readonly string[]) => Promise<TokenReviewStatus>;
 }
 
+/** How the cluster runs kept objects: what they are checked with, and how it takes them again. */
+export interface ControllerObjectHooks {
+  /** Problems of an object as the cluster would run it; empty when it is valid. */
+  readonly validate: (object: Json) => readonly string[];
+  /** The cluster takes the kept objects again (and runs or stops their pods). */
+  readonly reload: () => Promise<void>;
+}
+
+/** `Kind/namespace/name` (or `Kind/name`), as the cluster names the objects it publishes. */
+function kindKey(o: Json): string {
+  const m = (o.metadata ?? {}) as Json;
+  const ns = String(m.namespace ?? '');
+  return ns === '' ? `${String(o.kind)}/${String(m.name)}` : `${String(o.kind)}/${ns}/${String(m.name)}`;
+}
+
+/**
+ * A kept object as the API serves it: its own metadata and spec, with what the cluster adds (a
+ * Service's cluster IPs, a Deployment's status from its pods).
+ */
+export function servedControllerObject(kept: Json, published: Json): Json {
+  const spec = kept.spec as Json | undefined;
+  const pspec = (published.spec ?? {}) as Json;
+  return {
+    ...stripServerFields(kept),
+    ...(spec === undefined
+      ? {}
+      : {
+          spec:
+            kept.kind === 'Service'
+              ? {
+                  ...spec,
+                  ...(pspec.clusterIP === undefined ? {} : { clusterIP: pspec.clusterIP }),
+                  ...(pspec.clusterIPs === undefined ? {} : { clusterIPs: pspec.clusterIPs }),
+                }
+              : spec,
+        }),
+    ...(published.status === undefined ? {} : { status: published.status }),
+  };
+}
+
 export interface LocalApiPaths {
   /** kubeconfig for the user (kubectl, `ambit local kubeconfig`), over loopback. */
   readonly adminKubeconfig: string;
@@ -41,7 +91,13 @@ export interface LocalApiPaths {
  */
 export class LocalKubeApi implements LocalApiPaths {
   readonly store = new ApiStore();
+  /** Objects controllers made through the API (controller-objects.ts), kept in the run folder. */
+  readonly controllerObjects: ControllerObjects;
   private writer: ApiWriter | undefined;
+  private controllerWriter: ControllerObjectWriter | undefined;
+  private hooks: ControllerObjectHooks | undefined;
+  /** The cluster has published once: owners can be looked up (the collector waits for it). */
+  private published = false;
   private readonly principals = new Map<string, ApiPrincipal>();
   private https: HttpsServer | undefined;
   private readonly listeners: Server[] = [];
@@ -51,14 +107,123 @@ export class LocalKubeApi implements LocalApiPaths {
 
   constructor(private readonly o: LocalApiOptions) {
     this.adminKubeconfig = join(o.dir, 'admin.kubeconfig');
+    mkdirSync(o.dir, { recursive: true, mode: 0o700 });
+    this.controllerObjects = new ControllerObjects(join(o.dir, 'controller-objects.json'));
   }
 
   kubeconfigFor(principal: string): string {
     return join(this.o.dir, `${principal}.kubeconfig`);
   }
 
-  setWriter(w: ApiWriter): void {
+  /** Where writes go: kept objects (and new objects a controller makes) to the kept file, the rest to `w`. */
+  setWriter(w: ApiWriter, hooks: ControllerObjectHooks): void {
     this.writer = w;
+    this.hooks = hooks;
+    this.controllerWriter = new ControllerObjectWriter({
+      objects: this.controllerObjects,
+      validate: hooks.validate,
+      reload: hooks.reload,
+      live: (req) => this.store.get(req.resource, req.namespace, req.name),
+    });
+  }
+
+  /** Picks the writer of a request: see controller-objects.ts for the rule. */
+  private route(req: WriteRequest): Promise<Json | undefined> {
+    const writer = this.writerOrFail();
+    const kept = this.controllerWriter;
+    if (kept === undefined) return writer.write(req);
+    if (this.controllerObjects.has(keyOf(req.resource, req.namespace, req.name))) return kept.write(req);
+    let next: Json | undefined;
+    try {
+      next = req.mutate(undefined);
+    } catch {
+      return writer.write(req); // Not a create: the manifests' writer answers it (404, 409...).
+    }
+    if (!isControllerObject(next)) return writer.write(req);
+    if (this.store.get(req.resource, req.namespace, req.name) !== undefined)
+      return Promise.reject(
+        new ApiStatusError(
+          409,
+          'Conflict',
+          `${req.resource.kind} ${req.namespace === '' ? '' : `${req.namespace}/`}${req.name} is declared in the manifests: a controller cannot take it over (rename one of them)`,
+        ),
+      );
+    return kept.write(req);
+  }
+
+  /**
+   * Serves what the cluster runs (kept objects that are in effect, `controllerKeys`, in their kept
+   * form), then collects garbage: kept objects whose owners are all gone are deleted.
+   */
+  publish(objects: readonly Json[], controllerKeys: ReadonlySet<string> = new Set()): void {
+    const kept = new Map(
+      this.controllerObjects
+        .all()
+        .filter((o) => controllerKeys.has(kindKey(o)))
+        .map((o) => [kindKey(o), o]),
+    );
+    this.store.replaceAll(
+      objects.map((o) => {
+        const k = kept.get(kindKey(o));
+        return k === undefined ? o : servedControllerObject(k, o);
+      }),
+    );
+    this.published = true;
+    this.collectGarbage();
+  }
+
+  /** The UID of the object a reference names now, undefined when there is none. */
+  private ownerUid = (ref: { kind: string; name: string }, namespace: string): string | undefined => {
+    const r = resourceOfKind(ref.kind);
+    // A kind this API does not serve cannot be looked up: its references are taken as held.
+    if (r === undefined) return 'unknown';
+    const o = this.store.get(r, r.namespaced ? namespace : '', ref.name);
+    return ((o?.metadata ?? {}) as Json).uid as string | undefined;
+  };
+
+  private collectGarbage(): void {
+    if (!this.published || this.hooks === undefined) return;
+    const decision = collectGarbage(this.controllerObjects.dependents(), (ref, ns) => {
+      const uid = this.ownerUid(ref, ns);
+      return uid === 'unknown' ? ref.uid : uid;
+    });
+    if (decision.delete.length === 0 && decision.strip.length === 0) return;
+    this.o.log.info(
+      { deleted: decision.delete, stripped: decision.strip.map((s) => s.key) },
+      'garbage collector: removing objects whose owners are gone',
+    );
+    this.controllerObjects.change([
+      ...decision.delete.map((key) => ({ key, object: undefined })),
+      ...decision.strip.map((s) => ({
+        key: s.key,
+        object: withoutOwner(this.controllerObjects.get(s.key)!, s.uids),
+      })),
+    ]);
+    void this.hooks.reload();
+  }
+
+  /** `Orphan`: strips the references to the owner; `Foreground`: deletes its dependents (and theirs) first. */
+  private async cascade(owner: Json, policy: PropagationPolicy, dryRun: boolean): Promise<void> {
+    const uid = String(((owner.metadata ?? {}) as Json).uid ?? '');
+    const all = this.controllerObjects.dependents();
+    const direct = dependentsOf(uid, all);
+    if (direct.length === 0 || dryRun || this.hooks === undefined) return;
+    if (policy === 'Orphan') {
+      this.controllerObjects.change(
+        direct.map((d) => ({ key: d.key, object: withoutOwner(this.controllerObjects.get(d.key)!, [uid]) })),
+      );
+    } else {
+      const doomed = new Set<string>();
+      const uidOf = (key: string): string =>
+        String(((this.controllerObjects.get(key)?.metadata ?? {}) as Json).uid ?? '');
+      let frontier = direct;
+      while (frontier.length > 0) {
+        for (const d of frontier) doomed.add(d.key);
+        frontier = frontier.flatMap((d) => dependentsOf(uidOf(d.key), all)).filter((d) => !doomed.has(d.key));
+      }
+      this.controllerObjects.change([...doomed].map((key) => ({ key, object: undefined })));
+    }
+    await this.hooks.reload();
   }
 
   /** Creates the certificates, starts the loopback listener and writes the user's kubeconfig. */
@@ -81,7 +246,8 @@ export class LocalKubeApi implements LocalApiPaths {
     // The writer arrives after the cluster exists; the handler asks for it on each write.
     const handler = createApiHandler({
       store: this.store,
-      writer: { write: (req) => this.writerOrFail().write(req) },
+      writer: { write: (req) => this.route(req) },
+      cascade: (owner, policy, dryRun) => this.cascade(owner, policy, dryRun),
       authenticate: (token) => (token === undefined ? undefined : this.principals.get(token)),
       ...(this.o.reviewToken === undefined ? {} : { reviewToken: this.o.reviewToken }),
       ...(this.o.containerLog === undefined ? {} : { containerLog: this.o.containerLog }),
@@ -110,20 +276,30 @@ export class LocalKubeApi implements LocalApiPaths {
   }
 
   /** A bearer token for a principal; written to tokens/<name>. */
-  principal(name: string, groups: readonly string[], canWrite: boolean, canWriteStatus = false): string {
+  principal(
+    name: string,
+    groups: readonly string[],
+    canWrite: boolean,
+    canWriteStatus = false,
+    writes: readonly string[] = [],
+  ): string {
     const token = randomBytes(32).toString('base64url');
-    this.principals.set(token, { user: name, groups, canWrite, canWriteStatus });
+    this.principals.set(token, { user: name, groups, canWrite, canWriteStatus, writes });
     writeFileSync(join(this.o.dir, 'tokens', name), `${token}\n`, { mode: 0o600 });
     return token;
   }
 
   /** A daemon's kubeconfig: the fabric address, its token file, the API's CA. */
-  daemonKubeconfig(name: string, opts: { readonly writesStatus?: boolean } = {}): string {
+  daemonKubeconfig(
+    name: string,
+    opts: { readonly writesStatus?: boolean; readonly writes?: readonly string[] } = {},
+  ): string {
     this.principal(
       name,
       ['system:serviceaccounts', 'system:serviceaccounts:ambit-system'],
       false,
       opts.writesStatus === true,
+      opts.writes ?? [],
     );
     const file = this.kubeconfigFor(name);
     this.writeKubeconfig(file, `https://${this.o.fabricAddress}:${FABRIC_API_PORT}`, {

@@ -11,7 +11,8 @@ import type { ApiWriter, WriteRequest } from './server.js';
 import type { ApiStore } from './store.js';
 
 /**
- * Writes through local mode's API go into the manifests folder, the cluster's one source of truth:
+ * Writes through local mode's API go into the manifests folder, the cluster's one source of truth (except
+ * objects controllers make, kept in the run folder: controller-objects.ts):
  * an object declared in a file is changed in that file (the other documents stay as they are), a new
  * one gets a file of its own (`<kind>-<namespace>-<name>.yaml`), a deleted one leaves its file. The
  * folder is validated with the change before anything is written, so an invalid object is refused

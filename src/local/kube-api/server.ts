@@ -1,9 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import YAML from 'yaml';
 import { API_RESOURCES, type ApiResource, apiVersionOf } from '../../kube/api-resources.js';
 import type { TokenReviewStatus } from '../../kube/token-review.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { ApiStatusError, metaOf, notFound, status, wantsTable } from './api-status.js';
 import { discovery, groupsOf } from './discovery.js';
+import { type PropagationPolicy, propagationPolicy } from './garbage-collector.js';
 import { openApiDocuments } from './openapi.js';
 import { applyPatch, PatchError } from './patch.js';
 import { servePodLog } from './pod-log.js';
@@ -14,6 +16,13 @@ import {
   type Selector,
   SelectorError,
 } from './selectors.js';
+import {
+  ApplyConflictError,
+  defaultManager,
+  type ManagedFieldsEntry,
+  recordUpdate,
+  serverSideApply,
+} from './server-side-apply.js';
 import type { ApiStore } from './store.js';
 import { toTable } from './tables.js';
 import { serveWatch } from './watch.js';
@@ -23,7 +32,9 @@ export { ApiStatusError } from './api-status.js';
 /**
  * Local mode's Kubernetes API server: the subset of the API that the mesh's daemons and kubectl use,
  * answered from the ApiStore (reads and watches) and the ApiWriter (writes go to the manifests folder,
- * the cluster's source of truth, and come back through the store). Errors are `Status` objects.
+ * the cluster's source of truth, or for objects controllers make to the run folder, and come back
+ * through the store). Server-side apply and managedFields: server-side-apply.ts; deletes with a
+ * propagation policy: garbage-collector.ts. Errors are `Status` objects.
  */
 
 export interface WriteRequest {
@@ -46,6 +57,8 @@ export interface ApiPrincipal {
   readonly user: string;
   readonly groups: readonly string[];
   readonly canWrite: boolean;
+  /** Resources (`deployments.apps`, `services`) it may write although `canWrite` is false (its RBAC). */
+  readonly writes?: readonly string[];
   /** May write the `status` of Gateway API objects (the control plane, as their controller). */
   readonly canWriteStatus?: boolean;
 }
@@ -61,6 +74,21 @@ export interface ApiServerDeps {
   readonly bookmarkMs?: number;
   /** Where a container's output is (`kubectl logs`), when the cluster keeps it. */
   readonly containerLog?: (namespace: string, pod: string, container: string) => string;
+  /**
+   * Before an object is deleted with `Orphan` or `Foreground` propagation: strips the references to
+   * it from its dependents, or deletes them (the garbage collector's part of a delete).
+   */
+  readonly cascade?: (owner: Json, policy: PropagationPolicy, dryRun: boolean) => Promise<void>;
+  /** The time managedFields are stamped with. */
+  readonly now?: () => string;
+}
+
+/** The content types of a server-side apply (kubectl sends YAML's; JSON is YAML too). */
+const APPLY_TYPES = new Set(['application/apply-patch+yaml', 'application/apply-patch+json']);
+
+/** `deployments.apps`, `services`: how RBAC names a resource. */
+export function rbacResource(r: ApiResource): string {
+  return r.group === '' ? r.plural : `${r.plural}.${r.group}`;
 }
 
 interface Target {
@@ -102,7 +130,7 @@ export function parseResourcePath(path: string): Target | 'tokenreviews' | undef
   };
 }
 
-function readBody(req: IncomingMessage, limit = 3 * 1024 * 1024): Promise<unknown> {
+function readBody(req: IncomingMessage, limit = 3 * 1024 * 1024, yaml = false): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -120,10 +148,14 @@ function readBody(req: IncomingMessage, limit = 3 * 1024 * 1024): Promise<unknow
     req.once('end', () => {
       const text = Buffer.concat(chunks).toString('utf8');
       try {
-        resolve(text === '' ? undefined : JSON.parse(text));
+        resolve(text === '' ? undefined : yaml ? YAML.parse(text) : JSON.parse(text));
       } catch (err) {
         reject(
-          new ApiStatusError(400, 'BadRequest', `the request body is not JSON: ${(err as Error).message}`),
+          new ApiStatusError(
+            400,
+            'BadRequest',
+            `the request body is not ${yaml ? 'YAML' : 'JSON'}: ${(err as Error).message}`,
+          ),
         );
       }
     });
@@ -292,28 +324,42 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
     send(res, 200, d.store.setStatus(t.resource, ns, t.name, nextStatus));
   };
 
+  const now = d.now ?? (() => new Date().toISOString().replace(/\.\d+Z$/, 'Z'));
+
+  /** Records who changed which fields (managedFields) once a write has landed. */
+  const own = (t: Target & { name: string }, entries: readonly ManagedFieldsEntry[]): void =>
+    d.store.setManagedFields(t.resource, t.namespace ?? '', t.name, entries as unknown as Json[]);
+  const managedOf = (t: Target, name: string): ManagedFieldsEntry[] =>
+    d.store.managedFields(t.resource, t.namespace ?? '', name) as unknown as ManagedFieldsEntry[];
+
   const write = async (
     req: IncomingMessage,
     res: ServerResponse,
     t: Target,
     who: ApiPrincipal,
-    dryRun: boolean,
+    q: URLSearchParams,
   ): Promise<void> => {
+    const dryRun = q.get('dryRun') === 'All';
     if (
       t.subresource === 'status' &&
       t.name !== undefined &&
       (req.method === 'PATCH' || req.method === 'PUT')
     )
       return writeStatus(req, res, t as Target & { name: string }, who, dryRun);
-    if (d.writer === undefined || !who.canWrite || !t.resource.verbs.includes('create'))
+    const allowed = who.canWrite || (who.writes ?? []).includes(rbacResource(t.resource));
+    if (d.writer === undefined || !allowed || !t.resource.verbs.includes('create'))
       throw new ApiStatusError(
         403,
         'Forbidden',
-        `${t.resource.plural}${t.resource.group === '' ? '' : `.${t.resource.group}`} is forbidden: User "${who.user}" cannot ${req.method?.toLowerCase()} it${t.resource.verbs.includes('create') ? '' : ' (local mode maintains these objects itself)'}`,
+        `${rbacResource(t.resource)} is forbidden: User "${who.user}" cannot ${req.method?.toLowerCase()} it${t.resource.verbs.includes('create') ? '' : ' (local mode maintains these objects itself)'}`,
       );
-    const body = req.method === 'DELETE' ? undefined : await readBody(req);
+    const contentType = (req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim();
+    const applying = req.method === 'PATCH' && APPLY_TYPES.has(contentType);
+    const body = await readBody(req, undefined, applying);
     const method = req.method ?? '';
     const ns = t.namespace ?? '';
+    const apiVersion = apiVersionOf(t.resource);
+    const manager = q.get('fieldManager') ?? defaultManager(req.headers['user-agent']);
     if (method === 'POST') {
       if (t.name !== undefined)
         throw new ApiStatusError(405, 'MethodNotAllowed', 'POST goes to the collection');
@@ -334,6 +380,7 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
           'BadRequest',
           `the namespace of the object (${String(given)}) does not match the namespace of the request (${ns})`,
         );
+      let made: Json | undefined;
       const stored = await d.writer.write({
         dryRun,
         verb: 'create',
@@ -346,16 +393,39 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
               name,
               kind: t.resource.plural,
             });
-          return withNamespace(obj, t.resource.namespaced ? ns : undefined);
+          made = withNamespace(obj, t.resource.namespaced ? ns : undefined);
+          return made;
         },
       });
-      send(res, 201, stored);
+      if (!dryRun && made !== undefined)
+        own(
+          { ...t, name },
+          recordUpdate({ before: undefined, after: made, managed: [], manager, apiVersion, now: now() }),
+        );
+      send(res, 201, dryRun ? stored : d.store.get(t.resource, ns, name));
       return;
     }
     const name = t.name;
     if (name === undefined)
       throw new ApiStatusError(405, 'MethodNotAllowed', `${method} needs an object name`);
     if (method === 'DELETE') {
+      const policy = propagationPolicy(body, q);
+      if (typeof policy === 'object')
+        throw new ApiStatusError(
+          400,
+          'BadRequest',
+          `propagationPolicy ${policy.invalid} is not Background, Foreground or Orphan`,
+        );
+      const live = d.store.get(t.resource, ns, name);
+      if (live === undefined) throw notFound(t.resource, name);
+      const pre = ((body as Json | undefined)?.preconditions ?? {}) as Json;
+      if (typeof pre.uid === 'string' && pre.uid !== metaOf(live).uid)
+        throw new ApiStatusError(
+          409,
+          'Conflict',
+          `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${String(metaOf(live).uid)}`,
+        );
+      if (policy !== 'Background') await d.cascade?.(live, policy, dryRun);
       await d.writer.write({
         dryRun,
         verb: 'delete',
@@ -372,7 +442,7 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
         apiVersion: 'v1',
         metadata: {},
         status: 'Success',
-        details: { name, kind: t.resource.plural },
+        details: { name, kind: t.resource.plural, uid: metaOf(live).uid },
       });
       return;
     }
@@ -383,9 +453,12 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
         'MethodNotAllowed',
         `the subresource ${t.subresource} cannot be written in local mode`,
       );
-    const contentType = req.headers['content-type'] ?? 'application/json';
+    if (applying) return apply(req, res, { ...t, name }, body, manager, q);
+    let before: Json | undefined;
+    let after: Json | undefined;
     const mutate = (cur: Json | undefined): Json => {
       if (cur === undefined) throw notFound(t.resource, name);
+      before = cur;
       if (scale) {
         const current = scaleOf(cur);
         const next = method === 'PATCH' ? applyPatch(current, body, contentType) : (body as Json);
@@ -396,7 +469,8 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
             'Invalid',
             `spec.replicas: Invalid value: ${JSON.stringify(replicas)}: must be a whole number, 0 or more`,
           );
-        return { ...cur, spec: { ...((cur.spec ?? {}) as Json), replicas } };
+        after = { ...cur, spec: { ...((cur.spec ?? {}) as Json), replicas } };
+        return after;
       }
       if (method === 'PUT') {
         // Optimistic concurrency: a replace made from an old read does not overwrite a newer change.
@@ -416,7 +490,8 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
           'BadRequest',
           `the name of the object (${String(metaOf(next).name)}) does not match the name in the URL (${name})`,
         );
-      return withNamespace(next, t.resource.namespaced ? ns : undefined);
+      after = withNamespace(next, t.resource.namespaced ? ns : undefined);
+      return after;
     };
     const stored = await d.writer.write({
       dryRun,
@@ -426,7 +501,110 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
       name,
       mutate,
     });
-    send(res, 200, scale && stored !== undefined ? scaleOf(stored) : stored);
+    if (!dryRun && after !== undefined)
+      own(
+        { ...t, name },
+        recordUpdate({
+          before,
+          after,
+          managed: managedOf(t, name),
+          manager,
+          apiVersion,
+          now: now(),
+          ...(scale ? { subresource: 'scale' } : {}),
+        }),
+      );
+    const served = dryRun ? stored : d.store.get(t.resource, ns, name);
+    send(res, 200, scale && served !== undefined ? scaleOf(served) : served);
+  };
+
+  /**
+   * Server-side apply (PATCH application/apply-patch+yaml): merges the configuration by field
+   * ownership (server-side-apply.ts), creating the object when it is absent.
+   */
+  const apply = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    t: Target & { name: string },
+    body: unknown,
+    manager: string | undefined,
+    q: URLSearchParams,
+  ): Promise<void> => {
+    const dryRun = q.get('dryRun') === 'All';
+    if (q.get('fieldManager') === null || q.get('fieldManager') === '')
+      throw new ApiStatusError(400, 'BadRequest', 'fieldManager is required for apply requests');
+    const force = q.get('force') === 'true';
+    if (req.headers['content-type'] === undefined || body === undefined || typeof body !== 'object')
+      throw new ApiStatusError(400, 'BadRequest', 'the apply configuration is not an object');
+    const config = body as Json;
+    const apiVersion = apiVersionOf(t.resource);
+    if (config.kind !== t.resource.kind || config.apiVersion !== apiVersion)
+      throw new ApiStatusError(
+        400,
+        'BadRequest',
+        `the apply configuration is ${String(config.apiVersion)} ${String(config.kind)}, not ${apiVersion} ${t.resource.kind}`,
+      );
+    if (metaOf(config).name !== t.name)
+      throw new ApiStatusError(
+        400,
+        'BadRequest',
+        `the name of the object (${String(metaOf(config).name)}) does not match the name in the URL (${t.name})`,
+      );
+    const ns = t.namespace ?? '';
+    const given = metaOf(config).namespace;
+    if (t.resource.namespaced && given !== undefined && given !== ns)
+      throw new ApiStatusError(
+        400,
+        'BadRequest',
+        `the namespace of the object (${String(given)}) does not match the namespace of the request (${ns})`,
+      );
+    const existed = d.store.get(t.resource, ns, t.name) !== undefined;
+    let managed: ManagedFieldsEntry[] | undefined;
+    const stamp = now();
+    const stored = await d.writer!.write({
+      dryRun,
+      verb: 'patch',
+      resource: t.resource,
+      namespace: ns,
+      name: t.name,
+      mutate: (cur) => {
+        let r: ReturnType<typeof serverSideApply>;
+        try {
+          r = serverSideApply({
+            live: cur,
+            managed: cur === undefined ? [] : managedOf(t, t.name),
+            manager: manager ?? '',
+            config: withNamespace(config, t.resource.namespaced ? ns : undefined),
+            force,
+            apiVersion,
+            now: stamp,
+          });
+        } catch (err) {
+          if (err instanceof ApplyConflictError)
+            throw new ApiStatusError(409, 'Conflict', err.message, {
+              name: t.name,
+              kind: t.resource.plural,
+              ...(t.resource.group === '' ? {} : { group: t.resource.group }),
+              causes: err.conflicts.map((c) => ({
+                reason: 'FieldManagerConflict',
+                message: `conflict with "${c.manager}"`,
+                field: c.field,
+              })),
+            });
+          throw err;
+        }
+        managed = r.managed;
+        return withNamespace(
+          { ...r.object, apiVersion, kind: t.resource.kind },
+          t.resource.namespaced ? ns : undefined,
+        );
+      },
+    });
+    if (!dryRun && managed !== undefined) own(t, managed);
+    const served = dryRun
+      ? { ...stored, metadata: { ...metaOf(stored), managedFields: managed } }
+      : d.store.get(t.resource, ns, t.name);
+    send(res, existed ? 200 : 201, served);
   };
 
   return (req, res) => {
@@ -461,7 +639,7 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
         throw new ApiStatusError(404, 'NotFound', 'the server could not find the requested resource');
       if (req.method === 'GET') return read(req, res, t, url.searchParams);
       if (req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH' || req.method === 'DELETE')
-        return write(req, res, t, who, url.searchParams.get('dryRun') === 'All');
+        return write(req, res, t, who, url.searchParams);
       throw new ApiStatusError(405, 'MethodNotAllowed', `${req.method} is not supported`);
     })().catch((err: unknown) => {
       const e =

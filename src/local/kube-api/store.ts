@@ -49,6 +49,8 @@ export class ApiStore {
   private readonly subscribers = new Set<(e: StoreEvent) => void>();
   /** Status written through the `status` subresource (a controller's), kept apart from the manifests. */
   private readonly statuses = new Map<string, Json>();
+  /** Who owns which fields (server-side apply's managedFields), kept over the object like its status. */
+  private readonly managed = new Map<string, readonly Json[]>();
 
   constructor(private readonly historySize = 4096) {}
 
@@ -71,6 +73,7 @@ export class ApiStore {
       if (seen.has(key)) continue;
       this.objects.delete(key);
       this.statuses.delete(key);
+      this.managed.delete(key);
       this.emit({
         type: 'DELETED',
         rv: ++this.revision,
@@ -101,9 +104,25 @@ export class ApiStore {
     return this.objects.get(key)?.object;
   }
 
+  /** The managedFields of an object ([] when no write through the API has named a manager). */
+  managedFields(resource: ApiResource, namespace: string, name: string): readonly Json[] {
+    return this.managed.get(keyOf(resource, namespace, name)) ?? [];
+  }
+
+  /** Sets an object's managedFields (after a write through the API); nothing when it does not exist. */
+  setManagedFields(resource: ApiResource, namespace: string, name: string, entries: readonly Json[]): void {
+    const key = keyOf(resource, namespace, name);
+    const s = this.objects.get(key);
+    if (s === undefined) return;
+    if (entries.length === 0) this.managed.delete(key);
+    else this.managed.set(key, entries);
+    this.put(resource, key, s.source);
+  }
+
   private put(resource: ApiResource, key: string, o: Json): void {
     const status = this.statuses.get(key);
-    const input = JSON.stringify(status === undefined ? o : [o, status]);
+    const managed = this.managed.get(key);
+    const input = JSON.stringify([o, status, managed]);
     const old = this.objects.get(key);
     if (old?.input === input) return;
     const meta = metaOf(o);
@@ -121,6 +140,7 @@ export class ApiStore {
           oldMeta?.creationTimestamp ??
           new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
         resourceVersion: String(rv),
+        ...(managed === undefined ? {} : { managedFields: managed }),
       },
     };
     this.objects.set(key, { resource, input, object, source: o });
