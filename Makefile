@@ -15,7 +15,7 @@ BIN := node_modules/.bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 NODE_MAJOR := 24
 
-.PHONY: deps apt-deps npm build bpf ts test test-unit test-unprivileged test-e2e lint format demo clean bench
+.PHONY: deps apt-deps npm build bpf cni ts test test-unit test-unprivileged test-e2e lint format demo clean bench
 
 deps: apt-deps node_modules/.ci-stamp
 	@v=$$($(BIN)/node -p 'process.versions.node' 2>/dev/null); \
@@ -50,9 +50,18 @@ node_modules/.ci-stamp: package.json package-lock.json | npm
 	npm install --no-save --no-audit --no-fund --loglevel=error
 	@touch $@
 
-build: deps bpf ts
+build: deps bpf cni ts
 
 bpf: $(BPF_OBJ)
+
+# The CNI plugin runs on the node itself, where there is no Node.js and perhaps another libc: a static
+# binary. The node agent copies it into the CNI bin dir (its --cni-plugin flag defaults to this path).
+CNI_PLUGIN := build/cni/ambit-cni
+cni: $(CNI_PLUGIN)
+
+$(CNI_PLUGIN): src/node-agent/cni-plugin/ambit-cni.c
+	@mkdir -p $(dir $@)
+	clang -static -Os -Wall -Wextra -Werror -o $@ $<
 
 bpf/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h)
 	clang -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_x86 -I/usr/include/x86_64-linux-gnu -c $< -o $@
@@ -107,4 +116,4 @@ bench: build
 	bash bench/run.sh
 
 clean:
-	rm -rf dist $(BPF_OBJ)
+	rm -rf dist $(BPF_OBJ) build
