@@ -39,6 +39,10 @@ export const ErrorCode = {
   POLICY_DENIED: 'AMBIT_ERR_POLICY_DENIED',
   /** The Kubernetes API server refused a request or could not be reached. */
   KUBE_API: 'AMBIT_ERR_KUBE_API',
+  /** A node's CNI network config (conflist) cannot be read or edited. */
+  CNI_CONFIG: 'AMBIT_ERR_CNI_CONFIG',
+  /** A CNI plugin call (ADD, DEL) failed; the pod's sandbox is not made. */
+  CNI_PLUGIN: 'AMBIT_ERR_CNI_PLUGIN',
   /** A timeout expired. */
   TIMEOUT: 'AMBIT_ERR_TIMEOUT',
   /** Something that must not happen; a bug in Ambit. */

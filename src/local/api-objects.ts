@@ -81,7 +81,20 @@ export function podObject(p: PodState, hostIP?: string): Json {
       podIP: p.ip4,
       podIPs: [{ ip: p.ip4 }, { ip: p.ip6 }],
       ...(hostIP === undefined ? {} : { hostIP, hostIPs: [{ ip: hostIP }] }),
-      conditions: [{ type: 'Ready', status: p.ready ? 'True' : 'False' }],
+      conditions: [
+        // As the kubelet reports a sandbox whose network failed (its event says FailedCreatePodSandBox).
+        ...(p.message === undefined
+          ? []
+          : [
+              {
+                type: 'PodReadyToStartContainers',
+                status: 'False',
+                reason: 'FailedCreatePodSandBox',
+                message: p.message,
+              },
+            ]),
+        { type: 'Ready', status: p.ready ? 'True' : 'False' },
+      ],
       containerStatuses: p.containers.map((c) => ({
         name: c.name,
         ready: c.ready,

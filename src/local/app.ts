@@ -10,6 +10,7 @@ import { ensureBpffs } from '../os/bpffs.js';
 import { createCgroup } from '../os/cgroup.js';
 import { createRootLogger } from '../telemetry/logger.js';
 import { LocalCluster, manifestDisplayBase, type NodeComponent, TOKEN_REFRESH_MS } from './cluster.js';
+import { type NodeCni, nodeCni } from './cni-runtime.js';
 import type { LocalDaemonConfig } from './config.js';
 import { controllerObjectProblems } from './controller-manifests.js';
 import { LocalKubeApi } from './kube-api/local-api.js';
@@ -93,7 +94,7 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
   const bpfDir = clusterBpfDir(cfg.bpfRoot, cfg.cluster);
   const agentMain = join(here, '..', 'node-agent', 'main.js');
   const proxyMain = join(here, '..', 'node-proxy', 'main.js');
-  const cniSocket = (node: NodeLayout): string => join(paths.nodeDir(node.name), 'agent.sock');
+  const cni = (node: NodeLayout): NodeCni => nodeCni(paths.nodeDir(node.name));
   // The node agent's readiness claim, which the node proxy's readiness requires (src/node/agent-ready.ts).
   const agentReadyFile = (node: NodeLayout): string => join(paths.nodeDir(node.name), 'agent-ready.json');
   // Node credentials: what projected ServiceAccount tokens are for node agents in a cluster.
@@ -128,6 +129,15 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
   });
   const agentKubeconfig = new Map(nodes.map((n) => [n.name, api.daemonKubeconfig(`node-agent-${n.name}`)]));
   const controlPlane = `${FABRIC_V4}:15012`;
+  // The node's CNI folders, as the DaemonSet mounts /opt/cni/bin, /etc/cni/net.d and /var/run/ambit.
+  const agentCniFlags = (node: NodeLayout): string[] => [
+    '--cni-socket',
+    cni(node).socket,
+    '--cni-bin-dir',
+    cni(node).binDir,
+    '--cni-conf-dir',
+    cni(node).confDir,
+  ];
   const components: NodeComponent[] = [
     {
       name: 'control-plane',
@@ -163,6 +173,17 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
     },
     {
       name: 'node-agent',
+      // The node cleanup `ambit uninstall` runs: pins, links, nftables, the conflist entry, the plugin.
+      uninstall: (node) => [
+        process.execPath,
+        agentMain,
+        '--uninstall',
+        '--bpf-dir',
+        join(bpfDir, node.name),
+        ...agentCniFlags(node),
+        '--log-level',
+        cfg.logLevel,
+      ],
       argv: (node) => [
         process.execPath,
         agentMain,
@@ -181,8 +202,7 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
         node.proxy6,
         '--kubeconfig',
         agentKubeconfig.get(node.name) ?? '',
-        '--cni-socket',
-        cniSocket(node),
+        ...agentCniFlags(node),
         '--status-file',
         join(paths.nodeDir(node.name), 'enrollment.json'),
         '--ready-file',
@@ -229,7 +249,7 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
       proberScript: join(here, 'prober-main.js'),
       // The installation (dist/ and node_modules/, where Node itself is) and the Node binary.
       keep: [realpathSync(join(here, '..', '..')), dirname(realpathSync(process.execPath))],
-      cniSocket,
+      cni,
       publishApi: (objects, controllerObjects) => api.publish(objects, controllerObjects),
       onFabric: () => api.listenInNetns(fabricNetns(cfg.cluster), join(here, 'netns-listen-main.js')),
       controllerObjects: () => api.controllerObjects.all(),
@@ -275,6 +295,8 @@ export async function runLocalDaemon(cfg: LocalDaemonConfig): Promise<void> {
     } catch (err) {
       log.error({ err }, 'stopping pods failed; removing them by force');
     }
+    // The daemons stopped with SIGTERM, which never uninstalls: the explicit node cleanup comes now.
+    await cluster.uninstallNodes().catch((err: unknown) => log.error({ err }, 'node cleanup failed'));
     // Leave the cluster cgroup first: teardown kills everything still in it.
     writeFileSync(join(cfg.cgroupRoot, 'cgroup.procs'), String(process.pid));
     try {

@@ -10,6 +10,7 @@ import { createCgroup } from '../os/cgroup.js';
 import type { Logger } from '../telemetry/logger.js';
 import { apiObjects } from './api-objects.js';
 import { pendingWaypoints, withControllerObjects } from './controller-manifests.js';
+import { type NodeCni, writeNodeCni } from './cni-runtime.js';
 import { DaemonSupervisor, type NodeComponent } from './daemons.js';
 import { type DesiredPod, desiredPods } from './desired-pods.js';
 import {
@@ -42,8 +43,8 @@ export interface ClusterConfig {
   readonly cgroupDir: string;
   /** Script of the node prober (dist/local/prober-main.js). */
   readonly proberScript: string;
-  /** The node agent's CNI socket, when the cluster runs node agents: pods are enrolled before they start. */
-  readonly cniSocket?: (node: NodeLayout) => string;
+  /** A node's CNI folders, when the cluster runs node agents: pods start through the node's conflist. */
+  readonly cni?: (node: NodeLayout) => NodeCni;
   /** Signs pods' ServiceAccount tokens (as the API server's TokenRequest does). */
   readonly serviceAccountToken?: (claims: ServiceAccountClaims) => Promise<string>;
   /**
@@ -133,7 +134,7 @@ export class LocalCluster {
       log,
       services: () => this.services,
       ...(cfg.keep === undefined ? {} : { keep: cfg.keep }),
-      ...(cfg.cniSocket === undefined ? {} : { cniSocket: cfg.cniSocket }),
+      ...(cfg.cni === undefined ? {} : { cni: cfg.cni }),
       ...(cfg.serviceAccountToken === undefined ? {} : { serviceAccountToken: cfg.serviceAccountToken }),
       onChange: () => this.scheduleSync(),
       onSandboxLost: (pod) =>
@@ -160,6 +161,8 @@ export class LocalCluster {
     for (const node of this.nodes) {
       createCgroup(join(this.cfg.cgroupDir, node.podsCgroup));
       createCgroup(join(this.cfg.cgroupDir, node.systemCgroup));
+      // The primary CNI's config, as its installer writes it on a real node; the node agent adds itself.
+      if (this.cfg.cni !== undefined) writeNodeCni(this.cfg.cni(node), node);
     }
     await createFabric(this.cfg.cluster);
     await this.cfg.onFabric?.();
@@ -283,8 +286,7 @@ export class LocalCluster {
     const pod = new LocalPod(d, node, host, ip4, ip6, this.podHost);
     this.pods.set(pod.key, pod);
     this.step(`starting pod ${pod.key} on ${node.name} (${ip4}, ${ip6})`, { pod: pod.key, node: node.name });
-    const nsLabels = this.manifests?.namespaces.find((n) => n.meta.name === d.namespace)?.meta.labels ?? {};
-    await pod.start(nsLabels);
+    await pod.start();
   }
 
   private async deletePod(pod: LocalPod): Promise<void> {
@@ -376,6 +378,13 @@ export class LocalCluster {
       this.log.info({ pods: pods.length }, `all ${pods.length} pods are ready`);
       this.progress.emit('ready', `all ${pods.length} pods are ready`);
     }
+  }
+
+  /** The explicit node cleanup of every node component (after stop(): a stopped daemon never cleans up). */
+  async uninstallNodes(): Promise<void> {
+    for (const node of this.nodes)
+      for (const comp of this.nodeComponents.filter((c) => c.cluster !== true && c.uninstall !== undefined))
+        await this.daemons.uninstall(node, comp);
   }
 
   /** Stops every pod and node daemon, gracefully, in parallel. */

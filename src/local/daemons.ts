@@ -18,6 +18,8 @@ export interface NodeComponent {
   readonly readiness?: { readonly port: number; readonly path: string; readonly host?: string };
   /** Runs once for the cluster, in the fabric namespace (a control-plane node), instead of once per node. */
   readonly cluster?: boolean;
+  /** The command that removes what the component installed on a node (run once the cluster stops). */
+  uninstall?(node: NodeLayout): string[];
 }
 
 interface Running {
@@ -127,6 +129,39 @@ export class DaemonSupervisor {
       }
       await sleep(200);
     }
+  }
+
+  /** Runs a component's uninstall command in its node's namespace and waits for it (bounded). */
+  async uninstall(node: NodeLayout, comp: NodeComponent): Promise<void> {
+    const argv = comp.uninstall?.(node);
+    if (argv === undefined) return;
+    const [cmd, ...args] = argv;
+    const logFile = join(this.o.nodeDir(node.name), `${comp.name}-uninstall.log`);
+    mkdirSync(this.o.nodeDir(node.name), { recursive: true });
+    const child = spawn(
+      '/bin/sh',
+      [
+        '-c',
+        'log="$0" && exec "$@" >>"$log" 2>&1',
+        logFile,
+        'nsenter',
+        `--net=/run/netns/${node.netns}`,
+        '--',
+        cmd!,
+        ...args,
+      ],
+      { stdio: 'ignore' },
+    );
+    const code = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      child.once('exit', (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+      child.once('error', () => resolve(-1));
+    });
+    if (code === 0) this.o.log.info({ node: node.name, component: comp.name }, 'node cleanup done');
+    else this.o.log.error({ node: node.name, component: comp.name, code, logFile }, 'node cleanup failed');
   }
 
   get allReady(): boolean {

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -7,10 +7,19 @@ import type { Labels, QosClass } from '../config/kube-types.js';
 import type { ServiceAccountClaims } from '../identity/service-account-token.js';
 import type { Container } from '../manifests/model.js';
 import { podQosClass } from '../manifests/pod-qos.js';
-import { backoffDelay, RESTART_BACKOFF, RESTART_RESET_AFTER_MS } from '../net/backoff.js';
+import { type BackoffPolicy, backoffDelay, RESTART_BACKOFF, RESTART_RESET_AFTER_MS } from '../net/backoff.js';
 import { cgroupTree, createCgroup } from '../os/cgroup.js';
 import type { Logger } from '../telemetry/logger.js';
-import { cniAdd } from './cni-client.js';
+import {
+  bridgeResult,
+  type CniPodRef,
+  cniAdd,
+  cniDel,
+  linkMacs,
+  type NodeCni,
+  type NodeNetwork,
+  readNodeNetwork,
+} from './cni-runtime.js';
 import { containerProcess } from './container-env.js';
 import type { DesiredPod } from './desired-pods.js';
 import {
@@ -47,8 +56,8 @@ export interface PodHost {
    * written to the pod's folder as `token` before its containers start.
    */
   readonly serviceAccountToken?: (claims: ServiceAccountClaims) => Promise<string>;
-  /** The node agent's CNI socket of a node, when the cluster runs node agents. */
-  readonly cniSocket?: (node: NodeLayout) => string;
+  /** A node's CNI folders, when the cluster runs node agents: every pod starts through the node's conflist. */
+  readonly cni?: (node: NodeLayout) => NodeCni;
   /** The pod's state changed (a container started, exited, became ready). */
   onChange(): void;
   /** The sandbox died: the pod must be made anew. */
@@ -73,6 +82,8 @@ interface LiveContainer {
 }
 
 const STOP_GRACE_CAP_MS = 5_000;
+/** A failed CNI ADD is retried as the kubelet retries a sandbox: doubling waits, here 1 s to 10 s. */
+const CNI_RETRY_BACKOFF: BackoffPolicy = { initialMs: 1000, maxMs: 10_000, jitter: 'none' };
 
 /**
  * One pod of a local cluster, as a kubelet and container runtime run it: a sandbox (network namespace,
@@ -87,7 +98,15 @@ export class LocalPod {
   readonly cgroupRel: string;
   readonly sandbox: SandboxPaths;
   readonly createdAt = new Date().toISOString();
+  /** The sandbox's id, as a runtime names it to CNI plugins (CNI_CONTAINERID, K8S_POD_INFRA_CONTAINER_ID). */
+  readonly sandboxId = randomBytes(32).toString('hex');
   pause?: ChildProcess;
+  /** Why the sandbox is not ready (a CNI ADD failed); cleared once it is. */
+  private sandboxError: string | undefined;
+  /** What ADD ran, for DEL: the network config and the final result. */
+  private cniDone: { net: NodeNetwork; result: unknown } | undefined;
+  private cniAttempts = 0;
+  private cniTimer: NodeJS.Timeout | undefined;
   private deletedAt: string | undefined;
   hosts = '';
   private readonly containers: LiveContainer[];
@@ -133,8 +152,11 @@ export class LocalPod {
     return `${this.desired.namespace}/${this.desired.name}`;
   }
 
-  /** Builds the sandbox, runs the CNI step, and starts the containers. */
-  async start(namespaceLabels: Labels): Promise<void> {
+  /**
+   * Builds the sandbox (cgroup, network namespace with local mode's bridge, pause process), then runs
+   * the node's chained CNI plugins and, once they succeeded, starts the containers.
+   */
+  async start(): Promise<void> {
     const d = this.desired;
     createCgroup(this.sandbox.cgroupDir);
     mkdirSync(this.sandbox.podDir, { recursive: true });
@@ -160,22 +182,71 @@ export class LocalPod {
         this.h.onSandboxLost(this);
       }
     });
-    if (this.h.cniSocket !== undefined) {
-      const r = await cniAdd(this.h.cniSocket(this.node), {
-        pod: {
-          uid: this.uid,
-          namespace: d.namespace,
-          name: d.name,
-          labels: d.labels,
-          annotations: d.annotations,
-          ips: [this.ip4, this.ip6],
-        },
-        namespaceLabels,
-      });
-      if (r.enrolled) this.h.progress(`enrolled ${this.key} in the mesh`);
+    if (this.h.cni === undefined) {
+      await this.startContainers();
+      return;
     }
+    // The CNI step runs on its own, retried with back-off, as a kubelet retries a sandbox whose network
+    // failed: the rest of the cluster goes on meanwhile, and the pod's containers start only after it.
+    void this.cniStep(this.h.cni(this.node));
+  }
+
+  private get cniRef(): CniPodRef {
+    return {
+      containerId: this.sandboxId,
+      netnsPath: `/run/netns/${this.netns}`,
+      namespace: this.desired.namespace,
+      name: this.desired.name,
+      uid: this.uid,
+    };
+  }
+
+  /** Runs the node's chained CNI plugins (ADD); on failure shows why and tries again later. */
+  private async cniStep(cni: NodeCni): Promise<void> {
+    if (this.terminating || this.h.isStopping()) return;
+    const d = this.desired;
+    let net: NodeNetwork | undefined;
+    try {
+      net = readNodeNetwork(cni.confDir);
+      const macs = await linkMacs(this.node.netns, podHostVeth(d.namespace, d.name), this.netns);
+      const primary = bridgeResult(this.node, {
+        netnsPath: this.cniRef.netnsPath,
+        hostVeth: podHostVeth(d.namespace, d.name),
+        ...macs,
+        ip4: this.ip4,
+        ip6: this.ip6,
+      });
+      const r = await cniAdd(cni, net, this.cniRef, primary);
+      if (this.terminating || this.h.isStopping()) return;
+      this.cniDone = { net, result: r.result };
+      this.sandboxError = undefined;
+      this.h.log.info(
+        { pod: this.key, plugins: r.plugins, attempts: this.cniAttempts + 1 },
+        'pod network ready (CNI ADD)',
+      );
+      this.h.progress(
+        `network of ${this.key} ready (CNI ${r.plugins.length === 0 ? 'primary only' : r.plugins.join(', ')})`,
+      );
+      await this.startContainers();
+    } catch (err) {
+      if (this.terminating || this.h.isStopping()) return;
+      // As a runtime does after a failed ADD: DEL of the chain, so that no plugin keeps half a pod.
+      if (net !== undefined) await cniDel(cni, net, this.cniRef, undefined).catch(() => undefined);
+      const wait = backoffDelay(this.cniAttempts++, CNI_RETRY_BACKOFF);
+      this.sandboxError = `FailedCreatePodSandBox: ${(err as Error).message}`;
+      this.h.log.warn({ pod: this.key, err, retryInMs: wait }, 'pod network failed (CNI ADD); the pod waits');
+      this.h.progress(
+        `pod ${this.key} waits for its network: ${(err as Error).message}; retrying in ${Math.round(wait / 1000)}s`,
+      );
+      this.h.onChange();
+      this.cniTimer = setTimeout(() => void this.cniStep(cni), wait);
+    }
+  }
+
+  private async startContainers(): Promise<void> {
     await this.writeToken();
     for (const c of this.containers) this.run(c);
+    this.h.onChange();
   }
 
   /** A hostNetwork pod: the sandbox in the node's network namespace, no pod network and no CNI step (as a kubelet). */
@@ -364,6 +435,7 @@ export class LocalPod {
   /** Stops the containers (SIGTERM, then SIGKILL after the grace period) and the sandbox process. */
   async stopProcesses(): Promise<void> {
     this.deletedAt ??= new Date().toISOString();
+    clearTimeout(this.cniTimer);
     const grace = Math.min(this.desired.spec.terminationGracePeriodSeconds * 1000, STOP_GRACE_CAP_MS);
     await Promise.all(
       this.containers.map(async (c) => {
@@ -378,6 +450,13 @@ export class LocalPod {
   async delete(): Promise<void> {
     this.h.progress(`deleting pod ${this.key}`);
     await this.stopProcesses();
+    const cni = this.h.cni?.(this.node);
+    if (cni !== undefined && this.cniDone !== undefined) {
+      // The runtime tears the sandbox's network down before the namespace goes (CNI DEL, in reverse).
+      const failures = await cniDel(cni, this.cniDone.net, this.cniRef, this.cniDone.result);
+      for (const f of failures) this.h.log.warn({ pod: this.key }, `CNI DEL: ${f}`);
+      this.cniDone = undefined;
+    }
     if (!this.desired.spec.hostNetwork) {
       await deleteNetns(this.netns);
       rmSync(netnsEtcDir(this.netns), { recursive: true, force: true });
@@ -431,6 +510,7 @@ export class LocalPod {
       ports: d.spec.containers.flatMap((c) => c.ports),
       createdAt: this.createdAt,
       ...(this.deletedAt === undefined ? {} : { deletedAt: this.deletedAt }),
+      ...(this.sandboxError === undefined ? {} : { message: this.sandboxError }),
     };
   }
 }

@@ -84,6 +84,8 @@ export interface PodState {
   readonly createdAt: string;
   /** When the pod began terminating (its API object's deletionTimestamp). */
   readonly deletedAt?: string;
+  /** Why the pod cannot start yet (its sandbox's network failed: `FailedCreatePodSandBox: ...`). */
+  readonly message?: string;
 }
 
 export interface EndpointState {

@@ -1,13 +1,22 @@
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { Libbpf } from '../bpf/libbpf.js';
 import type { ClusterSource } from '../cluster/source.js';
 import { ClusterStore } from '../cluster/store.js';
+import { AmbitError, ErrorCode } from '../errors.js';
+import { isAmbient } from '../mesh/labels.js';
 import { ensureBpffs } from '../os/bpffs.js';
 import type { Logger } from '../telemetry/logger.js';
+import {
+  installPluginBinary,
+  keepConfEntry,
+  uninstallCni,
+  writeEnrolledNamespaces,
+} from './cni/cni-install.js';
 import type { AgentConfig } from './config.js';
 import { readNodeCgroupFacts, resolveNodeCgroups } from './node-cgroups.js';
 import { podCgroupResolver } from './pod-cgroups.js';
 import { AgentReadiness } from './readiness.js';
+import { CniCalls } from './redirection/cni-calls.js';
 import { startCniServer } from './redirection/cni-server.js';
 import { desiredEnrollments, type Excluded } from './redirection/enrollment.js';
 import type { ExclusionContext } from './redirection/enrollment-exclusion.js';
@@ -18,24 +27,31 @@ import {
   installCaptureRouting,
   removeInboundCapture,
 } from './redirection/inbound-capture.js';
+import { type KubeGet, podLookup } from './redirection/pod-lookup.js';
 import { RedirectPrograms, uninstallRedirect } from './redirection/redirect-programs.js';
 
 /**
  * Composition root of the node agent: installs (or adopts) the redirection programs on the node's
- * pods cgroup, enrolls pods before they start (CNI socket), and keeps the enrolled set in line with
- * the cluster, which it learns from a ClusterSource filtered to its own node's pods and the
- * namespaces. It carries no traffic: killing it leaves redirection and every connection in place.
+ * pods cgroup, installs the CNI plugin and its conflist entry, enrolls pods before they start (the
+ * plugin's calls on the CNI socket), and keeps the enrolled set in line with the cluster, which it
+ * learns from a ClusterSource filtered to its own node's pods and the namespaces. It carries no
+ * traffic: killing it leaves redirection and every connection in place. Only `--uninstall` removes
+ * what it installed; a SIGTERM never does (a rolling update must not open a window without the mesh).
  */
 export async function runAgent(
   cfg: AgentConfig,
   source: ClusterSource,
+  kubeGet: KubeGet,
   log: Logger,
   signal: AbortSignal,
 ): Promise<void> {
+  const cniPaths = { binDir: cfg.cniBinDir, confDir: cfg.cniConfDir, socket: cfg.cniSocket };
   if (cfg.uninstall) {
+    // The conflist entry first: from then on the runtime no longer calls the plugin it removes next.
+    const cni = uninstallCni(cniPaths);
     uninstallRedirect(cfg.bpfDir);
     await removeInboundCapture();
-    log.info({ bpfDir: cfg.bpfDir }, 'redirection and inbound capture removed');
+    log.info({ bpfDir: cfg.bpfDir, ...cni }, 'CNI plugin, redirection and inbound capture removed');
     return;
   }
   // Before anything is installed: a host or a flag that would put redirection in the wrong place stops here.
@@ -55,6 +71,11 @@ export async function runAgent(
     podsCgroup: node.podsCgroup,
     ...(node.ownCgroup === undefined ? {} : { ownCgroup: node.ownCgroup }),
   };
+  if (!existsSync(cfg.cniPlugin))
+    throw new AmbitError(
+      ErrorCode.PRECONDITION,
+      `the CNI plugin binary ${cfg.cniPlugin} does not exist (build it with \`make cni\`, or set --cni-plugin)`,
+    );
   await ensureBpffs(cfg.bpfDir);
   const programs = new RedirectPrograms(
     new Libbpf(),
@@ -117,25 +138,43 @@ export async function runAgent(
     );
   };
   const enrollLog = log.child({ component: 'enrollment' });
-  if (cfg.cniSocket !== undefined) {
-    const server = await startCniServer(
-      cfg.cniSocket,
-      exclusion,
-      cgroups,
-      programs,
-      (id, pod, ips) => {
-        names.set(id, pod);
-        ipsById.set(id, ips);
-        writeStatus();
-        // The pod's containers start after this call returns: capture must be in place before.
-        return syncCapture();
-      },
-      enrollLog,
-    );
-    signal.addEventListener('abort', () => server.close());
-  }
   const store = new ClusterStore();
+  const calls = new CniCalls({
+    exclusion,
+    cgroups,
+    target: programs,
+    lookup: podLookup(store, kubeGet, enrollLog),
+    onEnrolled: (id, pod, ips) => {
+      names.set(id, pod);
+      ipsById.set(id, ips);
+      writeStatus();
+      // The pod's containers start after this call returns: capture must be in place before.
+      return syncCapture();
+    },
+    onUnenrolled: (id) => {
+      names.delete(id);
+      ipsById.delete(id);
+      writeStatus();
+      return syncCapture();
+    },
+    log: log.child({ component: 'cni' }),
+  });
+  const server = await startCniServer(cfg.cniSocket, calls, enrollLog);
+  signal.addEventListener('abort', () => server.close());
+  const plugin = installPluginBinary(cfg.cniPlugin, cfg.cniBinDir);
+  log.info({ plugin, socket: cfg.cniSocket }, 'CNI plugin installed');
+  // What the plugin reads when it cannot reach this agent (see ambit-cni.c): rewritten on every change.
+  let namespacesText: string | undefined;
+  const writeNamespaces = (): void => {
+    const enrolled = [...store.namespaces.values()].filter((n) => isAmbient(n.labels, {})).map((n) => n.name);
+    namespacesText = writeEnrolledNamespaces(cfg.cniSocket, enrolled, namespacesText);
+  };
   const sync = (): void => {
+    try {
+      writeNamespaces();
+    } catch (err) {
+      enrollLog.error({ err }, 'cannot write the enrolled-namespaces file; will retry on the next change');
+    }
     try {
       const pods = [...store.pods.values()].filter((p) => p.node === cfg.node);
       const out: Excluded[] = [];
@@ -173,9 +212,14 @@ export async function runAgent(
         if (synced) sync();
       },
       onSynced: () => {
+        const first = !synced;
         synced = true;
         clusterLog.info({ pods: store.pods.size, namespaces: store.namespaces.size }, 'cluster view synced');
         sync();
+        // The plugin goes into the conflist only once the enrolled-namespaces file is right, so that
+        // the first pod it is called for is decided on this view, also when the agent then goes away.
+        if (first)
+          keepConfEntry(cfg.cniConfDir, { socket: cfg.cniSocket }, log.child({ component: 'cni' }), signal);
       },
       onError: (message) => clusterLog.warn(message),
     },

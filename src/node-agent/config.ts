@@ -1,5 +1,6 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_CNI_SOCKET } from '../api/cni.js';
 import { DaemonFlags } from '../config/flags.js';
 import { type KubeSettings, kubeSettings } from '../config/kube-settings.js';
 import type { LogLevel } from '../config/log-level.js';
@@ -35,8 +36,14 @@ export interface AgentConfig {
   readonly kube: KubeSettings;
   readonly logLevel: LogLevel;
   readonly uninstall: boolean;
-  /** Unix socket for the CNI step (enroll a pod before it starts). */
-  readonly cniSocket?: string;
+  /** Unix socket for the CNI plugin's calls (enroll a pod before it starts); the enrolled-namespaces file is beside it. */
+  readonly cniSocket: string;
+  /** The runtime's CNI bin dir, where the agent installs the plugin binary. */
+  readonly cniBinDir: string;
+  /** The runtime's CNI conf dir, whose conflist the agent inserts itself into. */
+  readonly cniConfDir: string;
+  /** The plugin binary to install (built by `make cni`). */
+  readonly cniPlugin: string;
   /** Where to write the list of enrolled pods (local mode). */
   readonly statusFile?: string;
   /** The node proxy's transparent listener for captured inbound plaintext. */
@@ -66,6 +73,9 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
       'log-level': 'string',
       uninstall: 'boolean',
       'cni-socket': 'string',
+      'cni-bin-dir': 'string',
+      'cni-conf-dir': 'string',
+      'cni-plugin': 'string',
       'status-file': 'string',
       'inbound-port': 'string',
       'ready-file': 'string',
@@ -75,7 +85,7 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   );
   const bpfDir = f.required('bpf-dir', { env: 'AMBIT_BPF_DIR' });
   const uninstall = f.bool('uninstall');
-  // Uninstall needs only the pin folder; everything else is for running.
+  // Uninstall needs only the pin folder and the CNI dirs (which have defaults); everything else is for running.
   const need = (flag: string, envName: string, family?: 4 | 6): string => {
     if (uninstall) return '';
     const v = f.required(flag, { env: envName });
@@ -85,7 +95,6 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   const layout = f.string('cgroup-layout', 'kubelet', { env: 'AMBIT_CGROUP_LAYOUT' });
   if (!(CGROUP_LAYOUTS as readonly string[]).includes(layout))
     f.error(`--cgroup-layout ${layout}: use one of ${CGROUP_LAYOUTS.join(', ')}`);
-  const cniSocket = f.optional('cni-socket', { env: 'AMBIT_CNI_SOCKET' });
   const statusFile = f.optional('status-file');
   const node = need('node', 'AMBIT_NODE_NAME');
   const cgroupRoot = f.optional('cgroup-root', { env: 'AMBIT_CGROUP2_ROOT' });
@@ -113,7 +122,12 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     kube: kubeSettings(f.optional('kubeconfig', { env: 'KUBECONFIG' }), env),
     logLevel: f.logLevel(),
     uninstall,
-    ...(cniSocket === undefined ? {} : { cniSocket }),
+    cniSocket: f.string('cni-socket', DEFAULT_CNI_SOCKET, { env: 'AMBIT_CNI_SOCKET' }),
+    cniBinDir: f.string('cni-bin-dir', '/opt/cni/bin', { env: 'AMBIT_CNI_BIN_DIR' }),
+    cniConfDir: f.string('cni-conf-dir', '/etc/cni/net.d', { env: 'AMBIT_CNI_CONF_DIR' }),
+    cniPlugin: f.string('cni-plugin', join(here, '..', '..', 'build', 'cni', 'ambit-cni'), {
+      env: 'AMBIT_CNI_PLUGIN',
+    }),
     ...(statusFile === undefined ? {} : { statusFile }),
     inboundPort: f.port('inbound-port', 15006, { min: 1 }),
     readyFile: readyFile === '' ? undefined : readyFile,

@@ -1,7 +1,7 @@
 import { NODE_AGENT_CALLS, NODE_AGENT_KINDS } from '../cluster/daemon-calls.js';
 import { KubeClusterSource } from '../cluster/source-kube.js';
 import { describeError } from '../errors.js';
-import { KubeClient } from '../kube/client.js';
+import { KubeApiError, KubeClient } from '../kube/client.js';
 import { kubeTarget } from '../kube/kubeconfig.js';
 import { createRootLogger } from '../telemetry/logger.js';
 import { runAgent } from './app.js';
@@ -17,13 +17,19 @@ process.once('SIGINT', () => controller.abort());
 try {
   const cfg = parseAgentConfig(process.argv.slice(2));
   // The agent reads only what its node needs: its own pods (fieldSelector=spec.nodeName) and namespaces.
-  const source = new KubeClusterSource(new KubeClient(kubeTarget(cfg.kube), NODE_AGENT_CALLS), {
-    kinds: NODE_AGENT_KINDS,
-    node: cfg.node,
-  });
+  const client = new KubeClient(kubeTarget(cfg.kube), NODE_AGENT_CALLS);
+  const source = new KubeClusterSource(client, { kinds: NODE_AGENT_KINDS, node: cfg.node });
+  // A CNI call may come before the watch has the pod: one GET of the pod (or namespace) it names.
+  const kubeGet = (path: string): Promise<unknown> =>
+    client
+      .json('GET', path)
+      .catch((err: unknown) =>
+        err instanceof KubeApiError && err.status === 404 ? undefined : Promise.reject(err),
+      );
   await runAgent(
     cfg,
     source,
+    kubeGet,
     createRootLogger({ name: 'ambit-node-agent', level: cfg.logLevel }),
     controller.signal,
   );

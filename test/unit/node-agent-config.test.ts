@@ -65,7 +65,13 @@ describe('parseAgentConfig', () => {
       readyFile: '/var/run/ambit/agent-ready.json',
     });
     expect(cfg.bpfObject).toMatch(/\/bpf\/redirect\.bpf\.o$/);
-    expect(cfg).not.toHaveProperty('cniSocket');
+    // The CNI as the DaemonSet mounts it from the host, and the plugin next to the build output.
+    expect(cfg).toMatchObject({
+      cniSocket: '/var/run/ambit/cni.sock',
+      cniBinDir: '/opt/cni/bin',
+      cniConfDir: '/etc/cni/net.d',
+    });
+    expect(cfg.cniPlugin).toMatch(/\/build\/cni\/ambit-cni$/);
     expect(cfg).not.toHaveProperty('statusFile');
     expect(Object.isFrozen(cfg)).toBe(true);
   });
@@ -79,6 +85,9 @@ describe('parseAgentConfig', () => {
       AMBIT_LOG_LEVEL: 'debug',
       AMBIT_CNI_SOCKET: '/run/ambit/cni.sock',
       AMBIT_READY_FILE: '/run/ambit/ready.json',
+      AMBIT_CNI_BIN_DIR: '/host/opt/cni/bin',
+      AMBIT_CNI_CONF_DIR: '/host/etc/cni/net.d',
+      AMBIT_CNI_PLUGIN: '/opt/ambit/ambit-cni',
     });
     expect(cfg).toEqual({
       node: 'node-env',
@@ -97,6 +106,9 @@ describe('parseAgentConfig', () => {
       inboundPort: 15006,
       cniSocket: '/run/ambit/cni.sock',
       readyFile: '/run/ambit/ready.json',
+      cniBinDir: '/host/opt/cni/bin',
+      cniConfDir: '/host/etc/cni/net.d',
+      cniPlugin: '/opt/ambit/ambit-cni',
     });
   });
 

@@ -575,13 +575,9 @@ static void print_version(void) {
 
 int main(void) {
   const char *cmd = env("CNI_COMMAND");
-  if (strcmp(cmd, "VERSION") == 0) {
-    print_version();
-    return 0;
-  }
   int add = strcmp(cmd, "ADD") == 0, del = strcmp(cmd, "DEL") == 0, check = strcmp(cmd, "CHECK") == 0;
-  int status = strcmp(cmd, "STATUS") == 0, gc = strcmp(cmd, "GC") == 0;
-  if (!add && !del && !check && !status && !gc)
+  int status = strcmp(cmd, "STATUS") == 0, gc = strcmp(cmd, "GC") == 0, version = strcmp(cmd, "VERSION") == 0;
+  if (!add && !del && !check && !status && !gc && !version)
     fail(ERR_INVALID_ENV, NULL, "CNI_COMMAND \"%s\" is not one of ADD, DEL, CHECK, STATUS, GC, VERSION", cmd);
 
   struct buf in = {0};
@@ -591,10 +587,17 @@ int main(void) {
     if (r == 0) break;
     if (r < 0) {
       if (errno == EINTR) continue;
+      if (version) break;
       fail(ERR_IO, strerror(errno), "cannot read the network config on stdin");
     }
+    if (version) continue;
     if (in.len + (size_t)r > MAX_STDIN) fail(ERR_DECODE, NULL, "the network config on stdin is over %d bytes", MAX_STDIN);
     buf_put(&in, chunk, (size_t)r);
+  }
+  /* VERSION's stdin ({"cniVersion": ...}) is read, so that the runtime can write it, and not needed. */
+  if (version) {
+    print_version();
+    return 0;
   }
   struct json j = {.s = in.p == NULL ? "" : in.p, .n = in.len};
   struct netconf conf;
