@@ -1,5 +1,7 @@
 import { statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AMBIT_CNI_TYPE } from '../cni/conflist.js';
 import type { ConfigIssue } from '../config/issue.js';
 import { formatIssue } from '../config/issue.js';
 import { AmbitError, ErrorCode } from '../errors.js';
@@ -10,7 +12,7 @@ import { createCgroup } from '../os/cgroup.js';
 import type { Logger } from '../telemetry/logger.js';
 import { apiObjects } from './api-objects.js';
 import { pendingWaypoints, withControllerObjects } from './controller-manifests.js';
-import { type NodeCni, writeNodeCni } from './cni-runtime.js';
+import { type NodeCni, readNodeNetwork, writeNodeCni } from './cni-runtime.js';
 import { DaemonSupervisor, type NodeComponent } from './daemons.js';
 import { type DesiredPod, desiredPods } from './desired-pods.js';
 import {
@@ -68,6 +70,9 @@ export interface ClusterConfig {
    */
   readonly controllerObjects?: () => readonly Record<string, unknown>[];
 }
+
+/** How long pod starts wait for the node agents' CNI plugin at cluster start. */
+const CNI_READY_WAIT_MS = 60_000;
 
 /** A kubelet refreshes projected tokens well before they expire. */
 export const TOKEN_REFRESH_MS = 60 * 60_000;
@@ -175,6 +180,7 @@ export class LocalCluster {
       for (const comp of this.nodeComponents.filter((c) => c.cluster !== true))
         this.daemons.start(node, comp);
     }
+    if (this.cfg.cni !== undefined) await this.awaitCniPlugin(this.cfg.cni);
     await this.exclusive(() => this.reload());
     this.phase = 'running';
     this.scheduleSync();
@@ -185,6 +191,35 @@ export class LocalCluster {
           .catch((err: unknown) => this.log.error({ err, pod: pod.key }, 'cannot refresh the pod token'));
     }, TOKEN_REFRESH_MS);
     this.tokenTimer.unref();
+  }
+
+  /**
+   * Holds pod starts until every node's conflist chains Ambit's plugin (the node agent inserts it at its
+   * first sync), as a node is tainted not-ready for pods until its CNI is: otherwise the first pods
+   * would start through the primary network alone, enrolled only later from the API view.
+   */
+  private async awaitCniPlugin(cni: (node: NodeLayout) => NodeCni): Promise<void> {
+    const missing = (): NodeLayout[] =>
+      this.nodes.filter((n) => {
+        try {
+          return !readNodeNetwork(cni(n).confDir).chained.some((p) => p.type === AMBIT_CNI_TYPE);
+        } catch {
+          return true;
+        }
+      });
+    if (missing().length === 0) return;
+    this.step('waiting for the node agents to insert the Ambit CNI plugin');
+    const deadline = Date.now() + CNI_READY_WAIT_MS;
+    while (!this.stopping && Date.now() < deadline) {
+      if (missing().length === 0) return;
+      await sleep(100);
+    }
+    const left = missing();
+    if (left.length > 0)
+      this.log.warn(
+        { nodes: left.map((n) => n.name) },
+        'the node agents have not inserted the Ambit CNI plugin yet; starting pods without it (they are enrolled from the API view)',
+      );
   }
 
   /** Runs one change at a time; reconciliation steps never interleave. */
@@ -236,6 +271,9 @@ export class LocalCluster {
     this.manifests = w.manifests;
     this.issues = [...loaded.issues, ...w.issues];
     this.generation++;
+    // The API has the namespaces (and below, each pod) before any pod starts, as in a cluster: the
+    // node agent's CNI step looks them up there.
+    this.publish([...this.pods.values()].map((p) => p.state()));
     await this.reconcilePods(w.manifests);
     await this.syncNow();
   }
@@ -285,6 +323,7 @@ export class LocalCluster {
     const { ip4, ip6 } = d.spec.hostNetwork ? { ip4: node.ip4, ip6: node.ip6 } : podAddresses(node, host);
     const pod = new LocalPod(d, node, host, ip4, ip6, this.podHost);
     this.pods.set(pod.key, pod);
+    this.publish([...this.pods.values()].map((p) => p.state()));
     this.step(`starting pod ${pod.key} on ${node.name} (${ip4}, ${ip6})`, { pod: pod.key, node: node.name });
     await pod.start();
   }
