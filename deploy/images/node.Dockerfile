@@ -22,9 +22,12 @@ COPY Makefile ./
 COPY bpf ./bpf
 RUN clang -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_x86 -I/usr/include/x86_64-linux-gnu \
       -c bpf/redirect.bpf.c -o bpf/redirect.bpf.o
-# The CNI plugin (a static binary, built with clang): its source and make target come with the CNI
-# work of issue 12. Placeholder until then:
-# RUN make cni            # -> cni/ambit-cni
+# The CNI plugin: a static binary (the host has no Node.js), with the same flags as `make cni`.
+COPY src/node-agent/cni-plugin ./src/node-agent/cni-plugin
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      libc6-dev && rm -rf /var/lib/apt/lists/* \
+ && mkdir -p build/cni \
+ && clang -static -Os -Wall -Wextra -Werror -o build/cni/ambit-cni src/node-agent/cni-plugin/ambit-cni.c
 
 FROM node:24-bookworm-slim
 # libbpf (loaded through ffi-rs), nft and ip: what the agent runs on the host's netfilter and links.
@@ -36,9 +39,9 @@ COPY --from=build /src/dist ./dist
 COPY --from=build /src/package.json ./package.json
 # The agent's default --bpf-object is ../../bpf/redirect.bpf.o from dist/node-agent.
 COPY --from=bpf /src/bpf/redirect.bpf.o ./bpf/redirect.bpf.o
-# PLACEHOLDER: the CNI plugin binary, which the agent copies into the host's --cni-bin-dir. Enable
-# with the plugin's make target (path TBD by the CNI work):
-# COPY --from=bpf /src/cni/ambit-cni ./cni/ambit-cni
+# The CNI plugin, which the agent copies into the host's --cni-bin-dir; its default --cni-plugin is
+# ../../build/cni/ambit-cni from dist/node-agent.
+COPY --from=bpf /src/build/cni/ambit-cni ./build/cni/ambit-cni
 COPY deploy/images/entrypoint.sh /usr/local/bin/ambit-daemon
 # Root: the agent attaches BPF programs, edits nftables and writes the host's CNI folders; the
 # container runtime gives a non-root process no effective capabilities. (The DaemonSet adds only

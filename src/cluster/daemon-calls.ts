@@ -19,7 +19,11 @@ function resource(kind: ClusterKind | 'Deployment'): ApiResource {
 /** What the node agent watches: its own node's pods (a field selector) and the namespaces. */
 export const NODE_AGENT_KINDS: readonly ClusterKind[] = ['Namespace', 'Pod'];
 
-export const NODE_AGENT_CALLS = new KubeCallTable('node agent', watchCalls(NODE_AGENT_KINDS.map(resource)));
+export const NODE_AGENT_CALLS = new KubeCallTable('node agent', [
+  ...watchCalls(NODE_AGENT_KINDS.map(resource)),
+  // A CNI call for a pod (or namespace) that the watch has not delivered yet: one GET of it.
+  ...NODE_AGENT_KINDS.map((k) => ({ verb: 'get', group: resource(k).group, resource: resource(k).plural })),
+]);
 
 /** The node proxy learns everything from the control plane: it never calls the Kubernetes API. */
 export const NODE_PROXY_CALLS = new KubeCallTable('node proxy', []);

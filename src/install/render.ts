@@ -275,7 +275,14 @@ const proxySecurity: JsonObject = {
 
 /** The agent's flags, as src/node-agent/config.ts parses them (`$(VAR)` expanded by the kubelet). */
 function agentArgs(v: InstallValues, uninstall: boolean): string[] {
-  if (uninstall) return ['node-agent', '--uninstall', `--bpf-dir=${BPF_DIR}`, `--log-level=${v.logLevel}`];
+  // The host's CNI folders and the socket dir, where the agent installs (and uninstall removes) its plugin.
+  const cni = [
+    `--cni-socket=${RUN_DIR}/cni.sock`,
+    `--cni-bin-dir=${v.cni.binDir}`,
+    `--cni-conf-dir=${v.cni.confDir}`,
+  ];
+  if (uninstall)
+    return ['node-agent', '--uninstall', `--bpf-dir=${BPF_DIR}`, ...cni, `--log-level=${v.logLevel}`];
   return [
     'node-agent',
     '--node=$(NODE_NAME)',
@@ -287,7 +294,7 @@ function agentArgs(v: InstallValues, uninstall: boolean): string[] {
     // socket's connect to the same IPv4 listener.
     '--proxy-ip4=$(HOST_IP)',
     '--proxy-ip6=::ffff:$(HOST_IP)',
-    `--cni-socket=${RUN_DIR}/cni.sock`,
+    ...cni,
     `--log-level=${v.logLevel}`,
   ];
 }

@@ -181,8 +181,8 @@ describe('ambit-cni, the real binary', () => {
   test('ADD of a pod outside the mesh passes without enrolling', async () => {
     await agentUp();
     const r = await plugin('ADD', { ns: 'plain', name: 'web' }, config());
-    expect(r.code).toBe(0);
     expect(r.stdout).toBe(PREV);
+    expect(r.code).toBe(0);
     expect(target.map.size).toBe(0);
   });
 

@@ -12,7 +12,7 @@ import { cgroupId } from '../../os/cgroup.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { PodCgroupResolver } from '../pod-cgroups.js';
 import { desiredEnrollments, type Enrollment, type Excluded } from './enrollment.js';
-import { EXCLUSION_REASONS, type ExclusionContext } from './enrollment-exclusion.js';
+import { EXCLUSION_REASONS, type ExclusionContext, enrollmentExclusion } from './enrollment-exclusion.js';
 import type { EnrollmentTarget } from './enrollment-sync.js';
 
 /** Where the agent finds a pod that a CNI call names: its API view first, else the Kubernetes API. */
@@ -42,8 +42,15 @@ export function cniEnrollment(
     terminating: false,
     ips: ips.length > 0 ? ips : pod.ips,
   };
-  const excluded: Excluded[] = [];
-  return desiredEnrollments([starting], () => namespaceLabels, ctx, cgroups, excluded)[0] ?? excluded[0]!;
+  const who = `${pod.namespace}/${pod.name}`;
+  const reason = enrollmentExclusion(starting, namespaceLabels, cgroups.resolve(starting), ctx);
+  if (reason !== undefined) return { pod: who, reason };
+  return (
+    desiredEnrollments([starting], () => namespaceLabels, ctx, cgroups)[0] ?? {
+      pod: who,
+      reason: 'no-cgroup',
+    }
+  );
 }
 
 export type CniReply =
