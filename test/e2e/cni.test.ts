@@ -1,0 +1,317 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { AMBIT_CNI_TYPE, pickConfFile } from '../../src/cni/conflist.js';
+import { LOCAL_CONFLIST, nodeCni, primaryConflist } from '../../src/local/cni-runtime.js';
+import type { LocalState, PodState } from '../../src/local/state.js';
+import {
+  ambit,
+  copyManifests,
+  daemonPid,
+  downCluster,
+  processLives,
+  ROOT,
+  runCmd,
+  status,
+  waitFor,
+} from './helpers.js';
+
+/*
+ * Local mode as the container runtime of real CNI: every pod starts through the node's conflist, in
+ * which the node agent inserted the real ambit-cni binary; the plugin fails closed while the agent is
+ * away; the agent's uninstall step takes all of it away again.
+ */
+const CLUSTER = 'e2e-cni';
+const RUN = `/run/ambit/${CLUSTER}`;
+const PLUGIN = join(ROOT, 'build/cni/ambit-cni');
+
+interface LogLine {
+  readonly msg: string;
+  readonly [k: string]: unknown;
+}
+function logLines(file: string): LogLine[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as LogLine);
+}
+const agentLog = (node: string): LogLine[] => logLines(`${RUN}/nodes/${node}/node-agent.log`);
+const proxyLog = (node: string): LogLine[] => logLines(`${RUN}/nodes/${node}/node-proxy.log`);
+/** The agent's CNI server records: one per call the plugin forwarded. */
+const cniAdds = (node: string): LogLine[] => agentLog(node).filter((l) => l.msg === 'CNI ADD done');
+
+function enrolled(node: string): string[] {
+  try {
+    const s = JSON.parse(readFileSync(`${RUN}/nodes/${node}/enrollment.json`, 'utf8')) as {
+      enrolled: { pod: string }[];
+    };
+    return s.enrolled.map((e) => e.pod).sort();
+  } catch {
+    return [];
+  }
+}
+
+function kill(pid: number, signal: NodeJS.Signals): void {
+  process.kill(pid, signal);
+}
+
+describe('CNI: local mode runs the real plugin for every pod', () => {
+  let dir: string;
+  let state: LocalState;
+  const pod = (ns: string, name: string): PodState | undefined =>
+    state.pods.find((p) => p.namespace === ns && (p.name === name || p.name.startsWith(`${name}-`)));
+  const refresh = async (): Promise<LocalState> => {
+    state = await status(CLUSTER);
+    return state;
+  };
+  /** Thaws every process this file stopped, so that a failure leaves nothing frozen for teardown. */
+  const stopped = new Set<number>();
+
+  beforeAll(async () => {
+    await ambit(['local', 'down', '--name', CLUSTER]);
+    dir = copyManifests('test/fixtures/cni-e2e');
+    const up = await ambit(['local', 'up', dir, '--name', CLUSTER]);
+    expect(up.code, up.stderr).toBe(0);
+    await refresh();
+  });
+
+  afterAll(async () => {
+    for (const pid of stopped) if (processLives(pid)) kill(pid, 'SIGCONT');
+    await downCluster(CLUSTER);
+  });
+
+  test('every node has the real plugin installed and chained after the primary network', () => {
+    for (const node of state.nodes) {
+      const cni = nodeCni(`${RUN}/nodes/${node.name}`);
+      expect(readFileSync(join(cni.binDir, AMBIT_CNI_TYPE)).equals(readFileSync(PLUGIN))).toBe(true);
+      const file = pickConfFile(readdirSync(cni.confDir));
+      expect(file).toBe(LOCAL_CONFLIST);
+      const list = JSON.parse(readFileSync(join(cni.confDir, file!), 'utf8')) as {
+        plugins: { type: string }[];
+      };
+      expect(list.plugins.map((p) => p.type)).toEqual(['ambit-local-bridge', AMBIT_CNI_TYPE]);
+    }
+  });
+
+  test('every pod started through the plugin: the agent of its node recorded its CNI ADD', () => {
+    const pods = state.pods.filter((p) => p.namespace !== 'ambit-system');
+    expect(pods.map((p) => `${p.namespace}/${p.name}`).length).toBe(5);
+    for (const p of pods) {
+      const adds = cniAdds(p.node).filter((l) => l.pod === `${p.namespace}/${p.name}`);
+      expect(adds, `${p.namespace}/${p.name}`).toHaveLength(1);
+      // Enrolled by the CNI call itself, before any container ran, exactly when its namespace is meshed.
+      expect(adds[0]!.enrolled, `${p.namespace}/${p.name}`).toBe(p.namespace === 'mesh');
+    }
+    expect(enrolled('node-1')).toEqual(['mesh/doomed', 'mesh/resident']);
+  });
+
+  test("a fresh pod's very first connection is already in the mesh", async () => {
+    const before = proxyLog('node-2').length;
+    writeFileSync(
+      join(dir, 'first.yaml'),
+      [
+        'apiVersion: v1',
+        'kind: Pod',
+        'metadata: { name: first, namespace: mesh }',
+        'spec:',
+        '  nodeName: node-1',
+        '  terminationGracePeriodSeconds: 1',
+        '  containers:',
+        '    - name: main',
+        '      command: ["/bin/sh", "-c"]',
+        // Its first action: one request, no retry; then it reports and idles.
+        '      args: ["curl -sS --max-time 10 -o /tmp/body http://backend:8080/first; echo curl-exit=$?; cat /tmp/body; exec sleep infinity"]',
+        '',
+      ].join('\n'),
+    );
+    const logs = await waitFor(
+      'the first pod to make its request',
+      async () => {
+        const r = await ambit(['local', 'logs', '--name', CLUSTER, '-n', 'mesh', 'first']);
+        return r.stdout.includes('curl-exit=') ? r.stdout : undefined;
+      },
+      60_000,
+    );
+    expect(logs).toContain('curl-exit=0');
+    expect(logs).toContain('hello from backend');
+    const p = (await refresh()).pods.find((x) => x.name === 'first')!;
+    const inbound = await waitFor('the inbound access line on node-2', () => {
+      const lines = proxyLog('node-2')
+        .slice(before)
+        .filter((l) => (l as { component?: string }).component === 'access' && l.direction === 'inbound');
+      return lines.length > 0 ? lines : undefined;
+    });
+    // One connection from the pod, and it came through the mesh with the pod's identity.
+    const fromFirst = inbound.filter((l) => String(l['src.addr']).startsWith(p.ip4));
+    expect(fromFirst).toHaveLength(1);
+    expect(fromFirst[0]).toMatchObject({
+      'src.identity': 'spiffe://cluster.local/ns/mesh/sa/default',
+      connection_security_policy: 'mutual_tls',
+      response_flags: '-',
+    });
+  });
+
+  test('while the agent is down: an enrolled pod waits, a plain pod starts; a restarted agent catches up', async () => {
+    const agent = daemonPid(state, 'node-1', 'agent');
+    kill(agent, 'SIGSTOP');
+    stopped.add(agent);
+    // While it is away: two new pods, the namespace `late` enrolled, one enrolled pod deleted.
+    writeFileSync(
+      join(dir, 'during.yaml'),
+      ['waiting:mesh', 'free:plain']
+        .map((s) => {
+          const [name, ns] = s.split(':');
+          return [
+            'apiVersion: v1',
+            'kind: Pod',
+            `metadata: { name: ${name}, namespace: ${ns} }`,
+            'spec:',
+            '  nodeName: node-1',
+            '  terminationGracePeriodSeconds: 1',
+            '  containers:',
+            '    - { name: main, command: ["sleep", "infinity"] }',
+          ].join('\n');
+        })
+        .join('\n---\n'),
+    );
+    const nsFile = join(dir, 'namespaces.yaml');
+    writeFileSync(
+      nsFile,
+      readFileSync(nsFile, 'utf8').replace(
+        'metadata:\n  name: late\n',
+        'metadata:\n  name: late\n  labels:\n    ambit.dev/dataplane-mode: ambient\n',
+      ),
+    );
+    const pods = join(dir, 'pods.yaml');
+    writeFileSync(
+      pods,
+      readFileSync(pods, 'utf8')
+        .split('\n---\n')
+        .filter((d) => !d.includes('name: doomed'))
+        .join('\n---\n'),
+    );
+
+    // The plain pod starts (the plugin times out on the agent, reads the enrolled namespaces: not one).
+    await waitFor(
+      'plain/free to run',
+      async () => (await refresh(), pod('plain', 'free')?.phase === 'Running'),
+      90_000,
+    );
+    // The enrolled one waits, and says why.
+    const waiting = await waitFor(
+      'mesh/waiting to report its failed sandbox',
+      async () => (
+        await refresh(),
+        pod('mesh', 'waiting')?.message?.includes('enrolled namespace mesh') && pod('mesh', 'waiting')
+      ),
+      90_000,
+    );
+    expect(waiting.phase).toBe('Pending');
+    expect(waiting.message).toMatch(
+      /^FailedCreatePodSandBox: ambit-cni: the Ambit node agent is unreachable/,
+    );
+    expect(waiting.containers.every((c) => c.state === 'waiting')).toBe(true);
+    await waitFor(
+      'mesh/doomed to be gone',
+      async () => (await refresh(), pod('mesh', 'doomed') === undefined),
+      60_000,
+    );
+    expect(pod('mesh', 'waiting')?.phase).toBe('Pending');
+    const sleeper = pod('late', 'sleeper')!;
+    expect(state.namespaces.find((n) => n.name === 'late')?.labels).toEqual({
+      'ambit.dev/dataplane-mode': 'ambient',
+    });
+    // The stale view of the frozen agent: still the deleted pod, not the newly enrolled namespace.
+    expect(enrolled('node-1')).toEqual(['mesh/doomed', 'mesh/first', 'mesh/resident']);
+
+    // SIGKILL (no cleanup at all); the supervisor starts a new agent, which reconciles from the
+    // cgroup tree and the API.
+    kill(agent, 'SIGKILL');
+    stopped.delete(agent);
+    await waitFor(
+      'mesh/waiting to run',
+      async () => (await refresh(), pod('mesh', 'waiting')?.phase === 'Running'),
+      90_000,
+    );
+    expect(pod('mesh', 'waiting')?.message).toBeUndefined();
+    await waitFor('the restarted agent to enroll late/sleeper and drop the deleted pod', () => {
+      const e = enrolled('node-1');
+      return e.includes('late/sleeper') && !e.some((p) => p === 'mesh/doomed' || p === 'unknown')
+        ? e
+        : undefined;
+    });
+    expect(enrolled('node-1')).toEqual(['late/sleeper', 'mesh/first', 'mesh/resident', 'mesh/waiting']);
+    // The sleeper kept running: it was enrolled from the cluster view, without a new CNI call.
+    expect(pod('late', 'sleeper')?.pausePid).toBe(sleeper.pausePid);
+    expect(cniAdds('node-1').filter((l) => l.pod === 'late/sleeper')).toHaveLength(1);
+    // And the waiting pod went through the plugin once the agent was back.
+    expect(
+      cniAdds('node-1').filter((l) => l.pod === 'mesh/waiting' && l.enrolled === true).length,
+    ).toBeGreaterThan(0);
+  });
+
+  test("the agent's uninstall step leaves no conflist entry, plugin, pin, link or nft table on its node", async () => {
+    await refresh();
+    const node = state.nodes.find((n) => n.name === 'node-1')!;
+    const cni = nodeCni(`${RUN}/nodes/node-1`);
+    const agent = daemonPid(state, 'node-1', 'agent');
+    const args = readFileSync(`/proc/${agent}/cmdline`, 'utf8').split('\0');
+    const flag = (name: string): string => args[args.indexOf(name) + 1]!;
+    const bpfDir = flag('--bpf-dir');
+    const podsCgroup = flag('--pods-cgroup');
+    expect(existsSync(join(cni.binDir, AMBIT_CNI_TYPE))).toBe(true);
+    expect(readdirSync(bpfDir).length).toBeGreaterThan(0);
+    // As `ambit uninstall` does: the agent goes first (here: the supervisor is held, so it stays gone).
+    const daemon = state.daemonPid;
+    kill(daemon, 'SIGSTOP');
+    stopped.add(daemon);
+    kill(agent, 'SIGKILL');
+    await waitFor('the agent to exit', () => !processLives(agent));
+    const r = await runCmd('nsenter', [
+      `--net=/run/netns/${node.netns}`,
+      '--',
+      process.execPath,
+      join(ROOT, 'dist/node-agent/main.js'),
+      '--uninstall',
+      '--bpf-dir',
+      bpfDir,
+      '--cni-socket',
+      flag('--cni-socket'),
+      '--cni-bin-dir',
+      flag('--cni-bin-dir'),
+      '--cni-conf-dir',
+      flag('--cni-conf-dir'),
+    ]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    // The conflist: only the primary's file, byte for byte as local mode (the "primary CNI") wrote it.
+    expect(readdirSync(cni.confDir)).toEqual([LOCAL_CONFLIST]);
+    expect(readFileSync(join(cni.confDir, LOCAL_CONFLIST), 'utf8')).toBe(primaryConflist(node));
+    // The plugin binary, the socket and the enrolled-namespaces file.
+    expect(readdirSync(cni.binDir)).toEqual([]);
+    expect(existsSync(cni.socket)).toBe(false);
+    expect(existsSync(join(cni.socket, '..', 'enrolled-namespaces'))).toBe(false);
+    // Pins, and the links they held on the pods cgroup.
+    expect(existsSync(bpfDir)).toBe(false);
+    const links = execFileSync('bpftool', ['cgroup', 'show', podsCgroup], { encoding: 'utf8' });
+    expect(links).not.toMatch(/connect|sendmsg|recvmsg|getpeername|sock_ops/);
+    // The inbound capture's nftables table in the node's namespace.
+    const tables = execFileSync('ip', ['netns', 'exec', node.netns, 'nft', 'list', 'tables'], {
+      encoding: 'utf8',
+    });
+    expect(tables).not.toMatch(/ambit/);
+
+    // The supervisor resumes and starts the agent again: it installs everything anew.
+    kill(daemon, 'SIGCONT');
+    stopped.delete(daemon);
+    await waitFor(
+      'the new agent to insert its entry again',
+      () => {
+        const text = readFileSync(join(cni.confDir, LOCAL_CONFLIST), 'utf8');
+        return text.includes(AMBIT_CNI_TYPE) && existsSync(join(cni.binDir, AMBIT_CNI_TYPE));
+      },
+      60_000,
+    );
+  });
+});
