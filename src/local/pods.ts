@@ -3,7 +3,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Labels, QosClass } from '../config/kube-types.js';
+import type { QosClass } from '../config/kube-types.js';
 import type { ServiceAccountClaims } from '../identity/service-account-token.js';
 import type { Container } from '../manifests/model.js';
 import { podQosClass } from '../manifests/pod-qos.js';

@@ -31,6 +31,18 @@ import { type KubeGet, podLookup } from './redirection/pod-lookup.js';
 import { RedirectPrograms, uninstallRedirect } from './redirection/redirect-programs.js';
 
 /**
+ * The node cleanup (`--uninstall`, run by `ambit uninstall` and local mode's teardown): removes what the
+ * agent installed on the node and needs nothing of the cluster. The conflist entry goes first: from
+ * then on the runtime no longer calls the plugin removed next.
+ */
+export async function uninstallNode(cfg: AgentConfig, log: Logger): Promise<void> {
+  const cni = uninstallCni({ binDir: cfg.cniBinDir, confDir: cfg.cniConfDir, socket: cfg.cniSocket });
+  uninstallRedirect(cfg.bpfDir);
+  await removeInboundCapture();
+  log.info({ bpfDir: cfg.bpfDir, ...cni }, 'CNI plugin, redirection and inbound capture removed');
+}
+
+/**
  * Composition root of the node agent: installs (or adopts) the redirection programs on the node's
  * pods cgroup, installs the CNI plugin and its conflist entry, enrolls pods before they start (the
  * plugin's calls on the CNI socket), and keeps the enrolled set in line with the cluster, which it
@@ -45,15 +57,7 @@ export async function runAgent(
   log: Logger,
   signal: AbortSignal,
 ): Promise<void> {
-  const cniPaths = { binDir: cfg.cniBinDir, confDir: cfg.cniConfDir, socket: cfg.cniSocket };
-  if (cfg.uninstall) {
-    // The conflist entry first: from then on the runtime no longer calls the plugin it removes next.
-    const cni = uninstallCni(cniPaths);
-    uninstallRedirect(cfg.bpfDir);
-    await removeInboundCapture();
-    log.info({ bpfDir: cfg.bpfDir, ...cni }, 'CNI plugin, redirection and inbound capture removed');
-    return;
-  }
+  if (cfg.uninstall) return uninstallNode(cfg, log);
   // Before anything is installed: a host or a flag that would put redirection in the wrong place stops here.
   const node = resolveNodeCgroups(cfg, readNodeCgroupFacts());
   log.info(

@@ -4,7 +4,7 @@ import { describeError } from '../errors.js';
 import { KubeApiError, KubeClient } from '../kube/client.js';
 import { kubeTarget } from '../kube/kubeconfig.js';
 import { createRootLogger } from '../telemetry/logger.js';
-import { runAgent } from './app.js';
+import { runAgent, uninstallNode } from './app.js';
 import { parseAgentConfig } from './config.js';
 
 /**
@@ -16,6 +16,11 @@ process.once('SIGTERM', () => controller.abort());
 process.once('SIGINT', () => controller.abort());
 try {
   const cfg = parseAgentConfig(process.argv.slice(2));
+  const log = createRootLogger({ name: 'ambit-node-agent', level: cfg.logLevel });
+  if (cfg.uninstall) {
+    await uninstallNode(cfg, log);
+    process.exit();
+  }
   // The agent reads only what its node needs: its own pods (fieldSelector=spec.nodeName) and namespaces.
   const client = new KubeClient(kubeTarget(cfg.kube), NODE_AGENT_CALLS);
   const source = new KubeClusterSource(client, { kinds: NODE_AGENT_KINDS, node: cfg.node });
@@ -26,13 +31,7 @@ try {
       .catch((err: unknown) =>
         err instanceof KubeApiError && err.status === 404 ? undefined : Promise.reject(err),
       );
-  await runAgent(
-    cfg,
-    source,
-    kubeGet,
-    createRootLogger({ name: 'ambit-node-agent', level: cfg.logLevel }),
-    controller.signal,
-  );
+  await runAgent(cfg, source, kubeGet, log, controller.signal);
 } catch (err) {
   process.stderr.write(
     `${JSON.stringify({ level: 'fatal', msg: describeError(err), code: (err as { code?: string }).code })}\n`,

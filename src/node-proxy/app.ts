@@ -109,7 +109,25 @@ export async function startNodeProxy(
   // This node's meshed pods: by server name (the HBONE server's certificate choice) and by cgroup id.
   let localBySni = new Map<string, string>();
   let localById = new Map<bigint, Workload>();
-  const local: LocalWorkloads = { byWorkloadId: (id) => localById.get(id) };
+  // Connections of pods that the config does not name yet, waiting for the config that does.
+  const waiting = new Map<bigint, Set<() => void>>();
+  const local: LocalWorkloads = {
+    byWorkloadId: (id) => localById.get(id),
+    awaitWorkloadId: (id, timeoutMs) =>
+      new Promise((resolve) => {
+        if (localById.has(id)) return resolve(localById.get(id));
+        const set = waiting.get(id) ?? new Set();
+        waiting.set(id, set);
+        const done = (): void => {
+          clearTimeout(timer);
+          set.delete(done);
+          if (set.size === 0 && waiting.get(id) === set) waiting.delete(id);
+          resolve(localById.get(id));
+        };
+        const timer = setTimeout(done, timeoutMs);
+        set.add(done);
+      }),
+  };
 
   const endpoints = await startEndpoints({
     log,
@@ -205,6 +223,7 @@ export async function startNodeProxy(
     const mine = mesh.workloadsOnNode(cfg.node).filter((w) => w.captured);
     localBySni = new Map(mine.map((w) => [sniFor(w.identity), w.identity]));
     localById = new Map(mine.map((w) => [workloadId(w.uid), w]));
+    for (const [id, set] of [...waiting]) if (localById.has(id)) for (const done of [...set]) done();
     dp.certs.setWanted(new Set(mine.map((w) => w.identity)));
     log.info(
       {

@@ -14,7 +14,16 @@ import type { OriginalDestinationTable } from './redirection.js';
 /** The pods of this node by the id the node agent gave their cgroups (`workloadId(uid)`), per config. */
 export interface LocalWorkloads {
   byWorkloadId(id: bigint): Workload | undefined;
+  /**
+   * Resolves once the config names the pod of this id, or after `timeoutMs` (then undefined). A pod
+   * is enrolled by the CNI step before its containers start, so its first connection may come before
+   * the control plane has sent the pod: that connection waits for it rather than being refused.
+   */
+  awaitWorkloadId?(id: bigint, timeoutMs: number): Promise<Workload | undefined>;
 }
+
+/** How long a connection of a pod that the config does not name yet waits for it (see awaitWorkloadId). */
+export const NEW_POD_WAIT_MS = 5_000;
 
 export interface OutboundDeps {
   readonly node: string;
@@ -93,94 +102,105 @@ export function createOutboundServer(deps: OutboundDeps): Server {
       );
     }
     rec.originalDst = { ip: od.ip, port: od.port };
-    const mesh = deps.mesh();
-    if (mesh === undefined) return refuse(socket, rec, 'no-config', 'no mesh configuration yet');
-    const src = sourceWorkload(mesh, deps.local(), peerIp, od.workloadId);
-    if (src.problem !== undefined) return refuse(socket, rec, 'unknown-source', src.problem);
-    if (src.workload !== undefined) rec.srcWorkload = src.workload;
-    const route = routeOutbound(mesh, od, pick, src.workload);
-    if (route.kind === 'refuse') {
-      if (route.service !== undefined) rec.service = route.service;
-      return refuse(socket, rec, route.outcome, route.reason);
-    }
-    rec.target = route.target;
-    if (route.kind === 'service') {
-      rec.service = route.service;
-      rec.dstWorkload = route.endpoint;
-    } else if (route.kind === 'workload') {
-      rec.dstWorkload = route.workload;
-    } else if (route.kind === 'waypoint') {
-      // Istio's ztunnel reports a waypoint hop the same way: the Service, reached at the waypoint.
-      if (route.service !== undefined) rec.service = route.service;
-      rec.dstWorkload = route.pod;
-    }
-    socket.pause();
-    const transport = transportFor(mesh, route);
-    if (transport.kind === 'hbone') {
-      if (src.workload === undefined) {
-        return refuse(
-          socket,
-          rec,
-          'unknown-source',
-          'cannot tell which pod made this connection, so there is no identity to send',
-        );
-      }
-      rec.securityPolicy = 'mutual_tls';
-      const forwarded = `for="${hostPort(peerIp, peerPort)}"${rec.service === undefined ? '' : `;host=${rec.service.hostname}`}`;
-      deps.hbone
-        .open(
-          {
-            ip: transport.nodeIp,
-            port: transport.port ?? deps.hbonePort,
-            srcIdentity: src.workload.identity,
-            dstIdentity: transport.dstIdentity,
-          },
-          route.kind === 'waypoint'
-            ? hostPort(route.authority.ip, route.authority.port)
-            : hostPort(route.target.ip, route.target.port),
-          { forwarded },
-        )
-        .then(
-          (stream) => {
-            rec.dstIdentity = transport.dstIdentity;
-            rec.hboneAddr = hostPort(transport.nodeIp, transport.port ?? deps.hbonePort);
-            rec.established();
-            splice(socket, stream, { down: resetSocket, up: endStream }, (err) =>
-              rec.finish({ received: socket.bytesRead, sent: socket.bytesWritten }, err),
-            );
-            socket.resume();
-          },
-          (err: unknown) =>
-            refuse(
-              socket,
-              rec,
-              err instanceof HboneError ? err.outcome : 'tunnel-failure',
-              describeError(err),
-            ),
-        );
+    const local = deps.local();
+    if (od.workloadId !== 0n && local.byWorkloadId(od.workloadId) === undefined && local.awaitWorkloadId) {
+      // A new pod's first connection (the client's bytes wait in the socket, which is not read yet).
+      const id = od.workloadId;
+      void local.awaitWorkloadId(id, NEW_POD_WAIT_MS).then(() => carry(od));
       return;
     }
-    const upstream = connect({
-      host: route.target.ip,
-      port: route.target.port,
-      allowHalfOpen: true,
-      noDelay: true,
-    });
-    const onConnectError = (err: Error): void =>
-      refuse(
-        socket,
-        rec,
-        'upstream-failure',
-        `connect to ${hostPort(route.target.ip, route.target.port)}: ${err.message}`,
-      );
-    upstream.once('error', onConnectError);
-    upstream.once('connect', () => {
-      upstream.off('error', onConnectError);
-      rec.established();
-      splice(socket, upstream, { down: resetSocket, up: resetSocket }, (err) =>
-        rec.finish({ received: socket.bytesRead, sent: socket.bytesWritten }, err),
-      );
-      socket.resume();
-    });
+    carry(od);
+
+    function carry(od: NonNullable<ReturnType<OriginalDestinationTable['take']>>): void {
+      const mesh = deps.mesh();
+      if (mesh === undefined) return refuse(socket, rec, 'no-config', 'no mesh configuration yet');
+      const src = sourceWorkload(mesh, deps.local(), peerIp, od.workloadId);
+      if (src.problem !== undefined) return refuse(socket, rec, 'unknown-source', src.problem);
+      if (src.workload !== undefined) rec.srcWorkload = src.workload;
+      const route = routeOutbound(mesh, od, pick, src.workload);
+      if (route.kind === 'refuse') {
+        if (route.service !== undefined) rec.service = route.service;
+        return refuse(socket, rec, route.outcome, route.reason);
+      }
+      rec.target = route.target;
+      if (route.kind === 'service') {
+        rec.service = route.service;
+        rec.dstWorkload = route.endpoint;
+      } else if (route.kind === 'workload') {
+        rec.dstWorkload = route.workload;
+      } else if (route.kind === 'waypoint') {
+        // Istio's ztunnel reports a waypoint hop the same way: the Service, reached at the waypoint.
+        if (route.service !== undefined) rec.service = route.service;
+        rec.dstWorkload = route.pod;
+      }
+      socket.pause();
+      const transport = transportFor(mesh, route);
+      if (transport.kind === 'hbone') {
+        if (src.workload === undefined) {
+          return refuse(
+            socket,
+            rec,
+            'unknown-source',
+            'cannot tell which pod made this connection, so there is no identity to send',
+          );
+        }
+        rec.securityPolicy = 'mutual_tls';
+        const forwarded = `for="${hostPort(peerIp, peerPort)}"${rec.service === undefined ? '' : `;host=${rec.service.hostname}`}`;
+        deps.hbone
+          .open(
+            {
+              ip: transport.nodeIp,
+              port: transport.port ?? deps.hbonePort,
+              srcIdentity: src.workload.identity,
+              dstIdentity: transport.dstIdentity,
+            },
+            route.kind === 'waypoint'
+              ? hostPort(route.authority.ip, route.authority.port)
+              : hostPort(route.target.ip, route.target.port),
+            { forwarded },
+          )
+          .then(
+            (stream) => {
+              rec.dstIdentity = transport.dstIdentity;
+              rec.hboneAddr = hostPort(transport.nodeIp, transport.port ?? deps.hbonePort);
+              rec.established();
+              splice(socket, stream, { down: resetSocket, up: endStream }, (err) =>
+                rec.finish({ received: socket.bytesRead, sent: socket.bytesWritten }, err),
+              );
+              socket.resume();
+            },
+            (err: unknown) =>
+              refuse(
+                socket,
+                rec,
+                err instanceof HboneError ? err.outcome : 'tunnel-failure',
+                describeError(err),
+              ),
+          );
+        return;
+      }
+      const upstream = connect({
+        host: route.target.ip,
+        port: route.target.port,
+        allowHalfOpen: true,
+        noDelay: true,
+      });
+      const onConnectError = (err: Error): void =>
+        refuse(
+          socket,
+          rec,
+          'upstream-failure',
+          `connect to ${hostPort(route.target.ip, route.target.port)}: ${err.message}`,
+        );
+      upstream.once('error', onConnectError);
+      upstream.once('connect', () => {
+        upstream.off('error', onConnectError);
+        rec.established();
+        splice(socket, upstream, { down: resetSocket, up: resetSocket }, (err) =>
+          rec.finish({ received: socket.bytesRead, sent: socket.bytesWritten }, err),
+        );
+        socket.resume();
+      });
+    }
   });
 }

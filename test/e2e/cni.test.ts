@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { AMBIT_CNI_TYPE, pickConfFile } from '../../src/cni/conflist.js';
 import { LOCAL_CONFLIST, nodeCni, primaryConflist } from '../../src/local/cni-runtime.js';
 import type { LocalState, PodState } from '../../src/local/state.js';
+import { INBOUND_TABLE } from '../../src/node-agent/redirection/inbound-capture.js';
 import {
   ambit,
   copyManifests,
@@ -66,6 +67,10 @@ describe('CNI: local mode runs the real plugin for every pod', () => {
     state = await status(CLUSTER);
     return state;
   };
+  const podNow = async (ns: string, name: string): Promise<PodState | undefined> => {
+    await refresh();
+    return pod(ns, name);
+  };
   /** Thaws every process this file stopped, so that a failure leaves nothing frozen for teardown. */
   const stopped = new Set<number>();
 
@@ -122,7 +127,7 @@ describe('CNI: local mode runs the real plugin for every pod', () => {
         '    - name: main',
         '      command: ["/bin/sh", "-c"]',
         // Its first action: one request, no retry; then it reports and idles.
-        '      args: ["curl -sS --max-time 10 -o /tmp/body http://backend:8080/first; echo curl-exit=$?; cat /tmp/body; exec sleep infinity"]',
+        '      args: ["curl -sS --max-time 10 -o /tmp/body http://backend:8080/; echo curl-exit=$?; cat /tmp/body; exec sleep infinity"]',
         '',
       ].join('\n'),
     );
@@ -196,16 +201,16 @@ describe('CNI: local mode runs the real plugin for every pod', () => {
     // The plain pod starts (the plugin times out on the agent, reads the enrolled namespaces: not one).
     await waitFor(
       'plain/free to run',
-      async () => (await refresh(), pod('plain', 'free')?.phase === 'Running'),
+      async () => (await podNow('plain', 'free'))?.phase === 'Running',
       90_000,
     );
     // The enrolled one waits, and says why.
     const waiting = await waitFor(
       'mesh/waiting to report its failed sandbox',
-      async () => (
-        await refresh(),
-        pod('mesh', 'waiting')?.message?.includes('enrolled namespace mesh') && pod('mesh', 'waiting')
-      ),
+      async () => {
+        const w = await podNow('mesh', 'waiting');
+        return w?.message?.includes('enrolled namespace mesh') === true ? w : undefined;
+      },
       90_000,
     );
     expect(waiting.phase).toBe('Pending');
@@ -215,7 +220,7 @@ describe('CNI: local mode runs the real plugin for every pod', () => {
     expect(waiting.containers.every((c) => c.state === 'waiting')).toBe(true);
     await waitFor(
       'mesh/doomed to be gone',
-      async () => (await refresh(), pod('mesh', 'doomed') === undefined),
+      async () => (await podNow('mesh', 'doomed')) === undefined,
       60_000,
     );
     expect(pod('mesh', 'waiting')?.phase).toBe('Pending');
@@ -232,7 +237,7 @@ describe('CNI: local mode runs the real plugin for every pod', () => {
     stopped.delete(agent);
     await waitFor(
       'mesh/waiting to run',
-      async () => (await refresh(), pod('mesh', 'waiting')?.phase === 'Running'),
+      async () => (await podNow('mesh', 'waiting'))?.phase === 'Running',
       90_000,
     );
     expect(pod('mesh', 'waiting')?.message).toBeUndefined();
@@ -263,6 +268,11 @@ describe('CNI: local mode runs the real plugin for every pod', () => {
     const podsCgroup = flag('--pods-cgroup');
     expect(existsSync(join(cni.binDir, AMBIT_CNI_TYPE))).toBe(true);
     expect(readdirSync(bpfDir).length).toBeGreaterThan(0);
+    const nftTables = (): string =>
+      execFileSync('ip', ['netns', 'exec', node.netns, 'nft', 'list', 'tables'], { encoding: 'utf8' });
+    expect(nftTables()).toContain(`inet ${INBOUND_TABLE}`);
+    const links = (): string => execFileSync('bpftool', ['cgroup', 'show', podsCgroup], { encoding: 'utf8' });
+    expect(links()).toMatch(/connect4/);
     // As `ambit uninstall` does: the agent goes first (here: the supervisor is held, so it stays gone).
     const daemon = state.daemonPid;
     kill(daemon, 'SIGSTOP');
@@ -294,13 +304,10 @@ describe('CNI: local mode runs the real plugin for every pod', () => {
     expect(existsSync(join(cni.socket, '..', 'enrolled-namespaces'))).toBe(false);
     // Pins, and the links they held on the pods cgroup.
     expect(existsSync(bpfDir)).toBe(false);
-    const links = execFileSync('bpftool', ['cgroup', 'show', podsCgroup], { encoding: 'utf8' });
-    expect(links).not.toMatch(/connect|sendmsg|recvmsg|getpeername|sock_ops/);
-    // The inbound capture's nftables table in the node's namespace.
-    const tables = execFileSync('ip', ['netns', 'exec', node.netns, 'nft', 'list', 'tables'], {
-      encoding: 'utf8',
-    });
-    expect(tables).not.toMatch(/ambit/);
+    expect(links()).not.toMatch(/connect|sendmsg|recvmsg|getpeername|sock_ops/);
+    // The inbound capture's nftables table in the node's namespace (local mode's Service NAT, what
+    // kube-proxy is in a cluster, stays).
+    expect(nftTables()).not.toContain(INBOUND_TABLE);
 
     // The supervisor resumes and starts the agent again: it installs everything anew.
     kill(daemon, 'SIGCONT');
