@@ -111,7 +111,7 @@ export function createOutboundServer(deps: OutboundDeps): Server {
     }
     carry(od);
 
-    function carry(od: NonNullable<ReturnType<OriginalDestinationTable['take']>>): void {
+    function carry(od: NonNullable<ReturnType<OriginalDestinationTable['take']>>) {
       const mesh = deps.mesh();
       if (mesh === undefined) return refuse(socket, rec, 'no-config', 'no mesh configuration yet');
       const src = sourceWorkload(mesh, deps.local(), peerIp, od.workloadId);

@@ -1,0 +1,139 @@
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { enrolledNamespacesFile } from '../../src/api/cni.js';
+import type { ClusterPod } from '../../src/cluster/resources.js';
+import { insertAmbitPlugin } from '../../src/cni/conflist.js';
+import { ErrorCode } from '../../src/errors.js';
+import {
+  insertConfEntry,
+  installPluginBinary,
+  uninstallCni,
+  writeEnrolledNamespaces,
+} from '../../src/node-agent/cni/cni-install.js';
+import { cniEnrollment } from '../../src/node-agent/redirection/cni-calls.js';
+
+const FIXTURES = join(import.meta.dirname, '../fixtures/cni');
+let dir: string;
+let paths: { binDir: string; confDir: string; socket: string };
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'ambit-cni-install-'));
+  paths = { binDir: join(dir, 'bin'), confDir: join(dir, 'net.d'), socket: join(dir, 'run', 'cni.sock') };
+  mkdirSync(paths.confDir, { recursive: true });
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('the agent installs into a node CNI folder', () => {
+  test('the conflist is replaced by rename (a reader sees the old or the new file), nothing else is left', () => {
+    copyFileSync(join(FIXTURES, '10-calico.conflist'), join(paths.confDir, '10-calico.conflist'));
+    writeFileSync(join(paths.confDir, 'calico-kubeconfig'), 'kubeconfig');
+    const before = statSync(join(paths.confDir, '10-calico.conflist')).ino;
+    expect(insertConfEntry(paths.confDir, { socket: paths.socket })).toEqual({
+      file: '10-calico.conflist',
+      changed: true,
+    });
+    expect(statSync(join(paths.confDir, '10-calico.conflist')).ino).not.toBe(before);
+    expect(readdirSync(paths.confDir).sort()).toEqual(['10-calico.conflist', 'calico-kubeconfig']);
+    const original = readFileSync(join(FIXTURES, '10-calico.conflist'), 'utf8');
+    expect(readFileSync(join(paths.confDir, '10-calico.conflist'), 'utf8')).toBe(
+      insertAmbitPlugin('10-calico.conflist', original, { socket: paths.socket }).write?.text,
+    );
+    expect(insertConfEntry(paths.confDir, { socket: paths.socket })).toEqual({
+      file: '10-calico.conflist',
+      changed: false,
+    });
+  });
+
+  test('a malformed conflist: an error naming the file, and the file is left as it was', () => {
+    copyFileSync(join(FIXTURES, '99-malformed.conflist'), join(paths.confDir, '99-malformed.conflist'));
+    expect(() => insertConfEntry(paths.confDir, { socket: paths.socket })).toThrow(
+      expect.objectContaining({
+        code: ErrorCode.CNI_CONFIG,
+        message: expect.stringContaining('99-malformed.conflist'),
+      }),
+    );
+    expect(readFileSync(join(paths.confDir, '99-malformed.conflist'))).toEqual(
+      readFileSync(join(FIXTURES, '99-malformed.conflist')),
+    );
+    expect(readdirSync(paths.confDir)).toEqual(['99-malformed.conflist']);
+  });
+
+  test('no config yet: nothing to do', () => {
+    expect(insertConfEntry(paths.confDir, { socket: paths.socket })).toEqual({ changed: false });
+  });
+
+  test('uninstall takes away the entry (a .conf back under its name), the binary, the socket and the file', () => {
+    copyFileSync(join(FIXTURES, '10-bridge.conf'), join(paths.confDir, '10-bridge.conf'));
+    const plugin = join(dir, 'ambit-cni-build');
+    writeFileSync(plugin, '#!/bin/sh\n');
+    expect(installPluginBinary(plugin, paths.binDir)).toBe(join(paths.binDir, 'ambit-cni'));
+    expect(statSync(join(paths.binDir, 'ambit-cni')).mode & 0o777).toBe(0o755);
+    insertConfEntry(paths.confDir, { socket: paths.socket });
+    expect(readdirSync(paths.confDir)).toEqual(['10-bridge.conflist']);
+    writeEnrolledNamespaces(paths.socket, ['shop', 'hello'], undefined);
+    expect(readFileSync(enrolledNamespacesFile(paths.socket), 'utf8')).toBe('hello\nshop\n');
+    writeFileSync(paths.socket, '');
+
+    const r = uninstallCni(paths);
+    expect(r.restored).toEqual(['10-bridge.conf']);
+    expect(readdirSync(paths.confDir)).toEqual(['10-bridge.conf']);
+    expect(readFileSync(join(paths.confDir, '10-bridge.conf'))).toEqual(
+      readFileSync(join(FIXTURES, '10-bridge.conf')),
+    );
+    expect(readdirSync(paths.binDir)).toEqual([]);
+    expect(readdirSync(join(dir, 'run'))).toEqual([]);
+    // Twice is once.
+    expect(uninstallCni(paths)).toEqual({ restored: [], removed: [] });
+  });
+});
+
+const pod = (over: Partial<ClusterPod> = {}): ClusterPod => ({
+  kind: 'Pod',
+  uid: 'u-1',
+  namespace: 'shop',
+  name: 'web',
+  node: '',
+  serviceAccount: 'default',
+  labels: {},
+  annotations: {},
+  ips: [],
+  phase: 'Pending',
+  ready: false,
+  hostNetwork: false,
+  terminating: false,
+  ...over,
+});
+const MESH = { 'ambit.dev/dataplane-mode': 'ambient' };
+const ctx = { node: 'node-1', podsCgroup: '/cg/pods' };
+const cgroups = { resolve: (p: { name: string }) => `/cg/pods/${p.name}` };
+
+describe('cniEnrollment: the API view rules for a pod that is only starting', () => {
+  test.each([
+    ['a Pending pod of an enrolled namespace, addresses from prevResult', pod(), MESH, 'enrolled'],
+    ['a namespace that is not enrolled', pod(), {}, 'not-ambient'],
+    ['the pod opted out', pod({ labels: { 'ambit.dev/dataplane-mode': 'none' } }), MESH, 'not-ambient'],
+    ['a hostNetwork pod', pod({ hostNetwork: true }), MESH, 'host-network'],
+    [
+      "one of Ambit's own pods",
+      pod({ labels: { 'app.kubernetes.io/part-of': 'ambit' } }),
+      MESH,
+      'ambit-component',
+    ],
+  ])('%s: %s', (_what, p, labels, want) => {
+    const e = cniEnrollment(p, labels, ctx, ['10.244.1.7', 'fd00::7'], cgroups);
+    if (want === 'enrolled')
+      expect(e).toMatchObject({ pod: 'shop/web', cgroup: '/cg/pods/web', ips: ['10.244.1.7', 'fd00::7'] });
+    else expect(e).toEqual({ pod: 'shop/web', reason: want });
+  });
+});
