@@ -2,8 +2,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
-# Debian packages: eBPF toolchain, network tools, and the real programs the pods and benchmarks run.
-APT_PACKAGES := clang llvm libbpf-dev bpftool nftables iproute2 util-linux procps \
+# Debian packages: eBPF toolchain (and libc6-dev: the static CNI plugin links glibc statically), network tools, and the real programs the pods and benchmarks run.
+APT_PACKAGES := clang llvm libbpf-dev libc6-dev bpftool nftables iproute2 util-linux procps \
 	curl nginx-light wrk hey haproxy tcpdump tshark python3 ca-certificates \
 	python3-grpcio python3-protobuf python3-h2 python3-websockets
 BPF_SRC := $(wildcard bpf/*.bpf.c)
