@@ -59,6 +59,10 @@ export async function status(argv: readonly string[], s: CliSettings): Promise<n
       ]),
     ),
   );
+  // Why a pod has not started (its sandbox's network failed: the CNI step is retried), as kubectl
+  // describe shows the event.
+  const stuck = state.pods.filter((p) => p.message !== undefined);
+  if (stuck.length > 0) out.push('', ...stuck.map((p) => `${p.namespace}/${p.name}: ${p.message}`));
   out.push('');
   out.push(
     table(

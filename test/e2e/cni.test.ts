@@ -218,6 +218,11 @@ describe('CNI: local mode runs the real plugin for every pod', () => {
       /^FailedCreatePodSandBox: ambit-cni: the Ambit node agent is unreachable/,
     );
     expect(waiting.containers.every((c) => c.state === 'waiting')).toBe(true);
+    // `ambit local status` says why, as kubectl describe shows the sandbox event.
+    const shown = await ambit(['local', 'status', '--name', CLUSTER]);
+    expect(shown.stdout).toMatch(
+      /^mesh\/waiting: FailedCreatePodSandBox: ambit-cni: the Ambit node agent is unreachable/m,
+    );
     await waitFor(
       'mesh/doomed to be gone',
       async () => (await podNow('mesh', 'doomed')) === undefined,
