@@ -11,8 +11,8 @@ import { type Manifests, objectKey } from '../manifests/model.js';
 import { createCgroup } from '../os/cgroup.js';
 import type { Logger } from '../telemetry/logger.js';
 import { apiObjects } from './api-objects.js';
-import { pendingWaypoints, withControllerObjects } from './controller-manifests.js';
 import { type NodeCni, readNodeNetwork, writeNodeCni } from './cni-runtime.js';
+import { pendingWaypoints, withControllerObjects } from './controller-manifests.js';
 import { DaemonSupervisor, type NodeComponent } from './daemons.js';
 import { type DesiredPod, desiredPods } from './desired-pods.js';
 import {
