@@ -1,8 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { AMBIT_CNI_TYPE, pickConfFile } from '../../src/cni/conflist.js';
+import { BPF_DIR, renderNodeCleanup } from '../../src/install/render.js';
+import { DEFAULT_VALUES, parseValues } from '../../src/install/values.js';
 import { LOCAL_CONFLIST, nodeCni, primaryConflist } from '../../src/local/cni-runtime.js';
 import type { LocalState, PodState } from '../../src/local/state.js';
 import { INBOUND_TABLE } from '../../src/node-agent/redirection/inbound-capture.js';
@@ -52,6 +54,58 @@ function enrolled(node: string): string[] {
   } catch {
     return [];
   }
+}
+
+/** Where a local node keeps what a real node has at the host paths the DaemonSets mount. */
+function hostPaths(local: {
+  bpfDir: string;
+  socketDir: string;
+  binDir: string;
+  confDir: string;
+}): Map<string, string> {
+  return new Map([
+    [BPF_DIR, local.bpfDir],
+    ['/var/run/ambit', local.socketDir],
+    [DEFAULT_VALUES.cni.binDir, local.binDir],
+    [DEFAULT_VALUES.cni.confDir, local.confDir],
+  ]);
+}
+
+/**
+ * The argv of a DaemonSet's first init container as a kubelet on this local node would run it: the
+ * image's entrypoint word (`node-agent`) dropped, and every path under a volume mount resolved to the
+ * hostPath of its volume, then to this node's folder for that host path. A path that no mount covers,
+ * or a host path this node has no folder for, fails the test (the rendering changed under it).
+ */
+function cleanupCommand(ds: Record<string, unknown>, nodePaths: ReadonlyMap<string, string>): string[] {
+  const spec = (ds as { spec: { template: { spec: Record<string, unknown> } } }).spec.template.spec as {
+    initContainers: { args: string[]; volumeMounts: { name: string; mountPath: string }[] }[];
+    volumes: { name: string; hostPath?: { path: string } }[];
+  };
+  const init = spec.initContainers[0]!;
+  expect(init.args[0]).toBe('node-agent');
+  const toHost = (p: string): string => {
+    const m = init.volumeMounts
+      .filter((vm) => p === vm.mountPath || p.startsWith(`${vm.mountPath}/`))
+      .sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
+    if (m === undefined) throw new Error(`${p}: no volume mount of the cleanup container covers it`);
+    const host = spec.volumes.find((v) => v.name === m.name)?.hostPath?.path;
+    if (host === undefined) throw new Error(`${p}: volume ${m.name} is not a hostPath`);
+    return host + p.slice(m.mountPath.length);
+  };
+  const toNode = (hostPath: string): string => {
+    const [prefix, local] =
+      [...nodePaths]
+        .filter(([h]) => hostPath === h || hostPath.startsWith(`${h}/`))
+        .sort((a, b) => b[0].length - a[0].length)[0] ?? [];
+    if (prefix === undefined || local === undefined)
+      throw new Error(`${hostPath}: this local node has no folder for it`);
+    return local + hostPath.slice(prefix.length);
+  };
+  return init.args.slice(1).map((a) => {
+    const m = /^(--[a-z-]+)=(\/.*)$/.exec(a);
+    return m === null ? a : `${m[1]}=${toNode(toHost(m[2]!))}`;
+  });
 }
 
 function kill(pid: number, signal: NodeJS.Signals): void {
@@ -262,7 +316,7 @@ describe('CNI: local mode runs the real plugin for every pod', () => {
     ).toBeGreaterThan(0);
   });
 
-  test("the agent's uninstall step leaves no conflist entry, plugin, pin, link or nft table on its node", async () => {
+  test("ambit uninstall's node step (its rendered cleanup pod, run on the node) leaves no conflist entry, plugin, pin, link or nft table", async () => {
     await refresh();
     const node = state.nodes.find((n) => n.name === 'node-1')!;
     const cni = nodeCni(`${RUN}/nodes/node-1`);
@@ -284,20 +338,23 @@ describe('CNI: local mode runs the real plugin for every pod', () => {
     stopped.add(daemon);
     kill(agent, 'SIGKILL');
     await waitFor('the agent to exit', () => !processLives(agent));
+    // The node step of `ambit uninstall` exactly as it renders it: the cleanup DaemonSet's init
+    // container, run on this node the way a kubelet would (hostPath volumes are this node's folders).
+    const cleanup = cleanupCommand(
+      renderNodeCleanup(parseValues([])),
+      hostPaths({
+        bpfDir,
+        socketDir: dirname(flag('--cni-socket')),
+        binDir: cni.binDir,
+        confDir: cni.confDir,
+      }),
+    );
     const r = await runCmd('nsenter', [
       `--net=/run/netns/${node.netns}`,
       '--',
       process.execPath,
       join(ROOT, 'dist/node-agent/main.js'),
-      '--uninstall',
-      '--bpf-dir',
-      bpfDir,
-      '--cni-socket',
-      flag('--cni-socket'),
-      '--cni-bin-dir',
-      flag('--cni-bin-dir'),
-      '--cni-conf-dir',
-      flag('--cni-conf-dir'),
+      ...cleanup,
     ]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     // The conflist: only the primary's file, byte for byte as local mode (the "primary CNI") wrote it.
