@@ -150,6 +150,25 @@ describe('kubectl against a local cluster', () => {
     await waitFor('the client to get back in', async () => (await hello()) === 'ok');
   });
 
+  test('ambit uninstall refuses while a namespace is enrolled, naming it; ambit namespace unenroll/enroll go through kubectl', async () => {
+    const kc = ['--kubeconfig', kubeconfig];
+    const refused = await ambit(['uninstall', ...kc]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('uninstall refused: namespaces still enrolled');
+    expect(refused.stderr).toContain('hello');
+    const un = await ambit(['namespace', 'unenroll', 'hello', ...kc]);
+    expect(un.code, un.stderr).toBe(0);
+    expect(readFileSync(join(manifests, 'namespace.yaml'), 'utf8')).not.toContain(
+      'ambit.dev/dataplane-mode: ambient',
+    );
+    for (const p of state.pods)
+      await waitFor(`${p.name} unenrolled`, () => !enrolled(p.node).includes(`hello/${p.name}`));
+    const en = await ambit(['namespace', 'enroll', 'hello', ...kc]);
+    expect(en.code, en.stderr).toBe(0);
+    for (const p of state.pods)
+      await waitFor(`${p.name} enrolled again`, () => enrolled(p.node).includes(`hello/${p.name}`));
+  });
+
   test('an invalid object is refused with file:line:path and nothing is written; the rest keeps serving', async () => {
     const file = join(tempDir('ambit-kubectl-'), 'bad.yaml');
     writeFileSync(file, DENY.replace('action: DENY', 'action: MAYBE'));
