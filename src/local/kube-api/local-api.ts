@@ -13,7 +13,7 @@ import { ApiStatusError } from './api-status.js';
 import {
   ControllerObjects,
   ControllerObjectWriter,
-  isControllerObject,
+  keptOutOfManifests,
   stripServerFields,
 } from './controller-objects.js';
 import { collectGarbage, dependentsOf, type PropagationPolicy, withoutOwner } from './garbage-collector.js';
@@ -139,7 +139,7 @@ export class LocalKubeApi implements LocalApiPaths {
     } catch {
       return writer.write(req); // Not a create: the manifests' writer answers it (404, 409...).
     }
-    if (!isControllerObject(next)) return writer.write(req);
+    if (!keptOutOfManifests(next, req.principal)) return writer.write(req);
     if (this.store.get(req.resource, req.namespace, req.name) !== undefined)
       return Promise.reject(
         new ApiStatusError(
