@@ -458,7 +458,7 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
         'MethodNotAllowed',
         `the subresource ${t.subresource} cannot be written in local mode`,
       );
-    if (applying) return apply(req, res, { ...t, name }, body, manager, q);
+    if (applying) return apply(req, res, { ...t, name }, body, manager, q, who);
     let before: Json | undefined;
     let after: Json | undefined;
     const mutate = (cur: Json | undefined): Json => {
@@ -535,6 +535,7 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
     body: unknown,
     manager: string | undefined,
     q: URLSearchParams,
+    who: ApiPrincipal,
   ): Promise<void> => {
     const dryRun = q.get('dryRun') === 'All';
     if (q.get('fieldManager') === null || q.get('fieldManager') === '')
@@ -568,6 +569,7 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
     let managed: ManagedFieldsEntry[] | undefined;
     const stamp = now();
     const stored = await d.writer!.write({
+      principal: who,
       dryRun,
       verb: 'patch',
       resource: t.resource,
