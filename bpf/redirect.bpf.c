@@ -275,7 +275,7 @@ int ambit_connect6(struct bpf_sock_addr *ctx)
 	/*
 	 * No IPv6 proxy address (an IPv4-only node): an IPv6 destination is left alone, as without the mesh
 	 * (it has no route off the node). Never an IPv4-mapped stand-in: a V6ONLY socket cannot connect to
-	 * one, and the kernel completes that connect as IPv4 without the source this record is keyed by.
+	 * one, and a dual-stack socket would be accepted by the IPv4 listener only to fail upstream.
 	 */
 	if (!mapped && pc->addr6.w[0] == 0 && pc->addr6.w[1] == 0 && pc->addr6.w[2] == 0 && pc->addr6.w[3] == 0)
 		return 1;

@@ -33,9 +33,9 @@ export interface AgentConfig {
   /**
    * Where pods' IPv6 connections go: the node's IPv6 address. Undefined on a node without one (an
    * IPv4-only node): IPv6 connections are then left alone (they cannot leave the node anyway), rather
-   * than sent to an IPv4-mapped address, which an IPv6-only socket cannot connect to and whose
-   * connect the kernel completes as IPv4 without the IPv6 source the original-destination record is
-   * keyed by.
+   * than sent to an IPv4-mapped stand-in, which an IPV6_V6ONLY socket cannot connect to (ENETUNREACH)
+   * and which hands a dual-stack socket's IPv6 connection to the IPv4 listener, to be accepted and
+   * then fail upstream instead of failing at connect.
    */
   readonly proxyIp6: string | undefined;
   readonly outboundPort: number;

@@ -208,6 +208,19 @@ describe('redirection programs on the real kernel', () => {
     }
   });
 
+  test('an IPv4-mapped destination of an IPv6 socket goes to the IPv4 listener, with its original destination', async () => {
+    const line = await connectFrom(enrolledCg, '::ffff:10.99.0.50', 8080);
+    const [tag, peerIp, peerPort] = line.split(' ');
+    expect(tag).toBe('proxy');
+    expect(peerIp).toBe(PROXY4);
+    const od = openOriginalDestinations(bpf, bpfDir);
+    try {
+      expect(od.take(peerIp!, Number(peerPort))).toMatchObject({ ip: '10.99.0.50', port: 8080, family: 4 });
+    } finally {
+      od.close();
+    }
+  });
+
   test('without an IPv6 proxy address (an IPv4-only node) IPv6 connects are left alone; IPv4 ones are still redirected', async () => {
     const v4only = new RedirectPrograms(
       bpf,
