@@ -43,10 +43,10 @@ export const CONTROL_PLANE_CALLS = new KubeCallTable('control plane', [
   })),
   // Waypoints (src/control-plane/waypoint-applier.ts): each waypoint Gateway's objects are watched
   // (label selector), applied server-side (a PATCH that creates the object when it is missing: RBAC
-  // asks for both) and deleted when their Gateway is gone; `get` reads one back.
+  // asks for both) and deleted when their Gateway is gone. Nothing reads one by name (no `get`).
   ...watchCalls([resource('Deployment')]),
   ...WAYPOINT_OBJECT_KINDS.flatMap((k) =>
-    ['create', 'get', 'patch', 'delete'].map((verb) => ({
+    ['create', 'patch', 'delete'].map((verb) => ({
       verb,
       group: resource(k).group,
       resource: resource(k).plural,

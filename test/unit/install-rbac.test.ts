@@ -288,9 +288,30 @@ async function controlPlaneRecorded(): Promise<{ method: string; url: string }[]
 
 const quiet = createRootLogger({ name: 'test', level: 'fatal' });
 
+/** An object of a waypoint whose Gateway is gone. */
+const orphan = (apiVersion: string, kind: string) => ({
+  apiVersion,
+  kind,
+  metadata: {
+    name: 'old',
+    namespace: 'shop',
+    uid: `${kind}-uid`,
+    resourceVersion: '1',
+    ownerReferences: [
+      {
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'Gateway',
+        name: 'old',
+        uid: 'gone',
+        controller: true,
+      },
+    ],
+  },
+});
+
 /**
- * The waypoint controller against an API with one waypoint Gateway (its objects are applied) and a
- * Deployment owned by a Gateway that is gone (it is deleted).
+ * The waypoint controller against an API with one waypoint Gateway (its objects are applied) and
+ * objects of each kind owned by a Gateway that is gone (they are deleted).
  */
 async function waypointsRecorded(): Promise<{ method: string; url: string }[]> {
   const r = recordingClient(CONTROL_PLANE_CALLS, {
@@ -305,27 +326,9 @@ async function waypointsRecorded(): Promise<{ method: string; url: string }[]> {
         },
       },
     ],
-    '/apis/apps/v1/deployments': [
-      {
-        apiVersion: 'apps/v1',
-        kind: 'Deployment',
-        metadata: {
-          name: 'old',
-          namespace: 'shop',
-          uid: 'd-uid',
-          resourceVersion: '1',
-          ownerReferences: [
-            {
-              apiVersion: 'gateway.networking.k8s.io/v1',
-              kind: 'Gateway',
-              name: 'old',
-              uid: 'gone',
-              controller: true,
-            },
-          ],
-        },
-      },
-    ],
+    '/apis/apps/v1/deployments': [orphan('apps/v1', 'Deployment')],
+    '/api/v1/serviceaccounts': [orphan('v1', 'ServiceAccount')],
+    '/api/v1/services': [orphan('v1', 'Service')],
   });
   const ac = new AbortController();
   new WaypointApplier(
@@ -334,10 +337,10 @@ async function waypointsRecorded(): Promise<{ method: string; url: string }[]> {
     quiet,
     0,
   ).run(ac.signal);
-  // Its ServiceAccount, Deployment and Service applied; the orphan deleted.
+  // Its ServiceAccount, Deployment and Service applied; the orphans deleted.
   await vi.waitFor(() => {
     expect(r.seen.filter((s) => s.method === 'PATCH').length).toBe(3);
-    expect(r.seen.filter((s) => s.method === 'DELETE').length).toBe(1);
+    expect(r.seen.filter((s) => s.method === 'DELETE').length).toBe(3);
   });
   ac.abort();
   return r.seen;
@@ -388,6 +391,8 @@ describe('the API calls the daemons make', () => {
       [
         'create authentication.k8s.io/tokenreviews',
         'delete apps/deployments',
+        'delete core/serviceaccounts',
+        'delete core/services',
         'list apps/deployments',
         'list core/configmaps',
         'patch apps/deployments',
@@ -423,6 +428,24 @@ describe('the API calls the daemons make', () => {
         'watch security.ambit.dev/peerauthentications',
       ].sort(),
     );
+  });
+
+  test('every declared control-plane call is made by the code, but the ones the API server asks for another reason', async () => {
+    const made = new Set(
+      (await controlPlaneRecorded()).map((s) => showCall(requestCall(s.method, s.url) as KubeCall)),
+    );
+    // A server-side apply is a PATCH; where the object is missing the API server also asks for `create`.
+    expect(
+      CONTROL_PLANE_CALLS.calls
+        .map(showCall)
+        .filter((c) => !made.has(c))
+        .sort(),
+    ).toEqual([
+      'create apps/deployments',
+      'create core/configmaps',
+      'create core/serviceaccounts',
+      'create core/services',
+    ]);
   });
 
   test('the node proxy and the waypoint make none: no code of theirs builds a Kubernetes client', () => {
