@@ -205,6 +205,19 @@ describe('the CA root ConfigMap, published by the control plane', () => {
     await everywhere('the root', ['late']);
   });
 
+  test("kubectl delete namespace: its ConfigMap goes with it, in local mode's run folder too", async () => {
+    const file = join(dir, 'brief.yaml');
+    writeFileSync(file, 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: brief\n');
+    await ok('apply', '-f', file);
+    await everywhere('the root', ['brief']);
+    await ok('delete', 'namespace', 'brief');
+    await eventually('the ConfigMap of brief to go', async () => {
+      const kept = JSON.parse(readFileSync(join(kubeDir, 'controller-objects.json'), 'utf8')) as Json[];
+      return kept.some((k) => (k.metadata as Json).namespace === 'brief') ? undefined : true;
+    });
+    expect(await published('brief')).toBeUndefined();
+  });
+
   test('a rotation publishes both roots, the new one first; dropping the old one publishes the new alone', async () => {
     const old = ca.trustBundle()[0]!;
     await ca.rotate('ambit');
