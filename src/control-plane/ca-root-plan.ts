@@ -1,6 +1,10 @@
-import { CA_ROOT_CONFIGMAP, CA_ROOT_KEY, MANAGED_BY_LABEL } from '../gateway-api/waypoint-render.js';
+import {
+  CA_ROOT_CONFIGMAP,
+  CA_ROOT_KEY,
+  CA_ROOT_MANAGED_BY,
+  MANAGED_BY_LABEL,
+} from '../gateway-api/waypoint-render.js';
 import type { Json } from '../kube/field-paths.js';
-import { FIELD_MANAGER } from './server-side-apply.js';
 
 /*
  * What the CA root publisher (ca-root-publisher.ts) decides, as pure functions: which namespaces get
@@ -17,7 +21,7 @@ import { FIELD_MANAGER } from './server-side-apply.js';
  */
 
 /** The label that marks the ConfigMap as the control plane's (`kubectl get cm -A -l ...`). */
-export const CA_ROOT_LABELS: Readonly<Record<string, string>> = { [MANAGED_BY_LABEL]: FIELD_MANAGER };
+export const CA_ROOT_LABELS: Readonly<Record<string, string>> = { [MANAGED_BY_LABEL]: CA_ROOT_MANAGED_BY };
 
 /** The ConfigMaps are watched by name in every namespace (a field selector the API serves for every kind). */
 export const CA_ROOT_FIELD_SELECTOR = `metadata.name=${CA_ROOT_CONFIGMAP}`;
