@@ -272,6 +272,13 @@ int ambit_connect6(struct bpf_sock_addr *ctx)
 	struct proxy_config *pc = decide(ctx, &dst, loopback, mapped ? AF_INET : AF_INET6, &o);
 	if (!pc)
 		return 1;
+	/*
+	 * No IPv6 proxy address (an IPv4-only node): an IPv6 destination is left alone, as without the mesh
+	 * (it has no route off the node). Never an IPv4-mapped stand-in: a V6ONLY socket cannot connect to
+	 * one, and a dual-stack socket would be accepted by the IPv4 listener only to fail upstream.
+	 */
+	if (!mapped && pc->addr6.w[0] == 0 && pc->addr6.w[1] == 0 && pc->addr6.w[2] == 0 && pc->addr6.w[3] == 0)
+		return 1;
 	__u64 cookie = bpf_get_socket_cookie(ctx);
 	if (bpf_map_update_elem(&ambit_by_cookie, &cookie, &o, BPF_ANY) != 0)
 		return 1;

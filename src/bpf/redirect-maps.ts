@@ -91,10 +91,16 @@ export function workloadId(uid: string): bigint {
   return id === 0n ? 1n : id;
 }
 
-export function encodeProxyConfig(c: { ip4: string; ip6: string; port: number; podsLevel: number }): Buffer {
+/** The proxy's addresses and port; without `ip6` (an IPv4-only node) the IPv6 one stays `::`: no IPv6 redirect. */
+export function encodeProxyConfig(c: {
+  ip4: string;
+  ip6?: string | undefined;
+  port: number;
+  podsLevel: number;
+}): Buffer {
   const b = Buffer.alloc(PROXY_CONFIG_SIZE);
   ipToBytes16(c.ip4).copy(b, 0);
-  ipToBytes16(c.ip6).copy(b, 16);
+  if (c.ip6 !== undefined) ipToBytes16(c.ip6).copy(b, 16);
   b.writeUInt16LE(c.port, 32);
   b.writeUInt32LE(c.podsLevel, 36);
   return b;

@@ -10,7 +10,7 @@ import { CLUSTER_KINDS } from './source-kube.js';
  * test that makes it, instead of a 403 in a user's cluster.
  */
 
-function resource(kind: ClusterKind | 'Deployment'): ApiResource {
+function resource(kind: ClusterKind | 'Deployment' | 'ConfigMap'): ApiResource {
   const r = resourceOfKind(kind);
   if (r === undefined) throw new Error(`no API resource for ${kind}`);
   return r;
@@ -47,14 +47,19 @@ export const CONTROL_PLANE_CALLS = new KubeCallTable('control plane', [
   })),
   // Waypoints (src/control-plane/waypoint-applier.ts): each waypoint Gateway's objects are watched
   // (label selector), applied server-side (a PATCH that creates the object when it is missing: RBAC
-  // asks for both) and deleted when their Gateway is gone; `get` reads one back.
+  // asks for both) and deleted when their Gateway is gone. Nothing reads one by name (no `get`).
   ...watchCalls([resource('Deployment')]),
   ...WAYPOINT_OBJECT_KINDS.flatMap((k) =>
-    ['create', 'get', 'patch', 'delete'].map((verb) => ({
+    ['create', 'patch', 'delete'].map((verb) => ({
       verb,
       group: resource(k).group,
       resource: resource(k).plural,
     })),
   ),
+  // The CA root ConfigMap in every namespace (src/control-plane/ca-root-publisher.ts): watched by name
+  // across namespaces (RBAC cannot narrow a list to a field selector) and applied server-side, which
+  // creates it where it is missing. It never reads one by name nor deletes one.
+  ...watchCalls([resource('ConfigMap')]),
+  ...['create', 'patch'].map((verb) => ({ verb, group: '', resource: resource('ConfigMap').plural })),
   TOKEN_REVIEW_CALL,
 ]);

@@ -62,6 +62,8 @@ export async function startControlPlane(
   clock: Clock = systemClock,
   /** Where the Gateway API status goes (the API server); without it, only /debug/status shows it. */
   statusWriter?: StatusWriter,
+  /** Told the CA's trust bundle at start and after each change (the CA root ConfigMap publisher). */
+  trustBundleSink?: { offer(bundle: readonly string[]): void },
 ): Promise<ControlPlane> {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
@@ -88,6 +90,7 @@ export async function startControlPlane(
     { caDir: cfg.caDir, created, root: ca.rootInfo().serial },
     created ? 'CA root generated' : 'CA root loaded',
   );
+  trustBundleSink?.offer(ca.trustBundle());
   const streamConfig = services().config.service.StreamConfig!;
   const publisher = new ConfigPublisher((u) => streamConfig.responseSerialize(u));
   const store = new ClusterStore();
@@ -98,6 +101,8 @@ export async function startControlPlane(
   let synced = false;
   let lastIssues = '';
   const publish = (): void => {
+    // A rotation or drop changes the bundle; the sink ignores an offer of the same one.
+    trustBundleSink?.offer(ca.trustBundle());
     if (!synced) return;
     const latest = publisher.latest;
     const config = builder.config(ca.trustBundle(), String((latest?.version ?? 0n) + 1n));

@@ -8,6 +8,7 @@ import { KubeTokenReviewer } from '../kube/token-review.js';
 import { createRootLogger } from '../telemetry/logger.js';
 import { AMBIT_VERSION } from '../version.js';
 import { startControlPlane } from './app.js';
+import { CaRootPublisher } from './ca-root-publisher.js';
 import { parseControlPlaneConfig } from './config.js';
 import { StatusWriter } from './status-writer.js';
 import { WaypointApplier } from './waypoint-applier.js';
@@ -20,6 +21,9 @@ try {
   const log = createRootLogger({ name: 'ambit-control-plane', level: cfg.logLevel });
   const client = new KubeClient(kubeTarget(cfg.kube), CONTROL_PLANE_CALLS);
   const statusWriter = new StatusWriter(client, log.child({ component: 'status' }));
+  // The CA's trust bundle as the ConfigMap ambit-ca-root-cert in every namespace (node pods, waypoints).
+  const caRoots = new CaRootPublisher(client, log.child({ component: 'ca-root' }));
+  caRoots.run(controller.signal);
   const cp = await startControlPlane(
     cfg,
     new KubeClusterSource(client),
@@ -27,6 +31,7 @@ try {
     log,
     systemClock,
     statusWriter,
+    caRoots,
   );
   // The waypoint controller: each waypoint Gateway's ServiceAccount, Deployment and Service.
   new WaypointApplier(

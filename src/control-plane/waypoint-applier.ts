@@ -12,6 +12,7 @@ import type { KubeClient } from '../kube/client.js';
 import type { Json } from '../kube/field-paths.js';
 import { Reflector, type KubeObject as WireObject } from '../kube/reflector.js';
 import type { Logger } from '../telemetry/logger.js';
+import { applyServerSide } from './server-side-apply.js';
 import {
   type Applied,
   desiredObjects,
@@ -21,9 +22,6 @@ import {
   planWaypoints,
   type WaypointOptions,
 } from './waypoint-plan.js';
-
-/** The field manager of every apply the control plane makes (what `managedFields` shows). */
-export const FIELD_MANAGER = 'ambit-control-plane';
 
 /** The kinds a waypoint is made of, watched by the label every rendered object carries. */
 const OWNED_KINDS = ['ServiceAccount', 'Deployment', 'Service'] as const;
@@ -185,15 +183,7 @@ export class WaypointApplier {
   }
 
   private async apply(object: KubeObject): Promise<void> {
-    const r = resource(object.kind);
-    const path = `${collectionPath(r, object.metadata.namespace)}/${encodeURIComponent(object.metadata.name)}?fieldManager=${FIELD_MANAGER}&force=true`;
-    const out = (await this.client.json(
-      'PATCH',
-      path,
-      object,
-      undefined,
-      'application/apply-patch+yaml',
-    )) as Json;
+    const out = await applyServerSide(this.client, object);
     const rv = String(((out.metadata ?? {}) as Json).resourceVersion ?? '');
     const key = objectKeyOf(object);
     this.applied.set(key, { text: JSON.stringify(object), resourceVersion: rv });

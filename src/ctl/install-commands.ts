@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { AmbitError, ErrorCode } from '../errors.js';
 import { WAYPOINT_CLASS } from '../gateway-api/types.js';
+import { CA_ROOT_CONFIGMAP, CA_ROOT_MANAGED_BY, MANAGED_BY_LABEL } from '../gateway-api/waypoint-render.js';
 import { objectsJson, objectsYaml } from '../install/output.js';
 import { NODE, NODE_CLEANUP, renderInstall, renderNodeCleanup, renderUninstall } from '../install/render.js';
 import { type InstallValues, parseValues, VALUE_KEYS } from '../install/values.js';
@@ -36,7 +37,8 @@ Removes every object \`ambit install\` made, and cleans every node. Refused whil
 (${DATAPLANE_MODE}=${AMBIENT}) or a waypoint (a Gateway of class ${WAYPOINT_CLASS}) exists, unless --force.
 Steps: delete the node DaemonSet; run the node cleanup DaemonSet (${NODE_CLEANUP}: the node agent's
 --uninstall removes its pins, links, nftables tables, CNI conflist entry and plugin binary) and wait until
-every node reports done; delete it; delete the rest, in reverse install order. Stopping the node agent
+every node reports done; delete it; delete the rest, in reverse install order; then the ConfigMaps the
+control plane published in every namespace (label ${MANAGED_BY_LABEL}=${CA_ROOT_MANAGED_BY}). Stopping the node agent
 (SIGTERM) never uninstalls: it leaves the redirection in place for the next agent.
 
   -o yaml             print every object uninstall would delete, in order, and do nothing
@@ -222,21 +224,32 @@ export async function uninstallCommand(
     );
   for (const b of blockers) step(`warning: ${b}; going on (--force)`);
   step(
-    `1/4 deleting the node DaemonSet ${v.namespace}/${NODE} (its agents stop; redirection stays until the cleanup)`,
+    `1/5 deleting the node DaemonSet ${v.namespace}/${NODE} (its agents stop; redirection stays until the cleanup)`,
   );
   await mustRun(k, ['delete', '--ignore-not-found', '--wait=true', '-n', v.namespace, `daemonset/${NODE}`]);
-  step(`2/4 node cleanup: ${NODE_CLEANUP} runs the node agent's --uninstall on every node`);
+  step(`2/5 node cleanup: ${NODE_CLEANUP} runs the node agent's --uninstall on every node`);
   const cleanup = objectsYaml([renderNodeCleanup(v)]);
   await mustRun(k, APPLY, { stdin: cleanup });
   await mustRun(k, ['rollout', 'status', '-n', v.namespace, `daemonset/${NODE_CLEANUP}`, '--timeout=10m']);
-  step(`3/4 every node is clean; deleting ${NODE_CLEANUP}`);
+  step(`3/5 every node is clean; deleting ${NODE_CLEANUP}`);
   await mustRun(k, ['delete', '--ignore-not-found', '--wait=true', '-f', '-'], { stdin: cleanup });
   step(
-    `4/4 deleting ${objects.length} objects (the CRDs take every AuthorizationPolicy and PeerAuthentication with them)`,
+    `4/5 deleting ${objects.length} objects (the CRDs take every AuthorizationPolicy and PeerAuthentication with them)`,
   );
   await mustRun(k, ['delete', '--ignore-not-found', '--wait=true', '-f', '-'], {
     stdin: objectsYaml(objects),
   });
+  // The control plane is gone now, so nothing publishes them again.
+  step(`5/5 deleting the control plane's ${CA_ROOT_CONFIGMAP} ConfigMaps in every namespace`);
+  await mustRun(k, [
+    'delete',
+    'configmap',
+    '--all-namespaces',
+    '-l',
+    `${MANAGED_BY_LABEL}=${CA_ROOT_MANAGED_BY}`,
+    '--ignore-not-found',
+    '--wait=true',
+  ]);
   step('Ambit is uninstalled');
   return 0;
 }

@@ -73,6 +73,8 @@ export const GATEWAY_CLASS_LABEL = 'gateway.networking.k8s.io/gateway-class-name
 const DATAPLANE_MODE = 'ambit.dev/dataplane-mode';
 /** The ConfigMap, in every namespace with a waypoint, that holds the mesh's trust bundle. */
 export const CA_ROOT_CONFIGMAP = 'ambit-ca-root-cert';
+/** Its `app.kubernetes.io/managed-by`: the control plane, which publishes it (its field manager's name). */
+export const CA_ROOT_MANAGED_BY = 'ambit-control-plane';
 export const CA_ROOT_KEY = 'root-cert.pem';
 /** The audience of the projected token a waypoint presents to the control plane. */
 export const TOKEN_AUDIENCE = 'ambit-ca';

@@ -63,13 +63,14 @@ const fieldEnv = (name: string, fieldPath: string): JsonObject => ({
   valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath } },
 });
 
-/** The downward API facts the node pod reads (its node, its own pod for the cgroup root, the host IP). */
+/** The downward API facts the node pod reads (its node, its own pod for the cgroup root, the node's IPs). */
 const NODE_ENV: JsonObject[] = [
   fieldEnv('NODE_NAME', 'spec.nodeName'),
   fieldEnv('POD_NAME', 'metadata.name'),
   fieldEnv('POD_NAMESPACE', 'metadata.namespace'),
   fieldEnv('POD_UID', 'metadata.uid'),
-  fieldEnv('HOST_IP', 'status.hostIP'),
+  // Every address of the node, comma-separated, IPv4 and IPv6 on a dual-stack node (Kubernetes 1.29+).
+  fieldEnv('HOST_IPS', 'status.hostIPs'),
 ];
 
 /** Every taint tolerated: the mesh must run on every node that runs pods (as istio-cni, ztunnel). */
@@ -289,11 +290,10 @@ function agentArgs(v: InstallValues, uninstall: boolean): string[] {
     `--cgroup-root=${v.cgroupRoot}`,
     `--pods-cgroup=${v.cgroupRoot}/${v.podsCgroup}`,
     `--bpf-dir=${BPF_DIR}`,
-    // Pods' connections are sent to the node proxy at the node's address (the pod's netns reaches it).
-    // On a single-stack IPv4 node there is no node IPv6 address: the IPv4-mapped one sends a dual-stack
-    // socket's connect to the same IPv4 listener.
-    '--proxy-ip4=$(HOST_IP)',
-    '--proxy-ip6=::ffff:$(HOST_IP)',
+    // Pods' connections are sent to the node proxy at the node's addresses (the pod's netns reaches
+    // them): its IPv4 one, and its IPv6 one on a dual-stack node. An IPv4-only node has none, and its
+    // pods' IPv6 connections are left alone (src/node-agent/config.ts says why not IPv4-mapped).
+    '--host-ips=$(HOST_IPS)',
     ...cni,
     `--log-level=${v.logLevel}`,
   ];
@@ -367,7 +367,8 @@ function nodeDaemonSet(v: InstallValues): KubeObject {
               args: [
                 'node-proxy',
                 '--node=$(NODE_NAME)',
-                '--outbound-ip=$(HOST_IP)',
+                // Every node address, so the IPv6 redirect target is listened on (dual-stack nodes).
+                '--outbound-ip=$(HOST_IPS)',
                 `--bpf-dir=${BPF_DIR}`,
                 `--control-plane=${controlPlaneAddress(v)}`,
                 `--ca-bundle=${CA_BUNDLE_DIR}/${CA_ROOT_KEY}`,

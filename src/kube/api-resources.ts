@@ -73,6 +73,16 @@ export const API_RESOURCES: readonly ApiResource[] = [
     verbs: WRITE,
   },
   {
+    kind: 'ConfigMap',
+    group: '',
+    version: 'v1',
+    plural: 'configmaps',
+    singular: 'configmap',
+    namespaced: true,
+    shortNames: ['cm'],
+    verbs: WRITE,
+  },
+  {
     kind: 'Event',
     group: '',
     version: 'v1',

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_CNI_SOCKET } from '../api/cni.js';
@@ -30,7 +31,14 @@ export interface AgentConfig {
   readonly bpfDir: string;
   readonly bpfObject: string;
   readonly proxyIp4: string;
-  readonly proxyIp6: string;
+  /**
+   * Where pods' IPv6 connections go: the node's IPv6 address. Undefined on a node without one (an
+   * IPv4-only node): IPv6 connections are then left alone (they cannot leave the node anyway), rather
+   * than sent to an IPv4-mapped stand-in, which an IPV6_V6ONLY socket cannot connect to (ENETUNREACH)
+   * and which hands a dual-stack socket's IPv6 connection to the IPv4 listener, to be accepted and
+   * then fail upstream instead of failing at connect.
+   */
+  readonly proxyIp6: string | undefined;
   readonly outboundPort: number;
   /** Where the cluster is read: the Kubernetes API of this kubeconfig, else the in-cluster one. */
   readonly kube: KubeSettings;
@@ -55,6 +63,21 @@ export interface AgentConfig {
   readonly readyFile: string | undefined;
 }
 
+/**
+ * The node proxy's addresses that pods' connections are redirected to: the given ones, else the node's
+ * first IPv4 and first IPv6 address among `hostIps` (status.hostIPs). No IPv6 one on an IPv4-only
+ * node; `proxyIp6` '' says "none" explicitly. Pure.
+ */
+export function proxyTargetsOf(
+  hostIps: readonly string[],
+  proxyIp4?: string,
+  proxyIp6?: string,
+): { ip4: string | undefined; ip6: string | undefined } {
+  const ip4 = proxyIp4 ?? hostIps.find((ip) => isIP(ip) === 4);
+  const ip6 = proxyIp6 === '' ? undefined : (proxyIp6 ?? hostIps.find((ip) => isIP(ip) === 6));
+  return { ip4, ip6 };
+}
+
 export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): AgentConfig {
   const f = DaemonFlags.parse(
     'node agent',
@@ -68,6 +91,7 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
       'bpf-object': 'string',
       'proxy-ip4': 'string',
       'proxy-ip6': 'string',
+      'host-ips': 'string',
       'outbound-port': 'string',
       kubeconfig: 'string',
       'log-level': 'string',
@@ -106,6 +130,25 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   if (!uninstall && podsCgroup === undefined && podUid === undefined)
     f.error('--pods-cgroup or the pod UID (--pod-uid, env POD_UID from the downward API) is required');
   const readyFile = f.string('ready-file', DEFAULT_AGENT_READY_FILE, { env: 'AMBIT_READY_FILE' });
+  // The node proxy's addresses: the node's (--host-ips, downward API status.hostIPs), or given.
+  const proxyTargets = (): { proxyIp4: string; proxyIp6: string | undefined } => {
+    if (uninstall) return { proxyIp4: '', proxyIp6: undefined };
+    const hostIps = f.optional('host-ips', { env: 'HOST_IPS' });
+    const ip4 = f.optional('proxy-ip4', { env: 'AMBIT_PROXY_IP4' });
+    const ip6 = f.optional('proxy-ip6', { env: 'AMBIT_PROXY_IP6' });
+    if (ip4 !== undefined) f.ip(ip4, 'proxy-ip4', 4);
+    if (ip6 !== undefined && ip6 !== '') f.ip(ip6, 'proxy-ip6', 6);
+    const ips = (hostIps ?? '').split(',').filter((s) => s !== '');
+    for (const ip of ips) f.ip(ip, 'host-ips');
+    const t = proxyTargetsOf(ips, ip4, ip6);
+    if (t.ip4 === undefined)
+      f.error(
+        hostIps === undefined
+          ? '--proxy-ip4 (or AMBIT_PROXY_IP4) or --host-ips (env HOST_IPS, downward API status.hostIPs) is required'
+          : `--host-ips ${hostIps}: the node has no IPv4 address (give --proxy-ip4)`,
+      );
+    return { proxyIp4: t.ip4 ?? '', proxyIp6: t.ip6 };
+  };
   return f.finish({
     node,
     ...(cgroupRoot === undefined ? {} : { cgroupRoot }),
@@ -116,8 +159,7 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     bpfObject: f.string('bpf-object', join(here, '..', '..', 'bpf', 'redirect.bpf.o'), {
       env: 'AMBIT_BPF_OBJECT',
     }),
-    proxyIp4: need('proxy-ip4', 'AMBIT_PROXY_IP4', 4),
-    proxyIp6: need('proxy-ip6', 'AMBIT_PROXY_IP6', 6),
+    ...proxyTargets(),
     outboundPort: f.port('outbound-port', 15001, { min: 1 }),
     kube: kubeSettings(f.optional('kubeconfig', { env: 'KUBECONFIG' }), env),
     logLevel: f.logLevel(),

@@ -64,7 +64,11 @@ export function parseNodeProxyConfig(
     argv,
     env,
   );
-  const outboundIps = f.list('outbound-ip', { env: 'AMBIT_OUTBOUND_IPS', required: true });
+  // One flag may carry several, comma-separated: the downward API's status.hostIPs (`$(HOST_IPS)`).
+  const outboundIps = f
+    .list('outbound-ip', { env: 'AMBIT_OUTBOUND_IPS', required: true })
+    .flatMap((v) => v.split(','))
+    .filter((v) => v !== '');
   for (const ip of outboundIps) f.ip(ip, 'outbound-ip');
   const hboneIps = f.list('hbone-ip', { default: ['::'] });
   for (const ip of hboneIps) f.ip(ip, 'hbone-ip');

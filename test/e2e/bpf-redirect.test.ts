@@ -208,6 +208,40 @@ describe('redirection programs on the real kernel', () => {
     }
   });
 
+  test('an IPv4-mapped destination of an IPv6 socket goes to the IPv4 listener, with its original destination', async () => {
+    const line = await connectFrom(enrolledCg, '::ffff:10.99.0.50', 8080);
+    const [tag, peerIp, peerPort] = line.split(' ');
+    expect(tag).toBe('proxy');
+    expect(peerIp).toBe(PROXY4);
+    const od = openOriginalDestinations(bpf, bpfDir);
+    try {
+      expect(od.take(peerIp!, Number(peerPort))).toMatchObject({ ip: '10.99.0.50', port: 8080, family: 4 });
+    } finally {
+      od.close();
+    }
+  });
+
+  test('without an IPv6 proxy address (an IPv4-only node) IPv6 connects are left alone; IPv4 ones are still redirected', async () => {
+    const v4only = new RedirectPrograms(
+      bpf,
+      { ...cfg(), proxy: { ip4: PROXY4, ip6: undefined, port: 15001 } },
+      log,
+    );
+    v4only.install();
+    v4only.close();
+    try {
+      // fd00:99::77 is nowhere: left alone, the connect fails as it would without the mesh.
+      const line = await connectFrom(enrolledCg, 'fd00:99::77', 443);
+      expect(line.startsWith('error')).toBe(true);
+      expect((await connectFrom(enrolledCg, '10.99.0.50', 8080)).split(' ')[0]).toBe('proxy');
+    } finally {
+      const again = new RedirectPrograms(bpf, cfg(), log);
+      again.install();
+      again.close();
+    }
+    expect((await connectFrom(enrolledCg, 'fd00:99::77', 443)).split(' ')[0]).toBe('proxy');
+  });
+
   test.each([
     ['an excluded port', () => enrolledCg, OTHER4, 81, 'direct'],
     ['loopback inside the pod', () => enrolledCg, '127.0.0.1', 9, 'loopback'],

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { certInfo } from '../../src/identity/x509.js';
 import type { LocalState } from '../../src/local/state.js';
 import { ambit, copyManifests, curl, downCluster, runCmd, status, tempDir, waitFor } from './helpers.js';
 
@@ -246,5 +247,49 @@ describe('kubectl against a local cluster', () => {
     } finally {
       w.kill();
     }
+  });
+  test('kubectl get configmap ambit-ca-root-cert holds, in every namespace, the root the mesh signs with', async () => {
+    expect(await hello()).toBe('ok');
+    const ca = await ambit(['ca', 'status', '--name', CLUSTER, '-o', 'json']);
+    expect(ca.code, ca.stderr).toBe(0);
+    const view = JSON.parse(ca.stdout) as {
+      signingRoot: string;
+      trusted: { serial: string }[];
+      certificates: { identity: string; root: string }[];
+    };
+    // The workloads' certificates chain to it.
+    expect(view.certificates.length).toBeGreaterThan(0);
+    expect(view.certificates.every((c) => c.root === view.signingRoot)).toBe(true);
+    for (const ns of ['hello', 'ambit-system', 'default', 'kube-system']) {
+      const r = await kubectl([
+        'get',
+        'configmap',
+        'ambit-ca-root-cert',
+        '-n',
+        ns,
+        '-o',
+        'jsonpath={.data.root-cert\\.pem}',
+      ]);
+      expect(r.code, `${ns}: ${r.stderr}`).toBe(0);
+      const pems = r.stdout.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----\n/g) ?? [];
+      expect(
+        pems.map((p) => certInfo(p).serial),
+        ns,
+      ).toEqual(view.trusted.map((t) => t.serial));
+      expect(certInfo(pems[0]!).serial, ns).toBe(view.signingRoot);
+    }
+    // The control plane's, found by its label; kept out of the user's manifests.
+    const labelled = await kubectl([
+      'get',
+      'cm',
+      '-A',
+      '-l',
+      'app.kubernetes.io/managed-by=ambit-control-plane',
+      '-o',
+      'name',
+    ]);
+    expect(labelled.stdout.trim().split('\n').length).toBeGreaterThanOrEqual(4);
+    for (const f of readdirSync(manifests))
+      expect(readFileSync(join(manifests, f), 'utf8'), f).not.toContain('ambit-ca-root-cert');
   });
 });

@@ -388,7 +388,7 @@ describe('waypoint objects: applied by the control plane, owned by the Gateway, 
           name: 'by-controller',
           namespace: 'shop',
           ownerReferences: [
-            { apiVersion: 'v1', kind: 'ConfigMap', name: 'settings', uid: 'cm-uid', controller: true },
+            { apiVersion: 'v1', kind: 'Secret', name: 'settings', uid: 'secret-uid', controller: true },
           ],
         },
       }),
@@ -403,7 +403,7 @@ describe('waypoint objects: applied by the control plane, owned by the Gateway, 
     expect(await gone('serviceaccount/waypoint')).toBe(true);
     // Read again from the run folder, and served.
     expect(metaOf(await getJson('sa', 'by-controller', '-n', 'shop')).ownerReferences).toMatchObject([
-      { kind: 'ConfigMap', uid: 'cm-uid' },
+      { kind: 'Secret', uid: 'secret-uid' },
     ]);
     const kept = JSON.parse(readFileSync(join(kubeDir, 'controller-objects.json'), 'utf8')) as Json[];
     expect(kept.map((o) => metaOf(o).name)).toEqual(['by-controller']);

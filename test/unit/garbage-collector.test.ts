@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'vitest';
+import { keptOutOfManifests } from '../../src/local/kube-api/controller-objects.js';
 import {
   collectGarbage,
   type Dependent,
@@ -74,5 +75,36 @@ describe('deletes with a propagation policy', () => {
     };
     expect(withoutOwner(o, ['u1']).metadata).toEqual({ name: 'gw', ownerReferences: [ref('x', 'u2')] });
     expect(withoutOwner(o, ['u1', 'u2']).metadata).toEqual({ name: 'gw' });
+  });
+});
+
+describe("keptOutOfManifests: which new objects local mode keeps out of the user's manifests", () => {
+  const owned = {
+    kind: 'Deployment',
+    metadata: {
+      name: 'wp',
+      ownerReferences: [
+        {
+          apiVersion: 'gateway.networking.k8s.io/v1',
+          kind: 'Gateway',
+          name: 'wp',
+          uid: 'u',
+          controller: true,
+        },
+      ],
+    },
+  };
+  const plain = { kind: 'ConfigMap', metadata: { name: 'ambit-ca-root-cert', namespace: 'shop' } };
+  const user = { canWrite: true };
+  const daemon = { canWrite: false };
+  test.each<[string, Record<string, unknown> | undefined, { canWrite: boolean } | undefined, boolean]>([
+    ["a controller's object, from a daemon", owned, daemon, true],
+    ["a controller's object, from the user (kubectl apply of one)", owned, user, true],
+    ['an object without an owner, from a daemon (the CA root ConfigMap)', plain, daemon, true],
+    ['an object without an owner, from the user', plain, user, false],
+    ['an object without an owner, from nobody known', plain, undefined, false],
+    ['a delete (no object)', undefined, daemon, false],
+  ])('%s', (_what, o, by, kept) => {
+    expect(keptOutOfManifests(o, by)).toBe(kept);
   });
 });

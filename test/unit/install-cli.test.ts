@@ -161,6 +161,8 @@ describe('ambit uninstall', () => {
       'rollout status -n ambit-system daemonset/ambit-node-cleanup --timeout=10m',
       'delete --ignore-not-found --wait=true -f -',
       'delete --ignore-not-found --wait=true -f -',
+      // What the control plane published (not an installed object): after it is gone.
+      'delete configmap --all-namespaces -l app.kubernetes.io/managed-by=ambit-control-plane --ignore-not-found --wait=true',
     ]);
     expect(kinds(calls[3]?.stdin)).toEqual(['DaemonSet/ambit-node-cleanup']);
     expect(kinds(calls[5]?.stdin)).toEqual(['DaemonSet/ambit-node-cleanup']);

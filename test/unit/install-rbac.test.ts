@@ -9,8 +9,10 @@ import {
   NODE_PROXY_CALLS,
 } from '../../src/cluster/daemon-calls.js';
 import { KubeClusterSource } from '../../src/cluster/source-kube.js';
+import { CaRootPublisher } from '../../src/control-plane/ca-root-publisher.js';
 import type { MeshStatus } from '../../src/control-plane/status.js';
 import { StatusWriter } from '../../src/control-plane/status-writer.js';
+import { WaypointApplier } from '../../src/control-plane/waypoint-applier.js';
 import { ErrorCode } from '../../src/errors.js';
 import type { KubeObject } from '../../src/gateway-api/waypoint-render.js';
 import { type PolicyRule, ruleAllows, serviceAccountAllowed } from '../../src/install/rbac.js';
@@ -203,7 +205,11 @@ describe('serviceAccountAllowed: bindings and roles of an install', () => {
 });
 
 /** A client that answers as an empty API server and records every request it is asked to make. */
-function recordingClient(table: KubeCallTable) {
+function recordingClient(
+  table: KubeCallTable,
+  /** What a list of this collection path answers (an empty list otherwise). */
+  lists: Readonly<Record<string, readonly unknown[]>> = {},
+) {
   const seen: { method: string; url: string }[] = [];
   const check = (method: string, url: string) => {
     table.check(method, url);
@@ -215,7 +221,13 @@ function recordingClient(table: KubeCallTable) {
       target: { server: 'https://api.test' },
       json: async (method: string, url: string, body?: unknown): Promise<unknown> => {
         check(method, url);
-        if (method === 'GET') return { kind: 'List', metadata: { resourceVersion: '1' }, items: [] };
+        if (method === 'GET')
+          return {
+            kind: 'List',
+            metadata: { resourceVersion: '1' },
+            items: lists[url.split('?')[0] ?? ''] ?? [],
+          };
+        if (method === 'PATCH') return body;
         if (url.endsWith('/tokenreviews')) return { ...(body as object), status: { authenticated: false } };
         return {};
       },
@@ -271,7 +283,89 @@ async function controlPlaneRecorded(): Promise<{ method: string; url: string }[]
   writer.offer(status);
   await vi.waitFor(() => expect(r.seen.filter((s) => s.method === 'PATCH').length).toBe(3));
   writer.close();
-  return [...seen, ...r.seen];
+  return [...seen, ...r.seen, ...(await waypointsRecorded()), ...(await caRootsRecorded())];
+}
+
+const quiet = createRootLogger({ name: 'test', level: 'fatal' });
+
+/** An object of a waypoint whose Gateway is gone. */
+const orphan = (apiVersion: string, kind: string) => ({
+  apiVersion,
+  kind,
+  metadata: {
+    name: 'old',
+    namespace: 'shop',
+    uid: `${kind}-uid`,
+    resourceVersion: '1',
+    ownerReferences: [
+      {
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'Gateway',
+        name: 'old',
+        uid: 'gone',
+        controller: true,
+      },
+    ],
+  },
+});
+
+/**
+ * The waypoint controller against an API with one waypoint Gateway (its objects are applied) and
+ * objects of each kind owned by a Gateway that is gone (they are deleted).
+ */
+async function waypointsRecorded(): Promise<{ method: string; url: string }[]> {
+  const r = recordingClient(CONTROL_PLANE_CALLS, {
+    '/apis/gateway.networking.k8s.io/v1/gateways': [
+      {
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'Gateway',
+        metadata: { name: 'wp', namespace: 'shop', uid: 'gw-uid', resourceVersion: '1' },
+        spec: {
+          gatewayClassName: 'ambit-waypoint',
+          listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }],
+        },
+      },
+    ],
+    '/apis/apps/v1/deployments': [orphan('apps/v1', 'Deployment')],
+    '/api/v1/serviceaccounts': [orphan('v1', 'ServiceAccount')],
+    '/api/v1/services': [orphan('v1', 'Service')],
+  });
+  const ac = new AbortController();
+  new WaypointApplier(
+    r.client,
+    { image: 'ambit:test', version: 'test', trustDomain: 'cluster.local', controlPlane: 'cp:15012' },
+    quiet,
+    0,
+  ).run(ac.signal);
+  // Its ServiceAccount, Deployment and Service applied; the orphans deleted.
+  await vi.waitFor(() => {
+    expect(r.seen.filter((s) => s.method === 'PATCH').length).toBe(3);
+    expect(r.seen.filter((s) => s.method === 'DELETE').length).toBe(3);
+  });
+  ac.abort();
+  return r.seen;
+}
+
+/** The CA root publisher against an API with two namespaces: one ConfigMap applied in each. */
+async function caRootsRecorded(): Promise<{ method: string; url: string }[]> {
+  const r = recordingClient(CONTROL_PLANE_CALLS, {
+    '/api/v1/namespaces': [
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } },
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'ambit-system' } },
+    ],
+  });
+  const ac = new AbortController();
+  const p = new CaRootPublisher(r.client, quiet, 0);
+  p.offer(['-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n']);
+  p.run(ac.signal);
+  await vi.waitFor(() => expect(r.seen.filter((s) => s.method === 'PATCH').length).toBe(2));
+  ac.abort();
+  expect(
+    r.seen
+      .filter((s) => s.url.startsWith('/api/v1/configmaps'))
+      .every((s) => s.url.includes('fieldSelector=metadata.name%3Dambit-ca-root-cert')),
+  ).toBe(true);
+  return r.seen;
 }
 
 describe('the API calls the daemons make', () => {
@@ -291,11 +385,22 @@ describe('the API calls the daemons make', () => {
     ).toBe(true);
   });
 
-  test("the control plane's, recorded from its watch source, status writer and token reviewer", async () => {
+  test("the control plane's, recorded from its watch source, status writer, token reviewer, waypoint controller and CA root publisher", async () => {
     const calls = (await controlPlaneRecorded()).map((s) => requestCall(s.method, s.url) as KubeCall);
     expect(unique(calls)).toEqual(
       [
         'create authentication.k8s.io/tokenreviews',
+        'delete apps/deployments',
+        'delete core/serviceaccounts',
+        'delete core/services',
+        'list apps/deployments',
+        'list core/configmaps',
+        'patch apps/deployments',
+        'patch core/configmaps',
+        'patch core/serviceaccounts',
+        'patch core/services',
+        'watch apps/deployments',
+        'watch core/configmaps',
         'list discovery.k8s.io/endpointslices',
         'list core/namespaces',
         'list core/nodes',
@@ -323,6 +428,24 @@ describe('the API calls the daemons make', () => {
         'watch security.ambit.dev/peerauthentications',
       ].sort(),
     );
+  });
+
+  test('every declared control-plane call is made by the code, but the ones the API server asks for another reason', async () => {
+    const made = new Set(
+      (await controlPlaneRecorded()).map((s) => showCall(requestCall(s.method, s.url) as KubeCall)),
+    );
+    // A server-side apply is a PATCH; where the object is missing the API server also asks for `create`.
+    expect(
+      CONTROL_PLANE_CALLS.calls
+        .map(showCall)
+        .filter((c) => !made.has(c))
+        .sort(),
+    ).toEqual([
+      'create apps/deployments',
+      'create core/configmaps',
+      'create core/serviceaccounts',
+      'create core/services',
+    ]);
   });
 
   test('the node proxy and the waypoint make none: no code of theirs builds a Kubernetes client', () => {

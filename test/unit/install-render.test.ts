@@ -254,7 +254,7 @@ describe("the daemons' flags are exactly what their config parsers read", () => 
   };
   const downward = {
     NODE_NAME: 'node-a',
-    HOST_IP: '10.0.0.7',
+    HOST_IPS: '10.0.0.7',
     POD_UID: 'u',
     POD_NAME: 'p',
     POD_NAMESPACE: 'ambit-system',
@@ -271,10 +271,19 @@ describe("the daemons' flags are exactly what their config parsers read", () => 
       podsCgroup: '/sys/fs/cgroup/kubepods.slice',
       bpfDir: '/sys/fs/bpf/ambit',
       proxyIp4: '10.0.0.7',
-      proxyIp6: '::ffff:10.0.0.7',
       cniSocket: '/var/run/ambit/cni.sock',
       uninstall: false,
     });
+    // An IPv4-only node: no IPv6 redirect target (never an IPv4-mapped stand-in).
+    expect(cfg.proxyIp6).toBeUndefined();
+  });
+
+  test("node agent and proxy on a dual-stack node: the node's IPv6 address is a redirect target, and listened on", () => {
+    const dual = { ...downward, HOST_IPS: '10.0.0.7,fd00:10::7' };
+    const agent = parseAgentConfig(expand(container('node-agent')?.args.slice(1) ?? [], dual), {});
+    expect([agent.proxyIp4, agent.proxyIp6]).toEqual(['10.0.0.7', 'fd00:10::7']);
+    const proxy = parseNodeProxyConfig(expand(container('node-proxy')?.args.slice(1) ?? [], dual), {});
+    expect(proxy.outboundIps).toEqual(['10.0.0.7', 'fd00:10::7']);
   });
 
   test('node proxy', () => {

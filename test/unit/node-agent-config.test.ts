@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { AmbitError, ErrorCode } from '../../src/errors.js';
-import { parseAgentConfig } from '../../src/node-agent/config.js';
+import { parseAgentConfig, proxyTargetsOf } from '../../src/node-agent/config.js';
 import { parseNodeProxyConfig as parseProxyConfig } from '../../src/node-proxy/config.js';
 
 /** The problems listed by the one usage error `fn` throws. */
@@ -45,6 +45,40 @@ const agentEnv = {
   KUBERNETES_SERVICE_HOST: '10.96.0.1',
   KUBERNETES_SERVICE_PORT: '443',
 };
+
+describe("proxyTargetsOf: where pods' connections are redirected", () => {
+  test.each<[string, string[], string | undefined, string | undefined, { ip4?: string; ip6?: string }]>([
+    ['an IPv4-only node: no IPv6 target', ['10.0.0.7'], undefined, undefined, { ip4: '10.0.0.7' }],
+    ['a dual-stack node', ['10.0.0.7', 'fd00::7'], undefined, undefined, { ip4: '10.0.0.7', ip6: 'fd00::7' }],
+    ['IPv6 listed first', ['fd00::7', '10.0.0.7'], undefined, undefined, { ip4: '10.0.0.7', ip6: 'fd00::7' }],
+    [
+      'given addresses win (local mode)',
+      ['10.0.0.7', 'fd00::7'],
+      '10.1.0.1',
+      'fd01::1',
+      { ip4: '10.1.0.1', ip6: 'fd01::1' },
+    ],
+    ["'' turns IPv6 off", ['10.0.0.7', 'fd00::7'], undefined, '', { ip4: '10.0.0.7' }],
+    ['an IPv6-only node has no IPv4 target', ['fd00::7'], undefined, undefined, { ip6: 'fd00::7' }],
+    ['nothing known', [], undefined, undefined, {}],
+  ])('%s', (_what, hostIps, ip4, ip6, out) => {
+    expect(proxyTargetsOf(hostIps, ip4, ip6)).toEqual({ ip4: out.ip4, ip6: out.ip6 });
+  });
+
+  test('--host-ips (HOST_IPS) without an IPv4 address, or with a bad one, is a usage error', () => {
+    const base = ['--node', 'n', '--pods-cgroup', '/cg', '--bpf-dir', '/bpf'];
+    expect(usageProblems(() => parseAgentConfig([...base, '--host-ips', 'fd00::7'], {}))).toEqual([
+      '--host-ips fd00::7: the node has no IPv4 address (give --proxy-ip4)',
+    ]);
+    expect(usageProblems(() => parseAgentConfig(base, { HOST_IPS: '10.0.0.7,nope' }))).toEqual([
+      '--host-ips nope: not an IP address',
+    ]);
+    expect(parseAgentConfig(base, { HOST_IPS: '10.0.0.7,fd00::7' })).toMatchObject({
+      proxyIp4: '10.0.0.7',
+      proxyIp6: 'fd00::7',
+    });
+  });
+});
 
 describe('parseAgentConfig', () => {
   test('flags with defaults for the rest; the result is frozen', () => {
@@ -162,8 +196,7 @@ describe('parseAgentConfig', () => {
       '--bpf-dir (or AMBIT_BPF_DIR) is required',
       '--node (or AMBIT_NODE_NAME) is required',
       '--pods-cgroup or the pod UID (--pod-uid, env POD_UID from the downward API) is required',
-      '--proxy-ip4 (or AMBIT_PROXY_IP4) is required',
-      '--proxy-ip6 (or AMBIT_PROXY_IP6) is required',
+      '--proxy-ip4 (or AMBIT_PROXY_IP4) or --host-ips (env HOST_IPS, downward API status.hostIPs) is required',
     ]);
   });
 

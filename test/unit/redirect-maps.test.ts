@@ -112,6 +112,12 @@ describe('pod config codec', () => {
 });
 
 describe('proxy config, tuple key, original destination, cgroup id', () => {
+  test('encodeProxyConfig without IPv6 (an IPv4-only node): the IPv6 address is all zeros, which connect6 reads as "no redirect"', () => {
+    const b = encodeProxyConfig({ ip4: '10.0.0.7', port: 15001, podsLevel: 3 });
+    expect(b.subarray(0, 16).toString('hex')).toBe('00000000000000000000ffff0a000007');
+    expect(b.subarray(16, 32).toString('hex')).toBe('0'.repeat(32));
+  });
+
   test('encodeProxyConfig: mapped IPv4, IPv6, little-endian port and pods level', () => {
     const b = encodeProxyConfig({ ip4: '10.244.0.1', ip6: 'fd00:10:244::1', port: 15001, podsLevel: 3 });
     expect(b.length).toBe(PROXY_CONFIG_SIZE);

@@ -4,7 +4,7 @@ import { resourceOfKind } from '../../kube/api-resources.js';
 import { ApiStatusError } from './api-status.js';
 import { type Dependent, ownerReferencesOf } from './garbage-collector.js';
 import type { Json } from './selectors.js';
-import type { ApiWriter, WriteRequest } from './server.js';
+import type { ApiPrincipal, ApiWriter, WriteRequest } from './server.js';
 import { keyOf } from './store.js';
 
 /*
@@ -16,11 +16,27 @@ import { keyOf } from './store.js';
  * like any other object, the cluster runs them (a kept Deployment's pods run), and every later write
  * to one (an apply, `kubectl edit`, `kubectl scale`, a delete) changes this file, never the manifests.
  * An object the manifests declare under the same name wins over a kept one (with a warning).
+ *
+ * A daemon creates objects without an owner too: the control plane's CA root ConfigMap in every
+ * namespace has none (nothing owns it but the control plane itself, as with Istio's
+ * istio-ca-root-cert). So the rule is who creates it as well as what it says: an object created by a
+ * daemon's principal (one that may write only what its RBAC grants, never the user's) is kept here
+ * like one with a controller reference; the user (`kubectl`, the admin kubeconfig) writes to the
+ * manifests.
  */
 
 /** An object is a controller's when one of its ownerReferences says `controller: true`. */
 export function isControllerObject(o: Json | undefined): boolean {
   return o !== undefined && ownerReferencesOf(o).some((r) => r.controller === true);
+}
+
+/** Whether a new object is kept out of the manifests (see above): a controller's, or a daemon's write. */
+export function keptOutOfManifests(
+  o: Json | undefined,
+  by: Pick<ApiPrincipal, 'canWrite'> | undefined,
+): boolean {
+  if (o === undefined) return false;
+  return isControllerObject(o) || (by !== undefined && !by.canWrite);
 }
 
 function metaOf(o: Json): Json {

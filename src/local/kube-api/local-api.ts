@@ -13,7 +13,7 @@ import { ApiStatusError } from './api-status.js';
 import {
   ControllerObjects,
   ControllerObjectWriter,
-  isControllerObject,
+  keptOutOfManifests,
   stripServerFields,
 } from './controller-objects.js';
 import { collectGarbage, dependentsOf, type PropagationPolicy, withoutOwner } from './garbage-collector.js';
@@ -139,7 +139,7 @@ export class LocalKubeApi implements LocalApiPaths {
     } catch {
       return writer.write(req); // Not a create: the manifests' writer answers it (404, 409...).
     }
-    if (!isControllerObject(next)) return writer.write(req);
+    if (!keptOutOfManifests(next, req.principal)) return writer.write(req);
     if (this.store.get(req.resource, req.namespace, req.name) !== undefined)
       return Promise.reject(
         new ApiStatusError(
@@ -183,17 +183,28 @@ export class LocalKubeApi implements LocalApiPaths {
 
   private collectGarbage(): void {
     if (!this.published || this.hooks === undefined) return;
-    const decision = collectGarbage(this.controllerObjects.dependents(), (ref, ns) => {
+    const dependents = this.controllerObjects.dependents();
+    const decision = collectGarbage(dependents, (ref, ns) => {
       const uid = this.ownerUid(ref, ns);
       return uid === 'unknown' ? ref.uid : uid;
     });
-    if (decision.delete.length === 0 && decision.strip.length === 0) return;
+    // What the namespace controller does: a kept object goes with its namespace (the CA root
+    // ConfigMaps have no owner that would take them).
+    const namespaces = resourceOfKind('Namespace');
+    const homeless =
+      namespaces === undefined
+        ? []
+        : dependents
+            .filter((d) => d.namespace !== '' && this.store.get(namespaces, '', d.namespace) === undefined)
+            .map((d) => d.key)
+            .filter((k) => !decision.delete.includes(k));
+    if (decision.delete.length === 0 && decision.strip.length === 0 && homeless.length === 0) return;
     this.o.log.info(
-      { deleted: decision.delete, stripped: decision.strip.map((s) => s.key) },
-      'garbage collector: removing objects whose owners are gone',
+      { deleted: [...decision.delete, ...homeless], stripped: decision.strip.map((s) => s.key) },
+      'garbage collector: removing objects whose owners or namespaces are gone',
     );
     this.controllerObjects.change([
-      ...decision.delete.map((key) => ({ key, object: undefined })),
+      ...[...decision.delete, ...homeless].map((key) => ({ key, object: undefined })),
       ...decision.strip.map((s) => ({
         key: s.key,
         object: withoutOwner(this.controllerObjects.get(s.key)!, s.uids),

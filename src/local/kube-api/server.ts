@@ -46,6 +46,8 @@ export interface WriteRequest {
   readonly name: string;
   /** The object as it should be, from its current manifest form (undefined: it does not exist); undefined deletes it. */
   readonly mutate: (current: Json | undefined) => Json | undefined;
+  /** Who asked (where an object a daemon creates is kept: controller-objects.ts). */
+  readonly principal?: ApiPrincipal;
 }
 
 export interface ApiWriter {
@@ -382,6 +384,7 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
         );
       let made: Json | undefined;
       const stored = await d.writer.write({
+        principal: who,
         dryRun,
         verb: 'create',
         resource: t.resource,
@@ -402,7 +405,8 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
           { ...t, name },
           recordUpdate({ before: undefined, after: made, managed: [], manager, apiVersion, now: now() }),
         );
-      send(res, 201, dryRun ? stored : d.store.get(t.resource, ns, name));
+      // The object as written, even when the garbage collector has already taken it (as kube-apiserver answers).
+      send(res, 201, dryRun ? stored : (d.store.get(t.resource, ns, name) ?? stored));
       return;
     }
     const name = t.name;
@@ -427,6 +431,7 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
         );
       if (policy !== 'Background') await d.cascade?.(live, policy, dryRun);
       await d.writer.write({
+        principal: who,
         dryRun,
         verb: 'delete',
         resource: t.resource,
@@ -453,7 +458,7 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
         'MethodNotAllowed',
         `the subresource ${t.subresource} cannot be written in local mode`,
       );
-    if (applying) return apply(req, res, { ...t, name }, body, manager, q);
+    if (applying) return apply(req, res, { ...t, name }, body, manager, q, who);
     let before: Json | undefined;
     let after: Json | undefined;
     const mutate = (cur: Json | undefined): Json => {
@@ -494,6 +499,7 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
       return after;
     };
     const stored = await d.writer.write({
+      principal: who,
       dryRun,
       verb: method === 'PATCH' ? 'patch' : 'update',
       resource: t.resource,
@@ -514,7 +520,7 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
           ...(scale ? { subresource: 'scale' } : {}),
         }),
       );
-    const served = dryRun ? stored : d.store.get(t.resource, ns, name);
+    const served = dryRun ? stored : (d.store.get(t.resource, ns, name) ?? stored);
     send(res, 200, scale && served !== undefined ? scaleOf(served) : served);
   };
 
@@ -529,6 +535,7 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
     body: unknown,
     manager: string | undefined,
     q: URLSearchParams,
+    who: ApiPrincipal,
   ): Promise<void> => {
     const dryRun = q.get('dryRun') === 'All';
     if (q.get('fieldManager') === null || q.get('fieldManager') === '')
@@ -562,6 +569,7 @@ export function createApiHandler(d: ApiServerDeps): (req: IncomingMessage, res: 
     let managed: ManagedFieldsEntry[] | undefined;
     const stamp = now();
     const stored = await d.writer!.write({
+      principal: who,
       dryRun,
       verb: 'patch',
       resource: t.resource,

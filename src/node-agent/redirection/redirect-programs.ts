@@ -23,7 +23,8 @@ export interface RedirectConfig {
   readonly podsCgroup: string;
   /** The cgroup v2 mount that `podsCgroup` is under (to compute its level). */
   readonly cgroupRoot: string;
-  readonly proxy: { readonly ip4: string; readonly ip6: string; readonly port: number };
+  /** `ip6` undefined: the node has no IPv6 address, IPv6 connections are not redirected. */
+  readonly proxy: { readonly ip4: string; readonly ip6: string | undefined; readonly port: number };
   /** The network namespace of the node proxy, where sk_lookup steers connections to its listener. */
   readonly netnsPath?: string;
 }
