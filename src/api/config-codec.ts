@@ -83,6 +83,7 @@ export interface WireService {
   labels: Record<string, string>;
   endpoints: { workload_uid: string; ready: boolean; ports: Record<string, number> }[];
   waypoint: WireWaypointRef | null;
+  required_waypoint: WireWaypointRef | null;
 }
 
 export interface WireWaypoint {
@@ -240,6 +241,7 @@ function encodeService(s: MeshService): WireService {
       ports: { ...e.ports },
     })),
     waypoint: s.waypoint === undefined ? null : { ...s.waypoint },
+    required_waypoint: s.requiredWaypoint === undefined ? null : { ...s.requiredWaypoint },
   };
 }
 

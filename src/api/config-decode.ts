@@ -115,6 +115,9 @@ function decodeService(s: WireService, problems: string[]): MeshService | undefi
     })),
     endpoints,
     ...(waypointRef(s.waypoint) === undefined ? {} : { waypoint: waypointRef(s.waypoint)! }),
+    ...(waypointRef(s.required_waypoint) === undefined
+      ? {}
+      : { requiredWaypoint: waypointRef(s.required_waypoint)! }),
   };
 }
 

@@ -44,6 +44,7 @@ export interface WirePolicy {
     selector: WireSelector;
     action: string;
     rules: WireRule[];
+    fail_closed: string;
   } | null;
   peer_authentication: {
     namespace: string;
@@ -96,6 +97,7 @@ export function encodePolicy(key: string, p: MeshPolicy): WirePolicy {
         selector: selector(p.selector),
         action: p.action,
         rules: p.rules.map(encodeRule),
+        fail_closed: p.failClosed ?? '',
       },
       peer_authentication: null,
     };
@@ -213,7 +215,10 @@ function decode(w: WirePolicy): MeshPolicy {
       ...(sel === undefined ? {} : { selector: sel }),
       action: a.action,
       rules: (a.rules ?? []).map(decodeRule),
+      ...(typeof a.fail_closed === 'string' && a.fail_closed !== '' ? { failClosed: a.fail_closed } : {}),
     };
+    if (policy.failClosed !== undefined && policy.action !== 'DENY')
+      throw new Bad('a fail-closed stand-in must be a DENY');
     return policy;
   }
   const pa = p!;

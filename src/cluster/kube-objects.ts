@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { Fields, type IssueSink } from '../config/field-reader.js';
 import { type FieldPath, formatPath, type SourceRef } from '../config/issue.js';
 import { type Labels, PROTOCOLS, type Protocol, type ServicePort } from '../config/kube-types.js';
+import { failClosedPolicy } from '../policy/fail-closed.js';
 import { isMeshConfigKind, MESH_CONFIG_KINDS, parseMeshConfig } from './mesh-config.js';
 import type {
   ClusterConfigObject,
@@ -94,6 +95,15 @@ export function parseKubeObject(obj: unknown): ParsedObject {
       const spec = Fields.of(obj, [], collect(own))?.object('spec');
       const parsed = parseMeshConfig(kind, spec, meta);
       const source = sourceOf(meta.annotations);
+      const errs = own.filter((i) => i.severity === 'error');
+      const failClosed =
+        kind === 'AuthorizationPolicy' && (parsed === undefined || errs.length > 0)
+          ? failClosedPolicy(
+              (obj as { spec?: unknown }).spec,
+              { namespace, name },
+              errs.map((i) => `${i.path}: ${i.message}`).join('; ') || 'could not be read',
+            )
+          : undefined;
       const config: ClusterConfigObject = {
         kind,
         namespace,
@@ -101,6 +111,7 @@ export function parseKubeObject(obj: unknown): ParsedObject {
         ...(source === undefined ? {} : { source }),
         ...(parsed === undefined ? {} : { parsed }),
         issues: own,
+        ...(failClosed === undefined ? {} : { failClosed }),
       };
       return { resource: config };
     }

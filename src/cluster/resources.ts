@@ -121,6 +121,8 @@ export interface ClusterConfigObject {
   readonly source?: SourceRef;
   readonly parsed?: MeshConfigValue;
   readonly issues: readonly ConfigObjectIssue[];
+  /** A rejected AuthorizationPolicy that may be a DENY: what node proxies enforce instead (fail closed). */
+  readonly failClosed?: AuthorizationPolicy;
 }
 
 export type ClusterResource =

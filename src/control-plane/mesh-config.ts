@@ -14,6 +14,7 @@ import {
   workloadOf,
 } from '../mesh/view.js';
 import { meshWaypointOf, type WaypointLookup, waypointKey } from '../mesh/waypoints.js';
+import { failClosedNote } from '../policy/fail-closed.js';
 import { type MeshPolicy, policyKey } from '../policy/types.js';
 
 /** A warning about a config object that was kept (for the log). */
@@ -179,6 +180,21 @@ export class MeshConfigBuilder {
           message: i.message,
         })),
       );
+      // A DENY that cannot be read is enforced as a DENY of everything it covers (policy/fail-closed.ts).
+      if (o.failClosed !== undefined) {
+        this.policies.set(key, o.failClosed);
+        this.rejected.set(key, [
+          ...(this.rejected.get(key) ?? []),
+          {
+            kind,
+            namespace: o.namespace,
+            name: o.name,
+            ...where,
+            path: '',
+            message: failClosedNote(o.failClosed),
+          },
+        ]);
+      }
       return hadWaypoint;
     }
     const warnings = o.issues.filter((i) => i.severity === 'warning');

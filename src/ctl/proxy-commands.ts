@@ -170,7 +170,7 @@ export async function proxyConfigCommand(argv: readonly string[], s: CliSettings
         'AuthorizationPolicy',
         p.namespace,
         p.name,
-        p.action,
+        p.failClosed === undefined ? p.action : 'DENY (fail-closed)',
         p.selector === undefined
           ? p.namespace === 'ambit-system'
             ? '(mesh)'

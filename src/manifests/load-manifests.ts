@@ -4,8 +4,22 @@ import type { IssueSink } from '../config/field-reader.js';
 import { type ConfigIssue, type FieldPath, formatPath } from '../config/issue.js';
 import { parseYamlDocuments, type YamlDocument } from '../config/yaml-documents.js';
 import { AmbitError, ErrorCode } from '../errors.js';
+import { failClosedPolicy } from '../policy/fail-closed.js';
 import { type Manifests, type MeshObject, objectKey } from './model.js';
 import { type ParseOptions, parseObject } from './parse-object.js';
+
+/**
+ * An invalid AuthorizationPolicy that is (or may be) a DENY is served to the local cluster's API all the
+ * same, as a real API server without a validating webhook would take it: the control plane rejects it
+ * there and enforces it failing closed (src/policy/fail-closed.ts). Keeping its last good version
+ * instead, or nothing for a new one, would let through what it meant to stop.
+ */
+function failsClosed(o: MeshObject): boolean {
+  if (o.kind !== 'AuthorizationPolicy' || !('body' in o)) return false;
+  return (
+    failClosedPolicy(o.body.spec, { namespace: o.meta.namespace ?? '', name: o.meta.name }, '') !== undefined
+  );
+}
 
 export interface LoadResult {
   readonly manifests: Manifests;
@@ -105,7 +119,7 @@ export function parseManifestTexts(
         if (obj !== undefined) {
           objects.push(obj);
           lineOf.set(obj, (path) => doc.lineOf([...item.prefix, ...path]));
-          if (docIssues.some((i) => i.severity === 'error')) rejected.add(obj);
+          if (docIssues.some((i) => i.severity === 'error') && !failsClosed(obj)) rejected.add(obj);
         }
       }
     }

@@ -151,7 +151,10 @@ export function authorize(
       const policy = policyName(p);
       return {
         allowed: false,
-        reason: `denied by DENY policy ${policy} (rule ${rule})`,
+        reason:
+          p.failClosed === undefined
+            ? `denied by DENY policy ${policy} (rule ${rule})`
+            : `denied: AuthorizationPolicy ${policy} failed validation and may be a DENY, so it denies everything it selects until it is fixed (${p.failClosed})`,
         matched: { policy, action: 'DENY', rule },
         applicable,
       };

@@ -8,7 +8,14 @@ import type { Workload } from './view.js';
 
 /** One step of the decision path, for people: what was decided and why. */
 export interface ExplainStep {
-  readonly step: 'source' | 'route' | 'transport' | 'waypoint' | 'peer-authentication' | 'authorization';
+  readonly step:
+    | 'source'
+    | 'route'
+    | 'transport'
+    | 'waypoint'
+    | 'peer-authentication'
+    | 'waypoint-required'
+    | 'authorization';
   readonly detail: string;
 }
 
@@ -169,6 +176,11 @@ export function explainConnection(
         target,
       });
       const authz = d.authz;
+      if (d.waypoint !== undefined) epSteps.push({ step: 'waypoint-required', detail: d.waypoint });
+      if (!d.allowed && d.waypoint !== undefined) {
+        finish('denied', d.reason);
+        continue;
+      }
       epSteps.push({
         step: 'authorization',
         detail:
@@ -205,6 +217,11 @@ export function explainConnection(
         'refused',
         `plaintext from outside the mesh is refused: STRICT${mode.from === undefined ? '' : ` (${mode.from})`}`,
       );
+      continue;
+    }
+    if (d.waypoint !== undefined) epSteps.push({ step: 'waypoint-required', detail: d.waypoint });
+    if (!d.allowed && d.waypoint !== undefined) {
+      finish('denied', d.reason);
       continue;
     }
     epSteps.push({

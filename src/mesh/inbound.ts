@@ -1,10 +1,11 @@
-import { hostPort } from '../net/ip.js';
+import { canonicalIp, hostPort } from '../net/ip.js';
 import { type ActivePolicies, principalOf } from '../policy/active.js';
 import type { MtlsMode } from '../policy/types.js';
 import type { Outcome } from '../telemetry/outcomes.js';
 import { type AuthzDecision, authorize, type ConnAttrs, mtlsMode } from './authz.js';
 import type { MeshIndex } from './mesh-index.js';
 import type { Workload } from './view.js';
+import { decideWaypointRequired, type InboundPeer, requiredWaypoints } from './waypoint-required.js';
 
 /** A connection arriving at a node proxy for one of its pods. */
 export interface InboundRequest {
@@ -28,6 +29,8 @@ export type InboundDecision =
       readonly dst: Workload;
       readonly attrs: ConnAttrs;
       readonly authz: AuthzDecision;
+      /** Why a waypoint the destination requires let it in (src/mesh/waypoint-required.ts). */
+      readonly waypoint?: string;
       /** Plaintext only: the mTLS mode that let it in. */
       readonly mtls?: { readonly mode: MtlsMode; readonly from?: string };
     }
@@ -37,6 +40,8 @@ export type InboundDecision =
       readonly reason: string;
       readonly dst?: Workload;
       readonly authz?: AuthzDecision;
+      /** Set when a waypoint the destination requires refused it (the same text as `reason`). */
+      readonly waypoint?: string;
       readonly mtls?: { readonly mode: MtlsMode; readonly from?: string };
     };
 
@@ -48,6 +53,8 @@ export type InboundDecision =
  *   connection's certificate carries (no confused deputy); then authorization, with the peer identity.
  * - Plaintext: the target must be a workload on this node; STRICT mTLS refuses it; then authorization,
  *   with no peer identity.
+ * Before authorization, a destination whose Services require a waypoint takes only that waypoint's
+ * identity (and, in plaintext, the node's own health checks).
  */
 export function decideInbound(
   mesh: MeshIndex | undefined,
@@ -81,9 +88,12 @@ export function decideInbound(
       dstPort: req.target.port,
       dst: sel,
     };
+    const wp = waypointCheck(mesh, dst, { kind: 'hbone', identity: req.via.peer });
+    if (!wp.allowed)
+      return { allowed: false, outcome: 'denied', reason: wp.reason, dst, waypoint: wp.reason };
     const authz = authorize(policies.authz, attrs);
     return authz.allowed
-      ? { allowed: true, dst, attrs, authz }
+      ? { allowed: true, dst, attrs, authz, ...(wp.reason === undefined ? {} : { waypoint: wp.reason }) }
       : { allowed: false, outcome: 'denied', reason: authz.reason, dst, authz };
   }
   if (dst === undefined || sel === undefined || dst.node !== req.node)
@@ -99,8 +109,17 @@ export function decideInbound(
     };
   }
   const attrs: ConnAttrs = { srcIp: req.source.ip, dstIp: req.target.ip, dstPort: req.target.port, dst: sel };
+  const fromNode = mesh.nodeAddresses(dst.node).some((ip) => canonicalIp(ip) === canonicalIp(req.source.ip));
+  const wp = waypointCheck(mesh, dst, { kind: 'plaintext', fromNode });
+  if (!wp.allowed)
+    return { allowed: false, outcome: 'denied', reason: wp.reason, dst, waypoint: wp.reason, mtls };
   const authz = authorize(policies.authz, attrs);
   return authz.allowed
-    ? { allowed: true, dst, attrs, authz, mtls }
+    ? { allowed: true, dst, attrs, authz, mtls, ...(wp.reason === undefined ? {} : { waypoint: wp.reason }) }
     : { allowed: false, outcome: 'denied', reason: authz.reason, dst, authz, mtls };
+}
+
+function waypointCheck(mesh: MeshIndex, dst: Workload, peer: InboundPeer) {
+  const required = requiredWaypoints(mesh.servicesOf(dst.uid), (ref) => mesh.waypoint(ref)?.identity);
+  return decideWaypointRequired(`${dst.namespace}/${dst.name}`, required, peer);
 }

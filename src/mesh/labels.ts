@@ -22,6 +22,14 @@ export function isAmbitComponent(podLabels: Labels): boolean {
 
 /** Namespace or Service label naming the waypoint that serves it. */
 export const USE_WAYPOINT = 'ambit.dev/use-waypoint';
+/**
+ * Namespace or Service label that makes its waypoint mandatory: `ambit.dev/waypoint-required: "true"`.
+ * The endpoints of such a Service (of every Service in such a namespace) then take mesh traffic only
+ * from the waypoint's identity, so a client that dials a pod IP cannot go around the waypoint's L7
+ * policy. A Service's own `"false"` opts it out of its namespace's requirement; any other value than
+ * `"true"` or `"false"` counts as `"true"`, so that a typo does not open a way around the waypoint.
+ */
+export const WAYPOINT_REQUIRED = 'ambit.dev/waypoint-required';
 /** Pod annotations: outbound destinations that bypass the node proxy. */
 export const EXCLUDE_OUTBOUND_PORTS = 'ambit.dev/exclude-outbound-ports';
 export const EXCLUDE_OUTBOUND_CIDRS = 'ambit.dev/exclude-outbound-cidrs';

@@ -12,6 +12,7 @@ export class MeshIndex {
   private readonly byKey = new Map<string, MeshService>();
   private readonly nodeIps = new Map<string, readonly string[]>();
   private readonly waypointsByKey = new Map<string, MeshWaypoint>();
+  private readonly servicesByUid = new Map<string, MeshService[]>();
 
   constructor(readonly view: MeshView) {
     for (const w of view.workloads) {
@@ -22,6 +23,11 @@ export class MeshIndex {
       this.byHost.set(s.hostname, s);
       this.byKey.set(`${s.namespace}/${s.name}`, s);
       for (const vip of s.vips) this.byVip.set(canonicalIp(vip), s);
+      for (const e of s.endpoints) {
+        const list = this.servicesByUid.get(e.workloadUid);
+        if (list === undefined) this.servicesByUid.set(e.workloadUid, [s]);
+        else list.push(s);
+      }
     }
     for (const n of view.nodes) this.nodeIps.set(n.name, n.ips);
     for (const w of view.waypoints) this.waypointsByKey.set(waypointKey(w), w);
@@ -47,6 +53,11 @@ export class MeshIndex {
 
   workloadByIp(ip: string): Workload | undefined {
     return this.byIp.get(canonicalIp(ip));
+  }
+
+  /** The Services a workload is an endpoint of. */
+  servicesOf(uid: string): readonly MeshService[] {
+    return this.servicesByUid.get(uid) ?? [];
   }
 
   workload(uid: string): Workload | undefined {

@@ -8,6 +8,7 @@ import {
   bindWaypoint,
   type MeshWaypoint,
   meshWaypointOf,
+  requiredWaypointOf,
   type WaypointLookup,
   waypointKey,
 } from './waypoints.js';
@@ -57,6 +58,12 @@ export interface MeshService {
   readonly endpoints: readonly ServiceEndpoint[];
   /** Traffic to this Service goes through this waypoint (one that takes Service traffic). */
   readonly waypoint?: WaypointRef;
+  /**
+   * The waypoint this Service requires (`ambit.dev/waypoint-required`): its endpoints take mesh traffic
+   * only from that waypoint's identity. Set even when the waypoint is missing, so that the endpoints
+   * then refuse mesh traffic rather than take it straight from clients (fail closed).
+   */
+  readonly requiredWaypoint?: WaypointRef;
 }
 
 export interface MeshNode {
@@ -144,6 +151,7 @@ export function serviceOf(
     }
   }
   const { waypoint } = bindWaypoint(svc, namespaceLabels, 'service', waypoints);
+  const requiredWaypoint = requiredWaypointOf(svc, namespaceLabels);
   return {
     namespace: svc.namespace,
     name: svc.name,
@@ -153,6 +161,7 @@ export function serviceOf(
     labels: svc.labels,
     endpoints: [...byUid].map(([workloadUid, e]) => ({ workloadUid, ready: e.ready, ports: e.ports })),
     ...(waypoint === undefined ? {} : { waypoint }),
+    ...(requiredWaypoint === undefined ? {} : { requiredWaypoint }),
   };
 }
 

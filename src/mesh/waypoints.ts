@@ -9,6 +9,7 @@ import {
   waypointFor,
 } from '../gateway-api/waypoint.js';
 import { SpiffeId } from '../identity/spiffe-id.js';
+import { WAYPOINT_REQUIRED } from './labels.js';
 
 /**
  * A waypoint as proxies see it: which traffic it takes, the identity it proves, and the Service whose
@@ -79,4 +80,19 @@ export function bindWaypoint(
 
 function describeFor(f: WaypointFor): string {
   return f === 'none' ? 'no traffic' : f === 'all' ? 'all traffic' : `${f} traffic only`;
+}
+
+/**
+ * The waypoint a Service requires (`ambit.dev/waypoint-required`, on the Service or its namespace; the
+ * Service's own label wins): the one it asks for with `ambit.dev/use-waypoint`, whether or not that
+ * waypoint exists yet. A Service that asks for no waypoint requires none, whatever the label says.
+ */
+export function requiredWaypointOf(
+  svc: { readonly namespace: string; readonly labels: Labels },
+  namespaceLabels: Labels | undefined,
+): WaypointRef | undefined {
+  if (svc.labels[GATEWAY_NAME_LABEL] !== undefined) return undefined;
+  const value = svc.labels[WAYPOINT_REQUIRED] ?? namespaceLabels?.[WAYPOINT_REQUIRED];
+  if (value === undefined || value === 'false') return undefined;
+  return requestedWaypoint(svc, namespaceLabels);
 }

@@ -79,6 +79,12 @@ export interface AuthorizationPolicy {
   readonly action: 'ALLOW' | 'DENY';
   /** An ALLOW policy without rules matches nothing: Istio's deny-all idiom (`spec: {}`). */
   readonly rules: readonly AuthzRule[];
+  /**
+   * Set on the stand-in for a policy that failed validation and is (or may be) a DENY: why it was
+   * rejected. The stand-in denies every connection to what it selects until the policy is fixed
+   * (src/policy/fail-closed.ts).
+   */
+  readonly failClosed?: string;
 }
 
 /** DISABLE behaves like PERMISSIVE for node proxies: they accept plaintext and mTLS alike. */

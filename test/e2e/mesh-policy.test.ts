@@ -155,7 +155,8 @@ spec:
     - from:
         - source: { principals: ["cluster.local/ns/shop/sa/intruder"] }
 `,
-      ['deny-intruder'],
+      // The invalid DENY is held as its fail-closed stand-in.
+      ['bad', 'deny-intruder'],
     );
     await check('intruder', 'shop', 'denied');
     await check('client', 'shop', 'allowed');
@@ -412,7 +413,7 @@ spec:
     }
   });
 
-  test('invalid policies are rejected with file, path and reason while valid ones keep applying', async () => {
+  test('invalid policies are rejected with file, path and reason while valid ones keep applying; an invalid DENY fails closed until fixed', async () => {
     writeFileSync(
       join(dir, 'bad.yaml'),
       `apiVersion: security.ambit.dev/v1alpha1
@@ -436,7 +437,8 @@ spec:
     - from:
         - source: { principals: ["cluster.local/ns/shop/sa/intruder"] }
 `,
-      ['deny-intruder'],
+      // The invalid DENY is held as its fail-closed stand-in.
+      ['bad', 'deny-intruder'],
     );
     const st = await waitFor('the rejection in status', async () => {
       const s = await status(CLUSTER);
@@ -449,6 +451,30 @@ spec:
     expect(issue.message).toBe(
       '"10.0.0.0/33" is not an IP address or CIDR (203.0.113.4, 10.0.0.0/8, fd00::/64)',
     );
+    // It may have been meant to deny anyone, and it selects the whole namespace: until it is fixed it
+    // denies everything there, and says so.
+    await check('intruder', 'shop', 'denied');
+    await check('client', 'shop', 'denied');
+    expect((await explain('client', 'shop')).endpoints[0]!.reason).toContain(
+      'AuthorizationPolicy shop/bad failed validation and may be a DENY',
+    );
+    const table = await ambit(['proxy-config', 'policies', '--name', CLUSTER, '--node', 'node-2']);
+    expect(table.stdout).toMatch(/AuthorizationPolicy\s+shop\s+bad\s+DENY \(fail-closed\)\s+\(namespace\)/);
+    expect(table.stdout).toContain('"10.0.0.0/33" is not an IP address or CIDR');
+    expect(table.stdout).toContain(
+      'fails closed: it is (or may be) a DENY, so node proxies deny every connection to every workload in namespace shop until shop/bad is fixed',
+    );
+    // Fixed live: it denies only what it names, and the client is let in again.
+    writeFileSync(
+      join(dir, 'bad.yaml'),
+      readFileSync(join(dir, 'bad.yaml'), 'utf8').replace('10.0.0.0/33', '192.0.2.1/32'),
+    );
+    for (const node of ['node-1', 'node-2'])
+      await waitFor(`${node} to hold the fixed policy`, async () => {
+        const r = await ambit(['proxy-config', 'policies', '--name', CLUSTER, '--node', node, '-o', 'json']);
+        const p = JSON.parse(r.stdout) as { authz: { name: string; failClosed?: string }[] };
+        return p.authz.some((x) => x.name === 'bad' && x.failClosed === undefined);
+      });
     await check('intruder', 'shop', 'denied');
     await check('client', 'shop', 'allowed');
   });

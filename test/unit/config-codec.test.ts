@@ -346,6 +346,29 @@ describe('diffConfig: what a version changes', () => {
     expect(got.routes.get('GRPCRoute/shop/rpc')).toEqual(rpc);
     expect(got.view.services[0]?.waypoint).toEqual({ namespace: 'shop', name: 'waypoint' });
   });
+
+  test('a required waypoint and a fail-closed stand-in survive the wire', () => {
+    const closed: MeshPolicy = {
+      kind: 'AuthorizationPolicy',
+      namespace: 'shop',
+      name: 'broken',
+      selector: { app: 'db' },
+      action: 'DENY',
+      rules: [{}],
+      failClosed: 'spec.action: "DENNY" is not one of ALLOW, DENY',
+    };
+    const ref = { namespace: 'shop', name: 'waypoint' };
+    const next = config({
+      services: [svc('web', { waypoint: ref, requiredWaypoint: ref }), svc('free', { vips: ['10.96.0.11'] })],
+      policies: [deny, strict, closed],
+    });
+    const got = roundTrip(undefined, next);
+    expect(content(got)).toEqual(content(next));
+    expect(got.policies.get('AuthorizationPolicy/shop/broken')).toEqual(closed);
+    expect(got.policies.get('AuthorizationPolicy/shop/deny')).not.toHaveProperty('failClosed');
+    expect(got.view.services.find((x) => x.name === 'web')?.requiredWaypoint).toEqual(ref);
+    expect(got.view.services.find((x) => x.name === 'free')).not.toHaveProperty('requiredWaypoint');
+  });
 });
 
 describe('applyUpdate: every entry is checked; a bad one is left out and named, the rest applies', () => {
@@ -399,6 +422,15 @@ describe('applyUpdate: every entry is checked; a bad one is left out and named, 
         u.policies[0]!.authorization!.action = 'AUDIT';
       },
       problem: /policy AuthorizationPolicy\/shop\/deny: action "AUDIT"/,
+    },
+    {
+      what: 'a fail-closed stand-in that would allow',
+      mutate: (u) => {
+        const a = u.policies[0]!.authorization!;
+        a.action = 'ALLOW';
+        a.fail_closed = 'broken';
+      },
+      problem: /policy AuthorizationPolicy\/shop\/deny: a fail-closed stand-in must be a DENY/,
     },
     {
       what: 'an IP block in a policy',

@@ -62,12 +62,27 @@ describe('config objects, each accepted or rejected on its own', () => {
     apply(added(resources(objects)));
     const config = b.config([], '1');
     const names = [...config.policies.values()].map((p) => `${p.kind}/${p.name}`);
+    // The CUSTOM policy and the one whose spec cannot be read may deny: they fail closed (a DENY of
+    // everything in their namespace), while the invalid PeerAuthentication is only left out.
     expect(names.sort()).toEqual([
+      'AuthorizationPolicy/bad',
       'AuthorizationPolicy/deny-all',
       'AuthorizationPolicy/http',
       'AuthorizationPolicy/no-spec',
+      'AuthorizationPolicy/not-a-mapping',
       'PeerAuthentication/strict',
     ]);
+    expect(config.policies.get('AuthorizationPolicy/shop/bad')).toEqual({
+      kind: 'AuthorizationPolicy',
+      namespace: 'shop',
+      name: 'bad',
+      action: 'DENY',
+      rules: [{}],
+      failClosed:
+        'spec.action: "CUSTOM" is not supported by Ambit (use ALLOW or DENY); spec.rules[0].from[0].source.ipBlocks[1]: "nope" is not an IP address or CIDR (203.0.113.4, 10.0.0.0/8, fd00::/64)',
+    });
+    const closed =
+      'fails closed: it is (or may be) a DENY, so node proxies deny every connection to every workload in namespace shop until';
     const http = config.policies.get('AuthorizationPolicy/shop/http');
     expect(http?.kind === 'AuthorizationPolicy' && http.rules).toEqual([NEVER_MATCHING_RULE]);
     const where = { namespace: 'shop', file: 'policies.yaml', line: 10 };
@@ -89,9 +104,23 @@ describe('config objects, each accepted or rejected on its own', () => {
       {
         ...where,
         kind: 'AuthorizationPolicy',
+        name: 'bad',
+        path: '',
+        message: `${closed} shop/bad is fixed`,
+      },
+      {
+        ...where,
+        kind: 'AuthorizationPolicy',
         name: 'not-a-mapping',
         path: 'spec',
         message: 'expected a mapping, got "hello"',
+      },
+      {
+        ...where,
+        kind: 'AuthorizationPolicy',
+        name: 'not-a-mapping',
+        path: '',
+        message: `${closed} shop/not-a-mapping is fixed`,
       },
       {
         ...where,
@@ -117,10 +146,16 @@ describe('config objects, each accepted or rejected on its own', () => {
     const [bad] = resources([api('AuthorizationPolicy', 'p', { action: 'CUSTOM' })]);
     const [good] = resources([api('AuthorizationPolicy', 'p', { action: 'DENY' })]);
     apply(added([bad!]));
-    expect(b.config([], '1').rejections).toHaveLength(1);
+    // The rejection, and the note that it fails closed.
+    expect(b.config([], '1').rejections.map((r) => r.path)).toEqual(['spec.action', '']);
+    expect(b.config([], '1').policies.get('AuthorizationPolicy/shop/p')).toMatchObject({
+      action: 'DENY',
+      rules: [{}],
+    });
     apply([{ type: 'updated', resource: good!, previous: bad! }]);
     expect(b.config([], '2').rejections).toEqual([]);
     expect([...b.config([], '2').policies.keys()]).toEqual(['AuthorizationPolicy/shop/p']);
+    expect(b.config([], '2').policies.get('AuthorizationPolicy/shop/p')).not.toHaveProperty('failClosed');
     apply([{ type: 'deleted', resource: good! }]);
     expect(b.config([], '3').policies.size).toBe(0);
   });
