@@ -155,8 +155,7 @@ spec:
     - from:
         - source: { principals: ["cluster.local/ns/shop/sa/intruder"] }
 `,
-      // The invalid DENY is held as its fail-closed stand-in.
-      ['bad', 'deny-intruder'],
+      ['deny-intruder'],
     );
     await check('intruder', 'shop', 'denied');
     await check('client', 'shop', 'allowed');

@@ -2,7 +2,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { LocalState } from '../../src/local/state.js';
-import { ambit, downCluster, podExec, ROOT, status, waitFor } from './helpers.js';
+import { ambit, downCluster, podExec, ROOT, runCmd, status, waitFor } from './helpers.js';
 
 /*
  * A waypoint that cannot be bypassed (ambit.dev/waypoint-required), and an invalid DENY policy that
@@ -123,6 +123,27 @@ function accessLines(node: string): Record<string, unknown>[] {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
+/** istio_tcp_connections_failed_total on a node proxy, summed over the series that match. */
+async function failed(node: string, match: Record<string, string>): Promise<number> {
+  const r = await runCmd('ip', [
+    'netns',
+    'exec',
+    `${CLUSTER}.${node}`,
+    'curl',
+    '-s',
+    'http://127.0.0.1:15020/metrics',
+  ]);
+  let n = 0;
+  for (const line of r.stdout.split('\n')) {
+    const m = /^istio_tcp_connections_failed_total\{(.*)\} ([0-9.e+-]+)$/.exec(line);
+    if (m === null) continue;
+    const labels: Record<string, string> = {};
+    for (const l of m[1]!.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
+    if (Object.entries(match).every(([k, v]) => labels[k] === v)) n += Number(m[2]);
+  }
+  return n;
+}
+
 async function proxyPolicies(node: string): Promise<{
   authz: { name: string; action: string; failClosed?: string }[];
   rejected: { name: string; message: string }[];
@@ -161,6 +182,8 @@ describe('required waypoints and fail-closed DENY policies (local mode, real cli
     expect(via.body).toMatch(/"name": ?"web"/);
     const webIp = state.pods.find((p) => p.namespace === NS && p.name.startsWith('web-'))!.ip4;
     const before = accessLines('node-2').length;
+    const denied = { reporter: 'destination', destination_workload: 'web', response_flags: 'DENY' };
+    const failedBefore = await failed('node-2', denied);
     const direct = await curl(`http://${webIp}:8080/`);
     expect([7, 52, 56]).toContain(direct.code);
     expect(direct.body).toBe('');
@@ -172,6 +195,8 @@ describe('required waypoints and fail-closed DENY policies (local mode, real cli
     );
     expect(refused.response_flags).toBe('DENY');
     expect(String(refused.error)).toContain('ambit.dev/waypoint-required');
+    // And its metrics count it as denied.
+    expect(await failed('node-2', denied)).toBe(failedBefore + 1);
     // explain agrees, in its own step.
     const e = await explain(`${webIp}:8080`);
     expect(e.verdict).toBe('denied');
