@@ -287,8 +287,10 @@ function agentArgs(v: InstallValues, uninstall: boolean): string[] {
   return [
     'node-agent',
     '--node=$(NODE_NAME)',
+    // The host's cgroup v2 mount (the hostPath below). No --pods-cgroup: the agent finds its own pod
+    // cgroup by POD_UID (/proc/self/cgroup, or by name in the host tree from its private cgroup
+    // namespace) and attaches at the kubelet's pod root above it, whatever the driver and nesting.
     `--cgroup-root=${v.cgroupRoot}`,
-    `--pods-cgroup=${v.cgroupRoot}/${v.podsCgroup}`,
     `--bpf-dir=${BPF_DIR}`,
     // Pods' connections are sent to the node proxy at the node's addresses (the pod's netns reaches
     // them): its IPv4 one, and its IPv6 one on a dual-stack node. An IPv4-only node has none, and its

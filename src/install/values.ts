@@ -12,10 +12,11 @@ export interface InstallValues {
   readonly controlPlane: { readonly replicas: number };
   readonly trustDomain: string;
   readonly logLevel: LogLevel;
-  /** The host's cgroup v2 mount, mounted into the node agent at the same path. */
+  /**
+   * The host's cgroup v2 mount, mounted into the node agent at the same path. The kubelet's pod root
+   * below it is not a value: the agent discovers it from its own pod, for every driver and nesting.
+   */
   readonly cgroupRoot: string;
-  /** The kubelet's pod cgroup below `cgroupRoot` (the attach point): `kubepods.slice` for the systemd driver. */
-  readonly podsCgroup: string;
   /** The host's CNI folders (the node agent installs its plugin and edits the conflist there). */
   readonly cni: { readonly binDir: string; readonly confDir: string };
 }
@@ -35,7 +36,6 @@ export const DEFAULT_VALUES: InstallValues = {
   trustDomain: 'cluster.local',
   logLevel: 'info',
   cgroupRoot: '/sys/fs/cgroup',
-  podsCgroup: 'kubepods.slice',
   cni: { binDir: '/opt/cni/bin', confDir: '/etc/cni/net.d' },
 };
 
@@ -47,10 +47,6 @@ const oneOf =
   (values: readonly string[]): Check =>
   (v) =>
     values.includes(v) ? undefined : `is not one of ${values.join(', ')}`;
-const relativeCgroup: Check = (v) =>
-  v === '' || v.startsWith('/') || v.split('/').includes('..')
-    ? 'is not a cgroup path relative to cgroupRoot (kubepods.slice, kubepods)'
-    : undefined;
 const replicas: Check = (v) => {
   if (!/^[0-9]+$/.test(v)) return 'is not a whole number';
   // Each replica loads or generates the CA root in its own folder: two would sign with different
@@ -70,7 +66,6 @@ const KEYS: Readonly<Record<string, { readonly check: Check; readonly number?: t
   trustDomain: { check: dns1123Subdomain },
   logLevel: { check: oneOf(LOG_LEVELS) },
   cgroupRoot: { check: absolutePath },
-  podsCgroup: { check: relativeCgroup },
   'cni.binDir': { check: absolutePath },
   'cni.confDir': { check: absolutePath },
 };

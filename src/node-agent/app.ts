@@ -80,7 +80,8 @@ export async function runAgent(
       ErrorCode.PRECONDITION,
       `the CNI plugin binary ${cfg.cniPlugin} does not exist (build it with \`make cni\`, or set --cni-plugin)`,
     );
-  await ensureBpffs(cfg.bpfDir);
+  // As a pod (cluster mode) a bpffs of its own would be private to the agent's container: refused.
+  await ensureBpffs(cfg.bpfDir, { mayMount: cfg.podUid === undefined });
   const programs = new RedirectPrograms(
     new Libbpf(),
     {
@@ -98,7 +99,9 @@ export async function runAgent(
     'redirection installed',
   );
   // The readiness contract with the node proxy (readiness.ts): claimed once the first cluster view is
-  // reconciled with every link attached, withdrawn on shutdown.
+  // reconciled without error with every link attached, refreshed on a heartbeat while that holds,
+  // withdrawn on shutdown. What the last reconcile (sync below) ended with:
+  let reconcileError: string | undefined = 'no cluster view reconciled yet';
   const readiness = new AgentReadiness(
     {
       file: cfg.readyFile,
@@ -106,6 +109,7 @@ export async function runAgent(
       podsCgroup: node.podsCgroup,
       attached: () => programs.attached(),
       enrolled: () => programs.enrolled().size,
+      reconcileError: () => reconcileError,
       log: log.child({ component: 'readiness' }),
     },
     signal,
@@ -203,7 +207,9 @@ export async function runAgent(
       for (const [id, ips] of r.ips) ipsById.set(id, ips);
       writeStatus();
       void syncCapture().catch((err: unknown) => enrollLog.error({ err }, 'updating inbound capture failed'));
+      reconcileError = undefined;
     } catch (err) {
+      reconcileError = `enrollment sync failed: ${(err as Error).message}`;
       enrollLog.error({ err }, 'enrollment sync failed; will retry on the next change');
     }
   };

@@ -15,16 +15,22 @@ const here = dirname(fileURLToPath(import.meta.url));
 export interface AgentConfig {
   readonly node: string;
   /**
-   * The cgroup v2 mount (--cgroup-root), when given: local mode and tests. Without it the agent is in
-   * cluster mode and requires the unified hierarchy at /sys/fs/cgroup.
+   * The cgroup v2 mount (--cgroup-root; /sys/fs/cgroup when absent). The DaemonSet passes the host's
+   * (its hostPath mount); local mode passes its own. With a pod UID, or at /sys/fs/cgroup, the unified
+   * hierarchy is required there (src/node-agent/node-cgroups.ts).
    */
   readonly cgroupRoot?: string;
   /**
-   * Attach point (--pods-cgroup): the kubelet's pod root or a cgroup below it. Without it the pod root is
-   * discovered from the agent's own pod (`podUid` in /proc/self/cgroup).
+   * Attach point override (--pods-cgroup): the kubelet's pod root or a cgroup below it, checked against
+   * the root discovered from the agent's own pod when `podUid` is given (its pod cgroup, from
+   * /proc/self/cgroup or found by the UID below the cgroup mount); without a pod UID (local mode) it is
+   * the pod root itself.
    */
   readonly podsCgroup?: string;
-  /** The agent's own pod UID (downward API metadata.uid, env POD_UID). */
+  /**
+   * The agent's own pod UID (downward API metadata.uid, env POD_UID): cluster mode. It also makes a
+   * bpffs missing at /sys/fs/bpf an error rather than a private mount (src/os/bpffs.ts).
+   */
   readonly podUid?: string;
   /** How pod cgroups are laid out below `podsCgroup`. */
   readonly cgroupLayout: CgroupLayout;

@@ -3,6 +3,7 @@ import { KubeClusterSource } from '../cluster/source-kube.js';
 import { describeError } from '../errors.js';
 import { KubeApiError, KubeClient } from '../kube/client.js';
 import { kubeTarget } from '../kube/kubeconfig.js';
+import { withdrawAgentReady } from '../node/agent-ready.js';
 import { createRootLogger } from '../telemetry/logger.js';
 import { runAgent, uninstallNode } from './app.js';
 import { parseAgentConfig } from './config.js';
@@ -16,6 +17,9 @@ process.once('SIGTERM', () => controller.abort());
 process.once('SIGINT', () => controller.abort());
 try {
   const cfg = parseAgentConfig(process.argv.slice(2));
+  // First thing: a claim on the host path may be a dead agent's (SIGKILL, OOM) and must not make the
+  // pod ready while this one starts; this agent claims again once it is ready itself.
+  if (!cfg.uninstall && cfg.readyFile !== undefined) withdrawAgentReady(cfg.readyFile);
   const log = createRootLogger({ name: 'ambit-node-agent', level: cfg.logLevel });
   if (cfg.uninstall) {
     await uninstallNode(cfg, log);

@@ -1,5 +1,12 @@
+import { type Clock, systemClock, type Timer } from '../clock.js';
 import type { ClusterSource } from '../cluster/source.js';
-import { missingLinks, withdrawAgentReady, writeAgentReady } from '../node/agent-ready.js';
+import {
+  AGENT_READY_HEARTBEAT_MS,
+  type AgentReadyClaim,
+  missingLinks,
+  withdrawAgentReady,
+  writeAgentReady,
+} from '../node/agent-ready.js';
 import type { Logger } from '../telemetry/logger.js';
 
 export interface AgentReadinessOptions {
@@ -7,48 +14,79 @@ export interface AgentReadinessOptions {
   readonly file: string | undefined;
   readonly node: string;
   readonly podsCgroup: string;
-  /** Program ids attached to the pods cgroup, per program: asked of the kernel when readiness is claimed. */
+  /** Program ids attached to the pods cgroup, per program: asked of the kernel on every claim and heartbeat. */
   readonly attached: () => Readonly<Record<string, readonly number[]>>;
   /** How many pods are enrolled, as the kernel's map has them. */
   readonly enrolled: () => number;
+  /**
+   * Why the last reconcile of the cluster view failed, or undefined when it succeeded: the claim needs
+   * the view reconciled, not only received.
+   */
+  readonly reconcileError: () => string | undefined;
   readonly log: Logger;
+  readonly clock?: Clock;
+  /** How often the claim is re-checked and refreshed (AGENT_READY_HEARTBEAT_MS). */
+  readonly heartbeatMs?: number;
 }
+
+type Counts = { readonly pods: number; readonly namespaces: number };
 
 /**
  * The agent's side of the readiness contract: it claims readiness (writes the ready file) once the
- * first complete cluster view has been reconciled and the kernel confirms a program attached for every
- * redirect link, and withdraws it when the agent stops. A ready file left by an earlier agent is
- * withdrawn at start: that agent's claim is not this one's.
+ * first complete cluster view has been reconciled without error and the kernel confirms a program
+ * attached for every redirect link. A claim must be kept alive: on every heartbeat the agent asks the
+ * kernel again and rewrites the claim with a new `refreshedAt`, or withdraws it when a link has lost
+ * its program or the last reconcile failed; the node proxy takes a claim not refreshed for a few
+ * heartbeats as a dead agent's (the file is on a host path and outlives a SIGKILL). Withdrawn when
+ * the agent stops. A ready file left by an earlier agent is withdrawn at start (main.ts does it
+ * first thing, and so does this constructor): that agent's claim is not this one's.
  */
 export class AgentReadiness {
   private claimed = false;
+  private synced = false;
+  private counts: Counts = { pods: 0, namespaces: 0 };
+  private readyAt: string | undefined;
+  private lastWhy: string | undefined;
+  private timer: Timer | undefined;
+  private readonly clock: Clock;
 
   constructor(
     private readonly o: AgentReadinessOptions,
-    signal: AbortSignal,
+    private readonly signal: AbortSignal,
   ) {
+    this.clock = o.clock ?? systemClock;
     if (o.file === undefined) return;
     const file = o.file;
     withdrawAgentReady(file);
     signal.addEventListener('abort', () => {
+      this.timer?.cancel();
       withdrawAgentReady(file);
       if (this.claimed) o.log.info({ file }, 'readiness withdrawn');
+      this.claimed = false;
     });
+    this.heartbeat();
+  }
+
+  private heartbeat(): void {
+    if (this.signal.aborted) return;
+    this.timer = this.clock.setTimer(() => {
+      if (this.synced) this.evaluate();
+      this.heartbeat();
+    }, this.o.heartbeatMs ?? AGENT_READY_HEARTBEAT_MS);
   }
 
   /**
-   * The same source, with readiness claimed right after the watcher has handled the first complete
-   * view (its `onSynced` reconciles enrollment against it).
+   * The same source, with readiness evaluated right after the watcher has handled the first complete
+   * view (its `onSynced` reconciles enrollment against it), and on every heartbeat from then on.
    */
   tracking(source: ClusterSource): ClusterSource {
     return {
       description: source.description,
       watch: (watcher, signal) => {
-        // What the first view held, for the claim's details.
-        const counts = { pods: 0, namespaces: 0 };
         const count = (kind: string, by: number): void => {
-          if (kind === 'Pod') counts.pods += by;
-          else if (kind === 'Namespace') counts.namespaces += by;
+          const c = this.counts;
+          if (kind === 'Pod') this.counts = { ...c, pods: c.pods + by };
+          else if (kind === 'Namespace') this.counts = { ...c, namespaces: c.namespaces + by };
         };
         source.watch(
           {
@@ -61,7 +99,8 @@ export class AgentReadiness {
             },
             onSynced: () => {
               watcher.onSynced();
-              if (!signal.aborted) this.claim(counts);
+              this.synced = true;
+              if (!signal.aborted) this.evaluate();
             },
             ...(watcher.onError === undefined ? {} : { onError: (m: string) => watcher.onError?.(m) }),
           },
@@ -71,24 +110,53 @@ export class AgentReadiness {
     };
   }
 
-  private claim(counts: { readonly pods: number; readonly namespaces: number }): void {
-    const file = this.o.file;
-    if (file === undefined) return;
-    const links = this.o.attached();
+  /** Why the agent is not ready now, or undefined: what a claim (or its refresh) rests on. */
+  private notReady(links: Readonly<Record<string, readonly number[]>> | undefined): string | undefined {
+    if (links === undefined) return 'cannot ask the kernel which programs are attached';
     const missing = missingLinks(links);
-    if (missing.length > 0) {
-      this.o.log.error({ links, missing }, 'not claiming readiness: redirect programs are not attached');
+    if (missing.length > 0) return `redirect programs are not attached: ${missing.join(', ')}`;
+    const err = this.o.reconcileError();
+    if (err !== undefined) return `the cluster view is not reconciled: ${err}`;
+    return undefined;
+  }
+
+  private evaluate(): void {
+    const file = this.o.file;
+    if (file === undefined || this.signal.aborted) return;
+    let links: Readonly<Record<string, readonly number[]>> | undefined;
+    try {
+      links = this.o.attached();
+    } catch (err) {
+      this.o.log.error({ err }, 'asking the kernel for attached programs failed');
+    }
+    const why = this.notReady(links);
+    if (why !== undefined) {
+      withdrawAgentReady(file);
+      // Once per change of reason, not on every heartbeat.
+      if (why !== this.lastWhy)
+        this.o.log.error(
+          { file, links, why },
+          this.claimed ? 'readiness withdrawn' : 'not claiming readiness',
+        );
+      this.lastWhy = why;
+      this.claimed = false;
+      this.readyAt = undefined;
       return;
     }
-    writeAgentReady(file, {
+    this.lastWhy = undefined;
+    const now = this.clock.now().toISOString();
+    const first = !this.claimed;
+    this.readyAt ??= now;
+    const claim: AgentReadyClaim = {
       node: this.o.node,
-      pid: process.pid,
       podsCgroup: this.o.podsCgroup,
-      links,
-      cluster: { ...counts, enrolled: this.o.enrolled() },
-      readyAt: new Date().toISOString(),
-    });
+      links: links ?? {},
+      cluster: { ...this.counts, enrolled: this.o.enrolled() },
+      readyAt: this.readyAt,
+      refreshedAt: now,
+    };
+    writeAgentReady(file, claim);
     this.claimed = true;
-    this.o.log.info({ file, links }, 'ready: redirect links attached, first cluster view reconciled');
+    if (first) this.o.log.info({ file, links }, 'ready: redirect links attached, cluster view reconciled');
   }
 }

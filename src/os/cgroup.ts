@@ -48,8 +48,10 @@ export const UNIFIED_CGROUP_MOUNT = '/sys/fs/cgroup';
 /**
  * The unified hierarchy at /sys/fs/cgroup, or an error naming what the host has instead: cgroup v1
  * controllers under a tmpfs (legacy), with or without a cgroup2 mount at /sys/fs/cgroup/unified (hybrid).
+ * `why` says what asked: an agent running as a pod (cluster mode, where only booting the node with
+ * cgroup v2 helps) or one given /sys/fs/cgroup as its root (which may name another mount instead).
  */
-export function requireUnifiedCgroup(all: readonly Mount[]): string {
+export function requireUnifiedCgroup(all: readonly Mount[], why: 'pod' | 'root' = 'pod'): string {
   // The last mount on a path is the one in effect.
   const top = all.filter((m) => m.mountPoint === UNIFIED_CGROUP_MOUNT).at(-1);
   if (top?.fstype === 'cgroup2') return UNIFIED_CGROUP_MOUNT;
@@ -69,7 +71,9 @@ export function requireUnifiedCgroup(all: readonly Mount[]): string {
           : 'no cgroup hierarchy mounted';
   throw new AmbitError(
     ErrorCode.PRECONDITION,
-    `cluster mode needs the unified cgroup v2 hierarchy at ${UNIFIED_CGROUP_MOUNT} (what the kubelet and the container runtime put pods in); ${found}: ${kind}. Boot the node with cgroup v2 only (systemd.unified_cgroup_hierarchy=1), or pass --cgroup-root for a setup that is not a kubelet's`,
+    why === 'pod'
+      ? `cluster mode (the node agent runs as a pod) needs the unified cgroup v2 hierarchy at ${UNIFIED_CGROUP_MOUNT} (what the kubelet and the container runtime put pods in); ${found}: ${kind}. Boot the node with cgroup v2 only (systemd.unified_cgroup_hierarchy=1)`
+      : `--cgroup-root ${UNIFIED_CGROUP_MOUNT} needs the unified cgroup v2 hierarchy at ${UNIFIED_CGROUP_MOUNT}; ${found}: ${kind}. Boot the host with cgroup v2 only (systemd.unified_cgroup_hierarchy=1), or, without a pod UID (local mode), pass --cgroup-root with a cgroup2 mount${v2.length > 0 ? ` (${v2.join(', ')})` : ''}`,
   );
 }
 

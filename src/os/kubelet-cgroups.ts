@@ -18,7 +18,8 @@ import { AmbitError, ErrorCode } from '../errors.js';
  * (systemd) or `<id>` (cgroupfs), CRI-O `crio-<id>.scope` or `crio-<id>`.
  *
  * None of this is assumed by the agent: the driver, the root and its nesting are read off the agent's
- * own pod cgroup (layoutFromPodCgroup), then every other pod's path follows (podCgroupPath).
+ * own pod cgroup (layoutFromOwnPod: from /proc/self/cgroup in the host's cgroup namespace, else found
+ * by the pod UID in the host's hierarchy), then every other pod's path follows (podCgroupPath).
  */
 
 export type CgroupDriver = 'systemd' | 'cgroupfs';
@@ -181,31 +182,96 @@ export function unifiedCgroupPath(procCgroup: string, file = '/proc/self/cgroup'
   );
 }
 
+/** Whether a cgroup directory name is the pod cgroup of `uid`, in either driver's spelling. */
+export function namesPodCgroup(name: string, uid: string): boolean {
+  return name === `pod${canonicalPodUid(uid)}` || name.endsWith(`-pod${systemdPodUid(uid)}.slice`);
+}
+
 /**
- * The layout from the agent's own pod: its UID (downward API) found in the unified line of
- * /proc/self/cgroup, below the host's cgroup v2 mount. Errors say which file was read and what was
- * looked for.
+ * How deep below the cgroup v2 mount the search for a pod cgroup goes: kind's
+ * `kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-<qos>.slice/<pod>.slice` is 4 levels, and
+ * a kubelet `cgroupRoot` may nest it a little deeper.
+ */
+export const POD_CGROUP_SEARCH_DEPTH = 6;
+
+const OTHER_POD = /^pod[0-9a-fA-F-]{36}$|-pod[0-9a-fA-F_]{36}\.slice$/;
+
+/**
+ * The cgroup of pod `uid` found by name below the cgroup v2 mount `mount` (breadth first, at most
+ * `maxDepth` levels), as a path relative to the mount (`/kubepods.slice/...`), or undefined.
+ * `subdirs` lists the cgroup directories directly below one. Pod cgroups of other pods are not
+ * entered: the search stops at pods, it never walks their containers.
+ */
+export function findPodCgroup(
+  mount: string,
+  uid: string,
+  subdirs: (dir: string) => readonly string[],
+  maxDepth = POD_CGROUP_SEARCH_DEPTH,
+): string | undefined {
+  let level: string[] = [''];
+  for (let depth = 1; depth <= maxDepth && level.length > 0; depth++) {
+    const next: string[] = [];
+    for (const rel of level) {
+      for (const name of subdirs(join(mount, rel))) {
+        const child = `${rel}/${name}`;
+        if (namesPodCgroup(name, uid)) return child;
+        if (!OTHER_POD.test(name)) next.push(child);
+      }
+    }
+    level = next;
+  }
+  return undefined;
+}
+
+/** The agent's own pod cgroup and where it was learnt. */
+export interface OwnPodCgroup extends PodCgroupFacts {
+  /**
+   * `/proc/self/cgroup` when the agent shares the host's cgroup namespace (its unified line is the
+   * host path); `search` when that line does not hold the pod (a private cgroup namespace reads
+   * `0::/`) and the pod cgroup was found by name in the host's hierarchy.
+   */
+  readonly foundBy: 'proc-self-cgroup' | 'search';
+  /** The agent's own cgroup: its container's (from /proc/self/cgroup), else its pod's (search). */
+  readonly ownCgroup: string;
+}
+
+/**
+ * The layout from the agent's own pod, whose UID comes from the downward API. A container that is
+ * not privileged gets a private cgroup namespace (the runtimes' default on cgroup v2), where
+ * /proc/self/cgroup reads `0::/` and says nothing about the pod. The host's cgroup v2 mount (the
+ * hostPath /sys/fs/cgroup, at `mount`) still shows the host's whole tree, so the pod cgroup is then
+ * looked up by name in it (findPodCgroup). Errors say which file was read, where the search went and
+ * what was looked for.
  */
 export function layoutFromOwnPod(
   procCgroup: string,
   uid: string,
   mount: string,
+  subdirs: (dir: string) => readonly string[],
   file = '/proc/self/cgroup',
-): PodCgroupFacts {
+): OwnPodCgroup {
   const path = unifiedCgroupPath(procCgroup, file);
+  let fromProc: Error;
   try {
-    return layoutFromPodCgroup(path, uid, mount);
+    const facts = layoutFromPodCgroup(path, uid, mount);
+    return { ...facts, foundBy: 'proc-self-cgroup', ownCgroup: join(mount, path) };
   } catch (err) {
-    const hint =
-      path === '/'
-        ? '; "0::/" means a private cgroup namespace: run the agent in the host cgroup namespace or pass --pods-cgroup'
-        : '; is POD_UID the downward API metadata.uid of this pod?';
-    throw new AmbitError(
-      ErrorCode.PRECONDITION,
-      `${file}: the unified line "0::${path}" does not hold this pod's cgroup: ${(err as Error).message}${hint}`,
-      { cause: err },
-    );
+    fromProc = err as Error;
   }
+  const found = findPodCgroup(mount, uid, subdirs);
+  if (found !== undefined) {
+    const facts = layoutFromPodCgroup(found, uid, mount);
+    return { ...facts, foundBy: 'search', ownCgroup: facts.podCgroup };
+  }
+  const why =
+    path === '/'
+      ? '"0::/": a private cgroup namespace, which names no pod'
+      : `the unified line "0::${path}" does not hold this pod's cgroup (${fromProc.message})`;
+  throw new AmbitError(
+    ErrorCode.PRECONDITION,
+    `cannot find the cgroup of this pod ${canonicalPodUid(uid)}: ${file} reads ${why}, and no directory "pod${canonicalPodUid(uid)}" (cgroupfs driver) or "<prefix>-pod${systemdPodUid(uid)}.slice" (systemd driver) is within ${POD_CGROUP_SEARCH_DEPTH} levels below ${mount}. Is ${mount} the host's cgroup v2 mount (hostPath /sys/fs/cgroup), and POD_UID this pod's downward API metadata.uid?`,
+    { cause: fromProc },
+  );
 }
 
 /**

@@ -3,6 +3,7 @@ import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { LocalState, PodState } from '../../src/local/state.js';
+import { AGENT_READY_HEARTBEAT_MS, AGENT_READY_STALE_MS } from '../../src/node/agent-ready.js';
 import {
   ambit,
   copyManifests,
@@ -245,8 +246,46 @@ describe('local mode: examples/hello on two nodes, outside the mesh', () => {
       process.kill(state.daemonPid, 'SIGCONT');
     }
     await waitFor('the restarted agent to claim readiness', () => existsSync(readyFile), 30_000);
-    expect(daemonPid(state, 'node-1', 'agent')).not.toBe(agent);
+    const second = daemonPid(state, 'node-1', 'agent');
+    expect(second).not.toBe(agent);
     expect(probe()).toEqual({ code: '200', body: 'ready\n' });
+
+    // A live agent refreshes its claim on a heartbeat.
+    const refreshedAt = (): string | undefined =>
+      existsSync(readyFile)
+        ? (JSON.parse(readFileSync(readyFile, 'utf8')) as { refreshedAt: string }).refreshedAt
+        : undefined;
+    const firstBeat = refreshedAt();
+    expect(firstBeat).toEqual(expect.any(String));
+    await waitFor('a heartbeat', () => refreshedAt() !== firstBeat, 2 * AGENT_READY_HEARTBEAT_MS);
+    // SIGKILL: no withdrawal, the claim stays on the host path; the proxy turns not ready once it is
+    // no longer refreshed, within the staleness bound.
+    process.kill(state.daemonPid, 'SIGSTOP');
+    try {
+      process.kill(second, 'SIGKILL');
+      await waitFor('the agent to die', () => !processLives(second));
+      expect(existsSync(readyFile)).toBe(true);
+      const stale = await waitFor(
+        'the node proxy to see a stale claim',
+        () => {
+          const p = probe();
+          return p.code === '503' ? p : undefined;
+        },
+        AGENT_READY_STALE_MS + AGENT_READY_HEARTBEAT_MS,
+      );
+      expect(stale.body).toMatch(
+        new RegExp(
+          `^not ready: node agent not ready: ${readyFile} was last refreshed at .*, more than 15s \\(the agent refreshes it every 5s: is the node agent running\\?\\)\n$`,
+        ),
+      );
+    } finally {
+      process.kill(state.daemonPid, 'SIGCONT');
+    }
+    await waitFor(
+      'the next agent to claim readiness again',
+      () => daemonPid(state, 'node-1', 'agent') !== second && probe().code === '200',
+      30_000,
+    );
   });
 
   test('down removes every namespace, link, cgroup, nft table, process and file', async () => {

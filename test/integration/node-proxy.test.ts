@@ -257,16 +257,25 @@ describe('the node proxy, in-process, with a real control plane and real HBONE',
     expect(await probe(proxies.b!)).toEqual({ status: 200, body: 'ready\n' });
     const claim = {
       node: 'node-a',
-      pid: 1,
       podsCgroup: '/sys/fs/cgroup/kubepods.slice',
       links: { connect4: [7], connect6: [8] },
       cluster: { pods: 2, namespaces: 1, enrolled: 1 },
       readyAt: new Date().toISOString(),
+      refreshedAt: new Date().toISOString(),
     };
     writeAgentReady(agentReadyFile, { ...claim, node: 'node-b' });
     expect(await probe(proxies.a!)).toMatchObject({
       status: 503,
       body: expect.stringMatching(/is for node "node-b"/),
+    });
+    // A claim nobody refreshes (a killed agent's, left on the host path): not ready, and why.
+    writeAgentReady(agentReadyFile, {
+      ...claim,
+      refreshedAt: new Date(Date.now() - 3_600_000).toISOString(),
+    });
+    expect(await probe(proxies.a!)).toMatchObject({
+      status: 503,
+      body: expect.stringMatching(/was last refreshed at .* more than 15s .*is the node agent running\?/),
     });
     writeAgentReady(agentReadyFile, claim);
     expect(await probe(proxies.a!)).toEqual({ status: 200, body: 'ready\n' });

@@ -1,6 +1,7 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { afterEach, describe, expect, test, vi } from 'vitest';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { afterAll, afterEach, describe, expect, test, vi } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { parseControlPlaneConfig } from '../../src/control-plane/config.js';
 import { installCommand, uninstallCommand } from '../../src/ctl/install-commands.js';
@@ -11,6 +12,7 @@ import { renderInstall, renderNodeCleanup } from '../../src/install/render.js';
 import { DEFAULT_VALUES, parseValues } from '../../src/install/values.js';
 import { DATAPLANE_MODE, isAmbient } from '../../src/mesh/labels.js';
 import { parseAgentConfig } from '../../src/node-agent/config.js';
+import { resolveNodeCgroups, subdirectories } from '../../src/node-agent/node-cgroups.js';
 import { parseNodeProxyConfig } from '../../src/node-proxy/config.js';
 import { unknownFields } from './strict-schema.js';
 
@@ -45,8 +47,6 @@ const FLAG_SETS: readonly (readonly [string, readonly string[]])[] = [
       'cni.binDir=/home/kubernetes/bin',
       '--set',
       'cni.confDir=/etc/cni/conf.d',
-      '--set',
-      'podsCgroup=kubelet.slice/kubelet-kubepods.slice',
     ],
   ],
 ];
@@ -242,6 +242,8 @@ describe("the CRDs of Ambit's kinds", () => {
   });
 });
 
+const AGENT_UID = '7c0e4f52-3a9b-4d1e-8f6a-2b5c9d0e1f3a';
+
 /** `$(VAR)` expanded as the kubelet does, from the downward API values a node would give. */
 function expand(args: readonly string[], env: Record<string, string>): string[] {
   return args.map((a) => a.replace(/\$\(([A-Z_]+)\)/g, (_m, n: string) => env[n] ?? `$(${n})`));
@@ -255,7 +257,7 @@ describe("the daemons' flags are exactly what their config parsers read", () => 
   const downward = {
     NODE_NAME: 'node-a',
     HOST_IPS: '10.0.0.7',
-    POD_UID: 'u',
+    POD_UID: AGENT_UID,
     POD_NAME: 'p',
     POD_NAMESPACE: 'ambit-system',
   };
@@ -264,23 +266,25 @@ describe("the daemons' flags are exactly what their config parsers read", () => 
   test('node agent', () => {
     const c = container('node-agent');
     expect(c?.args[0]).toBe('node-agent');
-    const cfg = parseAgentConfig(expand(c?.args.slice(1) ?? [], downward), {});
+    // The env as the kubelet gives it (POD_UID from the downward API), not only the args.
+    const cfg = parseAgentConfig(expand(c?.args.slice(1) ?? [], downward), downward);
     expect(cfg).toMatchObject({
       node: 'node-a',
       cgroupRoot: '/sys/fs/cgroup',
-      podsCgroup: '/sys/fs/cgroup/kubepods.slice',
       bpfDir: '/sys/fs/bpf/ambit',
       proxyIp4: '10.0.0.7',
       cniSocket: '/var/run/ambit/cni.sock',
       uninstall: false,
     });
+    // No attach point is assumed: the agent discovers the kubelet's pod root from its own pod.
+    expect(cfg.podsCgroup).toBeUndefined();
     // An IPv4-only node: no IPv6 redirect target (never an IPv4-mapped stand-in).
     expect(cfg.proxyIp6).toBeUndefined();
   });
 
   test("node agent and proxy on a dual-stack node: the node's IPv6 address is a redirect target, and listened on", () => {
     const dual = { ...downward, HOST_IPS: '10.0.0.7,fd00:10::7' };
-    const agent = parseAgentConfig(expand(container('node-agent')?.args.slice(1) ?? [], dual), {});
+    const agent = parseAgentConfig(expand(container('node-agent')?.args.slice(1) ?? [], dual), dual);
     expect([agent.proxyIp4, agent.proxyIp6]).toEqual(['10.0.0.7', 'fd00:10::7']);
     const proxy = parseNodeProxyConfig(expand(container('node-proxy')?.args.slice(1) ?? [], dual), {});
     expect(proxy.outboundIps).toEqual(['10.0.0.7', 'fd00:10::7']);
@@ -327,6 +331,110 @@ describe("the daemons' flags are exactly what their config parsers read", () => 
       uninstall: true,
       bpfDir: '/sys/fs/bpf/ambit',
     });
+  });
+});
+
+describe('the rendered node agent on a node: the env the kubelet gives it, its cgroup found as it runs', () => {
+  const ds = renderInstall(DEFAULT_VALUES).find((o) => o.kind === 'DaemonSet') as unknown as {
+    spec: {
+      template: {
+        spec: {
+          containers: {
+            name: string;
+            args: string[];
+            env: { name: string; valueFrom: { fieldRef: { fieldPath: string } } }[];
+            securityContext: Record<string, unknown>;
+          }[];
+        };
+      };
+    };
+  };
+  const agent = ds.spec.template.spec.containers.find((c) => c.name === 'node-agent');
+  // What the downward API fills in on a node, by field.
+  const fields: Record<string, string> = {
+    'spec.nodeName': 'node-a',
+    'metadata.name': 'ambit-node-x7k2p',
+    'metadata.namespace': 'ambit-system',
+    'metadata.uid': AGENT_UID,
+    'status.hostIPs': '10.0.0.7',
+  };
+  const env = Object.fromEntries(
+    (agent?.env ?? []).map((e) => [e.name, fields[e.valueFrom.fieldRef.fieldPath] ?? '']),
+  );
+  const cfg = parseAgentConfig(expand(agent?.args.slice(1) ?? [], env), env);
+  const U = AGENT_UID;
+  const U_ = AGENT_UID.replaceAll('-', '_');
+  const CID = 'e'.repeat(64);
+  const host = mkdtempSync(join(tmpdir(), 'ambit-node-cgroup-'));
+  afterAll(() => rmSync(host, { recursive: true, force: true }));
+  const unified = [{ mountPoint: '/sys/fs/cgroup', fstype: 'cgroup2' }];
+
+  test('the pod UID reaches the agent from the env, and the container is not privileged', () => {
+    expect(cfg.podUid).toBe(AGENT_UID);
+    // Not privileged: the runtime gives it a private cgroup namespace, /proc/self/cgroup reads "0::/".
+    expect(agent?.securityContext.privileged).not.toBe(true);
+  });
+
+  test.each([
+    {
+      node: 'systemd driver, containerd (kubeadm, GKE, EKS)',
+      pod: `kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${U_}.slice`,
+      container: `cri-containerd-${CID}.scope`,
+      root: 'kubepods.slice',
+    },
+    {
+      node: 'cgroupfs driver, containerd',
+      pod: `kubepods/burstable/pod${U}`,
+      container: CID,
+      root: 'kubepods',
+    },
+    {
+      node: 'systemd driver, CRI-O',
+      pod: `kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${U_}.slice`,
+      container: `crio-${CID}.scope`,
+      root: 'kubepods.slice',
+    },
+    {
+      node: "kind (the kubelet's cgroupRoot /kubelet)",
+      pod: `kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-burstable.slice/kubelet-kubepods-burstable-pod${U_}.slice`,
+      container: `cri-containerd-${CID}.scope`,
+      root: 'kubelet.slice/kubelet-kubepods.slice',
+    },
+  ])('$node: from a private cgroup namespace and from the host one', ({ node, pod, container, root }) => {
+    // The host's tree as the hostPath /sys/fs/cgroup shows it (a folder per node shape).
+    const tree = join(host, node.replace(/[^a-z]+/gi, '-'));
+    mkdirSync(join(tree, 'system.slice', 'kubelet.service'), { recursive: true });
+    mkdirSync(join(tree, pod, container), { recursive: true });
+    const subdirs = (dir: string): string[] => subdirectories(join(tree, relative('/sys/fs/cgroup', dir)));
+    const expected = {
+      cgroupRoot: '/sys/fs/cgroup',
+      podsCgroup: `/sys/fs/cgroup/${root}`,
+      layout: { podRoot: `/sys/fs/cgroup/${root}` },
+    };
+    expect(resolveNodeCgroups(cfg, { mounts: unified, procSelfCgroup: '0::/\n', subdirs })).toMatchObject({
+      ...expected,
+      ownCgroup: `/sys/fs/cgroup/${pod}`,
+      discoveredFrom: 'own pod (search)',
+    });
+    const proc = `0::/${pod}/${container}\n`;
+    expect(resolveNodeCgroups(cfg, { mounts: unified, procSelfCgroup: proc, subdirs })).toMatchObject({
+      ...expected,
+      ownCgroup: `/sys/fs/cgroup/${pod}/${container}`,
+      discoveredFrom: 'own pod (/proc/self/cgroup)',
+    });
+  });
+
+  test('a hybrid node is refused with the reason', () => {
+    const hybrid = [
+      { mountPoint: '/sys/fs/cgroup', fstype: 'tmpfs' },
+      { mountPoint: '/sys/fs/cgroup/unified', fstype: 'cgroup2' },
+      { mountPoint: '/sys/fs/cgroup/memory', fstype: 'cgroup' },
+    ];
+    expect(() =>
+      resolveNodeCgroups(cfg, { mounts: hybrid, procSelfCgroup: '0::/\n', subdirs: () => [] }),
+    ).toThrow(
+      /cluster mode \(the node agent runs as a pod\) needs the unified cgroup v2 hierarchy.*a hybrid host/,
+    );
   });
 });
 
@@ -418,7 +526,7 @@ describe('values', () => {
     [['controlPlane.replicas=2'], 'each control-plane replica would generate its own CA root'],
     [['cni.binDir=opt/cni/bin'], 'cni.binDir "opt/cni/bin" is not an absolute path'],
     [['namespace=Ambit'], 'namespace "Ambit"'],
-    [['podsCgroup=/kubepods'], 'podsCgroup "/kubepods" is not a cgroup path relative to cgroupRoot'],
+    [['podsCgroup=kubepods.slice'], 'unknown key podsCgroup'],
   ])('--set %j is a usage error: %s', (sets, message) => {
     expect(() => parseValues(sets)).toThrow(
       expect.objectContaining({ code: ErrorCode.USAGE, message: expect.stringContaining(message) }),

@@ -5,6 +5,7 @@ import {
   type CgroupDriver,
   type ContainerRuntime,
   containerCgroupName,
+  findPodCgroup,
   layoutFromOwnPod,
   layoutFromPodCgroup,
   layoutFromPodRoot,
@@ -180,7 +181,13 @@ describe('kubelet cgroup layout: errors', () => {
     {
       what: 'a private cgroup namespace ("0::/") is named as the likely cause',
       proc: '0::/\n',
-      message: ['/proc/self/cgroup', '"0::/"', 'private cgroup namespace', '--pods-cgroup'],
+      message: [
+        '/proc/self/cgroup',
+        '"0::/"',
+        'private cgroup namespace',
+        'within 6 levels below /sys/fs/cgroup',
+        "the host's cgroup v2 mount",
+      ],
     },
     {
       what: 'a file with only cgroup v1 lines',
@@ -198,7 +205,7 @@ describe('kubelet cgroup layout: errors', () => {
       message: ['no kubelet pod root above it'],
     },
   ])('$what', ({ proc, message }) => {
-    const err = thrown(() => layoutFromOwnPod(proc, UID, MOUNT));
+    const err = thrown(() => layoutFromOwnPod(proc, UID, MOUNT, () => []));
     expect(err.code).toBe(ErrorCode.PRECONDITION);
     for (const m of message) expect(err.message).toContain(m);
   });
@@ -207,5 +214,105 @@ describe('kubelet cgroup layout: errors', () => {
     expect(() =>
       podCgroupPath({ driver: 'cgroupfs', podRoot: '/k' }, { uid: 'web', qosClass: 'Guaranteed' }),
     ).toThrow(/pod UID "web" is not a UUID/);
+  });
+});
+
+/** A cgroup tree from its leaf paths (relative to MOUNT), as `subdirs` lists it; records what was listed. */
+function tree(paths: readonly string[]): { subdirs: (dir: string) => string[]; listed: string[] } {
+  const children = new Map<string, Set<string>>();
+  for (const p of paths) {
+    const parts = p.split('/').filter((x) => x !== '');
+    for (let i = 0; i < parts.length; i++) {
+      const dir = [MOUNT, ...parts.slice(0, i)].join('/');
+      children.set(dir, (children.get(dir) ?? new Set()).add(parts[i] as string));
+    }
+  }
+  const listed: string[] = [];
+  return {
+    listed,
+    subdirs: (dir) => {
+      listed.push(dir);
+      return [...(children.get(dir) ?? [])];
+    },
+  };
+}
+
+const OTHER = '0d9c8b7a-6f5e-4d3c-2b1a-0f9e8d7c6b5a';
+const OTHER_ = OTHER.replaceAll('-', '_');
+
+describe('the agent in a private cgroup namespace ("0::/"): its pod cgroup found by UID in the host tree', () => {
+  test.each<{
+    what: string;
+    host: string[];
+    pod: string;
+    podRoot: string;
+    driver: CgroupDriver;
+    qos: QosClass;
+  }>([
+    {
+      what: 'systemd driver, containerd, Burstable',
+      host: [
+        'system.slice/containerd.service',
+        `kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${OTHER_}.slice/cri-containerd-${CID}.scope`,
+        `kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${UID_}.slice/cri-containerd-${CID}.scope`,
+      ],
+      pod: `/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${UID_}.slice`,
+      podRoot: '/kubepods.slice',
+      driver: 'systemd',
+      qos: 'Burstable',
+    },
+    {
+      what: 'cgroupfs driver, CRI-O, Guaranteed',
+      host: ['init.scope', `kubepods/pod${OTHER}/crio-${CID}`, `kubepods/pod${UID}/crio-${CID}`],
+      pod: `/kubepods/pod${UID}`,
+      podRoot: '/kubepods',
+      driver: 'cgroupfs',
+      qos: 'Guaranteed',
+    },
+    {
+      what: "kind's nested kubelet.slice, BestEffort",
+      host: [
+        'kubelet.slice/kubelet.service',
+        `kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod${UID_}.slice/cri-containerd-${CID}.scope`,
+      ],
+      pod: `/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod${UID_}.slice`,
+      podRoot: '/kubelet.slice/kubelet-kubepods.slice',
+      driver: 'systemd',
+      qos: 'BestEffort',
+    },
+  ])('$what', ({ host, pod, podRoot, driver, qos }) => {
+    const t = tree(host);
+    // Either UID spelling finds it.
+    for (const uid of [UID, UID_]) {
+      const own = layoutFromOwnPod('0::/\n', uid, MOUNT, t.subdirs);
+      expect(own).toMatchObject({
+        foundBy: 'search',
+        qosClass: qos,
+        podCgroup: `${MOUNT}${pod}`,
+        ownCgroup: `${MOUNT}${pod}`,
+        layout: { driver, podRoot: `${MOUNT}${podRoot}` },
+      });
+    }
+    // Other pods' cgroups are never entered.
+    expect(t.listed.filter((d) => d.includes(OTHER) || d.includes(OTHER_))).toEqual([]);
+  });
+
+  test('the host path in /proc/self/cgroup is used as it is: no search', () => {
+    const t = tree([]);
+    const path = `/kubepods.slice/kubepods-pod${UID_}.slice/cri-containerd-${CID}.scope`;
+    expect(layoutFromOwnPod(`0::${path}\n`, UID, MOUNT, t.subdirs)).toMatchObject({
+      foundBy: 'proc-self-cgroup',
+      ownCgroup: `${MOUNT}${path}`,
+      layout: { driver: 'systemd', podRoot: `${MOUNT}/kubepods.slice` },
+    });
+    expect(t.listed).toEqual([]);
+  });
+
+  test('the search is bounded: a pod 7 levels down is not found', () => {
+    const deep = `a/b/c/d/e/f/pod${UID}`;
+    expect(findPodCgroup(MOUNT, UID, tree([deep]).subdirs)).toBeUndefined();
+    expect(findPodCgroup(MOUNT, UID, tree([deep.replace('a/', '')]).subdirs)).toBe(
+      `/${deep.replace('a/', '')}`,
+    );
   });
 });

@@ -1,6 +1,13 @@
-import { describe, expect, test } from 'vitest';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
 import { AmbitError, ErrorCode } from '../../src/errors.js';
-import { type NodeCgroupSettings, resolveNodeCgroups } from '../../src/node-agent/node-cgroups.js';
+import {
+  type NodeCgroupSettings,
+  resolveNodeCgroups,
+  subdirectories,
+} from '../../src/node-agent/node-cgroups.js';
 import { type Mount, mounts, requireUnifiedCgroup } from '../../src/os/cgroup.js';
 
 const v2 = (mountPoint: string): Mount => ({ mountPoint, fstype: 'cgroup2' });
@@ -67,21 +74,25 @@ const UID_ = UID.replaceAll('-', '_');
 const KIND_ROOT = '/kubelet.slice/kubelet-kubepods.slice';
 const AGENT_PATH = `${KIND_ROOT}/kubelet-kubepods-burstable.slice/kubelet-kubepods-burstable-pod${UID_}.slice/cri-containerd-${'b'.repeat(64)}.scope`;
 const AGENT_PROC = `0::${AGENT_PATH}\n`;
+/** A host tree with nothing in it: the agent's own /proc/self/cgroup must do. */
+const NONE = (): string[] => [];
 
 describe('resolveNodeCgroups', () => {
   test('cluster mode: the layout and attach point from the agent pod, on a unified host', () => {
-    expect(resolveNodeCgroups({ podUid: UID }, { mounts: UNIFIED, procSelfCgroup: AGENT_PROC })).toEqual({
+    expect(
+      resolveNodeCgroups({ podUid: UID }, { mounts: UNIFIED, procSelfCgroup: AGENT_PROC, subdirs: NONE }),
+    ).toEqual({
       cgroupRoot: '/sys/fs/cgroup',
       podsCgroup: `/sys/fs/cgroup${KIND_ROOT}`,
       layout: { driver: 'systemd', podRoot: `/sys/fs/cgroup${KIND_ROOT}`, slicePrefix: 'kubelet-kubepods' },
       ownCgroup: `/sys/fs/cgroup${AGENT_PATH}`,
-      discoveredFrom: 'own pod',
+      discoveredFrom: 'own pod (/proc/self/cgroup)',
     });
   });
 
   test('cluster mode on a hybrid host fails at start, before anything is discovered', () => {
     const err = thrown(() =>
-      resolveNodeCgroups({ podUid: UID }, { mounts: HYBRID, procSelfCgroup: AGENT_PROC }),
+      resolveNodeCgroups({ podUid: UID }, { mounts: HYBRID, procSelfCgroup: AGENT_PROC, subdirs: NONE }),
     );
     expect(err.code).toBe(ErrorCode.PRECONDITION);
     expect(err.message).toContain('hybrid host');
@@ -93,7 +104,7 @@ describe('resolveNodeCgroups', () => {
         cgroupRoot: '/sys/fs/cgroup/unified',
         podsCgroup: '/sys/fs/cgroup/unified/ambit/c/nodes/node-0/kubepods.slice',
       },
-      { mounts: HYBRID, procSelfCgroup: '0::/ambit/c/nodes/node-0/system\n' },
+      { mounts: HYBRID, procSelfCgroup: '0::/ambit/c/nodes/node-0/system\n', subdirs: NONE },
     );
     expect(r).toEqual({
       cgroupRoot: '/sys/fs/cgroup/unified',
@@ -128,7 +139,10 @@ describe('resolveNodeCgroups', () => {
     },
   ])('--pods-cgroup with the pod UID: $what is accepted: $ok', ({ settings, ok }) => {
     const run = () =>
-      resolveNodeCgroups({ ...settings, podUid: UID }, { mounts: UNIFIED, procSelfCgroup: AGENT_PROC });
+      resolveNodeCgroups(
+        { ...settings, podUid: UID },
+        { mounts: UNIFIED, procSelfCgroup: AGENT_PROC, subdirs: NONE },
+      );
     if (ok) expect(run().podsCgroup).toBe(settings.podsCgroup);
     else {
       const err = thrown(run);
@@ -141,7 +155,7 @@ describe('resolveNodeCgroups', () => {
     const err = thrown(() =>
       resolveNodeCgroups(
         { podUid: UID },
-        { mounts: UNIFIED, procSelfCgroup: '0::/system.slice/ambit-agent.service\n' },
+        { mounts: UNIFIED, procSelfCgroup: '0::/system.slice/ambit-agent.service\n', subdirs: NONE },
       ),
     );
     expect(err.message).toContain('/proc/self/cgroup');
@@ -153,9 +167,86 @@ describe('resolveNodeCgroups', () => {
     const err = thrown(() =>
       resolveNodeCgroups(
         { cgroupRoot: '/sys/fs/cgroup', podsCgroup: '/tmp/pods' },
-        { mounts: UNIFIED, procSelfCgroup: '' },
+        { mounts: UNIFIED, procSelfCgroup: '', subdirs: NONE },
       ),
     );
     expect(err.message).toContain('--pods-cgroup /tmp/pods is not below the cgroup v2 mount /sys/fs/cgroup');
+  });
+});
+
+describe('cluster mode checks for cgroup v2 whatever --cgroup-root says', () => {
+  test.each([
+    { what: 'hybrid', all: HYBRID, says: 'a hybrid host' },
+    { what: 'cgroup v1', all: LEGACY, says: 'a cgroup v1 host' },
+  ])('$what: the DaemonSet (--cgroup-root=/sys/fs/cgroup and a pod UID) is refused', ({ all, says }) => {
+    const err = thrown(() =>
+      resolveNodeCgroups(
+        { cgroupRoot: '/sys/fs/cgroup', podUid: UID },
+        { mounts: all, procSelfCgroup: AGENT_PROC, subdirs: NONE },
+      ),
+    );
+    expect(err.code).toBe(ErrorCode.PRECONDITION);
+    expect(err.message).toContain('cluster mode (the node agent runs as a pod) needs the unified cgroup v2');
+    expect(err.message).toContain(says);
+  });
+
+  test('a pod UID with another --cgroup-root still needs /sys/fs/cgroup unified', () => {
+    const err = thrown(() =>
+      resolveNodeCgroups(
+        { cgroupRoot: '/sys/fs/cgroup/unified', podUid: UID },
+        { mounts: HYBRID, procSelfCgroup: AGENT_PROC, subdirs: NONE },
+      ),
+    );
+    expect(err.message).toContain('a hybrid host');
+  });
+
+  test('--cgroup-root=/sys/fs/cgroup without a pod UID on a hybrid host names the cgroup2 mount to use', () => {
+    const err = thrown(() =>
+      resolveNodeCgroups(
+        { cgroupRoot: '/sys/fs/cgroup', podsCgroup: '/sys/fs/cgroup/kubepods.slice' },
+        { mounts: HYBRID, procSelfCgroup: '0::/\n', subdirs: NONE },
+      ),
+    );
+    expect(err.message).toContain('--cgroup-root /sys/fs/cgroup needs the unified cgroup v2 hierarchy');
+    expect(err.message).toContain('pass --cgroup-root with a cgroup2 mount (/sys/fs/cgroup/unified)');
+  });
+});
+
+describe('a private cgroup namespace: the pod cgroup found in the host tree (real directories)', () => {
+  const host = mkdtempSync(join(tmpdir(), 'ambit-host-cgroup-'));
+  afterAll(() => rmSync(host, { recursive: true, force: true }));
+  // The hostPath /sys/fs/cgroup, as the test's folder.
+  const subdirs = (dir: string): string[] => subdirectories(join(host, relative('/sys/fs/cgroup', dir)));
+  const POD = `kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${UID_}.slice`;
+  mkdirSync(join(host, 'system.slice', 'containerd.service'), { recursive: true });
+  mkdirSync(join(host, POD, `cri-containerd-${'c'.repeat(64)}.scope`), { recursive: true });
+  const facts = { mounts: UNIFIED, procSelfCgroup: '0::/\n', subdirs };
+
+  test('discovered: the layout, the attach point and the agent pod kept out', () => {
+    expect(resolveNodeCgroups({ cgroupRoot: '/sys/fs/cgroup', podUid: UID }, facts)).toEqual({
+      cgroupRoot: '/sys/fs/cgroup',
+      podsCgroup: '/sys/fs/cgroup/kubepods.slice',
+      layout: { driver: 'systemd', podRoot: '/sys/fs/cgroup/kubepods.slice', slicePrefix: 'kubepods' },
+      ownCgroup: `/sys/fs/cgroup/${POD}`,
+      discoveredFrom: 'own pod (search)',
+    });
+  });
+
+  test('--pods-cgroup as an override is checked against the discovered root', () => {
+    const err = thrown(() =>
+      resolveNodeCgroups({ podUid: UID, podsCgroup: '/sys/fs/cgroup/kubepods' }, facts),
+    );
+    expect(err.message).toBe(
+      `--pods-cgroup /sys/fs/cgroup/kubepods is not the kubelet's pod root /sys/fs/cgroup/kubepods.slice or below it (the root above this agent's pod cgroup /sys/fs/cgroup/${POD}, pod ${UID}): redirection attached there would reach processes that are not pods. Drop --pods-cgroup to attach at the discovered root`,
+    );
+  });
+
+  test("another pod's UID: not found, saying where it looked", () => {
+    const other = '0d9c8b7a-6f5e-4d3c-2b1a-0f9e8d7c6b5a';
+    const err = thrown(() => resolveNodeCgroups({ podUid: other }, facts));
+    expect(err.message).toContain(
+      `cannot find the cgroup of this pod ${other}: /proc/self/cgroup reads "0::/"`,
+    );
+    expect(err.message).toContain('within 6 levels below /sys/fs/cgroup');
   });
 });
