@@ -47,6 +47,15 @@ module.exports = {
       to: { circular: true },
     },
     {
+      name: 'no-kube-client-in-api-less-daemons',
+      comment:
+        'The node proxy and the waypoint never call the Kubernetes API (their pods hold no API token): ' +
+        'no path of imports, through shared code included, may reach the Kubernetes client.',
+      severity: 'error',
+      from: { path: '^src/(node-proxy|l7-waypoint)/' },
+      to: { path: '^src/kube/client\\.ts$', reachable: true },
+    },
+    {
       name: 'ffi-only-in-bpf',
       comment: 'The native binding (ffi-rs) is touched in exactly one adapter: src/bpf/.',
       severity: 'error',

@@ -1,3 +1,4 @@
+import { CA_ROOT_CONFIGMAP } from '../gateway-api/waypoint-render.js';
 import { KubeCallTable, watchCalls } from '../kube/api-calls.js';
 import { type ApiResource, resourceOfKind } from '../kube/api-resources.js';
 import type { ClusterKind } from './resources.js';
@@ -37,6 +38,20 @@ export const WAYPOINT_OBJECT_KINDS = ['ServiceAccount', 'Deployment', 'Service']
 /** TokenReview: granted by the built-in ClusterRole `system:auth-delegator`, not by Ambit's own role. */
 export const TOKEN_REVIEW_CALL = { verb: 'create', group: 'authentication.k8s.io', resource: 'tokenreviews' };
 
+/**
+ * `update` of `gateways/finalizers`: asked by the API server's OwnerReferencesPermissionEnforcement
+ * admission plugin (on in OpenShift and hardened clusters), not made by the code. A waypoint's objects
+ * carry an ownerReference to their Gateway with `blockOwnerDeletion: true`
+ * (src/gateway-api/waypoint-render.ts), and that plugin lets a writer set it only if it may update the
+ * owner's `finalizers` subresource; without this grant every waypoint apply is refused (403).
+ */
+export const GATEWAY_FINALIZERS_CALL = {
+  verb: 'update',
+  group: resource('Gateway').group,
+  resource: resource('Gateway').plural,
+  subresource: 'finalizers',
+};
+
 export const CONTROL_PLANE_CALLS = new KubeCallTable('control plane', [
   ...watchCalls(CLUSTER_KINDS.map(resource)),
   ...STATUS_KINDS.map((k) => ({
@@ -56,10 +71,15 @@ export const CONTROL_PLANE_CALLS = new KubeCallTable('control plane', [
       resource: resource(k).plural,
     })),
   ),
+  GATEWAY_FINALIZERS_CALL,
   // The CA root ConfigMap in every namespace (src/control-plane/ca-root-publisher.ts): watched by name
-  // across namespaces (RBAC cannot narrow a list to a field selector) and applied server-side, which
-  // creates it where it is missing. It never reads one by name nor deletes one.
+  // across namespaces and applied server-side, which creates it where it is missing. It never reads
+  // one by name nor deletes one. The patch is narrowed to that name (`resourceNames`), so that the
+  // control plane cannot rewrite another ConfigMap (kube-system/aws-auth, say). RBAC cannot narrow
+  // the rest: a list or watch names no object (a field selector is not an RBAC attribute), and a
+  // create's name is in its body, not its path; so they stay cluster-wide.
   ...watchCalls([resource('ConfigMap')]),
-  ...['create', 'patch'].map((verb) => ({ verb, group: '', resource: resource('ConfigMap').plural })),
+  { verb: 'create', group: '', resource: resource('ConfigMap').plural },
+  { verb: 'patch', group: '', resource: resource('ConfigMap').plural, resourceNames: [CA_ROOT_CONFIGMAP] },
   TOKEN_REVIEW_CALL,
 ]);

@@ -3,7 +3,8 @@ import { AmbitError, ErrorCode } from '../errors.js';
 import { WAYPOINT_CLASS } from '../gateway-api/types.js';
 import { CA_ROOT_CONFIGMAP, CA_ROOT_MANAGED_BY, MANAGED_BY_LABEL } from '../gateway-api/waypoint-render.js';
 import { objectsJson, objectsYaml } from '../install/output.js';
-import { NODE, NODE_CLEANUP, renderInstall, renderNodeCleanup, renderUninstall } from '../install/render.js';
+import { NODE, NODE_CLEANUP, renderInstall } from '../install/render.js';
+import { CA_ROOT_DELETE_ARGS, uninstallObjects, uninstallYaml } from '../install/uninstall-plan.js';
 import { type InstallValues, parseValues, VALUE_KEYS } from '../install/values.js';
 import { AMBIENT, DATAPLANE_MODE } from '../mesh/labels.js';
 import { type KubectlRunner, mustRun, spawnKubectl } from './kubectl.js';
@@ -41,7 +42,9 @@ every node reports done; delete it; delete the rest, in reverse install order; t
 control plane published in every namespace (label ${MANAGED_BY_LABEL}=${CA_ROOT_MANAGED_BY}). Stopping the node agent
 (SIGTERM) never uninstalls: it leaves the redirection in place for the next agent.
 
-  -o yaml             print every object uninstall would delete, in order, and do nothing
+  -o yaml             print every object uninstall would delete or apply (the node cleanup DaemonSet), in
+                      order, and, as a comment, the kubectl call that deletes the CA root ConfigMaps by
+                      label; do nothing
   --force             go on although namespaces are enrolled or waypoints exist (their pods lose the mesh)
   --namespace, --set  the values install was run with (the objects' namespace, the node image)`;
 
@@ -200,11 +203,13 @@ export async function uninstallCommand(
   if (f.output !== undefined && f.output !== 'yaml')
     throw new AmbitError(ErrorCode.USAGE, `-o ${f.output}: uninstall prints yaml only (-o yaml)`);
   const v = values(f.namespace, f.set);
-  const objects = renderUninstall(v);
   if (f.output === 'yaml') {
-    out(objectsYaml(objects));
+    out(uninstallYaml(v));
     return 0;
   }
+  const plan = uninstallObjects(v);
+  // The node DaemonSet is deleted first, on its own; the rest after the node cleanup.
+  const objects = plan.rest;
   const k = kubectl(s, target(f));
   const ns = await mustRun(k, ['get', 'namespaces', '-l', `${DATAPLANE_MODE}=${AMBIENT}`, '-o', 'json'], {
     capture: true,
@@ -226,9 +231,16 @@ export async function uninstallCommand(
   step(
     `1/5 deleting the node DaemonSet ${v.namespace}/${NODE} (its agents stop; redirection stays until the cleanup)`,
   );
-  await mustRun(k, ['delete', '--ignore-not-found', '--wait=true', '-n', v.namespace, `daemonset/${NODE}`]);
+  await mustRun(k, [
+    'delete',
+    '--ignore-not-found',
+    '--wait=true',
+    '-n',
+    v.namespace,
+    `daemonset/${plan.node.metadata.name}`,
+  ]);
   step(`2/5 node cleanup: ${NODE_CLEANUP} runs the node agent's --uninstall on every node`);
-  const cleanup = objectsYaml([renderNodeCleanup(v)]);
+  const cleanup = objectsYaml([plan.cleanup]);
   await mustRun(k, APPLY, { stdin: cleanup });
   await mustRun(k, ['rollout', 'status', '-n', v.namespace, `daemonset/${NODE_CLEANUP}`, '--timeout=10m']);
   step(`3/5 every node is clean; deleting ${NODE_CLEANUP}`);
@@ -241,15 +253,7 @@ export async function uninstallCommand(
   });
   // The control plane is gone now, so nothing publishes them again.
   step(`5/5 deleting the control plane's ${CA_ROOT_CONFIGMAP} ConfigMaps in every namespace`);
-  await mustRun(k, [
-    'delete',
-    'configmap',
-    '--all-namespaces',
-    '-l',
-    `${MANAGED_BY_LABEL}=${CA_ROOT_MANAGED_BY}`,
-    '--ignore-not-found',
-    '--wait=true',
-  ]);
+  await mustRun(k, CA_ROOT_DELETE_ARGS);
   step('Ambit is uninstalled');
   return 0;
 }

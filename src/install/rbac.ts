@@ -1,4 +1,4 @@
-import type { KubeCall, KubeCallTable } from '../kube/api-calls.js';
+import { callRequests, type KubeCall, type KubeCallTable, type KubeRequest } from '../kube/api-calls.js';
 
 /** One rule of a (Cluster)Role, as RBAC has it. */
 export interface PolicyRule {
@@ -22,57 +22,75 @@ export const BUILTIN_CLUSTER_ROLES: Readonly<Record<string, readonly PolicyRule[
 const matches = (list: readonly string[], v: string): boolean => list.includes('*') || list.includes(v);
 
 /**
- * Whether a rule allows a call, as the API server's RBAC authorizer decides (rbac/v1 semantics):
+ * Whether a rule allows a request, as the API server's RBAC authorizer decides (rbac/v1 semantics):
  * the group, the verb and `resource` or `resource/subresource` must each be listed (or `*`); a rule
- * with `resourceNames` never allows list, watch, create or deletecollection of a collection, so
- * it is not taken for a call that names no object. Pure.
+ * with `resourceNames` allows only a request naming one of them, so never a list, watch, create or
+ * deletecollection of a collection (they name no object). Pure.
  */
-export function ruleAllows(rule: PolicyRule, call: KubeCall): boolean {
+export function ruleAllows(rule: PolicyRule, call: KubeRequest): boolean {
   const res = call.subresource === undefined ? call.resource : `${call.resource}/${call.subresource}`;
   const resourceOk =
     rule.resources.includes('*') ||
     rule.resources.includes(res) ||
     (call.subresource !== undefined && rule.resources.includes(`*/${call.subresource}`));
   if (!matches(rule.apiGroups, call.group) || !matches(rule.verbs, call.verb) || !resourceOk) return false;
-  return rule.resourceNames === undefined || rule.resourceNames.length === 0;
+  if (rule.resourceNames === undefined || rule.resourceNames.length === 0) return true;
+  return call.name !== undefined && rule.resourceNames.includes(call.name);
 }
 
-export const rulesAllow = (rules: readonly PolicyRule[], call: KubeCall): boolean =>
+export const rulesAllow = (rules: readonly PolicyRule[], call: KubeRequest): boolean =>
   rules.some((r) => ruleAllows(r, call));
+
+/** Whether rules allow every request a declared call stands for (each of its names, when it has some). */
+export const rulesAllowCall = (rules: readonly PolicyRule[], call: KubeCall): boolean =>
+  callRequests(call).every((r) => rulesAllow(rules, r));
 
 /** The calls a built-in role already grants (left out of Ambit's own rules). */
 function builtin(call: KubeCall, roles: readonly string[]): boolean {
-  return roles.some((r) => rulesAllow(BUILTIN_CLUSTER_ROLES[r] ?? [], call));
+  return roles.some((r) => rulesAllowCall(BUILTIN_CLUSTER_ROLES[r] ?? [], call));
 }
 
 /**
- * A daemon's ClusterRole rules from its call table: one rule per API group and set of verbs, every
- * list sorted, so the same table always renders the same rules. Calls that `alsoBound` built-in roles
+ * A daemon's ClusterRole rules from its call table: one rule per API group, set of verbs and set of
+ * resource names (a call narrowed to names gets a rule of its own, with `resourceNames`), every list
+ * sorted, so the same table always renders the same rules. Calls that `alsoBound` built-in roles
  * grant are left out.
  */
 export function rulesFor(table: KubeCallTable, alsoBound: readonly string[] = []): PolicyRule[] {
-  const byResource = new Map<string, { group: string; resource: string; verbs: Set<string> }>();
+  type Entry = { group: string; resource: string; names: string[] | undefined; verbs: Set<string> };
+  const byResource = new Map<string, Entry>();
   for (const c of table.calls) {
     if (builtin(c, alsoBound)) continue;
     const resource = c.subresource === undefined ? c.resource : `${c.resource}/${c.subresource}`;
-    const key = `${c.group}\n${resource}`;
-    const e = byResource.get(key) ?? { group: c.group, resource, verbs: new Set<string>() };
+    const names = c.resourceNames === undefined ? undefined : [...new Set(c.resourceNames)].sort();
+    const key = `${c.group}\n${resource}\n${names?.join(',') ?? '*'}`;
+    const e = byResource.get(key) ?? { group: c.group, resource, names, verbs: new Set<string>() };
     e.verbs.add(c.verb);
     byResource.set(key, e);
   }
-  const byVerbs = new Map<string, { group: string; verbs: string[]; resources: string[] }>();
+  type Rule = { group: string; verbs: string[]; names: string[] | undefined; resources: string[] };
+  const byVerbs = new Map<string, Rule>();
   for (const e of byResource.values()) {
     const verbs = [...e.verbs].sort();
-    const key = `${e.group}\n${verbs.join(',')}`;
-    const r = byVerbs.get(key) ?? { group: e.group, verbs, resources: [] };
+    const key = `${e.group}\n${verbs.join(',')}\n${e.names?.join(',') ?? '*'}`;
+    const r = byVerbs.get(key) ?? { group: e.group, verbs, names: e.names, resources: [] };
     r.resources.push(e.resource);
     byVerbs.set(key, r);
   }
+  const sortKey = (r: PolicyRule): string =>
+    `${r.apiGroups[0]}\n${r.resources[0]}\n${r.resourceNames === undefined ? '' : `\u0001${r.resourceNames.join(',')}`}`;
   return [...byVerbs.values()]
-    .map((r) => ({ apiGroups: [r.group], resources: r.resources.sort(), verbs: r.verbs }))
+    .map(
+      (r): PolicyRule => ({
+        apiGroups: [r.group],
+        resources: r.resources.sort(),
+        verbs: r.verbs,
+        ...(r.names === undefined ? {} : { resourceNames: r.names }),
+      }),
+    )
     .sort((a, b) => {
-      const ka = `${a.apiGroups[0]}\n${a.resources[0]}`;
-      const kb = `${b.apiGroups[0]}\n${b.resources[0]}`;
+      const ka = sortKey(a);
+      const kb = sortKey(b);
       return ka < kb ? -1 : ka > kb ? 1 : 0;
     });
 }
@@ -98,7 +116,7 @@ interface Subject {
 export function serviceAccountAllowed(
   objects: readonly RbacObject[],
   sa: { readonly namespace: string; readonly name: string },
-  call: KubeCall,
+  call: KubeRequest,
   namespace?: string,
 ): boolean {
   const isSubject = (s: Subject): boolean =>

@@ -8,6 +8,7 @@ import {
   type KubeObject,
   TOKEN_AUDIENCE,
 } from '../gateway-api/waypoint-render.js';
+import { IN_CLUSTER_DIR } from '../kube/kubeconfig.js';
 import { DATAPLANE_MODE, OPT_OUT } from '../mesh/labels.js';
 import { DEFAULT_AGENT_READY_FILE } from '../node/agent-ready.js';
 import { AMBIT_VERSION } from '../version.js';
@@ -129,6 +130,7 @@ function rbac(v: InstallValues): KubeObject[] {
       apiGroups: [...r.apiGroups],
       resources: [...r.resources],
       verbs: [...r.verbs],
+      ...(r.resourceNames === undefined ? {} : { resourceNames: [...r.resourceNames] }),
     }));
   return [
     clusterRole(CONTROL_PLANE, rules(CONTROL_PLANE_CALLS, [AUTH_DELEGATOR])),
@@ -323,6 +325,31 @@ function agentMounts(v: InstallValues): JsonObject[] {
   ];
 }
 
+/**
+ * The node agent's Kubernetes API credentials, as the kubelet's own `kube-api-access` volume has them
+ * (a bound token for the API server's default audience, the cluster CA, the namespace), mounted in the
+ * node-agent container only, at the service-account path its in-cluster config reads
+ * (src/kube/kubeconfig.ts): the pod does not automount its token, so the node proxy beside it, which
+ * never calls the API, does not hold the node role's list and watch of every pod.
+ */
+const KUBE_API_ACCESS = 'kube-api-access';
+const kubeApiAccess: JsonObject = {
+  name: KUBE_API_ACCESS,
+  projected: {
+    // The kubelet's default for a service-account token volume (rotated at 80% of its life).
+    defaultMode: 0o644,
+    sources: [
+      { serviceAccountToken: { expirationSeconds: 3607, path: 'token' } },
+      { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+      {
+        downwardAPI: {
+          items: [{ path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } }],
+        },
+      },
+    ],
+  },
+};
+
 function nodeDaemonSet(v: InstallValues): KubeObject {
   return {
     apiVersion: 'apps/v1',
@@ -343,6 +370,8 @@ function nodeDaemonSet(v: InstallValues): KubeObject {
         },
         spec: {
           serviceAccountName: NODE,
+          // Only the node agent calls the API: its token is mounted in its container alone (kube-api-access).
+          automountServiceAccountToken: false,
           // The node proxy listens on the node's addresses (15001, 15006, 15008), where pods' traffic is sent.
           hostNetwork: true,
           dnsPolicy: 'ClusterFirstWithHostNet',
@@ -359,7 +388,10 @@ function nodeDaemonSet(v: InstallValues): KubeObject {
               env: NODE_ENV,
               resources: { requests: { cpu: '50m', memory: '128Mi' } },
               securityContext: agentSecurity,
-              volumeMounts: agentMounts(v),
+              volumeMounts: [
+                ...agentMounts(v),
+                { name: KUBE_API_ACCESS, mountPath: IN_CLUSTER_DIR, readOnly: true },
+              ],
             },
             {
               name: 'node-proxy',
@@ -406,12 +438,14 @@ function nodeDaemonSet(v: InstallValues): KubeObject {
           ],
           volumes: [
             ...nodeVolumes(v),
+            kubeApiAccess,
             {
               name: 'ambit-token',
               projected: {
                 sources: [
                   // The node's identity to the control plane (checked with a TokenReview); the kubelet
-                  // rotates it at 80% of its life.
+                  // rotates it at 80% of its life. Its audience is Ambit's, so the API server refuses it:
+                  // it is not an API credential.
                   {
                     serviceAccountToken: {
                       audience: TOKEN_AUDIENCE,
@@ -455,14 +489,6 @@ export function renderInstall(v: InstallValues): KubeObject[] {
     nodeDaemonSet(v),
     gatewayClass(),
   ];
-}
-
-/**
- * What `ambit uninstall` deletes, in order: the reverse of the install, so that the node DaemonSet
- * goes before the node cleanup runs and the namespace last.
- */
-export function renderUninstall(v: InstallValues): KubeObject[] {
-  return renderInstall(v).reverse();
 }
 
 /**

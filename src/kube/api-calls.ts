@@ -10,12 +10,47 @@ export interface KubeCall {
   readonly group: string;
   readonly resource: string;
   readonly subresource?: string;
+  /**
+   * Only the objects of these names (RBAC's `resourceNames`): a declared call with them allows, and
+   * its rule grants, a request for one of these objects only.
+   */
+  readonly resourceNames?: readonly string[];
 }
 
-/** `list gateway.networking.k8s.io/gateways/status`, for messages. */
-export function showCall(c: KubeCall): string {
+/**
+ * One request's RBAC attributes: its call and, when it names an object (a get, patch, update or delete
+ * of `.../<resource>/<name>`), that object's name. A list, watch or create of a collection names none.
+ */
+export interface KubeRequest {
+  readonly verb: string;
+  readonly group: string;
+  readonly resource: string;
+  readonly subresource?: string;
+  readonly name?: string;
+}
+
+/**
+ * `list gateway.networking.k8s.io/gateways/status`, `patch core/configmaps[ambit-ca-root-cert]` (a
+ * call narrowed to names), for messages. A request's object name is not shown.
+ */
+export function showCall(c: KubeCall | KubeRequest): string {
   const res = c.subresource === undefined ? c.resource : `${c.resource}/${c.subresource}`;
-  return `${c.verb} ${c.group === '' ? 'core' : c.group}/${res}`;
+  const names = 'resourceNames' in c && c.resourceNames !== undefined ? `[${c.resourceNames.join(',')}]` : '';
+  return `${c.verb} ${c.group === '' ? 'core' : c.group}/${res}${names}`;
+}
+
+/**
+ * The requests a declared call stands for: one per name when it is narrowed to names, else the call
+ * itself (naming no object). Pure.
+ */
+export function callRequests(c: KubeCall): KubeRequest[] {
+  const base = {
+    verb: c.verb,
+    group: c.group,
+    resource: c.resource,
+    ...(c.subresource === undefined ? {} : { subresource: c.subresource }),
+  };
+  return c.resourceNames === undefined ? [base] : c.resourceNames.map((name) => ({ ...base, name }));
 }
 
 const METHOD_VERBS: Readonly<Record<string, string>> = {
@@ -30,7 +65,7 @@ const METHOD_VERBS: Readonly<Record<string, string>> = {
  * with `watch=1|true`; DELETE of a collection is `deletecollection`. Undefined for a path that is not
  * a resource path (`/version`, `/healthz`). Pure.
  */
-export function requestCall(method: string, url: string): KubeCall | undefined {
+export function requestCall(method: string, url: string): KubeRequest | undefined {
   const [path = '', query = ''] = url.split('?', 2);
   const parts = path.split('/').filter((p) => p !== '');
   let rest: string[];
@@ -56,11 +91,29 @@ export function requestCall(method: string, url: string): KubeCall | undefined {
     verb = name === undefined ? (watch ? 'watch' : 'list') : watch ? 'watch' : 'get';
   else if (m === 'DELETE') verb = name === undefined ? 'deletecollection' : 'delete';
   else verb = METHOD_VERBS[m] ?? m.toLowerCase();
-  return { verb, group, resource, ...(subresource === undefined ? {} : { subresource }) };
+  return {
+    verb,
+    group,
+    resource,
+    ...(subresource === undefined ? {} : { subresource }),
+    ...(name === undefined ? {} : { name }),
+  };
 }
 
-const sameCall = (a: KubeCall, b: KubeCall): boolean =>
+const sameCall = (a: KubeCall, b: KubeCall | KubeRequest): boolean =>
   a.verb === b.verb && a.group === b.group && a.resource === b.resource && a.subresource === b.subresource;
+
+/**
+ * Whether a declared call covers a request: the same verb, group, resource and subresource and, when
+ * the call is narrowed to names, a request for one of them (a request that names no object is not
+ * covered by a narrowed call, as RBAC decides). Pure.
+ */
+export function callCovers(declared: KubeCall, r: KubeRequest): boolean {
+  if (!sameCall(declared, r)) return false;
+  return (
+    declared.resourceNames === undefined || (r.name !== undefined && declared.resourceNames.includes(r.name))
+  );
+}
 
 /**
  * The API calls one daemon makes, declared once: its client refuses any other (so a new call shows up
@@ -73,8 +126,22 @@ export class KubeCallTable {
     readonly calls: readonly KubeCall[],
   ) {}
 
-  allows(c: KubeCall): boolean {
-    return this.calls.some((d) => sameCall(d, c));
+  /** Whether a request is declared (for a call narrowed to names, the request's object must be one of them). */
+  allows(r: KubeRequest): boolean {
+    return this.calls.some((d) => callCovers(d, r));
+  }
+
+  /**
+   * Whether a grant (a call, maybe narrowed to names) is declared: every request it allows is. A grant
+   * of all names is not declared by a call narrowed to some.
+   */
+  declares(c: KubeCall): boolean {
+    return this.calls.some(
+      (d) =>
+        sameCall(d, c) &&
+        (d.resourceNames === undefined ||
+          c.resourceNames?.every((n) => d.resourceNames?.includes(n)) === true),
+    );
   }
 
   /** Throws when the request is not declared: the daemon would be refused by the RBAC it is installed with. */
@@ -83,7 +150,7 @@ export class KubeCallTable {
     if (c === undefined || this.allows(c)) return;
     throw new AmbitError(
       ErrorCode.KUBE_API,
-      `${method} ${url.split('?')[0]}: ${showCall(c)} is not among the ${this.daemon}'s declared API calls (src/cluster/daemon-calls.ts); declare it there so that \`ambit install\` grants it`,
+      `${method} ${url.split('?')[0]}: ${showCall(c)} is not among the ${this.daemon}'s declared API calls${c.name === undefined ? '' : ` for the object ${c.name}`} (src/cluster/daemon-calls.ts); declare it there so that \`ambit install\` grants it`,
     );
   }
 }

@@ -171,6 +171,66 @@ describe('ambit uninstall', () => {
     expect(deleted.at(-1)).toBe('Namespace/ambit-system');
   });
 
+  test.each([
+    ['default', []],
+    ['another namespace and node image', ['--namespace', 'mesh', '--set', 'images.node=n:1']],
+  ])(
+    '-o yaml (%s) prints exactly what uninstall deletes or applies, as its kubectl calls show, in their order',
+    async (_n, flags) => {
+      answers.push((a) => (a[1] === 'namespaces' || a[1]?.startsWith('gateways') ? list([]) : undefined));
+      await uninstallCommand(flags, settings, fake());
+      const made = calls;
+      // What the calls touch, each once, in the order they first touch it: objects by stdin or by
+      // `-n ns kind/name`; anything else that changes the cluster (a delete by label) is expected
+      // verbatim as a `# kubectl ...` comment. Reads (get, rollout status) touch nothing.
+      const id = (kind: string, ns: string | undefined, name: string) =>
+        `${kind.toLowerCase()} ${ns ?? ''}/${name}`;
+      const touched: string[] = [];
+      const objects = new Map<string, unknown>();
+      const byCommand: string[] = [];
+      for (const c of made) {
+        if (c.args[0] === 'get' || c.args[0] === 'rollout') continue;
+        if (c.stdin !== undefined)
+          for (const d of parseAllDocuments(c.stdin)) {
+            const o = d.toJS() as { kind: string; metadata: { name: string; namespace?: string } } | null;
+            if (o === null) continue;
+            const k = id(o.kind, o.metadata.namespace, o.metadata.name);
+            touched.push(k);
+            objects.set(k, o);
+          }
+        else {
+          const ref = c.args.find((a) => /^[a-z.]+\/[a-z0-9.-]+$/.test(a));
+          const ns = c.args[c.args.indexOf('-n') + 1];
+          if (c.args[0] === 'delete' && ref !== undefined && c.args.includes('-n')) {
+            const [kind = '', name = ''] = ref.split('/');
+            touched.push(id(kind, ns, name));
+          } else byCommand.push(`# kubectl ${c.args.join(' ')}`);
+        }
+      }
+      expect(byCommand).toHaveLength(1);
+      calls = [];
+      let out = '';
+      vi.mocked(process.stdout.write).mockImplementation((chunk: string | Uint8Array) => {
+        out += String(chunk);
+        return true;
+      });
+      await uninstallCommand(['-o', 'yaml', ...flags], settings, fake());
+      expect(calls).toEqual([]);
+      const printed = parseAllDocuments(out)
+        .map((d) => d.toJS() as { kind: string; metadata: { name: string; namespace?: string } } | null)
+        .filter((o) => o !== null);
+      expect(printed.map((o) => id(o.kind, o.metadata.namespace, o.metadata.name))).toEqual([
+        ...new Set(touched),
+      ]);
+      // The objects it applies or deletes from a manifest are printed as they are sent.
+      for (const o of printed) {
+        const sent = objects.get(id(o.kind, o.metadata.namespace, o.metadata.name));
+        if (sent !== undefined) expect(o).toEqual(sent);
+      }
+      for (const line of byCommand) expect(out.split('\n')).toContain(line);
+    },
+  );
+
   test('a cleanup that does not finish on every node stops the uninstall before anything else is deleted', async () => {
     answers.push((a) => (a[1] === 'namespaces' || a[1]?.startsWith('gateways') ? list([]) : undefined));
     answers.push((a) => (a[0] === 'rollout' ? { code: 1, stdout: '' } : undefined));

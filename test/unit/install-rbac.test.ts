@@ -1,14 +1,17 @@
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import ts from 'typescript';
 import { describe, expect, test, vi } from 'vitest';
 import {
   CONTROL_PLANE_CALLS,
+  GATEWAY_FINALIZERS_CALL,
   NODE_AGENT_CALLS,
   NODE_AGENT_KINDS,
   NODE_PROXY_CALLS,
 } from '../../src/cluster/daemon-calls.js';
 import { KubeClusterSource } from '../../src/cluster/source-kube.js';
+import { ClusterStore } from '../../src/cluster/store.js';
 import { CaRootPublisher } from '../../src/control-plane/ca-root-publisher.js';
 import type { MeshStatus } from '../../src/control-plane/status.js';
 import { StatusWriter } from '../../src/control-plane/status-writer.js';
@@ -18,9 +21,19 @@ import type { KubeObject } from '../../src/gateway-api/waypoint-render.js';
 import { type PolicyRule, ruleAllows, serviceAccountAllowed } from '../../src/install/rbac.js';
 import { CONTROL_PLANE, NODE, renderInstall } from '../../src/install/render.js';
 import { parseValues } from '../../src/install/values.js';
-import { type KubeCall, KubeCallTable, requestCall, showCall } from '../../src/kube/api-calls.js';
-import { KubeClient } from '../../src/kube/client.js';
+import {
+  callCovers,
+  callRequests,
+  type KubeCall,
+  KubeCallTable,
+  type KubeRequest,
+  requestCall,
+  showCall,
+} from '../../src/kube/api-calls.js';
+import { resourceOfKind } from '../../src/kube/api-resources.js';
+import { KubeApiError, KubeClient } from '../../src/kube/client.js';
 import { KubeTokenReviewer } from '../../src/kube/token-review.js';
+import { podLookup } from '../../src/node-agent/redirection/pod-lookup.js';
 import { createRootLogger } from '../../src/telemetry/logger.js';
 
 /*
@@ -41,22 +54,28 @@ describe('requestCall: RBAC attributes of a request, as the API server derives t
     ],
     ['GET', '/api/v1/pods?watch=1&resourceVersion=5', { verb: 'watch', group: '', resource: 'pods' }],
     ['GET', '/api/v1/namespaces?watch=true', { verb: 'watch', group: '', resource: 'namespaces' }],
-    ['GET', '/api/v1/namespaces/shop', { verb: 'get', group: '', resource: 'namespaces' }],
+    ['GET', '/api/v1/namespaces/shop', { verb: 'get', group: '', resource: 'namespaces', name: 'shop' }],
     ['GET', '/api/v1/namespaces/shop/pods', { verb: 'list', group: '', resource: 'pods' }],
     [
       'GET',
       '/api/v1/namespaces/shop/pods/a/log',
-      { verb: 'get', group: '', resource: 'pods', subresource: 'log' },
+      { verb: 'get', group: '', resource: 'pods', subresource: 'log', name: 'a' },
     ],
     [
       'PATCH',
       '/api/v1/namespaces/shop/status',
-      { verb: 'patch', group: '', resource: 'namespaces', subresource: 'status' },
+      { verb: 'patch', group: '', resource: 'namespaces', subresource: 'status', name: 'shop' },
     ],
     [
       'PATCH',
       '/apis/gateway.networking.k8s.io/v1/namespaces/shop/gateways/wp/status',
-      { verb: 'patch', group: 'gateway.networking.k8s.io', resource: 'gateways', subresource: 'status' },
+      {
+        verb: 'patch',
+        group: 'gateway.networking.k8s.io',
+        resource: 'gateways',
+        subresource: 'status',
+        name: 'wp',
+      },
     ],
     [
       'POST',
@@ -66,12 +85,12 @@ describe('requestCall: RBAC attributes of a request, as the API server derives t
     [
       'PUT',
       '/apis/apps/v1/namespaces/shop/deployments/wp',
-      { verb: 'update', group: 'apps', resource: 'deployments' },
+      { verb: 'update', group: 'apps', resource: 'deployments', name: 'wp' },
     ],
     [
       'DELETE',
       '/apis/apps/v1/namespaces/shop/deployments/wp',
-      { verb: 'delete', group: 'apps', resource: 'deployments' },
+      { verb: 'delete', group: 'apps', resource: 'deployments', name: 'wp' },
     ],
     [
       'DELETE',
@@ -95,7 +114,19 @@ describe('ruleAllows: the RBAC authorizer for one rule', () => {
     resource: 'gateways',
     subresource: 'status',
   };
-  test.each<[string, PolicyRule, KubeCall, boolean]>([
+  const cm = (name?: string): KubeRequest => ({
+    verb: 'patch',
+    group: '',
+    resource: 'configmaps',
+    ...(name === undefined ? {} : { name }),
+  });
+  const cmRule: PolicyRule = {
+    apiGroups: [''],
+    resources: ['configmaps'],
+    verbs: ['patch', 'create'],
+    resourceNames: ['ambit-ca-root-cert'],
+  };
+  test.each<[string, PolicyRule, KubeRequest, boolean]>([
     ['the exact rule', { apiGroups: [''], resources: ['pods'], verbs: ['list'] }, pods, true],
     ['another verb', { apiGroups: [''], resources: ['pods'], verbs: ['get'] }, pods, false],
     ['another group', { apiGroups: ['apps'], resources: ['pods'], verbs: ['list'] }, pods, false],
@@ -130,6 +161,10 @@ describe('ruleAllows: the RBAC authorizer for one rule', () => {
       pods,
       false,
     ],
+    ['resourceNames, the named object', cmRule, cm('ambit-ca-root-cert'), true],
+    ['resourceNames, another object', cmRule, cm('aws-auth'), false],
+    ['resourceNames, a request naming no object (a create)', cmRule, { ...cm(), verb: 'create' }, false],
+    ['empty resourceNames: every object', { ...cmRule, resourceNames: [] }, cm('aws-auth'), true],
   ])('%s', (_what, rule, call, allowed) => {
     expect(ruleAllows(rule, call)).toBe(allowed);
   });
@@ -210,17 +245,20 @@ function recordingClient(
   /** What a list of this collection path answers (an empty list otherwise). */
   lists: Readonly<Record<string, readonly unknown[]>> = {},
 ) {
-  const seen: { method: string; url: string }[] = [];
-  const check = (method: string, url: string) => {
+  const seen: { method: string; url: string; body?: unknown }[] = [];
+  const check = (method: string, url: string, body?: unknown) => {
     table.check(method, url);
-    seen.push({ method, url });
+    seen.push({ method, url, ...(body === undefined ? {} : { body }) });
   };
   return {
     seen,
     client: {
       target: { server: 'https://api.test' },
       json: async (method: string, url: string, body?: unknown): Promise<unknown> => {
-        check(method, url);
+        check(method, url, body);
+        // A GET of one object: none exists (the API server's 404).
+        if (method === 'GET' && requestCall(method, url)?.name !== undefined)
+          throw new KubeApiError(404, 'NotFound', `${url} not found`);
         if (method === 'GET')
           return {
             kind: 'List',
@@ -313,7 +351,7 @@ const orphan = (apiVersion: string, kind: string) => ({
  * The waypoint controller against an API with one waypoint Gateway (its objects are applied) and
  * objects of each kind owned by a Gateway that is gone (they are deleted).
  */
-async function waypointsRecorded(): Promise<{ method: string; url: string }[]> {
+async function waypointsRecorded(): Promise<{ method: string; url: string; body?: unknown }[]> {
   const r = recordingClient(CONTROL_PLANE_CALLS, {
     '/apis/gateway.networking.k8s.io/v1/gateways': [
       {
@@ -368,11 +406,44 @@ async function caRootsRecorded(): Promise<{ method: string; url: string }[]> {
   return r.seen;
 }
 
+/**
+ * The node agent's CNI path (src/node-agent/redirection/pod-lookup.ts), wired as its main.ts wires it,
+ * for a pod and a namespace its watch has not delivered: one GET of each, answered 404.
+ */
+async function podLookupRecorded(): Promise<{ method: string; url: string }[]> {
+  const r = recordingClient(NODE_AGENT_CALLS);
+  const get = (path: string): Promise<unknown> =>
+    r.client
+      .json('GET', path)
+      .catch((err: unknown) =>
+        err instanceof KubeApiError && err.status === 404 ? undefined : Promise.reject(err),
+      );
+  const lookup = podLookup(new ClusterStore(), get, quiet, 0);
+  expect(await lookup.pod('shop', 'a-1', 'uid-1')).toBeUndefined();
+  expect(await lookup.namespaceLabels('shop')).toBeUndefined();
+  return r.seen;
+}
+
+async function nodeAgentRecorded(): Promise<{ method: string; url: string }[]> {
+  return [...(await watchAll(NODE_AGENT_CALLS, NODE_AGENT_KINDS, 'node-a')), ...(await podLookupRecorded())];
+}
+
+/** The declared calls that no recorded request is covered by. */
+const unmade = (table: KubeCallTable, recorded: readonly { method: string; url: string }[]): string[] => {
+  const requests = recorded.map((s) => requestCall(s.method, s.url) as KubeRequest);
+  return table.calls
+    .filter((d) => !requests.some((r) => callCovers(d, r)))
+    .map(showCall)
+    .sort();
+};
+
 describe('the API calls the daemons make', () => {
-  test("the node agent's, recorded from its watch source: its node's pods and the namespaces, nothing else", async () => {
-    const seen = await watchAll(NODE_AGENT_CALLS, NODE_AGENT_KINDS, 'node-a');
+  test("the node agent's, recorded from its watch source and its CNI pod lookup: its node's pods and the namespaces, nothing else", async () => {
+    const seen = await nodeAgentRecorded();
     const calls = seen.map((s) => requestCall(s.method, s.url) as KubeCall);
     expect(unique(calls)).toEqual([
+      'get core/namespaces',
+      'get core/pods',
       'list core/namespaces',
       'list core/pods',
       'watch core/namespaces',
@@ -383,6 +454,14 @@ describe('the API calls the daemons make', () => {
         .filter((s) => s.url.startsWith('/api/v1/pods'))
         .every((s) => s.url.includes('fieldSelector=spec.nodeName%3Dnode-a')),
     ).toBe(true);
+    expect(seen.filter((s) => s.method === 'GET' && !s.url.includes('?')).map((s) => s.url)).toEqual([
+      '/api/v1/namespaces/shop/pods/a-1',
+      '/api/v1/namespaces/shop',
+    ]);
+  });
+
+  test('every declared node-agent call is made by the code', async () => {
+    expect(unmade(NODE_AGENT_CALLS, await nodeAgentRecorded())).toEqual([]);
   });
 
   test("the control plane's, recorded from its watch source, status writer, token reviewer, waypoint controller and CA root publisher", async () => {
@@ -431,28 +510,41 @@ describe('the API calls the daemons make', () => {
   });
 
   test('every declared control-plane call is made by the code, but the ones the API server asks for another reason', async () => {
-    const made = new Set(
-      (await controlPlaneRecorded()).map((s) => showCall(requestCall(s.method, s.url) as KubeCall)),
-    );
-    // A server-side apply is a PATCH; where the object is missing the API server also asks for `create`.
-    expect(
-      CONTROL_PLANE_CALLS.calls
-        .map(showCall)
-        .filter((c) => !made.has(c))
-        .sort(),
-    ).toEqual([
+    // A server-side apply is a PATCH; where the object is missing the API server also asks for
+    // `create`. The OwnerReferencesPermissionEnforcement admission plugin asks for `update` of the
+    // Gateway's finalizers when a waypoint object sets blockOwnerDeletion.
+    expect(unmade(CONTROL_PLANE_CALLS, await controlPlaneRecorded())).toEqual([
       'create apps/deployments',
       'create core/configmaps',
       'create core/serviceaccounts',
       'create core/services',
+      'update gateway.networking.k8s.io/gateways/finalizers',
     ]);
   });
 
-  test('the node proxy and the waypoint make none: no code of theirs builds a Kubernetes client', () => {
+  test('the CA root ConfigMaps are patched by name, so the guard refuses a patch of any other ConfigMap', async () => {
+    const patched = (await caRootsRecorded()).filter((s) => s.method === 'PATCH').map((s) => s.url);
+    expect(patched.map((u) => requestCall('PATCH', u)?.name)).toEqual([
+      'ambit-ca-root-cert',
+      'ambit-ca-root-cert',
+    ]);
+    expect(() =>
+      CONTROL_PLANE_CALLS.check('PATCH', '/api/v1/namespaces/kube-system/configmaps/aws-auth'),
+    ).toThrow(
+      /patch core\/configmaps is not among the control plane's declared API calls for the object aws-auth/,
+    );
+    expect(() =>
+      CONTROL_PLANE_CALLS.check('PATCH', '/api/v1/namespaces/shop/configmaps/ambit-ca-root-cert'),
+    ).not.toThrow();
+  });
+
+  test('the node proxy and the waypoint make none: no module they import, directly or through shared code, is the Kubernetes client', () => {
     expect(NODE_PROXY_CALLS.calls).toEqual([]);
+    const client = 'src/kube/client.ts';
+    // The walk finds the client where it is used (the node agent builds one), so it can fail.
+    expect(importPath(tsFiles('src/node-agent'), client)).not.toBeUndefined();
     for (const dir of ['src/node-proxy', 'src/l7-waypoint'])
-      for (const f of readdirSync(dir))
-        expect(readFileSync(join(dir, f), 'utf8'), `${dir}/${f}`).not.toMatch(/kube\/client\.js|KubeClient/);
+      expect(importPath(tsFiles(dir), client), dir).toBeUndefined();
   });
 
   test("a daemon's client refuses a call that is not in its table, before sending it", async () => {
@@ -479,8 +571,54 @@ describe.each([
   ] as const;
 
   test.each(daemons)('%s: every declared call', (_d, sa, table) => {
-    const refused = table.calls.filter(
-      (c) => !serviceAccountAllowed(objects, { namespace: values.namespace, name: sa }, c),
+    const refused = table.calls
+      .flatMap(callRequests)
+      .filter((c) => !serviceAccountAllowed(objects, { namespace: values.namespace, name: sa }, c));
+    expect(refused.map(showCall)).toEqual([]);
+  });
+
+  test('every call recorded from the node agent code', async () => {
+    const refused = (await nodeAgentRecorded())
+      .map((s) => requestCall(s.method, s.url) as KubeRequest)
+      .filter((c) => !serviceAccountAllowed(objects, { namespace: values.namespace, name: NODE }, c));
+    expect(refused.map(showCall)).toEqual([]);
+  });
+
+  test('the control plane may patch the CA root ConfigMaps only, not another ConfigMap (kube-system/aws-auth)', () => {
+    const cp = { namespace: values.namespace, name: CONTROL_PLANE };
+    const patch = (ns: string, name: string) =>
+      requestCall('PATCH', `/api/v1/namespaces/${ns}/configmaps/${name}`) as KubeRequest;
+    expect(serviceAccountAllowed(objects, cp, patch('shop', 'ambit-ca-root-cert'))).toBe(true);
+    expect(serviceAccountAllowed(objects, cp, patch('kube-system', 'aws-auth'))).toBe(false);
+  });
+
+  test("every ownerReference with blockOwnerDeletion the waypoint controller applies: the control plane may update its owner's finalizers (OwnerReferencesPermissionEnforcement)", async () => {
+    const applied = (await waypointsRecorded()).filter((s) => s.method === 'PATCH');
+    const asked = applied.flatMap((s) => {
+      const refs = ((s.body as KubeObject).metadata.ownerReferences ?? []) as {
+        apiVersion: string;
+        kind: string;
+        name: string;
+        blockOwnerDeletion?: boolean;
+      }[];
+      return refs
+        .filter((o) => o.blockOwnerDeletion === true)
+        .map((o): KubeRequest => {
+          const r = resourceOfKind(o.kind as 'Gateway');
+          expect(r?.group, o.apiVersion).toBe(o.apiVersion.split('/')[0]);
+          return {
+            verb: 'update',
+            group: r?.group ?? '?',
+            resource: r?.plural ?? '?',
+            subresource: 'finalizers',
+            name: o.name,
+          };
+        });
+    });
+    expect(asked).toHaveLength(3);
+    expect(asked.every((c) => callCovers(GATEWAY_FINALIZERS_CALL, c))).toBe(true);
+    const refused = asked.filter(
+      (c) => !serviceAccountAllowed(objects, { namespace: values.namespace, name: CONTROL_PLANE }, c),
     );
     expect(refused.map(showCall)).toEqual([]);
   });
@@ -505,13 +643,16 @@ describe.each([
           for (const res of r.resources)
             for (const verb of r.verbs) {
               const [resource = '', subresource] = res.split('/');
-              const call = {
+              const call: KubeCall = {
                 verb,
                 group: g,
                 resource,
                 ...(subresource === undefined ? {} : { subresource }),
+                ...(r.resourceNames === undefined || r.resourceNames.length === 0
+                  ? {}
+                  : { resourceNames: r.resourceNames }),
               };
-              if (!table.allows(call)) grantedButUndeclared.push(`${sa}: ${showCall(call)}`);
+              if (!table.declares(call)) grantedButUndeclared.push(`${sa}: ${showCall(call)}`);
             }
     }
     expect(grantedButUndeclared).toEqual([]);
@@ -530,6 +671,39 @@ describe.each([
   });
 });
 
+/** Every .ts file under a folder, its subfolders included. */
+const tsFiles = (dir: string): string[] =>
+  readdirSync(dir, { recursive: true })
+    .map(String)
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => join(dir, f));
+
+/**
+ * Whether `target` is reached from `roots` through relative imports (static, dynamic, re-exports and
+ * type-only, as TypeScript's own pre-processor lists them), and by which chain; undefined when not.
+ */
+function importPath(roots: readonly string[], target: string): string[] | undefined {
+  const from = new Map<string, string | undefined>(roots.map((r) => [r, undefined]));
+  const todo = [...roots];
+  for (let f = todo.pop(); f !== undefined; f = todo.pop()) {
+    if (f === target) {
+      const chain: string[] = [];
+      for (let c: string | undefined = f; c !== undefined; c = from.get(c)) chain.unshift(c);
+      return chain;
+    }
+    for (const i of ts.preProcessFile(readFileSync(f, 'utf8'), true, true).importedFiles) {
+      if (!i.fileName.startsWith('.')) continue;
+      const next = join(dirname(f), i.fileName.replace(/\.js$/, '.ts'));
+      expect(existsSync(next), `${f} imports ${i.fileName}`).toBe(true);
+      if (!from.has(next)) {
+        from.set(next, f);
+        todo.push(next);
+      }
+    }
+  }
+  return undefined;
+}
+
 test('KubeCallTable.check lets a declared call through and names an undeclared one', () => {
   const t = new KubeCallTable('test daemon', [{ verb: 'list', group: '', resource: 'pods' }]);
   expect(() => t.check('GET', '/api/v1/pods?limit=1')).not.toThrow();
@@ -537,4 +711,22 @@ test('KubeCallTable.check lets a declared call through and names an undeclared o
   expect(() => t.check('DELETE', '/api/v1/namespaces/a/pods/b')).toThrow(
     /delete core\/pods is not among the test daemon's declared API calls/,
   );
+});
+
+test('KubeCallTable: a call narrowed to names allows requests for those objects only', () => {
+  const t = new KubeCallTable('test daemon', [
+    { verb: 'patch', group: '', resource: 'configmaps', resourceNames: ['a'] },
+    { verb: 'create', group: '', resource: 'configmaps' },
+  ]);
+  expect(() => t.check('PATCH', '/api/v1/namespaces/x/configmaps/a?fieldManager=m')).not.toThrow();
+  expect(() => t.check('PATCH', '/api/v1/namespaces/x/configmaps/b')).toThrow(/for the object b/);
+  expect(() => t.check('POST', '/api/v1/namespaces/x/configmaps')).not.toThrow();
+  expect(t.declares({ verb: 'patch', group: '', resource: 'configmaps', resourceNames: ['a'] })).toBe(true);
+  expect(t.declares({ verb: 'patch', group: '', resource: 'configmaps' })).toBe(false);
+  expect(t.declares({ verb: 'patch', group: '', resource: 'configmaps', resourceNames: ['a', 'b'] })).toBe(
+    false,
+  );
+  expect(callRequests(t.calls[0] as KubeCall)).toEqual([
+    { verb: 'patch', group: '', resource: 'configmaps', name: 'a' },
+  ]);
 });

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { afterAll, afterEach, describe, expect, test, vi } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { parseControlPlaneConfig } from '../../src/control-plane/config.js';
@@ -10,6 +10,7 @@ import { ErrorCode } from '../../src/errors.js';
 import type { KubeObject } from '../../src/gateway-api/waypoint-render.js';
 import { renderInstall, renderNodeCleanup } from '../../src/install/render.js';
 import { DEFAULT_VALUES, parseValues } from '../../src/install/values.js';
+import { inClusterTarget } from '../../src/kube/kubeconfig.js';
 import { DATAPLANE_MODE, isAmbient } from '../../src/mesh/labels.js';
 import { parseAgentConfig } from '../../src/node-agent/config.js';
 import { resolveNodeCgroups, subdirectories } from '../../src/node-agent/node-cgroups.js';
@@ -498,6 +499,58 @@ describe('the node DaemonSet', () => {
     expect(JSON.stringify(pod.volumes)).toContain('"audience":"ambit-ca"');
   });
 
+  test('only the node agent holds a Kubernetes API token, where its in-cluster config reads it; the proxy holds the ambit-ca one only', () => {
+    interface Source {
+      serviceAccountToken?: { audience?: string; path: string };
+      configMap?: { items?: { path: string }[] };
+      downwardAPI?: { items: { path: string }[] };
+    }
+    type PodSpec = {
+      automountServiceAccountToken?: boolean;
+      initContainers?: { name: string; volumeMounts?: { name: string; mountPath: string }[] }[];
+      containers: { name: string; volumeMounts?: { name: string; mountPath: string }[] }[];
+      volumes: { name: string; projected?: { sources: Source[] } }[];
+    };
+    const podOf = (o: KubeObject) => (o.spec as unknown as { template: { spec: PodSpec } }).template.spec;
+    /** Each container's mount of a token volume of the given audience (undefined: the API server's). */
+    const holders = (p: PodSpec, audience: string | undefined): string[] => {
+      const vols = p.volumes
+        .filter((v) =>
+          v.projected?.sources.some(
+            (x) => x.serviceAccountToken !== undefined && x.serviceAccountToken.audience === audience,
+          ),
+        )
+        .map((v) => v.name);
+      return [...(p.initContainers ?? []), ...p.containers].flatMap((c) =>
+        (c.volumeMounts ?? []).filter((m) => vols.includes(m.name)).map((m) => `${c.name} ${m.mountPath}`),
+      );
+    };
+    const node = podOf(renderInstall(DEFAULT_VALUES).find((o) => o.kind === 'DaemonSet') as KubeObject);
+    const cleanup = podOf(renderNodeCleanup(DEFAULT_VALUES));
+    // No token of the kubelet's own (it would be mounted in every container).
+    expect(node.automountServiceAccountToken).toBe(false);
+    expect(cleanup.automountServiceAccountToken).toBe(false);
+    const target = inClusterTarget({ host: '10.96.0.1' });
+    expect(dirname(target.tokenFile ?? '')).toBe(dirname(target.caFile ?? ''));
+    expect(holders(node, undefined)).toEqual([`node-agent ${dirname(target.tokenFile ?? '')}`]);
+    expect(holders(node, 'ambit-ca')).toEqual(['node-proxy /var/run/secrets/tokens']);
+    expect(holders(cleanup, undefined)).toEqual([]);
+    // The volume has the token, the CA and the namespace under the names the in-cluster config reads.
+    const api = node.volumes.find((v) =>
+      v.projected?.sources.some(
+        (x) => x.serviceAccountToken?.audience === undefined && x.serviceAccountToken !== undefined,
+      ),
+    );
+    const files = (api?.projected?.sources ?? []).flatMap((x) => [
+      ...(x.serviceAccountToken === undefined ? [] : [x.serviceAccountToken.path]),
+      ...(x.configMap?.items ?? []).map((i) => i.path),
+      ...(x.downwardAPI?.items ?? []).map((i) => i.path),
+    ]);
+    expect(files).toEqual(
+      expect.arrayContaining([basename(target.tokenFile ?? ''), basename(target.caFile ?? ''), 'namespace']),
+    );
+  });
+
   test("every pod template of Ambit's is out of the mesh, even in an enrolled namespace", () => {
     const templates = [...renderInstall(DEFAULT_VALUES), renderNodeCleanup(DEFAULT_VALUES)].flatMap((o) => {
       const t = (o.spec as { template?: { metadata: { labels: Record<string, string> } } } | undefined)
@@ -546,11 +599,17 @@ describe('values', () => {
 });
 
 describe('ambit uninstall -o yaml', () => {
-  test.each(FLAG_SETS)('%s: deletes every object install makes, in reverse order', async (_name, flags) => {
+  // That it lists exactly what uninstall touches is checked against its kubectl calls (install-cli.test.ts).
+  test.each(FLAG_SETS)('%s: covers every object install makes, each once', async (_name, flags) => {
     const installed = docs(await stdoutOf(() => installCommand(['--dry-run', ...flags], settings)));
-    const deleted = docs(await stdoutOf(() => uninstallCommand(['-o', 'yaml', ...flags], settings)));
+    const printed = parseAllDocuments(
+      await stdoutOf(() => uninstallCommand(['-o', 'yaml', ...flags], settings)),
+    )
+      .map((d) => d.toJS() as KubeObject | null)
+      .filter((o): o is KubeObject => o !== null);
     const ids = (l: KubeObject[]) =>
       l.map((o) => `${o.apiVersion} ${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`);
-    expect(ids(deleted)).toEqual(ids(installed).reverse());
+    expect(ids(printed)).toEqual(expect.arrayContaining(ids(installed)));
+    expect(new Set(ids(printed)).size).toBe(printed.length);
   });
 });
