@@ -77,7 +77,7 @@ describe('config objects, each accepted or rejected on its own', () => {
         kind: 'AuthorizationPolicy',
         name: 'bad',
         path: 'spec.action',
-        message: '"CUSTOM" is not supported by Ambit (use ALLOW or DENY)',
+        message: '"CUSTOM" is not supported by Ambit (use ALLOW, DENY, or AUDIT with targetRefs)',
       },
       {
         ...where,
