@@ -280,8 +280,7 @@ class Exchange {
       headers: down.headers,
     });
     if (authz.audited.length > 0) rec.audited = authz.audited;
-    if (authz.matched !== undefined || !authz.allowed)
-      rec.policy = authz.matched?.policy ?? authz.applicable.join(',');
+    if (authz.decidedBy.length > 0) rec.policy = authz.decidedBy.join(',');
     if (!authz.allowed) return this.localReply('rbac-denied', authz.reason);
     const plan = this.plan(state, requestId);
     if (plan === undefined) return;

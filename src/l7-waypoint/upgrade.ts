@@ -100,8 +100,7 @@ export function handleUpgrade(
   const v6 = dstIsV6(ctx);
   const authz = authorizeAt(state, ctx, reqHead);
   if (authz.audited.length > 0) rec.audited = authz.audited;
-  if (authz.matched !== undefined || !authz.allowed)
-    rec.policy = authz.matched?.policy ?? authz.applicable.join(',');
+  if (authz.decidedBy.length > 0) rec.policy = authz.decidedBy.join(',');
   if (!authz.allowed) {
     fail('rbac-denied', authz.reason);
     return;

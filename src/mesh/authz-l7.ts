@@ -58,6 +58,11 @@ export interface RequestAuthzDecision {
   readonly reason: string;
   /** The policy and rule (index in its `rules`) that decided, when one did. */
   readonly matched?: { readonly policy: string; readonly action: 'ALLOW' | 'DENY'; readonly rule: number };
+  /**
+   * What the access log names: the policy that matched, or, for a request no ALLOW policy matched,
+   * those ALLOW policies; empty when no DENY or ALLOW policy decided.
+   */
+  readonly decidedBy: readonly string[];
   /** `ns/name` of the AUDIT policies that matched (the request is marked audited, nothing more). */
   readonly audited: readonly string[];
   /** `ns/name` of every policy that targets the request, sorted. */
@@ -195,6 +200,7 @@ export function authorizeRequest(
         allowed: false,
         reason: `denied by DENY policy ${policy} (rule ${rule})`,
         matched: { policy, action: 'DENY', rule },
+        decidedBy: [policy],
         audited,
         applicable,
       };
@@ -208,6 +214,7 @@ export function authorizeRequest(
         applicable.length === 0
           ? 'allowed: no waypoint policy applies'
           : `allowed: no DENY policy matches (${applicable.join(', ')}) and no ALLOW policy applies`,
+      decidedBy: [],
       audited,
       applicable,
     };
@@ -219,6 +226,7 @@ export function authorizeRequest(
         allowed: true,
         reason: `allowed by ALLOW policy ${policy} (rule ${rule})`,
         matched: { policy, action: 'ALLOW', rule },
+        decidedBy: [policy],
         audited,
         applicable,
       };
@@ -231,6 +239,7 @@ export function authorizeRequest(
       names.length === 1
         ? `denied: ALLOW policy ${names[0]} applies and none of its rules matches`
         : `denied: ALLOW policies ${names.join(', ')} apply and none matches`,
+    decidedBy: names,
     audited,
     applicable,
   };

@@ -236,6 +236,17 @@ describe('authorization of one request at the waypoint', () => {
     expect({ allowed: d.allowed, reason: d.reason }).toEqual({ allowed, reason });
   });
 
+  test('the access log names the matching policy, or the ALLOW policies none of which matched', () => {
+    const audit = ap('audit', 'AUDIT', [{}]);
+    const put = ap('allow-put', 'ALLOW', [{ to: [{ methods: ['PUT'] }] }]);
+    expect(authorizeRequest([allowGet, audit], TARGET, REQ).decidedBy).toEqual(['shop/allow-get']);
+    expect(authorizeRequest([allowGet, put, audit], TARGET, { ...REQ, method: 'POST' }).decidedBy).toEqual([
+      'shop/allow-get',
+      'shop/allow-put',
+    ]);
+    expect(authorizeRequest([audit], TARGET, REQ).decidedBy).toEqual([]);
+  });
+
   test('a matching AUDIT policy is reported with the decision', () => {
     const d = authorizeRequest(
       [
