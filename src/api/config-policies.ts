@@ -28,11 +28,24 @@ interface WireSource {
   not_namespaces: string[];
   ip_blocks: string[];
   not_ip_blocks: string[];
+  request_principals: string[];
+  not_request_principals: string[];
+}
+
+interface WireOperation {
+  ports: number[];
+  not_ports: number[];
+  hosts: string[];
+  not_hosts: string[];
+  methods: string[];
+  not_methods: string[];
+  paths: string[];
+  not_paths: string[];
 }
 
 interface WireRule {
   from: { items: WireSource[] } | null;
-  to: { items: { ports: number[]; not_ports: number[] }[] } | null;
+  to: { items: WireOperation[] } | null;
   when: { items: { key: string; values: string[]; not_values: string[] }[] } | null;
 }
 
@@ -45,6 +58,7 @@ export interface WirePolicy {
     action: string;
     rules: WireRule[];
     fail_closed: string;
+    target_refs: { kind: string; name: string }[];
   } | null;
   peer_authentication: {
     namespace: string;
@@ -72,12 +86,25 @@ function encodeRule(r: AuthzRule): WireRule {
               not_namespaces: list(s.notNamespaces),
               ip_blocks: list(s.ipBlocks),
               not_ip_blocks: list(s.notIpBlocks),
+              request_principals: list(s.requestPrincipals),
+              not_request_principals: list(s.notRequestPrincipals),
             })),
           },
     to:
       r.to === undefined
         ? null
-        : { items: r.to.map((o) => ({ ports: list(o.ports), not_ports: list(o.notPorts) })) },
+        : {
+            items: r.to.map((o) => ({
+              ports: list(o.ports),
+              not_ports: list(o.notPorts),
+              hosts: list(o.hosts),
+              not_hosts: list(o.notHosts),
+              methods: list(o.methods),
+              not_methods: list(o.notMethods),
+              paths: list(o.paths),
+              not_paths: list(o.notPaths),
+            })),
+          },
     when:
       r.when === undefined
         ? null
@@ -98,6 +125,7 @@ export function encodePolicy(key: string, p: MeshPolicy): WirePolicy {
         action: p.action,
         rules: p.rules.map(encodeRule),
         fail_closed: p.failClosed ?? '',
+        target_refs: (p.targetRefs ?? []).map((t) => ({ kind: t.kind, name: t.name })),
       },
       peer_authentication: null,
     };
@@ -150,7 +178,7 @@ function wrapped<T>(
   return (v.items as never[]).map(item);
 }
 
-function decodeRule(r: WireRule, i: number): AuthzRule {
+function decodeRule(r: WireRule, i: number, l7: boolean): AuthzRule {
   const at = `rules[${i}]`;
   const from = wrapped(
     r.from,
@@ -163,22 +191,39 @@ function decodeRule(r: WireRule, i: number): AuthzRule {
         notNamespaces: strings(s.not_namespaces, `${at}.from.notNamespaces`),
         ipBlocks: strings(s.ip_blocks, `${at}.from.ipBlocks`, cidr),
         notIpBlocks: strings(s.not_ip_blocks, `${at}.from.notIpBlocks`, cidr),
+        requestPrincipals: strings(s.request_principals, `${at}.from.requestPrincipals`),
+        notRequestPrincipals: strings(s.not_request_principals, `${at}.from.notRequestPrincipals`),
       }),
   );
   const to = wrapped(
     r.to,
     `${at}.to`,
-    (o: { ports: unknown; not_ports: unknown }): AuthzOperation =>
-      defined({ ports: ports(o.ports, `${at}.to.ports`), notPorts: ports(o.not_ports, `${at}.to.notPorts`) }),
+    (o: WireOperation): AuthzOperation =>
+      defined({
+        ports: ports(o.ports, `${at}.to.ports`),
+        notPorts: ports(o.not_ports, `${at}.to.notPorts`),
+        hosts: strings(o.hosts, `${at}.to.hosts`),
+        notHosts: strings(o.not_hosts, `${at}.to.notHosts`),
+        methods: strings(o.methods, `${at}.to.methods`),
+        notMethods: strings(o.not_methods, `${at}.to.notMethods`),
+        paths: strings(o.paths, `${at}.to.paths`),
+        notPaths: strings(o.not_paths, `${at}.to.notPaths`),
+      }),
   );
   const when = wrapped(
     r.when,
     `${at}.when`,
     (c: { key: unknown; values: unknown; not_values: unknown }): AuthzCondition => {
-      if (!L4_CONDITION_KEYS.includes(c.key as L4ConditionKey))
+      const l7Key =
+        l7 &&
+        typeof c.key === 'string' &&
+        (c.key === 'request.auth.principal' ||
+          c.key.startsWith('request.headers[') ||
+          c.key.startsWith('request.auth.claims['));
+      if (!l7Key && !L4_CONDITION_KEYS.includes(c.key as L4ConditionKey))
         throw new Bad(`${at}.when.key ${JSON.stringify(c.key)} is not an L4 key`);
       return defined({
-        key: c.key as L4ConditionKey,
+        key: c.key as AuthzCondition['key'],
         values: strings(c.values, `${at}.when.values`),
         notValues: strings(c.not_values, `${at}.when.notValues`),
       });
@@ -205,16 +250,23 @@ function decode(w: WirePolicy): MeshPolicy {
     throw new Bad('must be exactly one of an AuthorizationPolicy and a PeerAuthentication');
   if (a !== null && a !== undefined) {
     if (a.namespace === '' || a.name === '') throw new Bad('namespace and name are required');
-    if (a.action !== 'ALLOW' && a.action !== 'DENY')
-      throw new Bad(`action ${JSON.stringify(a.action)} is not ALLOW or DENY`);
+    const refs = (a.target_refs ?? []).map((t) => {
+      if ((t.kind !== 'Service' && t.kind !== 'Gateway') || typeof t.name !== 'string' || t.name === '')
+        throw new Bad(`targetRefs: ${JSON.stringify(t)} is not a Service or Gateway reference`);
+      return { kind: t.kind, name: t.name } as const;
+    });
+    const l7 = refs.length > 0;
+    if (a.action !== 'ALLOW' && a.action !== 'DENY' && !(l7 && a.action === 'AUDIT'))
+      throw new Bad(`action ${JSON.stringify(a.action)} is not ALLOW or DENY${l7 ? ' or AUDIT' : ''}`);
     const sel = decodeSelector(a.selector);
     const policy: AuthorizationPolicy = {
       kind: 'AuthorizationPolicy',
       namespace: a.namespace,
       name: a.name,
       ...(sel === undefined ? {} : { selector: sel }),
-      action: a.action,
-      rules: (a.rules ?? []).map(decodeRule),
+      ...(l7 ? { targetRefs: refs } : {}),
+      action: a.action as AuthorizationPolicy['action'],
+      rules: (a.rules ?? []).map((r, i) => decodeRule(r, i, l7)),
       ...(typeof a.fail_closed === 'string' && a.fail_closed !== '' ? { failClosed: a.fail_closed } : {}),
     };
     if (policy.failClosed !== undefined && policy.action !== 'DENY')

@@ -171,13 +171,15 @@ export async function proxyConfigCommand(argv: readonly string[], s: CliSettings
         p.namespace,
         p.name,
         p.failClosed === undefined ? p.action : 'DENY (fail-closed)',
-        p.selector === undefined
-          ? p.namespace === 'ambit-system'
-            ? '(mesh)'
-            : '(namespace)'
-          : Object.entries(p.selector)
-              .map(([k, v]) => `${k}=${v}`)
-              .join(','),
+        p.targetRefs !== undefined
+          ? `(waypoint) ${p.targetRefs.map((t) => `${t.kind}/${t.name}`).join(',')}`
+          : p.selector === undefined
+            ? p.namespace === 'ambit-system'
+              ? '(mesh)'
+              : '(namespace)'
+            : Object.entries(p.selector)
+                .map(([k, v]) => `${k}=${v}`)
+                .join(','),
         String(p.rules.length),
       ]),
       ...dump.policies.peerAuth.map((p) => [
@@ -403,6 +405,7 @@ export async function explainCommand(argv: readonly string[], s: CliSettings): P
     lines.push(
       `  l7 (waypoint ${l.waypoint}): ${values.request.toUpperCase()} ${url?.pathname ?? ''}${url?.search ?? ''}`,
     );
+    lines.push(`    authorization: ${l.authz}`);
     lines.push(`    route: ${l.route}`);
     if (l.outcome === 'refuse') lines.push(`    answered by the waypoint: ${l.status} (${l.reason})`);
     if (l.outcome === 'redirect') lines.push(`    redirected: ${l.status}`);

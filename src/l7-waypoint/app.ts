@@ -225,7 +225,10 @@ export async function startWaypoint(
   });
 
   dp.onConfig((next, version) => {
-    const next_ = new RoutingState(new MeshIndex(next.view), next.routes, self);
+    const authz = [...next.policies.values()].flatMap((p) =>
+      p.kind === 'AuthorizationPolicy' && p.targetRefs !== undefined ? [p] : [],
+    );
+    const next_ = new RoutingState(new MeshIndex(next.view), next.routes, self, authz);
     routing = next_;
     // Pools to endpoints that moved (a pod IP now another pod's, identity or node) are closed.
     upstreams.retain((ep) => {

@@ -6,9 +6,11 @@ import {
   redirectLocation,
   rewriteRequest,
 } from '../gateway-api/route-filters.js';
+import { authorizeRequest, type RequestAuthzDecision } from '../mesh/authz-l7.js';
 import { decideL7, type L7Decision } from '../mesh/l7-route.js';
 import type { MeshService, Workload } from '../mesh/view.js';
 import { isV6 } from '../net/ip.js';
+import { principalOf } from '../policy/active.js';
 import type { RoutingState } from './routing-state.js';
 
 /*
@@ -96,6 +98,34 @@ export function decide(
       grpc: isGrpc(req.headers),
     },
     random,
+  );
+}
+
+/**
+ * The waypoint's authorization of a request (AuthorizationPolicies with targetRefs naming the Service
+ * addressed or this waypoint's Gateway), before any routing: the same function `explain` runs.
+ */
+export function authorizeAt(state: RoutingState, ctx: ConnContext, req: RequestHead): RequestAuthzDecision {
+  const dst = ctx.dst;
+  return authorizeRequest(
+    state.authz,
+    {
+      waypoint: state.self,
+      ...(dst.kind === 'service'
+        ? { service: { namespace: dst.service.namespace, name: dst.service.name } }
+        : {}),
+    },
+    {
+      srcPrincipal: principalOf(ctx.client.identity),
+      srcIp: ctx.client.address,
+      dstIp: dst.kind === 'service' ? dst.vip : (dst.workload.ips[0] ?? ''),
+      dstPort: dst.kind === 'service' ? dst.port.port : dst.port,
+      method: req.method,
+      path: splitPath(req.path).path,
+      host: req.authority,
+      header: (name) =>
+        name === 'host' || name === ':authority' ? req.authority : headerOf(req.headers, name),
+    },
   );
 }
 

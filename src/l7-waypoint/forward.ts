@@ -26,6 +26,7 @@ import { traceIdOf } from '../telemetry/traceparent.js';
 import type { RequestTrace, Tracing } from '../telemetry/tracing.js';
 import type { Downstream } from './downstream.js';
 import {
+  authorizeAt,
   type ConnContext,
   decide,
   dstIsV6,
@@ -272,6 +273,15 @@ class Exchange {
     const { deps, down, rec } = this;
     const state = deps.routing();
     if (state === undefined) return this.localReply('no-healthy-upstream', 'the waypoint has no config yet');
+    const authz = authorizeAt(state, this.ctx, {
+      method: down.method,
+      path: down.path,
+      authority: down.authority,
+      headers: down.headers,
+    });
+    if (authz.audited.length > 0) rec.audited = authz.audited;
+    if (authz.decidedBy.length > 0) rec.policy = authz.decidedBy.join(',');
+    if (!authz.allowed) return this.localReply('rbac-denied', authz.reason);
     const plan = this.plan(state, requestId);
     if (plan === undefined) return;
     if (plan.endpoints.length === 0)

@@ -27,6 +27,10 @@ export class RequestRecord {
   responseBytes = 0;
   traceId?: string;
   reason?: string;
+  /** The AuthorizationPolicy that decided (ALLOW or DENY), or the ALLOW policies none of which matched. */
+  policy?: string;
+  /** The AUDIT policies that matched. */
+  audited?: readonly string[];
   private done = false;
 
   constructor(
@@ -113,6 +117,8 @@ export class RequestRecord {
         ...(this.traceId === undefined ? {} : { trace_id: this.traceId }),
         ...(this.req.userAgent === undefined ? {} : { user_agent: this.req.userAgent }),
         ...(this.reason === undefined ? {} : { reason: this.reason }),
+        ...(this.policy === undefined ? {} : { authz_policy: this.policy }),
+        ...(this.audited === undefined ? {} : { audited_by: this.audited }),
       },
       'request',
     );

@@ -5,6 +5,7 @@ import { compilePortRoutes, type PortRoutes, serviceEndpoints } from '../mesh/l7
 import type { MeshIndex } from '../mesh/mesh-index.js';
 import type { MeshService, Workload } from '../mesh/view.js';
 import { isV6 } from '../net/ip.js';
+import type { AuthorizationPolicy } from '../policy/types.js';
 import type { UpstreamEndpoint } from './upstream.js';
 
 /**
@@ -19,6 +20,8 @@ export class RoutingState {
     readonly mesh: MeshIndex,
     readonly routes: ReadonlyMap<string, MeshRoute>,
     readonly self: WaypointRef,
+    /** The AuthorizationPolicies with targetRefs: the ones a waypoint enforces. */
+    readonly authz: readonly AuthorizationPolicy[] = [],
   ) {}
 
   /** Whether this waypoint serves the Service (the Service's traffic is bound to it). */

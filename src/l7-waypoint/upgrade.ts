@@ -6,7 +6,7 @@ import { pickLeastRequest } from '../mesh/load-balancer-least-request.js';
 import { endStream, resetSocket, splice } from '../net/splice.js';
 import { HTTP_FAILURES, type HttpFailure } from '../telemetry/http-outcomes.js';
 import { http1Downstream } from './downstream.js';
-import { decide, dstIsV6, dstName, headerOf, redirectFor, upstreamHead } from './exchange.js';
+import { authorizeAt, decide, dstIsV6, dstName, headerOf, redirectFor, upstreamHead } from './exchange.js';
 import { type ForwardDeps, forward } from './forward.js';
 import type { ConnSocket } from './inbound.js';
 import { RequestRecord } from './request-record.js';
@@ -98,6 +98,13 @@ export function handleUpgrade(
   };
   const requestId = headerOf(headers, 'x-request-id') ?? '';
   const v6 = dstIsV6(ctx);
+  const authz = authorizeAt(state, ctx, reqHead);
+  if (authz.audited.length > 0) rec.audited = authz.audited;
+  if (authz.decidedBy.length > 0) rec.policy = authz.decidedBy.join(',');
+  if (!authz.allowed) {
+    fail('rbac-denied', authz.reason);
+    return;
+  }
   const d = decide(state, ctx, reqHead, deps.random);
   let endpoints: readonly UpstreamEndpoint[];
   let sent = reqHead;

@@ -63,7 +63,7 @@ const anyString = (patterns: readonly string[], value: string | undefined): bool
 const anyCidr = (blocks: readonly string[], ip: string): boolean => blocks.some((b) => inCidr(ip, b));
 
 /** A positive list must match when present; a negative list must not. */
-function check<T>(
+export function check<T>(
   list: readonly T[] | undefined,
   hit: (l: readonly T[]) => boolean,
   positive: boolean,
@@ -72,7 +72,7 @@ function check<T>(
   return hit(list) === positive;
 }
 
-function sourceMatches(s: AuthzSource, a: ConnAttrs): boolean {
+export function sourceMatches(s: AuthzSource, a: ConnAttrs): boolean {
   const ns = namespaceOfPrincipal(a.srcPrincipal);
   return (
     check(s.principals, (l) => anyString(l, a.srcPrincipal), true) &&
@@ -84,14 +84,14 @@ function sourceMatches(s: AuthzSource, a: ConnAttrs): boolean {
   );
 }
 
-function operationMatches(o: AuthzOperation, a: ConnAttrs): boolean {
+export function operationMatches(o: AuthzOperation, a: ConnAttrs): boolean {
   return (
     check(o.ports, (l) => l.includes(a.dstPort), true) &&
     check(o.notPorts, (l) => l.includes(a.dstPort), false)
   );
 }
 
-function conditionMatches(c: AuthzCondition, a: ConnAttrs): boolean {
+export function conditionMatches(c: AuthzCondition, a: ConnAttrs): boolean {
   const hit = (values: readonly string[]): boolean => {
     switch (c.key) {
       case 'source.ip':
@@ -104,6 +104,9 @@ function conditionMatches(c: AuthzCondition, a: ConnAttrs): boolean {
         return anyString(values, a.srcPrincipal);
       case 'source.namespace':
         return anyString(values, namespaceOfPrincipal(a.srcPrincipal));
+      default:
+        // request.* keys are only in waypoint policies (targetRefs), which node proxies never evaluate.
+        return false;
     }
   };
   return check(c.values, hit, true) && check(c.notValues, hit, false);
@@ -118,13 +121,24 @@ export function ruleMatches(r: AuthzRule, a: ConnAttrs): boolean {
   );
 }
 
-/** Whether a policy applies to a workload: its own namespace or the root namespace, and its selector. */
+/**
+ * Whether a policy applies to a workload at L4: its own namespace or the root namespace, and its
+ * selector. A policy with targetRefs is a waypoint's (src/mesh/authz-l7.ts) and applies to none here.
+ */
 export function policySelects(
-  p: { readonly namespace: string; readonly selector?: Readonly<Record<string, string>> },
+  p: {
+    readonly namespace: string;
+    readonly selector?: Readonly<Record<string, string>>;
+    readonly targetRefs?: readonly unknown[];
+  },
   dst: Workload,
   rootNamespace = ROOT_NAMESPACE,
 ): boolean {
-  return (p.namespace === dst.namespace || p.namespace === rootNamespace) && selects(p, dst);
+  return (
+    p.targetRefs === undefined &&
+    (p.namespace === dst.namespace || p.namespace === rootNamespace) &&
+    selects(p, dst)
+  );
 }
 
 function firstMatch(p: AuthorizationPolicy, a: ConnAttrs): number {

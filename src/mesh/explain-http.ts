@@ -1,6 +1,7 @@
 import type { MeshRoute } from '../gateway-api/types.js';
-import type { ActivePolicies } from '../policy/active.js';
+import { type ActivePolicies, principalOf } from '../policy/active.js';
 import { HTTP_FAILURES } from '../telemetry/http-outcomes.js';
+import { authorizeRequest } from './authz-l7.js';
 import { type Explanation, explainConnection } from './explain.js';
 import { compilePortRoutes, decideL7 } from './l7-route.js';
 import type { MeshIndex } from './mesh-index.js';
@@ -10,6 +11,8 @@ import type { Workload } from './view.js';
 /** What the waypoint decides for one request, for people (`ambit explain ... http://...`). */
 export interface L7Explanation {
   readonly waypoint: string;
+  /** The waypoint's AuthorizationPolicy decision (targetRefs policies), before routing. */
+  readonly authz: string;
   /** The rule that matched (`HTTPRoute/ns/name rule 0`), or why none did. */
   readonly route: string;
   readonly outcome: 'forward' | 'redirect' | 'refuse';
@@ -38,6 +41,8 @@ export interface ExplainedRequest {
   readonly path: string;
   /** Lowercase names. */
   readonly headers: Readonly<Record<string, string>>;
+  /** The authority the client sends; the Service's hostname when not given. */
+  readonly host?: string;
 }
 
 /**
@@ -70,6 +75,43 @@ export function explainHttp(
     header: (name: string) => req.headers[name],
     grpc,
   };
+  const waypointName = `${r.waypoint.namespace}/${r.waypoint.name}`;
+  const az = authorizeRequest(
+    policies.authz,
+    { waypoint: r.waypoint, service: { namespace: service.namespace, name: service.name } },
+    {
+      srcPrincipal: principalOf(src.identity),
+      srcIp: src.ips.find((ip) => ip.includes(':') === dst.ip.includes(':')) ?? src.ips[0] ?? '',
+      dstIp: dst.ip,
+      dstPort: dst.port,
+      method: req.method,
+      path,
+      host: req.host ?? req.headers.host ?? service.hostname,
+      header: (name) =>
+        name === 'host' ? (req.host ?? req.headers.host ?? service.hostname) : req.headers[name],
+    },
+  );
+  const authz = `${az.reason}${az.audited.length > 0 ? `; audited by ${az.audited.join(', ')}` : ''}`;
+  if (!az.allowed) {
+    const info = HTTP_FAILURES['rbac-denied'];
+    return {
+      ...base,
+      verdict: 'denied',
+      endpoints: [],
+      l7: {
+        waypoint: waypointName,
+        authz,
+        route: '-',
+        outcome: 'refuse',
+        status: info.status,
+        reason: `${az.reason} (${info.flag})`,
+        backends: [],
+        filters: [],
+        retry: '-',
+        timeouts: '-',
+      },
+    };
+  }
   let d = decideL7(mesh, portRoutes, service, port, facts, () => 0);
   // The weights draw one backend per request; explain shows the rule as it serves most requests:
   // drawn towards the first backend that exists, so a missing first backend does not hide the rest.
@@ -91,13 +133,14 @@ export function explainHttp(
         ? 'no rule matches'
         : 'no route is attached: the Service as it is'
       : `${d.route.kind}/${d.route.namespace}/${d.route.name} rule ${d.route.rule}${d.route.ruleName === undefined ? '' : ` (${d.route.ruleName})`}`;
-  const waypoint = `${r.waypoint.namespace}/${r.waypoint.name}`;
+  const waypoint = waypointName;
   if (d.kind === 'refuse') {
     const info = HTTP_FAILURES[d.failure];
     return {
       ...base,
       l7: {
         waypoint,
+        authz,
         route,
         outcome: 'refuse',
         status: info.status,
@@ -118,6 +161,7 @@ export function explainHttp(
       ...base,
       l7: {
         waypoint,
+        authz,
         route,
         outcome: 'redirect',
         status: d.redirect.statusCode,
@@ -151,6 +195,7 @@ export function explainHttp(
     verdict: endpoints.length === 0 ? 'refused' : verdicts.size === 1 ? [...verdicts][0]! : 'mixed',
     l7: {
       waypoint,
+      authz,
       route,
       outcome: 'forward',
       backends: d.backends.map((b) => ({

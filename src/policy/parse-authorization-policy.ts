@@ -9,14 +9,18 @@ import {
   type AuthzSource,
   L4_CONDITION_KEYS,
   type L4ConditionKey,
+  type L7ConditionKey,
   NEVER_MATCHING_RULE,
+  type PolicyTargetRef,
 } from './types.js';
 
 /**
  * Parsers from Istio's AuthorizationPolicy and PeerAuthentication specs (under
- * `security.ambit.dev/v1alpha1`) to the L4 policy node proxies enforce. HTTP attributes are handled as
- * istiod handles them for ztunnel: an ALLOW rule that uses one is dropped (it can never be proven to
- * match), and a DENY rule loses them and keeps the rest (it denies more, never less).
+ * `security.ambit.dev/v1alpha1`). A policy with a `selector` (or neither) is the L4 policy node proxies
+ * enforce; HTTP attributes in it are handled as istiod handles them for ztunnel: an ALLOW rule that uses
+ * one is dropped (it can never be proven to match), and a DENY rule loses them and keeps the rest (it
+ * denies more, never less). A policy with `targetRefs` (a Service or the waypoint Gateway) is enforced
+ * by the waypoint, per request, with its HTTP fields; ACTION AUDIT is accepted there only.
  */
 
 export const SECURITY_API_VERSION = 'security.ambit.dev/v1alpha1';
@@ -192,7 +196,7 @@ function defined<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
 
-function parseSource(f: Fields, found: L7Finding[]): AuthzSource {
+function parseSource(f: Fields, found: L7Finding[], l7: boolean): AuthzSource {
   onlyKeys(f, [...SOURCE_FIELDS, ...SOURCE_HTTP_FIELDS]);
   if (![...SOURCE_FIELDS, ...SOURCE_HTTP_FIELDS].some((k) => isSet(f, k)))
     f.sink.error(f.path, 'must not be empty; leave out the from entry to match any source');
@@ -216,8 +220,16 @@ function parseSource(f: Fields, found: L7Finding[]): AuthzSource {
     listOf(f, 'notIpBlocks', text(f.sink, ipOrCidr)),
     listOf(f, 'notRemoteIpBlocks', text(f.sink, ipOrCidr)),
   );
-  httpOnly(f, SOURCE_HTTP_FIELDS, found);
+  if (!l7) httpOnly(f, SOURCE_HTTP_FIELDS, found);
+  else for (const k of SOURCE_HTTP_FIELDS) if (isSet(f, k)) f.sink.warn(f.at(k), NO_JWT_YET);
+  const pattern = text(f.sink, matchPattern);
   return defined({
+    ...(l7
+      ? {
+          requestPrincipals: listOf(f, 'requestPrincipals', pattern),
+          notRequestPrincipals: listOf(f, 'notRequestPrincipals', pattern),
+        }
+      : {}),
     principals: merge(principals, serviceAccounts),
     notPrincipals,
     namespaces: listOf(f, 'namespaces', namespace(f.sink)),
@@ -227,14 +239,30 @@ function parseSource(f: Fields, found: L7Finding[]): AuthzSource {
   });
 }
 
-function parseOperation(f: Fields, found: L7Finding[]): AuthzOperation {
+const method: StringCheck = (v) =>
+  /^[A-Za-z-]+$/.test(v) ? undefined : 'is not an HTTP method (GET, POST, ...); methods match exactly';
+
+function parseOperation(f: Fields, found: L7Finding[], l7: boolean): AuthzOperation {
   onlyKeys(f, [...OPERATION_FIELDS, ...OPERATION_HTTP_FIELDS]);
   if (![...OPERATION_FIELDS, ...OPERATION_HTTP_FIELDS].some((k) => isSet(f, k)))
     f.sink.error(f.path, 'must not be empty; leave out the to entry to match any port');
   const ports = listOf(f, 'ports', port(f.sink));
   const notPorts = listOf(f, 'notPorts', port(f.sink));
-  httpOnly(f, OPERATION_HTTP_FIELDS, found);
-  return defined({ ports, notPorts });
+  if (!l7) {
+    httpOnly(f, OPERATION_HTTP_FIELDS, found);
+    return defined({ ports, notPorts });
+  }
+  const pattern = text(f.sink, matchPattern);
+  return defined({
+    ports,
+    notPorts,
+    hosts: listOf(f, 'hosts', pattern),
+    notHosts: listOf(f, 'notHosts', pattern),
+    methods: listOf(f, 'methods', text(f.sink, method)),
+    notMethods: listOf(f, 'notMethods', text(f.sink, method)),
+    paths: listOf(f, 'paths', pattern),
+    notPaths: listOf(f, 'notPaths', pattern),
+  });
 }
 
 function conditionItem(key: L4ConditionKey, sink: IssueSink): Item<string> {
@@ -256,7 +284,20 @@ function conditionItem(key: L4ConditionKey, sink: IssueSink): Item<string> {
   }
 }
 
-function parseCondition(f: Fields, found: L7Finding[]): AuthzCondition | undefined {
+/** What a waypoint policy's JWT attributes mean while Ambit has no RequestAuthentication. */
+const NO_JWT_YET =
+  'is read from a verified JWT, and Ambit does not verify JWTs yet (no RequestAuthentication): no request has one, so this matches as if the token were absent';
+
+/** The request.* keys the waypoint reads. */
+function isL7Key(key: string): key is L7ConditionKey {
+  return (
+    key === 'request.auth.principal' ||
+    /^request\.headers\[[^[\]]+\]$/.test(key) ||
+    /^request\.auth\.claims(\[[^[\]]+\])+$/.test(key)
+  );
+}
+
+function parseCondition(f: Fields, found: L7Finding[], l7: boolean): AuthzCondition | undefined {
   onlyKeys(f, ['key', 'values', 'notValues']);
   const key = f.string('key', { required: true });
   if (!isSet(f, 'values') && !isSet(f, 'notValues'))
@@ -267,6 +308,18 @@ function parseCondition(f: Fields, found: L7Finding[]): AuthzCondition | undefin
   if (L4_CONDITION_KEYS.includes(l4)) {
     const item = conditionItem(l4, f.sink);
     return defined({ key: l4, values: listOf(f, 'values', item), notValues: listOf(f, 'notValues', item) });
+  }
+  if (l7 && isL7Key(key)) {
+    if (key.startsWith('request.auth.')) f.sink.warn(f.at('key'), `${show(key)} ${NO_JWT_YET}`);
+    const item = text(f.sink, matchPattern);
+    return defined({ key, values: listOf(f, 'values', item), notValues: listOf(f, 'notValues', item) });
+  }
+  if (l7) {
+    f.error(
+      'key',
+      `${show(key)} is not a condition key the waypoint reads (request.headers[<name>], request.auth.claims[<claim>], request.auth.principal, or an L4 key: ${L4_CONDITION_KEYS.join(', ')})`,
+    );
+    return undefined;
   }
   if (key.startsWith('request.') || key.startsWith('experimental.')) {
     found.push({ path: f.at('key'), what: `${show(key)} is HTTP-only` });
@@ -304,12 +357,12 @@ function entries<T>(
   });
 }
 
-function parseRule(f: Fields): { rule: AuthzRule; found: L7Finding[] } {
+function parseRule(f: Fields, l7: boolean): { rule: AuthzRule; found: L7Finding[] } {
   onlyKeys(f, ['from', 'to', 'when']);
   const found: L7Finding[] = [];
-  const from = entries(f, 'from', 'source', 'match any source', (s) => parseSource(s, found));
-  const to = entries(f, 'to', 'operation', 'match any port', (o) => parseOperation(o, found));
-  const when = f.objects('when', (c) => parseCondition(c, found));
+  const from = entries(f, 'from', 'source', 'match any source', (s) => parseSource(s, found, l7));
+  const to = entries(f, 'to', 'operation', 'match any port', (o) => parseOperation(o, found, l7));
+  const when = f.objects('when', (c) => parseCondition(c, found, l7));
   return {
     rule: defined({
       from: from?.length ? from : undefined,
@@ -329,13 +382,49 @@ export function parseSelector(f: Fields): Readonly<Record<string, string>> | und
   return labels === undefined || Object.keys(labels).length === 0 ? undefined : labels;
 }
 
-function parseAction(f: Fields): 'ALLOW' | 'DENY' {
+function parseAction(f: Fields, l7: boolean): 'ALLOW' | 'DENY' | 'AUDIT' {
   const raw = f.raw('action');
-  if (raw === 'AUDIT' || raw === 'CUSTOM') {
-    f.error('action', `${show(raw)} is not supported by Ambit (use ALLOW or DENY)`);
+  if (raw === 'CUSTOM' || (raw === 'AUDIT' && !l7)) {
+    f.error(
+      'action',
+      raw === 'AUDIT'
+        ? '"AUDIT" is enforced by waypoints only: set targetRefs, or use ALLOW or DENY'
+        : `${show(raw)} is not supported by Ambit (use ALLOW, DENY, or AUDIT with targetRefs)`,
+    );
     return 'ALLOW';
   }
-  return f.oneOf('action', ['ALLOW', 'DENY'] as const) ?? 'ALLOW';
+  return f.oneOf('action', ['ALLOW', 'DENY', 'AUDIT'] as const) ?? 'ALLOW';
+}
+
+const GATEWAY_GROUP = 'gateway.networking.k8s.io';
+
+/** `targetRefs` (or Istio's older single `targetRef`): Services and Gateways in the policy's namespace. */
+function parseTargetRefs(f: Fields, meta: PolicyMeta): PolicyTargetRef[] | undefined {
+  const one = (e: Fields): PolicyTargetRef | undefined => {
+    onlyKeys(e, ['group', 'kind', 'name', 'namespace']);
+    const group = e.string('group', { allowEmpty: true }) ?? '';
+    const kind = e.oneOf('kind', ['Service', 'Gateway'] as const, { required: true });
+    const name = e.string('name', { required: true, check: dns1123Subdomain });
+    const ns = e.string('namespace');
+    if (ns !== undefined && ns !== meta.namespace)
+      e.error(
+        'namespace',
+        `${show(ns)} is not the policy's namespace; a policy targets only its own namespace`,
+      );
+    if (kind === 'Service' && group !== '' && group !== 'core')
+      e.error('group', `${show(group)} is not the group of a Service (leave it out, or "")`);
+    if (kind === 'Gateway' && group !== GATEWAY_GROUP)
+      e.error('group', `${show(group)} is not the group of a Gateway (${GATEWAY_GROUP})`);
+    return kind === undefined || name === undefined ? undefined : { kind, name };
+  };
+  if (f.has('targetRef') && f.has('targetRefs'))
+    f.error('targetRef', 'cannot be set together with targetRefs; use targetRefs');
+  const single = f.object('targetRef');
+  const refs =
+    single === undefined ? f.objects('targetRefs', one) : [one(single)].filter((x) => x !== undefined);
+  if (Array.isArray(f.raw('targetRefs')) && (f.raw('targetRefs') as unknown[]).length === 0)
+    f.error('targetRefs', 'must not be empty; leave it out for a policy node proxies enforce');
+  return refs === undefined || refs.length === 0 ? undefined : refs;
 }
 
 /**
@@ -350,14 +439,19 @@ export function parseAuthorizationPolicy(
   if (spec === undefined) return { ...head, action: 'ALLOW', rules: [] };
   const { f, errors } = spec.counted();
   onlyKeys(f, ['selector', 'action', 'rules', 'targetRef', 'targetRefs', 'provider']);
-  for (const k of ['targetRef', 'targetRefs'])
-    if (f.has(k)) f.error(k, 'attaches the policy to a waypoint; node proxies enforce L4 only');
+  const l7 = f.has('targetRef') || f.has('targetRefs');
+  const targetRefs = l7 ? parseTargetRefs(f, meta) : undefined;
+  if (l7 && f.has('selector'))
+    f.error(
+      'selector',
+      'cannot be set together with targetRefs; a policy selects workloads or targets a waypoint',
+    );
   if (f.has('provider')) f.error('provider', 'belongs to action CUSTOM, which is not supported by Ambit');
   const selector = parseSelector(f);
-  const action = parseAction(f);
+  const action = parseAction(f, l7);
   const rules =
     f.objects('rules', (r) => {
-      const { rule, found } = parseRule(r);
+      const { rule, found } = parseRule(r, l7);
       for (const x of found) {
         f.sink.warn(
           x.path,
@@ -370,5 +464,11 @@ export function parseAuthorizationPolicy(
       return found.length > 0 && action === 'ALLOW' ? NEVER_MATCHING_RULE : rule;
     }) ?? [];
   if (errors() > 0) return undefined;
-  return { ...head, ...(selector === undefined ? {} : { selector }), action, rules };
+  return {
+    ...head,
+    ...(selector === undefined ? {} : { selector }),
+    ...(targetRefs === undefined ? {} : { targetRefs }),
+    action,
+    rules,
+  };
 }

@@ -21,12 +21,24 @@ export interface AuthzSource {
   /** Source addresses: IPs or CIDRs. */
   readonly ipBlocks?: readonly string[];
   readonly notIpBlocks?: readonly string[];
+  /** Waypoint only: the request's JWT principal, `<iss>/<sub>` (request.auth.principal). */
+  readonly requestPrincipals?: readonly string[];
+  readonly notRequestPrincipals?: readonly string[];
 }
 
 /** What the connection is to. An operation without fields matches any port. */
 export interface AuthzOperation {
   readonly ports?: readonly number[];
   readonly notPorts?: readonly number[];
+  /** Waypoint only (HTTP): the Host header, case-insensitive, with or without its port. */
+  readonly hosts?: readonly string[];
+  readonly notHosts?: readonly string[];
+  /** Waypoint only (HTTP): the method, exactly. */
+  readonly methods?: readonly string[];
+  readonly notMethods?: readonly string[];
+  /** Waypoint only (HTTP): the path without its query, in Istio's string matching. */
+  readonly paths?: readonly string[];
+  readonly notPaths?: readonly string[];
 }
 
 /** The `when` keys that can be decided at L4. */
@@ -45,9 +57,18 @@ export const L4_CONDITION_KEYS: readonly L4ConditionKey[] = [
   'destination.port',
 ];
 
+/**
+ * The `when` keys only a waypoint can decide: `request.headers[<name>]`, `request.auth.claims[<claim>]`
+ * (nested: `request.auth.claims[a][b]`) and `request.auth.principal`.
+ */
+export type L7ConditionKey =
+  | `request.headers[${string}]`
+  | `request.auth.claims[${string}]`
+  | 'request.auth.principal';
+
 /** Matches when the attribute is one of `values` (if given) and none of `notValues` (if given). */
 export interface AuthzCondition {
-  readonly key: L4ConditionKey;
+  readonly key: L4ConditionKey | L7ConditionKey;
   readonly values?: readonly string[];
   readonly notValues?: readonly string[];
 }
@@ -70,13 +91,25 @@ export interface AuthzRule {
  */
 export const NEVER_MATCHING_RULE: AuthzRule = { from: [] };
 
+/** What a waypoint policy attaches to: a Service, or the waypoint's Gateway, in the policy's namespace. */
+export interface PolicyTargetRef {
+  readonly kind: 'Service' | 'Gateway';
+  readonly name: string;
+}
+
 export interface AuthorizationPolicy {
   readonly kind: 'AuthorizationPolicy';
   readonly namespace: string;
   readonly name: string;
   /** Workloads whose labels include all of these; undefined selects every workload in scope. */
   readonly selector?: Readonly<Record<string, string>>;
-  readonly action: 'ALLOW' | 'DENY';
+  /**
+   * Set: the policy is enforced by waypoints, per request, for these targets (and never by node
+   * proxies); its rules may use HTTP fields. Unset: node proxies enforce it at L4.
+   */
+  readonly targetRefs?: readonly PolicyTargetRef[];
+  /** AUDIT only with targetRefs: a matching request is logged as audited and decides nothing. */
+  readonly action: 'ALLOW' | 'DENY' | 'AUDIT';
   /** An ALLOW policy without rules matches nothing: Istio's deny-all idiom (`spec: {}`). */
   readonly rules: readonly AuthzRule[];
   /**

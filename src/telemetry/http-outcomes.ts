@@ -21,6 +21,8 @@ export type HttpFailure =
   | 'downstream-reset'
   /** The request is not one the waypoint can carry (bad headers, too large). */
   | 'bad-request'
+  /** An AuthorizationPolicy at the waypoint denied the request. */
+  | 'rbac-denied'
   /** The waypoint failed on its own (a bug, or an upstream answer it cannot pass on). */
   | 'internal';
 
@@ -39,6 +41,8 @@ export const HTTP_FAILURES: Readonly<Record<HttpFailure, HttpFailureInfo>> = {
   'upstream-timeout': { status: 504, flag: 'UT', message: 'upstream request timeout' },
   'downstream-reset': { status: 499, flag: 'DC', message: 'downstream connection terminated' },
   'bad-request': { status: 400, flag: 'DPE', message: 'bad request' },
+  /** Envoy's RBAC filter answers with this body; the flag is Ambit's (Envoy records rbac_access_denied as details). */
+  'rbac-denied': { status: 403, flag: 'RBAC', message: 'RBAC: access denied' },
   /** Ambit's own flag (Envoy has none for this): look for the error in the waypoint's log. */
   internal: { status: 500, flag: 'IE', message: 'internal error in the waypoint' },
 };

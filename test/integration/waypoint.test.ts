@@ -548,4 +548,44 @@ describe('the waypoint, in-process, with a real control plane, node proxies and 
     });
     expect(got).toMatch(/^HTTP\/1.1 101/);
   });
+
+  test('a waypoint AuthorizationPolicy is enforced on plain requests and on Upgrades alike: 403 RBAC', async () => {
+    const policy: ClusterConfigObject = {
+      kind: 'AuthorizationPolicy',
+      namespace: 'shop',
+      name: 'no-ws',
+      parsed: {
+        kind: 'AuthorizationPolicy',
+        value: {
+          kind: 'AuthorizationPolicy',
+          namespace: 'shop',
+          name: 'no-ws',
+          targetRefs: [{ kind: 'Service', name: 'web' }],
+          action: 'DENY',
+          rules: [{ to: [{ paths: ['/app/ws', '/denied'] }] }],
+        },
+      },
+      issues: [],
+    };
+    await setRoutes([policy], async () => (await get('/denied')).status === 403);
+    const denied = await get('/denied');
+    expect(denied.body).toBe('RBAC: access denied\n');
+    expect((await get('/hello')).status).toBe(200);
+    redirect.a.dst = { ip: VIP, port: 80, family: 4, cgroupId: 1n, workloadId: workloadId('uid-client') };
+    const got = await new Promise<string>((resolve) => {
+      const c = connect({ host: '127.0.0.1', port: proxies[0]!.ports.outbound[0]!, localAddress: CLIENT_IP });
+      let data = '';
+      c.on('data', (d: Buffer) => {
+        data += d.toString();
+      });
+      c.on('close', () => resolve(data));
+      c.on('connect', () =>
+        c.write('GET /app/ws HTTP/1.1\r\nhost: web\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n'),
+      );
+    });
+    expect(got).toMatch(/^HTTP\/1.1 403 RBAC: access denied\r\n/);
+    // The probe's first 403, the second /denied and the Upgrade.
+    expect(await requests({ response_code: '403', response_flags: 'RBAC' })).toBe(3);
+    source.set(base);
+  });
 });

@@ -371,6 +371,54 @@ describe('diffConfig: what a version changes', () => {
   });
 });
 
+describe('waypoint AuthorizationPolicies over the wire', () => {
+  const l7: MeshPolicy = {
+    kind: 'AuthorizationPolicy',
+    namespace: 'shop',
+    name: 'l7',
+    targetRefs: [
+      { kind: 'Service', name: 'web' },
+      { kind: 'Gateway', name: 'waypoint' },
+    ],
+    action: 'AUDIT',
+    rules: [
+      {
+        from: [
+          { requestPrincipals: ['https://issuer/*'], notRequestPrincipals: ['x/y'], namespaces: ['shop'] },
+        ],
+        to: [
+          {
+            ports: [8080],
+            hosts: ['web.shop'],
+            notHosts: ['evil'],
+            methods: ['GET'],
+            notMethods: ['POST'],
+            paths: ['/api/*'],
+            notPaths: ['*.php'],
+          },
+        ],
+        when: [
+          { key: 'request.headers[x-user]', values: ['alice'] },
+          { key: 'request.auth.claims[groups]', notValues: ['guest'] },
+          { key: 'request.auth.principal', values: ['*'] },
+        ],
+      },
+    ],
+  };
+
+  test('every field survives: targetRefs, AUDIT, hosts, methods, paths, request principals and request.* keys', () => {
+    const got = roundTrip(undefined, config({ policies: [deny, strict, l7] }));
+    expect(got.policies.get('AuthorizationPolicy/shop/l7')).toEqual(l7);
+  });
+
+  test('request.* keys and AUDIT are refused in a policy without targetRefs (a node proxy policy)', () => {
+    const { targetRefs: _, ...l4 } = l7 as Extract<MeshPolicy, { kind: 'AuthorizationPolicy' }>;
+    const u = encodeUpdate(diffConfig(undefined, config({ policies: [{ ...l4, action: 'DENY' }] })), 1n);
+    const r = applyUpdate(undefined, wire(u));
+    expect(r.problems.join('\n')).toMatch(/when.key "request.headers\[x-user\]" is not an L4 key/);
+  });
+});
+
 describe('applyUpdate: every entry is checked; a bad one is left out and named, the rest applies', () => {
   const good = encodeUpdate(diffConfig(undefined, config()), 1n);
   test.each<{ what: string; mutate: (u: ConfigUpdate) => void; problem: RegExp }>([

@@ -79,7 +79,7 @@ describe('config objects, each accepted or rejected on its own', () => {
       action: 'DENY',
       rules: [{}],
       failClosed:
-        'spec.action: "CUSTOM" is not supported by Ambit (use ALLOW or DENY); spec.rules[0].from[0].source.ipBlocks[1]: "nope" is not an IP address or CIDR (203.0.113.4, 10.0.0.0/8, fd00::/64)',
+        'spec.action: "CUSTOM" is not supported by Ambit (use ALLOW, DENY, or AUDIT with targetRefs); spec.rules[0].from[0].source.ipBlocks[1]: "nope" is not an IP address or CIDR (203.0.113.4, 10.0.0.0/8, fd00::/64)',
     });
     const closed =
       'fails closed: it is (or may be) a DENY, so node proxies deny every connection to every workload in namespace shop until';
@@ -92,7 +92,7 @@ describe('config objects, each accepted or rejected on its own', () => {
         kind: 'AuthorizationPolicy',
         name: 'bad',
         path: 'spec.action',
-        message: '"CUSTOM" is not supported by Ambit (use ALLOW or DENY)',
+        message: '"CUSTOM" is not supported by Ambit (use ALLOW, DENY, or AUDIT with targetRefs)',
       },
       {
         ...where,

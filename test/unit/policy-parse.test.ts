@@ -65,17 +65,19 @@ const errorRows: Row[] = [
   {
     rule: 'action AUDIT',
     spec: 'action: AUDIT',
-    issue: 'p.yaml:7 spec.action: "AUDIT" is not supported by Ambit (use ALLOW or DENY)',
+    issue:
+      'p.yaml:7 spec.action: "AUDIT" is enforced by waypoints only: set targetRefs, or use ALLOW or DENY',
   },
   {
     rule: 'action CUSTOM',
     spec: 'action: CUSTOM',
-    issue: 'p.yaml:7 spec.action: "CUSTOM" is not supported by Ambit (use ALLOW or DENY)',
+    issue:
+      'p.yaml:7 spec.action: "CUSTOM" is not supported by Ambit (use ALLOW, DENY, or AUDIT with targetRefs)',
   },
   {
     rule: 'action in lowercase',
     spec: 'action: deny',
-    issue: 'p.yaml:7 spec.action: "deny" is not one of ALLOW, DENY',
+    issue: 'p.yaml:7 spec.action: "deny" is not one of ALLOW, DENY, AUDIT',
   },
   {
     rule: 'provider (CUSTOM only)',
@@ -86,19 +88,72 @@ const errorRows: Row[] = [
     issue: 'p.yaml:8 spec.provider: belongs to action CUSTOM, which is not supported by Ambit',
   },
   {
-    rule: 'targetRef',
+    rule: 'targetRefs with a selector',
     spec: `
-      targetRef: {kind: Gateway, group: gateway.networking.k8s.io, name: waypoint}
+      targetRefs: [{kind: Service, name: web}]
+      selector: {matchLabels: {app: web}}
     `,
-    issue: 'p.yaml:7 spec.targetRef: attaches the policy to a waypoint; node proxies enforce L4 only',
+    issue:
+      'p.yaml:8 spec.selector: cannot be set together with targetRefs; a policy selects workloads or targets a waypoint',
   },
   {
-    rule: 'targetRefs',
+    rule: 'targetRefs to a kind a waypoint policy cannot attach to',
     spec: `
-      targetRefs:
-        - {kind: Service, group: "", name: web}
+      targetRefs: [{kind: Pod, name: web}]
     `,
-    issue: 'p.yaml:7 spec.targetRefs: attaches the policy to a waypoint; node proxies enforce L4 only',
+    issue: 'p.yaml:7 spec.targetRefs[0].kind: "Pod" is not one of Service, Gateway',
+  },
+  {
+    rule: 'targetRefs to a Gateway without its group',
+    spec: `
+      targetRefs: [{kind: Gateway, name: waypoint}]
+    `,
+    issue: 'p.yaml:7 spec.targetRefs[0].group: "" is not the group of a Gateway (gateway.networking.k8s.io)',
+  },
+  {
+    rule: 'targetRefs to another namespace',
+    spec: `
+      targetRefs: [{kind: Service, name: web, namespace: other}]
+    `,
+    issue:
+      'p.yaml:7 spec.targetRefs[0].namespace: "other" is not the policy\'s namespace; a policy targets only its own namespace',
+  },
+  {
+    rule: 'targetRefs empty',
+    spec: `
+      targetRefs: []
+    `,
+    issue: 'p.yaml:7 spec.targetRefs: must not be empty; leave it out for a policy node proxies enforce',
+  },
+  {
+    rule: 'a waypoint policy with a request key the waypoint does not read',
+    spec: `
+      targetRefs: [{kind: Service, name: web}]
+      rules:
+        - when: [{key: request.auth.audiences, values: [x]}]
+    `,
+    issue:
+      'p.yaml:9 spec.rules[0].when[0].key: "request.auth.audiences" is not a condition key the waypoint reads (request.headers[<name>], request.auth.claims[<claim>], request.auth.principal, or an L4 key: source.ip, source.namespace, source.principal, destination.ip, destination.port)',
+  },
+  {
+    rule: 'a waypoint policy with a method that is not one',
+    spec: `
+      targetRefs: [{kind: Service, name: web}]
+      rules:
+        - to: [{operation: {methods: ["GET /"]}}]
+    `,
+    issue:
+      'p.yaml:9 spec.rules[0].to[0].operation.methods[0]: "GET /" is not an HTTP method (GET, POST, ...); methods match exactly',
+  },
+  {
+    rule: 'a waypoint policy with a path pattern Istio does not have',
+    spec: `
+      targetRefs: [{kind: Service, name: web}]
+      rules:
+        - to: [{operation: {paths: ["/a/*/b"]}}]
+    `,
+    issue:
+      'p.yaml:9 spec.rules[0].to[0].operation.paths[0]: "/a/*/b" has "*" inside it; Istio matching allows only exact values, "prefix*", "*suffix" and "*"',
   },
   {
     rule: 'unknown spec field (a typo would widen the policy)',
@@ -932,10 +987,93 @@ describe('AuthorizationPolicy domain values', () => {
     });
     expect(policy).toBeUndefined();
     expect(issues).toEqual([
-      'error spec.action: "AUDIT" is not supported by Ambit (use ALLOW or DENY)',
+      'error spec.action: "AUDIT" is enforced by waypoints only: set targetRefs, or use ALLOW or DENY',
       'error spec.rules[0].from[0].source.ipBlocks[0]: "x" is not an IP address or CIDR (203.0.113.4, 10.0.0.0/8, fd00::/64)',
       'error spec.rules[0].to[0].operation.ports[0]: "y" is not a port number (1 to 65535)',
     ]);
+  });
+
+  test('a waypoint policy (targetRefs) keeps its HTTP fields and takes AUDIT; JWT attributes are kept with a warning', () => {
+    const { policy, issues } = direct(parseAuthorizationPolicy, {
+      targetRefs: [
+        { kind: 'Service', group: '', name: 'web' },
+        { kind: 'Gateway', group: 'gateway.networking.k8s.io', name: 'waypoint' },
+      ],
+      action: 'AUDIT',
+      rules: [
+        {
+          from: [{ source: { requestPrincipals: ['https://issuer/*'], namespaces: ['shop'] } }],
+          to: [
+            {
+              operation: {
+                hosts: ['web.shop.svc.cluster.local'],
+                methods: ['GET'],
+                notMethods: ['POST'],
+                paths: ['/api/*', '*.js'],
+                notPaths: ['/admin'],
+                ports: ['8080'],
+              },
+            },
+          ],
+          when: [
+            { key: 'request.headers[x-user]', values: ['alice'] },
+            { key: 'request.auth.claims[groups]', notValues: ['guest'] },
+            { key: 'request.auth.principal', values: ['*'] },
+          ],
+        },
+      ],
+    });
+    // JWT attributes are kept (Istio's meaning) and flagged: nothing verifies tokens yet.
+    const noJwt =
+      'is read from a verified JWT, and Ambit does not verify JWTs yet (no RequestAuthentication): no request has one, so this matches as if the token were absent';
+    expect(issues).toEqual([
+      `warning spec.rules[0].from[0].source.requestPrincipals: ${noJwt}`,
+      `warning spec.rules[0].when[1].key: "request.auth.claims[groups]" ${noJwt}`,
+      `warning spec.rules[0].when[2].key: "request.auth.principal" ${noJwt}`,
+    ]);
+    expect(policy).toEqual({
+      ...HEAD,
+      targetRefs: [
+        { kind: 'Service', name: 'web' },
+        { kind: 'Gateway', name: 'waypoint' },
+      ],
+      action: 'AUDIT',
+      rules: [
+        {
+          from: [{ requestPrincipals: ['https://issuer/*'], namespaces: ['shop'] }],
+          to: [
+            {
+              ports: [8080],
+              hosts: ['web.shop.svc.cluster.local'],
+              methods: ['GET'],
+              notMethods: ['POST'],
+              paths: ['/api/*', '*.js'],
+              notPaths: ['/admin'],
+            },
+          ],
+          when: [
+            { key: 'request.headers[x-user]', values: ['alice'] },
+            { key: 'request.auth.claims[groups]', notValues: ['guest'] },
+            { key: 'request.auth.principal', values: ['*'] },
+          ],
+        },
+      ],
+    });
+  });
+
+  test("Istio's single targetRef is read as targetRefs", () => {
+    const { policy, issues } = direct(parseAuthorizationPolicy, {
+      targetRef: { kind: 'Service', name: 'web' },
+      action: 'DENY',
+      rules: [{ to: [{ operation: { methods: ['DELETE'] } }] }],
+    });
+    expect(issues).toEqual([]);
+    expect(policy).toEqual({
+      ...HEAD,
+      targetRefs: [{ kind: 'Service', name: 'web' }],
+      action: 'DENY',
+      rules: [{ to: [{ methods: ['DELETE'] }] }],
+    });
   });
 
   test('the result survives a JSON round trip unchanged', () => {

@@ -1,0 +1,316 @@
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { LocalState } from '../../src/local/state.js';
+import { ambit, downCluster, podExec, ROOT, runCmd, status, waitFor } from './helpers.js';
+
+/*
+ * L7 AuthorizationPolicy at a waypoint, in a local cluster, with curl as the client: policies with
+ * targetRefs (a Service, the waypoint's Gateway) decide per request on method, path and headers; a
+ * denial is 403 "RBAC: access denied", flagged RBAC in istio_requests_total and in the access log with
+ * the policy's name, and `ambit explain` says the same. Every request: client pod -> node proxy ->
+ * HBONE -> waypoint pod -> HBONE -> node proxy -> backend pod.
+ */
+
+const CLUSTER = 'e2e-authz';
+const NS = 'authz';
+const SHARED = mkdtempSync('/var/tmp/ambit-e2e-authz-');
+const FIX = join(SHARED, 'fixtures');
+cpSync(join(ROOT, 'test/e2e/fixtures'), FIX, { recursive: true });
+const PY = '/usr/bin/python3';
+const KUBECONFIG = `/run/ambit/${CLUSTER}/kube/admin.kubeconfig`;
+
+function echo(name: string): string {
+  return `apiVersion: apps/v1
+kind: Deployment
+metadata: { name: ${name}, namespace: ${NS} }
+spec:
+  replicas: 1
+  selector: { matchLabels: { app: ${name} } }
+  template:
+    metadata: { labels: { app: ${name} } }
+    spec:
+      serviceAccountName: backend
+      nodeName: node-2
+      containers:
+        - name: app
+          command: ["/bin/sh", "-c", "exec ${PY} -u ${FIX}/echo-server.py --name ${name} --port 8080"]
+          readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: ${name}, namespace: ${NS} }
+spec:
+  selector: { app: ${name} }
+  ports: [{ name: http, port: 80, targetPort: 8080, appProtocol: http }]
+`;
+}
+
+const DENY_MALLORY = `apiVersion: security.ambit.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata: { name: deny-mallory, namespace: ${NS} }
+spec:
+  targetRefs: [{ kind: Gateway, group: gateway.networking.k8s.io, name: waypoint }]
+  action: DENY
+  rules:
+    - when: [{ key: "request.headers[x-user]", values: [mallory] }]
+`;
+
+const MANIFESTS: Record<string, string> = {
+  'namespace.yaml': `apiVersion: v1
+kind: Namespace
+metadata:
+  name: ${NS}
+  labels: { ambit.dev/dataplane-mode: ambient, ambit.dev/use-waypoint: waypoint }
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: waypoint, namespace: ${NS} }
+spec:
+  gatewayClassName: ambit-waypoint
+  listeners: [{ name: mesh, port: 15008, protocol: HBONE }]
+`,
+  'apps.yaml': [
+    `apiVersion: v1\nkind: ServiceAccount\nmetadata: { name: backend, namespace: ${NS} }\n`,
+    `apiVersion: v1\nkind: ServiceAccount\nmetadata: { name: client, namespace: ${NS} }\n`,
+    echo('web'),
+    echo('open'),
+    `apiVersion: v1
+kind: Pod
+metadata: { name: client, namespace: ${NS}, labels: { app: client } }
+spec:
+  serviceAccountName: client
+  nodeName: node-1
+  terminationGracePeriodSeconds: 1
+  containers: [{ name: c, command: ["sleep", "infinity"] }]
+`,
+  ].join('---\n'),
+  'policies.yaml': `apiVersion: security.ambit.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata: { name: api-read-only, namespace: ${NS} }
+spec:
+  targetRefs: [{ kind: Service, group: "", name: web }]
+  action: ALLOW
+  rules:
+    - to: [{ operation: { methods: [GET, HEAD], paths: ["/api/*"] } }]
+    - to: [{ operation: { paths: ["*.js"] } }]
+---
+apiVersion: security.ambit.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata: { name: audit-writes, namespace: ${NS} }
+spec:
+  targetRefs: [{ kind: Service, name: web }]
+  action: AUDIT
+  rules:
+    - to: [{ operation: { notMethods: [GET, HEAD] } }]
+---
+${DENY_MALLORY}`,
+};
+
+let manifests = '';
+let state: LocalState;
+
+/** curl in the client pod: the status code, then the body. */
+async function request(url: string, extra: readonly string[] = []): Promise<{ code: string; body: string }> {
+  const r = await podExec(
+    CLUSTER,
+    'client',
+    ['curl', '-sS', '--max-time', '10', '-w', '\n%{http_code}', ...extra, url],
+    NS,
+  );
+  const i = r.stdout.lastIndexOf('\n');
+  return { code: r.stdout.slice(i + 1), body: r.stdout.slice(0, i) };
+}
+
+function waypointPod(): string {
+  const p = state.pods.find((x) => x.namespace === NS && x.name.startsWith('waypoint-'));
+  if (p === undefined) throw new Error('no waypoint pod');
+  return p.name;
+}
+
+interface Sample {
+  readonly name: string;
+  readonly labels: Record<string, string>;
+  readonly value: number;
+}
+
+async function waypointMetrics(): Promise<Sample[]> {
+  const r = await runCmd('ip', [
+    'netns',
+    'exec',
+    `${CLUSTER}.pod.${NS}.${waypointPod()}`,
+    'curl',
+    '-s',
+    'http://127.0.0.1:15020/metrics',
+  ]);
+  const out: Sample[] = [];
+  for (const line of r.stdout.split('\n')) {
+    const m = /^(\w+)\{(.*)\} ([0-9.e+-]+)$/.exec(line);
+    if (m === null) continue;
+    const labels: Record<string, string> = {};
+    for (const l of m[2]!.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
+    out.push({ name: m[1]!, labels, value: Number(m[3]) });
+  }
+  return out;
+}
+
+const requests = (s: readonly Sample[], match: Record<string, string>): number =>
+  s
+    .filter(
+      (x) =>
+        x.name === 'istio_requests_total' &&
+        x.labels.reporter === 'waypoint' &&
+        Object.entries(match).every(([k, v]) => x.labels[k] === v),
+    )
+    .reduce((n, x) => n + x.value, 0);
+
+/** The waypoint's access-log lines for requests carrying `x-case: <tag>`-free paths: all of them. */
+function accessLog(): Record<string, unknown>[] {
+  return readFileSync(`/run/ambit/${CLUSTER}/pods/${NS}/${waypointPod()}/waypoint.log`, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('"component":"access"'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** The access-log line of the one request to `path` (paths are unique per case). */
+async function logOf(path: string): Promise<Record<string, unknown>> {
+  return waitFor(`the access-log line of ${path}`, () => accessLog().find((l) => l.path === path), 10_000);
+}
+
+async function explain(url: string, extra: readonly string[] = []): Promise<string> {
+  const r = await ambit(['explain', '--name', CLUSTER, '-n', NS, 'client', url, ...extra]);
+  expect(r.code, r.stderr).toBe(0);
+  return r.stdout;
+}
+
+function kubectl(args: readonly string[], input?: string) {
+  if (input === undefined) return runCmd('kubectl', ['--kubeconfig', KUBECONFIG, ...args]);
+  const f = join(SHARED, `apply-${Date.now()}.yaml`);
+  writeFileSync(f, input);
+  return runCmd('kubectl', ['--kubeconfig', KUBECONFIG, ...args, '-f', f]);
+}
+
+describe('L7 AuthorizationPolicy at a waypoint (local mode, curl)', () => {
+  beforeAll(async () => {
+    manifests = mkdtempSync('/var/tmp/ambit-e2e-authz-manifests-');
+    for (const [f, text] of Object.entries(MANIFESTS)) writeFileSync(join(manifests, f), text);
+    await downCluster(CLUSTER).catch(() => undefined);
+    const up = await ambit(['local', 'up', manifests, '--nodes', '2', '--name', CLUSTER, '--wait', '150s'], {
+      timeoutMs: 170_000,
+    });
+    expect(up.code, `${up.stdout}\n${up.stderr}`).toBe(0);
+    state = await status(CLUSTER);
+    // The waypoint serves web with its policies before the first case.
+    await waitFor(
+      'the waypoint to enforce the policies',
+      async () => (await request('http://web/ready/x', ['-X', 'POST'])).code === '403',
+      60_000,
+    );
+  }, 240_000);
+
+  afterAll(async () => {
+    await downCluster(CLUSTER);
+    rmSync(manifests, { recursive: true, force: true });
+    rmSync(SHARED, { recursive: true, force: true });
+  });
+
+  test('GET on the path is allowed, POST on it is 403 RBAC: access denied; metrics, access log and explain agree', async () => {
+    const m0 = await waypointMetrics();
+    const get = await request('http://web/api/items');
+    expect(get.code).toBe('200');
+    expect(JSON.parse(get.body)).toMatchObject({ name: 'web', method: 'GET', path: '/api/items' });
+    const js = await request('http://web/static/app.js');
+    expect(js.code).toBe('200');
+    const post = await request('http://web/api/items-post', ['-X', 'POST', '-d', 'x=1']);
+    expect(post).toEqual({ code: '403', body: 'RBAC: access denied\n' });
+    const other = await request('http://web/admin');
+    expect(other.code).toBe('403');
+
+    const m1 = await waypointMetrics();
+    const delta = (match: Record<string, string>) =>
+      requests(m1, { destination_service_name: 'web', ...match }) -
+      requests(m0, { destination_service_name: 'web', ...match });
+    expect(delta({ response_code: '403', response_flags: 'RBAC' })).toBe(2);
+    expect(delta({ response_code: '200', response_flags: '-' })).toBe(2);
+
+    expect(await logOf('/api/items-post')).toMatchObject({
+      method: 'POST',
+      status: 403,
+      flags: 'RBAC',
+      authz_policy: 'authz/api-read-only',
+      reason: 'denied: ALLOW policy authz/api-read-only applies and none of its rules matches',
+      audited_by: ['authz/audit-writes'],
+    });
+    expect(await logOf('/api/items')).toMatchObject({
+      status: 200,
+      flags: '-',
+      authz_policy: 'authz/api-read-only',
+    });
+    expect((await logOf('/api/items')).audited_by).toBeUndefined();
+
+    const allowed = await explain('http://web/api/items');
+    expect(allowed).toMatch(/: ALLOWED$/m);
+    expect(allowed).toMatch(/authorization: allowed by ALLOW policy authz\/api-read-only \(rule 0\)/);
+    const denied = await explain('http://web/api/items', ['-X', 'POST']);
+    expect(denied).toMatch(/: DENIED$/m);
+    expect(denied).toMatch(
+      /authorization: denied: ALLOW policy authz\/api-read-only applies and none of its rules matches; audited by authz\/audit-writes/,
+    );
+    expect(denied).toMatch(/answered by the waypoint: 403 \(.*\(RBAC\)\)/);
+  });
+
+  test('a DENY on a header (targeting the waypoint Gateway) refuses that user on every Service; removing it live lets them through', async () => {
+    const m0 = await waypointMetrics();
+    const mallory = await request('http://web/api/mallory', ['-H', 'x-user: mallory']);
+    expect(mallory).toEqual({ code: '403', body: 'RBAC: access denied\n' });
+    const alice = await request('http://web/api/alice', ['-H', 'x-user: alice']);
+    expect(alice.code).toBe('200');
+    // open has no ALLOW policy: everything goes, but the Gateway's DENY still applies to it.
+    expect((await request('http://open/anything', ['-X', 'DELETE'])).code).toBe('200');
+    expect((await request('http://open/mallory', ['-H', 'x-user: mallory'])).code).toBe('403');
+    const m1 = await waypointMetrics();
+    for (const svc of ['web', 'open'])
+      expect(
+        requests(m1, { destination_service_name: svc, response_code: '403', response_flags: 'RBAC' }) -
+          requests(m0, { destination_service_name: svc, response_code: '403', response_flags: 'RBAC' }),
+        svc,
+      ).toBe(1);
+    expect(await logOf('/api/mallory')).toMatchObject({
+      status: 403,
+      flags: 'RBAC',
+      authz_policy: 'authz/deny-mallory',
+      reason: 'denied by DENY policy authz/deny-mallory (rule 0)',
+    });
+    expect(await explain('http://open/mallory', ['-H', 'x-user: mallory'])).toMatch(
+      /authorization: denied by DENY policy authz\/deny-mallory \(rule 0\)/,
+    );
+    expect(await explain('http://open/anything', ['-X', 'DELETE'])).toMatch(
+      /authorization: allowed: no DENY policy matches \(authz\/deny-mallory\) and no ALLOW policy applies/,
+    );
+
+    // The node proxy lists the waypoint policies with their targets.
+    const pc = await ambit(['proxy-config', 'policies', '--name', CLUSTER, '--node', 'node-1']);
+    expect(pc.code, pc.stderr).toBe(0);
+    expect(pc.stdout).toMatch(
+      /AuthorizationPolicy\s+authz\s+deny-mallory\s+DENY\s+\(waypoint\) Gateway\/waypoint\s+1/,
+    );
+
+    const del = await kubectl(['delete', 'authorizationpolicies', '-n', NS, 'deny-mallory']);
+    expect(del.code, del.stderr).toBe(0);
+    await waitFor(
+      'mallory to be let through once the DENY is deleted',
+      async () => (await request('http://open/mallory-after', ['-H', 'x-user: mallory'])).code === '200',
+      30_000,
+    );
+    expect(await explain('http://open/mallory', ['-H', 'x-user: mallory'])).toMatch(
+      /authorization: allowed: no waypoint policy applies/,
+    );
+    const back = await kubectl(['apply'], DENY_MALLORY);
+    expect(back.code, back.stderr).toBe(0);
+    await waitFor(
+      'mallory to be refused again once the DENY is back',
+      async () => (await request('http://open/mallory-again', ['-H', 'x-user: mallory'])).code === '403',
+      30_000,
+    );
+  });
+});
