@@ -3,6 +3,7 @@ import { type Labels, type ServicePort, servicePortKey } from '../config/kube-ty
 import type { Gateway } from '../gateway-api/types.js';
 import { isWaypoint, type WaypointRef } from '../gateway-api/waypoint.js';
 import { SpiffeId } from '../identity/spiffe-id.js';
+import type { AppliedTrafficPolicy } from '../traffic-policy/types.js';
 import { isAmbient } from './labels.js';
 import {
   bindWaypoint,
@@ -57,6 +58,8 @@ export interface MeshService {
   readonly endpoints: readonly ServiceEndpoint[];
   /** Traffic to this Service goes through this waypoint (one that takes Service traffic). */
   readonly waypoint?: WaypointRef;
+  /** The BackendTrafficPolicy in force for requests a waypoint sends to this Service. */
+  readonly trafficPolicy?: AppliedTrafficPolicy;
 }
 
 export interface MeshNode {
