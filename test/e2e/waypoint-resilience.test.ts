@@ -281,6 +281,56 @@ describe('BackendTrafficPolicy at a waypoint (local mode, real clients)', () => 
     expect(heyCodes(all.stdout), all.stdout).toEqual({ '200': 40 });
   }, 120_000);
 
+  test('maxConnections 2 with maxPendingRequests 3: two run, three wait for a connection, the rest get 503 UO at once', async () => {
+    await apply(
+      'pending',
+      `apiVersion: traffic.ambit.dev/v1alpha1
+kind: BackendTrafficPolicy
+metadata: { name: slow-connections, namespace: ${NS} }
+spec:
+  targetRefs: [{ group: "", kind: Service, name: slow }]
+  circuitBreaker: { maxConnections: 2, maxPendingRequests: 3 }
+`,
+    );
+    await waitFor(
+      'the connection limit to be in force',
+      async () =>
+        (heyCodes((await inClient(['hey', '-n', '10', '-c', '10', 'http://slow/delay/500'])).stdout)['503'] ??
+          0) > 0,
+      30_000,
+    );
+    const before = await waypointMetrics();
+    const r = await inClient(['hey', '-n', '10', '-c', '10', '-t', '20', 'http://slow/delay/1000']);
+    const codes = heyCodes(r.stdout);
+    const ok = codes['200'] ?? 0;
+    const refused = codes['503'] ?? 0;
+    expect(ok + refused, r.stdout).toBe(10);
+    // The two running and the three waiting all succeed (the waiting ones after a second).
+    expect(ok, r.stdout).toBeGreaterThanOrEqual(5);
+    expect(refused, r.stdout).toBeGreaterThanOrEqual(1);
+    const after = await waypointMetrics();
+    const d = (name: string, match: Record<string, string>) =>
+      sum(after, name, match) - sum(before, name, match);
+    expect(
+      d('istio_requests_total', { destination_service: SLOW, response_code: '503', response_flags: 'UO' }),
+    ).toBe(refused);
+    expect(
+      d('ambit_waypoint_circuit_breaker_overflows_total', {
+        destination_service: SLOW,
+        reason: 'maxPendingRequests',
+      }),
+    ).toBe(refused);
+    const del = await kubectl('delete', 'backendtrafficpolicy', 'slow-connections', '-n', NS);
+    expect(del.code, del.stderr).toBe(0);
+    await waitFor(
+      'the connection limit to be gone',
+      async () =>
+        heyCodes((await inClient(['hey', '-n', '10', '-c', '10', 'http://slow/delay/200'])).stdout)['200'] ===
+        10,
+      30_000,
+    );
+  }, 90_000);
+
   test('a 50% abort with 503 over 1,000 requests is within binomial bounds, flagged FI, and not retried by the route', async () => {
     await apply('faults', faults('    abort: { httpStatus: 503, percentage: 50 }\n'));
     await waitFor(
