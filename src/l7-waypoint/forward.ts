@@ -483,7 +483,9 @@ class Exchange {
       if (cb !== undefined && breakers !== undefined) {
         const conn = await breakers.connection(plan.policy!.hostname, cb, attempt.signal);
         if (conn === undefined) {
+          // The wait ended with the attempt: its timeout, or the request's end (client gone, timeout).
           stop();
+          if (attemptTimedOut) last = { kind: 'attempt-timeout' };
           break;
         }
         if (typeof conn === 'string') {
