@@ -3,6 +3,7 @@ import type { MeshNode, MeshService, MeshView, MeshWaypoint, Workload } from '..
 import { type MeshPolicy, policyKey } from '../policy/types.js';
 import { encodePolicy, type WirePolicy } from './config-policies.js';
 import { encodeRoute, type WireRoute } from './config-routes.js';
+import { encodeTrafficPolicy, type WireTrafficPolicy } from './config-traffic-policy.js';
 
 /*
  * The config stream: what the control plane publishes (PushedConfig), the difference between two
@@ -84,6 +85,7 @@ export interface WireService {
   endpoints: { workload_uid: string; ready: boolean; ports: Record<string, number> }[];
   waypoint: WireWaypointRef | null;
   required_waypoint: WireWaypointRef | null;
+  traffic_policy?: WireTrafficPolicy | null;
 }
 
 export interface WireWaypoint {
@@ -242,6 +244,7 @@ function encodeService(s: MeshService): WireService {
     })),
     waypoint: s.waypoint === undefined ? null : { ...s.waypoint },
     required_waypoint: s.requiredWaypoint === undefined ? null : { ...s.requiredWaypoint },
+    traffic_policy: s.trafficPolicy === undefined ? null : encodeTrafficPolicy(s.trafficPolicy),
   };
 }
 

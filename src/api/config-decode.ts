@@ -12,6 +12,7 @@ import type {
   Workload,
 } from '../mesh/view.js';
 import type { MeshPolicy } from '../policy/types.js';
+import type { AppliedTrafficPolicy } from '../traffic-policy/types.js';
 import {
   type ConfigUpdate,
   type PushedConfig,
@@ -23,6 +24,7 @@ import {
 } from './config-codec.js';
 import { decodePolicy } from './config-policies.js';
 import { decodeRoute } from './config-routes.js';
+import { decodeTrafficPolicy } from './config-traffic-policy.js';
 
 function waypointRef(w: WireWaypointRef | null | undefined): WaypointRef | undefined {
   return w === null || w === undefined || w.name === ''
@@ -95,6 +97,14 @@ function decodeService(s: WireService, problems: string[]): MeshService | undefi
   );
   if (badProtocol !== undefined)
     return bad(`protocol ${JSON.stringify(badProtocol.protocol)} is not TCP, UDP or SCTP`);
+  let trafficPolicy: AppliedTrafficPolicy | undefined;
+  if (s.traffic_policy !== null && s.traffic_policy !== undefined) {
+    try {
+      trafficPolicy = decodeTrafficPolicy(s.traffic_policy);
+    } catch (err) {
+      return bad(`traffic policy: ${(err as Error).message}`);
+    }
+  }
   const endpoints: ServiceEndpoint[] = s.endpoints.map((e) => ({
     workloadUid: e.workload_uid,
     ready: e.ready,
@@ -118,6 +128,7 @@ function decodeService(s: WireService, problems: string[]): MeshService | undefi
     ...(waypointRef(s.required_waypoint) === undefined
       ? {}
       : { requiredWaypoint: waypointRef(s.required_waypoint)! }),
+    ...(trafficPolicy === undefined ? {} : { trafficPolicy }),
   };
 }
 

@@ -76,7 +76,7 @@ interface WireStringMatch {
   type: string;
   value: string;
 }
-interface WireNamedMatch {
+export interface WireNamedMatch {
   name: string;
   match: WireStringMatch | null;
 }
@@ -162,7 +162,7 @@ function encodeFilter(f: HttpFilter): WireFilter {
 
 const encodeBackends = (bs: readonly BackendRef<HttpFilter>[]): WireBackendRef[] =>
   bs.map((b) => ({ ref: objectRef(b), weight: b.weight, filters: b.filters.map(encodeFilter) }));
-const named = (ms: readonly HeaderMatch[]): WireNamedMatch[] =>
+export const named = (ms: readonly HeaderMatch[]): WireNamedMatch[] =>
   ms.map((m) => ({ name: m.name, match: { type: m.match.type, value: m.match.value } }));
 
 export function encodeRoute(r: MeshRoute): WireRoute {
@@ -377,7 +377,7 @@ function decodePath(w: WireStringMatch | null | undefined, field: string): PathM
   return decodeStringMatch(m, field, true);
 }
 
-const decodeNamed = (ws: WireNamedMatch[], field: string): HeaderMatch[] =>
+export const decodeNamed = (ws: WireNamedMatch[], field: string): HeaderMatch[] =>
   (ws ?? []).map((h, i) => ({
     name: checkString(h.name, `${field}[${i}].name`),
     match: decodeStringMatch(h.match, `${field}[${i}]`),

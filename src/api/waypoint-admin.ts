@@ -31,4 +31,15 @@ export interface WaypointClustersDump {
       readonly hbone: boolean;
     }[];
   }[];
+  /** The BackendTrafficPolicy of each Service that has one, and what this replica has in flight to it. */
+  readonly trafficPolicies?: readonly {
+    readonly service: string;
+    readonly description: string;
+    readonly inFlight: {
+      readonly requests: number;
+      readonly connections: number;
+      readonly pending: number;
+      readonly retries: number;
+    };
+  }[];
 }

@@ -5,6 +5,8 @@ import { parseGrpcRoute } from '../gateway-api/parse-grpc-route.js';
 import { parseHttpRoute } from '../gateway-api/parse-http-route.js';
 import { parseAuthorizationPolicy, SECURITY_API_VERSION } from '../policy/parse-authorization-policy.js';
 import { parsePeerAuthentication } from '../policy/parse-peer-authentication.js';
+import { parseBackendTrafficPolicy } from '../traffic-policy/parse-backend-traffic-policy.js';
+import { TRAFFIC_API_VERSION } from '../traffic-policy/types.js';
 import type { MeshConfigKind, MeshConfigValue } from './resources.js';
 
 /**
@@ -17,6 +19,7 @@ export const MESH_CONFIG_KINDS: Readonly<Record<MeshConfigKind, readonly string[
   Gateway: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'],
   HTTPRoute: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'],
   GRPCRoute: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1alpha2'],
+  BackendTrafficPolicy: [TRAFFIC_API_VERSION],
 };
 
 export function isMeshConfigKind(kind: string): kind is MeshConfigKind {
@@ -61,6 +64,10 @@ export function parseMeshConfig(
     }
     case 'GRPCRoute': {
       const value = spec === undefined ? undefined : parseGrpcRoute(spec, meta);
+      return value === undefined ? undefined : { kind, value };
+    }
+    case 'BackendTrafficPolicy': {
+      const value = spec === undefined ? undefined : parseBackendTrafficPolicy(spec, meta);
       return value === undefined ? undefined : { kind, value };
     }
   }

@@ -2,6 +2,7 @@ import type { SourceRef } from '../config/issue.js';
 import type { Labels, Protocol, QosClass, ServicePort } from '../config/kube-types.js';
 import type { Gateway, GrpcRoute, HttpRoute } from '../gateway-api/types.js';
 import type { AuthorizationPolicy, PeerAuthentication } from '../policy/types.js';
+import type { BackendTrafficPolicy } from '../traffic-policy/types.js';
 
 /**
  * The cluster as Ambit's daemons see it: readonly domain types for the Kubernetes objects they read,
@@ -92,14 +93,16 @@ export type MeshConfigKind =
   | 'PeerAuthentication'
   | 'Gateway'
   | 'HTTPRoute'
-  | 'GRPCRoute';
+  | 'GRPCRoute'
+  | 'BackendTrafficPolicy';
 
 export type MeshConfigValue =
   | { readonly kind: 'AuthorizationPolicy'; readonly value: AuthorizationPolicy }
   | { readonly kind: 'PeerAuthentication'; readonly value: PeerAuthentication }
   | { readonly kind: 'Gateway'; readonly value: Gateway }
   | { readonly kind: 'HTTPRoute'; readonly value: HttpRoute }
-  | { readonly kind: 'GRPCRoute'; readonly value: GrpcRoute };
+  | { readonly kind: 'GRPCRoute'; readonly value: GrpcRoute }
+  | { readonly kind: 'BackendTrafficPolicy'; readonly value: BackendTrafficPolicy };
 
 /** A problem found parsing a config object; errors reject it, warnings keep it. */
 export interface ConfigObjectIssue {

@@ -19,6 +19,7 @@ export const CLUSTER_KINDS: readonly ClusterKind[] = [
   'Gateway',
   'HTTPRoute',
   'GRPCRoute',
+  'BackendTrafficPolicy',
 ];
 
 interface Cached {

@@ -16,6 +16,7 @@ import {
 import { meshWaypointOf, type WaypointLookup, waypointKey } from '../mesh/waypoints.js';
 import { failClosedNote } from '../policy/fail-closed.js';
 import { type MeshPolicy, policyKey } from '../policy/types.js';
+import { type BackendTrafficPolicy, trafficPolicyFor } from '../traffic-policy/types.js';
 
 /** A warning about a config object that was kept (for the log). */
 export interface ConfigWarning {
@@ -82,6 +83,12 @@ export class MeshConfigBuilder {
           break;
         case 'ServiceAccount':
           break; // Identities come from pods; the CA reads ServiceAccounts from the store.
+        case 'BackendTrafficPolicy':
+          // The Services it targets (before and after the change: touch sees both) carry it.
+          this.updateConfigObject(r.kind, `${r.kind}/${r.namespace}/${r.name}`);
+          if (r.parsed?.kind === 'BackendTrafficPolicy')
+            for (const t of r.parsed.value.targetRefs) dirtyServices.add(`${r.namespace}/${t.name}`);
+          break;
         default:
           if (this.updateConfigObject(r.kind, `${r.kind}/${r.namespace}/${r.name}`)) waypointsChanged = true;
       }
@@ -141,19 +148,25 @@ export class MeshConfigBuilder {
       this.services.delete(key);
       return;
     }
+    const trafficPolicy = trafficPolicyFor(svc, this.trafficPolicies());
+    const next = serviceOf(
+      svc,
+      slices,
+      (uid) => this.workloads.has(uid),
+      this.store.namespaces.get(svc.namespace)?.labels,
+      this.lookup,
+    );
     this.services.set(
       key,
-      keep(
-        this.services.get(key),
-        serviceOf(
-          svc,
-          slices,
-          (uid) => this.workloads.has(uid),
-          this.store.namespaces.get(svc.namespace)?.labels,
-          this.lookup,
-        ),
-      ),
+      keep(this.services.get(key), trafficPolicy === undefined ? next : { ...next, trafficPolicy }),
     );
+  }
+
+  /** The BackendTrafficPolicies that passed validation. */
+  private *trafficPolicies(): Iterable<BackendTrafficPolicy> {
+    for (const o of this.store.config.values())
+      if (o.parsed?.kind === 'BackendTrafficPolicy' && !o.issues.some((i) => i.severity === 'error'))
+        yield o.parsed.value;
   }
 
   /** Takes in one config object's change; true when the set of waypoints changed. */
@@ -218,6 +231,8 @@ export class MeshConfigBuilder {
         this.routes.set(routeKey(route), route);
         return hadWaypoint;
       }
+      case 'BackendTrafficPolicy':
+        return hadWaypoint; // Carried by the Services it targets (updateService).
       case 'Gateway': {
         if (!isWaypoint(p.value)) return hadWaypoint;
         const w = meshWaypointOf(p.value, this.trustDomain);

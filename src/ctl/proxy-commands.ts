@@ -281,20 +281,25 @@ async function waypointConfig(
   }
   const d = await waypointAdmin<WaypointClustersDump>(state, ref, '/clusters');
   if (format === 'json' || format === 'yaml') return print(render(d, format));
+  const policies = (d.trafficPolicies ?? []).map(
+    (t) =>
+      `  ${t.service}: ${t.description} (in flight: ${t.inFlight.requests} requests, ${t.inFlight.connections} connections, ${t.inFlight.pending} pending, ${t.inFlight.retries} retries)`,
+  );
   return print(
-    table(
-      ['SERVICE', 'PORT', 'ENDPOINT', 'POD', 'IN FLIGHT', 'TRANSPORT'],
-      d.clusters.flatMap((c) =>
-        c.endpoints.map((e) => [
-          c.service,
-          String(c.port),
-          e.address,
-          e.pod,
-          String(e.inFlight),
-          e.hbone ? 'HBONE' : 'TCP',
-        ]),
+    (policies.length === 0 ? '' : `traffic policies:\n${policies.join('\n')}\n\n`) +
+      table(
+        ['SERVICE', 'PORT', 'ENDPOINT', 'POD', 'IN FLIGHT', 'TRANSPORT'],
+        d.clusters.flatMap((c) =>
+          c.endpoints.map((e) => [
+            c.service,
+            String(c.port),
+            e.address,
+            e.pod,
+            String(e.inFlight),
+            e.hbone ? 'HBONE' : 'TCP',
+          ]),
+        ),
       ),
-    ),
   );
 }
 
@@ -414,6 +419,7 @@ export async function explainCommand(argv: readonly string[], s: CliSettings): P
     for (const f of l.filters) lines.push(`    filter: ${f}`);
     lines.push(`    retry: ${l.retry}`);
     lines.push(`    timeouts: ${l.timeouts}`);
+    for (const t of l.trafficPolicies ?? []) lines.push(`    traffic policy: ${t}`);
     lines.push(
       "    endpoint: picked per request by least request (two random choices) among the backend's ready endpoints:",
     );

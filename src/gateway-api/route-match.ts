@@ -128,9 +128,9 @@ function pathTest(m: PathMatch): (path: string) => boolean {
   }
 }
 
-type HeaderFacts = Pick<HttpRequestFacts, 'header'>;
+export type HeaderFacts = Pick<HttpRequestFacts, 'header'>;
 
-function headersTest(headers: readonly HeaderMatch[]): (req: HeaderFacts) => boolean {
+export function headersTest(headers: readonly HeaderMatch[]): (req: HeaderFacts) => boolean {
   const tests = headers.map((h) => ({ name: h.name, test: stringTest(h.match) }));
   return (req) => tests.every((t) => t.test(req.header(t.name)));
 }

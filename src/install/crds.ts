@@ -2,7 +2,7 @@ import type { JsonObject, KubeObject } from '../gateway-api/waypoint-render.js';
 import { type ApiResource, resourceOfKind } from '../kube/api-resources.js';
 
 /*
- * The CustomResourceDefinitions of Ambit's own kinds (security.ambit.dev/v1alpha1), with structural
+ * The CustomResourceDefinitions of Ambit's own kinds (security.ambit.dev and traffic.ambit.dev v1alpha1), with structural
  * OpenAPI v3 schemas: every node has a type, objects list their properties. The field shapes are
  * Istio's (so a policy moves by changing its apiVersion) and are exactly the fields Ambit's parsers
  * read (src/policy/parse-*.ts); the parsers stay the judge of values, the schema of shapes.
@@ -90,6 +90,39 @@ const peerAuthenticationSpec = obj({
   portLevelMtls: { type: 'object', additionalProperties: mtls },
 });
 
+const int = (description?: string): JsonObject => ({ type: 'integer', ...desc(description) });
+const percentage: JsonObject = {
+  type: 'number',
+  description: 'Share of requests, 0 to 100; 100 when unset.',
+};
+
+/** BackendTrafficPolicy (traffic.ambit.dev): Envoy Gateway's field shapes, the ones Ambit enforces. */
+const backendTrafficPolicySpec = obj({
+  targetRefs: {
+    type: 'array',
+    items: obj(
+      { group: str(), kind: str(), name: str(), sectionName: str() },
+      'A Service (group "", kind Service).',
+    ),
+  },
+  circuitBreaker: obj({
+    maxConnections: int(),
+    maxPendingRequests: int(),
+    maxParallelRequests: int(),
+    maxParallelRetries: int(),
+    maxRequestsPerConnection: int(),
+    perEndpoint: obj({ maxConnections: int() }),
+  }),
+  faultInjection: obj({
+    delay: obj({ fixedDelay: str('A duration: 1s, 500ms.'), percentage }),
+    abort: obj({ httpStatus: int(), grpcStatus: int(), percentage }),
+    headers: {
+      type: 'array',
+      items: obj({ type: str(), name: str(), value: str() }, 'Only requests with these headers are faulted.'),
+    },
+  }),
+});
+
 function crd(kind: string, spec: JsonObject, labels: Record<string, string>): KubeObject {
   const r: ApiResource | undefined = resourceOfKind(kind);
   if (r === undefined) throw new Error(`no API resource for ${kind}`);
@@ -123,11 +156,12 @@ function crd(kind: string, spec: JsonObject, labels: Record<string, string>): Ku
 }
 
 /** Ambit's own kinds, the ones its control plane reads (src/kube/api-resources.ts). */
-export const CRD_KINDS = ['AuthorizationPolicy', 'PeerAuthentication'] as const;
+export const CRD_KINDS = ['AuthorizationPolicy', 'PeerAuthentication', 'BackendTrafficPolicy'] as const;
 
 export function renderCrds(labels: Record<string, string>): KubeObject[] {
   return [
     crd('AuthorizationPolicy', authorizationPolicySpec, labels),
     crd('PeerAuthentication', peerAuthenticationSpec, labels),
+    crd('BackendTrafficPolicy', backendTrafficPolicySpec, labels),
   ];
 }

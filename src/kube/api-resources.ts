@@ -166,6 +166,16 @@ export const API_RESOURCES: readonly ApiResource[] = [
     shortNames: ['pa'],
     verbs: WRITE,
   },
+  {
+    kind: 'BackendTrafficPolicy',
+    group: 'traffic.ambit.dev',
+    version: 'v1alpha1',
+    plural: 'backendtrafficpolicies',
+    singular: 'backendtrafficpolicy',
+    namespaced: true,
+    shortNames: ['btp'],
+    verbs: WRITE,
+  },
 ];
 
 /** `v1` or `group/version`: an object's apiVersion. */

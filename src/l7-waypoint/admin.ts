@@ -3,6 +3,8 @@ import type { Dataplane } from '../dataplane/runtime.js';
 import type { HbonePool } from '../hbone/pool.js';
 import { serviceEndpoints } from '../mesh/l7-route.js';
 import type { Handler } from '../telemetry/http-endpoints.js';
+import { describeTrafficPolicy } from '../traffic-policy/describe.js';
+import type { CircuitBreakers } from './circuit-breakers.js';
 import type { WaypointConfig } from './config.js';
 import type { RoutingState } from './routing-state.js';
 import type { Upstreams } from './upstream.js';
@@ -14,6 +16,7 @@ export function adminRoutes(o: {
   readonly upstreams: Upstreams;
   readonly dp: Dataplane;
   readonly pool: HbonePool;
+  readonly breakers?: CircuitBreakers;
 }): Record<string, Handler> {
   const json = (res: Parameters<Handler>[1], body: unknown): void => {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body, null, 2));
@@ -98,6 +101,22 @@ export function adminRoutes(o: {
       const dump: WaypointClustersDump = {
         waypoint: name,
         clusters: clusters.filter((c) => c.endpoints.length > 0),
+        trafficPolicies: (state?.mesh.view.services ?? []).flatMap((s) =>
+          s.trafficPolicy === undefined
+            ? []
+            : [
+                {
+                  service: `${s.namespace}/${s.name}`,
+                  description: describeTrafficPolicy(s.trafficPolicy),
+                  inFlight: o.breakers?.inFlight(s.hostname) ?? {
+                    requests: 0,
+                    connections: 0,
+                    pending: 0,
+                    retries: 0,
+                  },
+                },
+              ],
+        ),
       };
       json(res, dump);
     },

@@ -18,6 +18,7 @@ import { IstioHttpMetrics } from '../telemetry/istio-http-metrics.js';
 import type { Logger } from '../telemetry/logger.js';
 import { outcomeInfo } from '../telemetry/outcomes.js';
 import { adminRoutes } from './admin.js';
+import { CircuitBreakers } from './circuit-breakers.js';
 import type { WaypointConfig } from './config.js';
 import { http1Downstream, http2Downstream } from './downstream.js';
 import { type ForwardDeps, forward } from './forward.js';
@@ -138,6 +139,20 @@ export async function startWaypoint(
     random,
     dial,
     active: { count: 0, mirrors: 0 },
+    breakers: new CircuitBreakers(
+      new Counter({
+        name: 'ambit_waypoint_circuit_breaker_overflows_total',
+        help: 'Requests refused (503, flag UO) or retries not made because a BackendTrafficPolicy circuit breaker was open, by the limit reached',
+        labelNames: ['destination_service', 'reason'],
+        registers: [registry],
+      }),
+    ),
+    faults: new Counter({
+      name: 'ambit_waypoint_faults_injected_total',
+      help: 'Faults injected by a BackendTrafficPolicy (abort: flag FI, delay: flag DI)',
+      labelNames: ['destination_service', 'fault'],
+      registers: [registry],
+    }),
   };
 
   const http1 = createHttp1Server({
@@ -221,7 +236,15 @@ export async function startWaypoint(
     adminPort: cfg.adminPort,
     notReady: () =>
       routing === undefined ? 'no config yet' : hasCert ? undefined : `no certificate for ${identity} yet`,
-    admin: adminRoutes({ cfg, identity, routing: () => routing, upstreams, dp, pool: hbonePool }),
+    admin: adminRoutes({
+      cfg,
+      identity,
+      routing: () => routing,
+      upstreams,
+      dp,
+      pool: hbonePool,
+      ...(fwd.breakers === undefined ? {} : { breakers: fwd.breakers }),
+    }),
   });
 
   dp.onConfig((next, version) => {

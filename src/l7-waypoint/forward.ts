@@ -15,6 +15,8 @@ import {
 import { resolveBackend } from '../mesh/l7-route.js';
 import { pickLeastRequest } from '../mesh/load-balancer-least-request.js';
 import {
+  FAULT_ABORT_FLAG,
+  FAULT_DELAY_FLAG,
   grpcStatusOfHttp,
   HTTP_FAILURES,
   type HttpFailure,
@@ -24,6 +26,9 @@ import type { IstioHttpMetrics } from '../telemetry/istio-http-metrics.js';
 import type { Logger } from '../telemetry/logger.js';
 import { traceIdOf } from '../telemetry/traceparent.js';
 import type { RequestTrace, Tracing } from '../telemetry/tracing.js';
+import { chooseFault } from '../traffic-policy/fault-injection.js';
+import type { AppliedTrafficPolicy } from '../traffic-policy/types.js';
+import type { CircuitBreakers, Release } from './circuit-breakers.js';
 import type { Downstream } from './downstream.js';
 import {
   authorizeAt,
@@ -59,6 +64,10 @@ export interface ForwardDeps {
   readonly random: Random;
   /** Requests in progress (what shutdown drains). */
   readonly active: { count: number; mirrors: number };
+  /** What is in flight to each backend, bounded by its BackendTrafficPolicy circuitBreaker. */
+  readonly breakers?: CircuitBreakers;
+  /** Faults injected by a BackendTrafficPolicy, by kind (abort, delay). */
+  readonly faults?: Counter<'destination_service' | 'fault'>;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -84,6 +93,8 @@ interface Plan {
   readonly responseHeaders: readonly HeaderModifier[];
   readonly mirrors: readonly RequestMirror[];
   readonly routeNamespace: string;
+  /** The backend Service's BackendTrafficPolicy, and the Service's hostname (the metrics' label). */
+  readonly policy?: { readonly hostname: string; readonly applied: AppliedTrafficPolicy };
 }
 
 /**
@@ -149,6 +160,8 @@ class Exchange {
   private requestTimer: NodeJS.Timeout | undefined;
   private finished = false;
   private body: RequestBody | undefined;
+  /** Circuit-breaker slots this request holds, given back when it ends. */
+  private readonly releases: Release[] = [];
 
   constructor(
     private readonly deps: ForwardDeps,
@@ -170,6 +183,7 @@ class Exchange {
     if (this.finished) return;
     this.finished = true;
     clearTimeout(this.requestTimer);
+    for (const r of this.releases) r();
     const rec = this.rec;
     rec.requestBytes += this.body?.bytes ?? 0;
     this.trace?.end(
@@ -266,7 +280,92 @@ class Exchange {
       responseHeaders: decision.responseHeaders,
       mirrors: decision.mirrors,
       routeNamespace: decision.route?.namespace ?? decision.backend.namespace,
+      ...(decision.backend.service.trafficPolicy === undefined
+        ? {}
+        : {
+            policy: {
+              hostname: decision.backend.service.hostname,
+              applied: decision.backend.service.trafficPolicy,
+            },
+          }),
     };
+  }
+
+  /**
+   * The BackendTrafficPolicy's faults, then its request limit (Envoy's fault filter runs before the
+   * router's circuit breakers); false when the request was answered here. An injected abort is the
+   * waypoint's own answer: no attempt is made, so no route retry can hide it.
+   */
+  private async protect(plan: Plan): Promise<boolean> {
+    const { deps, down, rec } = this;
+    const p = plan.policy;
+    if (p === undefined) return true;
+    const fi = p.applied.faultInjection;
+    if (fi !== undefined) {
+      const fault = chooseFault(fi, { header: (n) => headerOf(down.headers, n) }, deps.random);
+      if (fault.delayMs !== undefined) {
+        rec.flags.push(FAULT_DELAY_FLAG);
+        deps.faults?.inc({ destination_service: p.hostname, fault: 'delay' });
+        await sleep(fault.delayMs, this.controller.signal);
+        if (this.clientGone) {
+          this.localReply('downstream-reset', 'the client went away during an injected delay');
+          return false;
+        }
+      }
+      if (fault.abort !== undefined) {
+        deps.faults?.inc({ destination_service: p.hostname, fault: 'abort' });
+        this.faultReply(fault.abort, p.applied.policy);
+        return false;
+      }
+    }
+    const cb = p.applied.circuitBreaker;
+    if (cb !== undefined && deps.breakers !== undefined) {
+      const got = deps.breakers.request(p.hostname, cb);
+      if (typeof got === 'string') {
+        this.localReply(
+          'upstream-overflow',
+          `circuitBreaker.${got} (${cb[got]}) of BackendTrafficPolicy ${p.applied.policy} reached`,
+        );
+        return false;
+      }
+      this.releases.push(got);
+    }
+    return true;
+  }
+
+  /** The answer of an injected abort: its status (gRPC: in grpc-status), flag FI. */
+  private faultReply(
+    abort: { readonly httpStatus: number } | { readonly grpcStatus: number },
+    policy: string,
+  ): void {
+    const { rec, down } = this;
+    rec.flags.push(FAULT_ABORT_FLAG);
+    rec.reason = `fault injected by BackendTrafficPolicy ${policy}`;
+    if (this.grpc || 'grpcStatus' in abort) {
+      const g = 'grpcStatus' in abort ? abort.grpcStatus : grpcStatusOfHttp(abort.httpStatus);
+      rec.status = 200;
+      rec.grpcStatus = g;
+      down.respond(
+        rec.status,
+        {
+          'content-type': 'application/grpc',
+          'grpc-status': String(g),
+          'grpc-message': 'fault%20filter%20abort',
+        },
+        { end: true, trailers: false },
+      );
+      return;
+    }
+    const body = Buffer.from('fault filter abort\n');
+    rec.status = abort.httpStatus;
+    rec.responseBytes = body.length;
+    down.respond(
+      abort.httpStatus,
+      { 'content-type': 'text/plain', 'content-length': String(body.length) },
+      { end: false, trailers: false },
+    );
+    down.write(body);
+    down.end();
   }
 
   async run(requestId: string): Promise<void> {
@@ -289,6 +388,7 @@ class Exchange {
         'no-healthy-upstream',
         `${rec.backend?.hostname ?? dstName(this.ctx)} has no ready endpoint`,
       );
+    if (!(await this.protect(plan))) return;
 
     let body: RequestBody | undefined;
     if (down.body !== undefined) {
@@ -326,6 +426,18 @@ class Exchange {
     const deadline = plan.timeouts.requestMs === undefined ? undefined : Date.now() + plan.timeouts.requestMs;
     const tried = new Set<string>();
     let last: AttemptResult | undefined;
+    const cb = plan.policy?.applied.circuitBreaker;
+    const breakers = deps.breakers;
+    let retrySlot: Release | undefined;
+    /** A retry within the policy's maxParallelRetries; false: it is not made (the last answer stands). */
+    const retryAllowed = (): boolean => {
+      if (cb === undefined || breakers === undefined) return true;
+      const got = breakers.retry(plan.policy!.hostname, cb);
+      if (typeof got === 'string') return false;
+      retrySlot = got;
+      this.releases.push(got);
+      return true;
+    };
     /** The wait before the next attempt, when one may still be made before the deadline. */
     const nextWait = (made: number): number | undefined => {
       const wait = retryDelayMs(plan.retry, made, deps.random);
@@ -369,10 +481,34 @@ class Exchange {
               attemptTimedOut = true;
               attempt.abort();
             }, plan.timeouts.attemptMs);
+      // A circuit breaker's connection for this attempt (and a retry's slot), held until it ends.
+      const held: Release[] = [];
+      if (retrySlot !== undefined) held.push(retrySlot);
+      retrySlot = undefined;
       const stop = (): void => {
         clearTimeout(attemptTimer);
         controller.signal.removeEventListener('abort', onAbort);
+        for (const r of held) r();
       };
+      if (cb !== undefined && breakers !== undefined) {
+        const conn = await breakers.connection(plan.policy!.hostname, cb, attempt.signal);
+        if (conn === undefined) {
+          // The wait ended with the attempt: its timeout, or the request's end (client gone, timeout).
+          stop();
+          if (attemptTimedOut) last = { kind: 'attempt-timeout' };
+          break;
+        }
+        if (typeof conn === 'string') {
+          stop();
+          this.localReply(
+            'upstream-overflow',
+            `circuitBreaker.maxConnections (${cb.maxConnections}) in use and maxPendingRequests (${cb.maxPendingRequests}) waiting, BackendTrafficPolicy ${plan.policy!.applied.policy}`,
+          );
+          return undefined;
+        }
+        held.push(conn);
+        this.releases.push(conn);
+      }
       try {
         const resp = await deps.upstreams.send(
           ep,
@@ -383,7 +519,7 @@ class Exchange {
         last = { kind: 'response', status: resp.status };
         span?.end({ 'http.response.status_code': resp.status }, resp.status >= 500);
         const w = shouldRetry(plan.retry, made, last, body?.state ?? 'none') ? nextWait(made) : undefined;
-        if (w !== undefined && !controller.signal.aborted) {
+        if (w !== undefined && !controller.signal.aborted && retryAllowed()) {
           stop();
           resp.discard();
           rec.retried.push(String(resp.status));
@@ -411,7 +547,7 @@ class Exchange {
         rec.reason = (err as Error).message;
         if (this.clientGone || this.timedOut) break;
         const w = shouldRetry(plan.retry, made, failed, body?.state ?? 'none') ? nextWait(made) : undefined;
-        if (w === undefined) break;
+        if (w === undefined || !retryAllowed()) break;
         rec.retried.push(failed.kind);
         wait = w;
       }

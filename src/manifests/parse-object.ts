@@ -110,7 +110,7 @@ export const KINDS: Readonly<Record<string, KindInfo>> = {
   AuthorizationPolicy: meshConfig('AuthorizationPolicy'),
   PeerAuthentication: meshConfig('PeerAuthentication'),
   RequestAuthentication: { apiVersions: ['security.ambit.dev/v1alpha1'], namespaced: true, parse: keep },
-  BackendTrafficPolicy: { apiVersions: ['traffic.ambit.dev/v1alpha1'], namespaced: true, parse: keep },
+  BackendTrafficPolicy: meshConfig('BackendTrafficPolicy'),
   ConfigMap: { apiVersions: ['v1'], namespaced: true, parse: keep },
   Secret: { apiVersions: ['v1'], namespaced: true, parse: keep },
 };

@@ -1,6 +1,7 @@
 import type { MeshRoute } from '../gateway-api/types.js';
 import { type ActivePolicies, principalOf } from '../policy/active.js';
 import { HTTP_FAILURES } from '../telemetry/http-outcomes.js';
+import { describeTrafficPolicy, faultsApplyTo } from '../traffic-policy/describe.js';
 import { authorizeRequest } from './authz-l7.js';
 import { type Explanation, explainConnection } from './explain.js';
 import { compilePortRoutes, decideL7 } from './l7-route.js';
@@ -28,6 +29,8 @@ export interface L7Explanation {
   readonly filters: readonly string[];
   readonly retry: string;
   readonly timeouts: string;
+  /** forward: each backend's BackendTrafficPolicy, and whether its faults may hit this request. */
+  readonly trafficPolicies?: readonly string[];
 }
 
 export interface HttpExplanation extends Explanation {
@@ -224,6 +227,17 @@ export function explainHttp(
             ]
               .filter((x) => x !== '')
               .join(', '),
+      trafficPolicies: d.backends.flatMap((b) => {
+        const p = b.service?.trafficPolicy;
+        if (p === undefined) return [];
+        const hit =
+          p.faultInjection === undefined
+            ? ''
+            : faultsApplyTo(p, { header: (n) => req.headers[n] })
+              ? '; its faults apply to this request'
+              : "; its faults do not apply to this request (headers don't match)";
+        return [`${b.namespace}/${b.name}: ${describeTrafficPolicy(p)}${hit}`];
+      }),
     },
   };
 }

@@ -3,6 +3,7 @@ import { type Labels, type ServicePort, servicePortKey } from '../config/kube-ty
 import type { Gateway } from '../gateway-api/types.js';
 import { isWaypoint, type WaypointRef } from '../gateway-api/waypoint.js';
 import { SpiffeId } from '../identity/spiffe-id.js';
+import type { AppliedTrafficPolicy } from '../traffic-policy/types.js';
 import { isAmbient } from './labels.js';
 import {
   bindWaypoint,
@@ -64,6 +65,8 @@ export interface MeshService {
    * then refuse mesh traffic rather than take it straight from clients (fail closed).
    */
   readonly requiredWaypoint?: WaypointRef;
+  /** The BackendTrafficPolicy in force for requests a waypoint sends to this Service. */
+  readonly trafficPolicy?: AppliedTrafficPolicy;
 }
 
 export interface MeshNode {

@@ -11,6 +11,8 @@ export type HttpFailure =
   | 'no-backend'
   /** The backend has no ready endpoint. */
   | 'no-healthy-upstream'
+  /** A circuit breaker of the backend's BackendTrafficPolicy is open (a limit is reached). */
+  | 'upstream-overflow'
   /** No connection or stream to the endpoint could be opened. */
   | 'upstream-connect-failure'
   /** The connection to the endpoint broke before a whole response. */
@@ -36,6 +38,7 @@ export const HTTP_FAILURES: Readonly<Record<HttpFailure, HttpFailureInfo>> = {
   'no-route': { status: 404, flag: 'NR', message: 'no route matches this request' },
   'no-backend': { status: 500, flag: 'NC', message: 'the route has no backend that exists' },
   'no-healthy-upstream': { status: 503, flag: 'UH', message: 'no healthy upstream' },
+  'upstream-overflow': { status: 503, flag: 'UO', message: 'upstream overflow (circuit breaker open)' },
   'upstream-connect-failure': { status: 503, flag: 'UF', message: 'upstream connect error' },
   'upstream-reset': { status: 503, flag: 'UC', message: 'upstream connection terminated' },
   'upstream-timeout': { status: 504, flag: 'UT', message: 'upstream request timeout' },
@@ -46,6 +49,10 @@ export const HTTP_FAILURES: Readonly<Record<HttpFailure, HttpFailureInfo>> = {
   /** Ambit's own flag (Envoy has none for this): look for the error in the waypoint's log. */
   internal: { status: 500, flag: 'IE', message: 'internal error in the waypoint' },
 };
+
+/** Envoy's flags for an injected abort and an injected delay (BackendTrafficPolicy faultInjection). */
+export const FAULT_ABORT_FLAG = 'FI';
+export const FAULT_DELAY_FLAG = 'DI';
 
 /** The flag Envoy adds when the retries ran out on a retriable outcome. */
 export const RETRY_LIMIT_FLAG = 'URX';

@@ -398,10 +398,11 @@ describe('KubeClusterSource: what daemons receive', () => {
       ac.signal,
     );
     try {
-      await vi.waitFor(() => expect(errors.size).toBe(11));
+      await vi.waitFor(() => expect(errors.size).toBe(12));
       expect([...errors].sort()).toEqual(
         [
           'authorizationpolicies',
+          'backendtrafficpolicies',
           'endpointslices',
           'grpcroutes',
           'httproutes',

@@ -221,10 +221,11 @@ function structuralProblems(s: Record<string, unknown>, path: string): string[] 
 describe("the CRDs of Ambit's kinds", () => {
   const crds = renderInstall(DEFAULT_VALUES).filter((o) => o.kind === 'CustomResourceDefinition');
 
-  test('are the two policy kinds the control plane reads', () => {
+  test('are the policy kinds the control plane reads', () => {
     expect(crds.map((c) => c.metadata.name)).toEqual([
       'authorizationpolicies.security.ambit.dev',
       'peerauthentications.security.ambit.dev',
+      'backendtrafficpolicies.traffic.ambit.dev',
     ]);
   });
 

@@ -161,6 +161,54 @@ describe('config objects, each accepted or rejected on its own', () => {
   });
 });
 
+describe('BackendTrafficPolicy: carried by the Services it targets', () => {
+  const ns = { kind: 'Namespace', name: 'shop', labels: {} } as const;
+  const svc = snapService('web', { endpoints: [] });
+  const { endpoints: _e, ...service } = svc;
+  const btp = (name: string, spec: unknown) =>
+    api('BackendTrafficPolicy', name, spec, 'traffic.ambit.dev/v1alpha1');
+
+  test('a policy reaches its Service; a bad one is rejected alone; editing and deleting it follow', () => {
+    const { b, apply } = builder();
+    const [limits] = resources([
+      btp('limits', {
+        targetRefs: [{ group: '', kind: 'Service', name: 'web' }],
+        circuitBreaker: { maxParallelRequests: 10 },
+      }),
+    ]);
+    const [bad] = resources([
+      btp('bad', {
+        targetRefs: [{ group: '', kind: 'Service', name: 'web' }],
+        faultInjection: { abort: { httpStatus: 700 } },
+      }),
+    ]);
+    apply(added([ns, service, limits!, bad!]));
+    const first = b.config([], '1');
+    expect(first.view.services[0]?.trafficPolicy).toEqual({
+      policy: 'shop/limits',
+      circuitBreaker: {
+        maxConnections: 1024,
+        maxPendingRequests: 1024,
+        maxParallelRequests: 10,
+        maxParallelRetries: 1024,
+      },
+    });
+    expect(first.rejections.map((r) => `${r.kind}/${r.name} ${r.path}`)).toEqual([
+      'BackendTrafficPolicy/bad spec.faultInjection.abort.httpStatus',
+    ]);
+    // Retargeted: the Service it left loses it.
+    const [moved] = resources([
+      btp('limits', { targetRefs: [{ group: '', kind: 'Service', name: 'other' }], circuitBreaker: {} }),
+    ]);
+    apply([{ type: 'updated', resource: moved!, previous: limits! }]);
+    expect(b.config([], '2').view.services[0]?.trafficPolicy).toBeUndefined();
+    apply([{ type: 'updated', resource: limits!, previous: moved! }]);
+    expect(b.config([], '3').view.services[0]?.trafficPolicy?.policy).toBe('shop/limits');
+    apply([{ type: 'deleted', resource: limits! }]);
+    expect(b.config([], '4').view.services[0]?.trafficPolicy).toBeUndefined();
+  });
+});
+
 describe('the view, entry by entry', () => {
   const ns = { kind: 'Namespace', name: 'shop', labels: {} } as const;
   const web = snapPod('web-0', { ips: ['10.244.1.2'] });

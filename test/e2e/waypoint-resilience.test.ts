@@ -1,0 +1,464 @@
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { LocalState } from '../../src/local/state.js';
+import { ambit, downCluster, podExec, ROOT, runCmd, status, waitFor } from './helpers.js';
+
+/*
+ * BackendTrafficPolicy at a waypoint, in a local cluster, with clients this project did not write
+ * (hey, curl): circuit breaking under load and fault injection. Policies come and go with kubectl.
+ */
+
+const CLUSTER = 'e2e-btp';
+const NS = 'res';
+const SHARED = mkdtempSync('/var/tmp/ambit-e2e-btp-');
+const FIX = join(SHARED, 'fixtures');
+cpSync(join(ROOT, 'test/e2e/fixtures'), FIX, { recursive: true });
+const PY = '/usr/bin/python3';
+
+function app(name: string, extra = ''): string {
+  return `apiVersion: apps/v1
+kind: Deployment
+metadata: { name: ${name}, namespace: ${NS} }
+spec:
+  replicas: 1
+  selector: { matchLabels: { app: ${name} } }
+  template:
+    metadata: { labels: { app: ${name} } }
+    spec:
+      serviceAccountName: backend
+      containers:
+        - name: app
+          command: ["/bin/sh", "-c", ${JSON.stringify(`exec ${PY} -u ${FIX}/echo-server.py --name ${name} --port 8080 ${extra}`)}]
+          readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: ${name}, namespace: ${NS} }
+spec:
+  selector: { app: ${name} }
+  ports: [{ name: http, port: 80, targetPort: 8080, appProtocol: http }]
+`;
+}
+
+const MANIFESTS = `apiVersion: v1
+kind: Namespace
+metadata:
+  name: ${NS}
+  labels: { ambit.dev/dataplane-mode: ambient, ambit.dev/use-waypoint: waypoint }
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: waypoint, namespace: ${NS} }
+spec:
+  gatewayClassName: ambit-waypoint
+  listeners: [{ name: mesh, port: 15008, protocol: HBONE }]
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: { name: backend, namespace: ${NS} }
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: { name: client, namespace: ${NS} }
+---
+${app('slow')}---
+${app('faulty', `--log ${SHARED}/faulty.log`)}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: faulty, namespace: ${NS} }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: faulty, port: 80 }]
+  rules:
+    - backendRefs: [{ name: faulty, port: 80 }]
+      retry: { codes: [503], attempts: 3 }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: client, namespace: ${NS}, labels: { app: client } }
+spec:
+  serviceAccountName: client
+  nodeName: node-1
+  terminationGracePeriodSeconds: 1
+  containers: [{ name: c, command: ["sleep", "infinity"] }]
+`;
+
+const CIRCUIT = `apiVersion: traffic.ambit.dev/v1alpha1
+kind: BackendTrafficPolicy
+metadata: { name: slow-limits, namespace: ${NS} }
+spec:
+  targetRefs: [{ group: "", kind: Service, name: slow }]
+  circuitBreaker: { maxParallelRequests: 10 }
+`;
+
+const faults = (spec: string): string => `apiVersion: traffic.ambit.dev/v1alpha1
+kind: BackendTrafficPolicy
+metadata: { name: faulty-faults, namespace: ${NS} }
+spec:
+  targetRefs: [{ group: "", kind: Service, name: faulty }]
+  faultInjection:
+${spec}`;
+
+let state: LocalState;
+let work = '';
+
+function inClient(cmd: readonly string[]) {
+  return podExec(CLUSTER, 'client', cmd, NS);
+}
+
+function kubectl(...args: string[]) {
+  return runCmd('kubectl', ['--kubeconfig', `/run/ambit/${CLUSTER}/kube/admin.kubeconfig`, ...args], {
+    timeoutMs: 30_000,
+  });
+}
+
+async function apply(name: string, yaml: string): Promise<void> {
+  const f = join(work, `${name}.yaml`);
+  writeFileSync(f, yaml);
+  const r = await kubectl('apply', '-f', f);
+  expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+}
+
+function waypointPod(): string {
+  const p = state.pods.find((x) => x.namespace === NS && x.name.startsWith('waypoint-'));
+  if (p === undefined) throw new Error('no waypoint pod');
+  return p.name;
+}
+
+interface Sample {
+  readonly name: string;
+  readonly labels: Record<string, string>;
+  readonly value: number;
+}
+
+async function waypointMetrics(): Promise<Sample[]> {
+  const r = await runCmd('ip', [
+    'netns',
+    'exec',
+    `${CLUSTER}.pod.${NS}.${waypointPod()}`,
+    'curl',
+    '-s',
+    'http://127.0.0.1:15020/metrics',
+  ]);
+  const out: Sample[] = [];
+  for (const line of r.stdout.split('\n')) {
+    const m = /^(\w+)\{(.*)\} ([0-9.e+-]+)$/.exec(line);
+    if (m === null) continue;
+    const labels: Record<string, string> = {};
+    for (const l of m[2]!.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
+    out.push({ name: m[1]!, labels, value: Number(m[3]) });
+  }
+  return out;
+}
+
+const sum = (s: readonly Sample[], name: string, match: Record<string, string> = {}): number =>
+  s
+    .filter((x) => x.name === name && Object.entries(match).every(([k, v]) => x.labels[k] === v))
+    .reduce((n, x) => n + x.value, 0);
+
+/** hey's status code distribution: `[200] 40 responses`. */
+function heyCodes(out: string): Record<string, number> {
+  const codes: Record<string, number> = {};
+  for (const m of out.matchAll(/\[(\d{3})\]\s+(\d+) responses/g)) codes[m[1]!] = Number(m[2]);
+  return codes;
+}
+
+/** curl's status and total time for one request. */
+async function timed(url: string, extra: readonly string[] = []): Promise<{ code: number; seconds: number }> {
+  const r = await inClient([
+    'curl',
+    '-sS',
+    '--max-time',
+    '10',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code} %{time_total}',
+    ...extra,
+    url,
+  ]);
+  const [code, seconds] = r.stdout.trim().split(' ');
+  return { code: Number(code), seconds: Number(seconds) };
+}
+
+const SLOW = 'slow.res.svc.cluster.local';
+const FAULTY = 'faulty.res.svc.cluster.local';
+
+describe('BackendTrafficPolicy at a waypoint (local mode, real clients)', () => {
+  beforeAll(async () => {
+    work = mkdtempSync('/var/tmp/ambit-e2e-btp-manifests-');
+    const dir = join(work, 'manifests');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'all.yaml'), MANIFESTS);
+    await downCluster(CLUSTER).catch(() => undefined);
+    const up = await ambit(['local', 'up', dir, '--nodes', '2', '--name', CLUSTER, '--wait', '150s'], {
+      timeoutMs: 170_000,
+    });
+    expect(up.code, `${up.stdout}\n${up.stderr}`).toBe(0);
+    state = await status(CLUSTER);
+    await waitFor(
+      'the waypoint to serve the faulty route',
+      async () => (await timed('http://faulty/x')).code === 200,
+      60_000,
+    );
+  }, 240_000);
+
+  afterAll(async () => {
+    await downCluster(CLUSTER);
+    rmSync(work, { recursive: true, force: true });
+    rmSync(SHARED, { recursive: true, force: true });
+  });
+
+  test('maxParallelRequests 10: a slow backend under hey gets 503 UO for the excess at once, the admitted succeed; without the policy all pass', async () => {
+    await apply('circuit', CIRCUIT);
+    // 40 concurrent requests of 1 s each: 10 admitted at a time.
+    await waitFor(
+      'the circuit breaker to be in force',
+      async () => {
+        const r = await inClient(['hey', '-n', '20', '-c', '20', 'http://slow/delay/1000']);
+        return (heyCodes(r.stdout)['503'] ?? 0) > 0;
+      },
+      30_000,
+    );
+    const before = await waypointMetrics();
+    const r = await inClient(['hey', '-n', '40', '-c', '40', '-t', '20', 'http://slow/delay/1000']);
+    expect(r.code, r.stderr).toBe(0);
+    const codes = heyCodes(r.stdout);
+    const ok = codes['200'] ?? 0;
+    const refused = codes['503'] ?? 0;
+    expect(ok + refused, r.stdout).toBe(40);
+    expect(ok, r.stdout).toBeGreaterThanOrEqual(10);
+    expect(refused, r.stdout).toBeGreaterThanOrEqual(1);
+    const after = await waypointMetrics();
+    const d = (name: string, match: Record<string, string>) =>
+      sum(after, name, match) - sum(before, name, match);
+    expect(
+      d('istio_requests_total', { destination_service: SLOW, response_code: '503', response_flags: 'UO' }),
+    ).toBe(refused);
+    expect(d('istio_requests_total', { destination_service: SLOW, response_code: '200' })).toBe(ok);
+    expect(
+      d('ambit_waypoint_circuit_breaker_overflows_total', {
+        destination_service: SLOW,
+        reason: 'maxParallelRequests',
+      }),
+    ).toBe(refused);
+    // The refusals are at once: not one waited for the backend's second.
+    const quick = await inClient([
+      'sh',
+      '-c',
+      "for i in $(seq 12); do curl -s -o /dev/null -w '%{http_code} %{time_total}\\n' --max-time 10 http://slow/delay/3000 & done; wait",
+    ]);
+    const lines = quick.stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' '));
+    const refusedLines = lines.filter(([c]) => c === '503');
+    expect(refusedLines.length, quick.stdout).toBeGreaterThanOrEqual(1);
+    for (const [, t] of refusedLines) expect(Number(t)).toBeLessThan(3);
+
+    // proxy-config for the waypoint and explain show the policy in force.
+    const pc = await ambit(['proxy-config', 'clusters', '--name', CLUSTER, '--waypoint', `${NS}/waypoint`]);
+    expect(pc.code, pc.stderr).toBe(0);
+    expect(pc.stdout).toMatch(
+      /res\/slow: BackendTrafficPolicy res\/slow-limits: circuitBreaker maxConnections=1024 maxPendingRequests=1024 maxParallelRequests=10 maxParallelRetries=1024 \(over a limit: 503, flag UO\) \(in flight: \d+ requests/,
+    );
+    const ex = await ambit(['explain', '--name', CLUSTER, '-n', NS, 'client', 'http://slow/delay/1']);
+    expect(ex.code, ex.stderr).toBe(0);
+    expect(ex.stdout).toMatch(
+      /traffic policy: res\/slow: BackendTrafficPolicy res\/slow-limits: circuitBreaker .*maxParallelRequests=10/,
+    );
+    const del = await kubectl('delete', 'backendtrafficpolicy', 'slow-limits', '-n', NS);
+    expect(del.code, del.stderr).toBe(0);
+    await waitFor(
+      'the circuit breaker to be gone',
+      async () => {
+        const x = await inClient(['hey', '-n', '20', '-c', '20', 'http://slow/delay/500']);
+        return heyCodes(x.stdout)['200'] === 20;
+      },
+      30_000,
+    );
+    const all = await inClient(['hey', '-n', '40', '-c', '40', '-t', '20', 'http://slow/delay/1000']);
+    expect(heyCodes(all.stdout), all.stdout).toEqual({ '200': 40 });
+  }, 120_000);
+
+  test('maxConnections 2 with maxPendingRequests 3: two run, three wait for a connection, the rest get 503 UO at once', async () => {
+    await apply(
+      'pending',
+      `apiVersion: traffic.ambit.dev/v1alpha1
+kind: BackendTrafficPolicy
+metadata: { name: slow-connections, namespace: ${NS} }
+spec:
+  targetRefs: [{ group: "", kind: Service, name: slow }]
+  circuitBreaker: { maxConnections: 2, maxPendingRequests: 3 }
+`,
+    );
+    await waitFor(
+      'the connection limit to be in force',
+      async () =>
+        (heyCodes((await inClient(['hey', '-n', '10', '-c', '10', 'http://slow/delay/500'])).stdout)['503'] ??
+          0) > 0,
+      30_000,
+    );
+    const before = await waypointMetrics();
+    const r = await inClient(['hey', '-n', '10', '-c', '10', '-t', '20', 'http://slow/delay/1000']);
+    const codes = heyCodes(r.stdout);
+    const ok = codes['200'] ?? 0;
+    const refused = codes['503'] ?? 0;
+    expect(ok + refused, r.stdout).toBe(10);
+    // The two running and the three waiting all succeed (the waiting ones after a second).
+    expect(ok, r.stdout).toBeGreaterThanOrEqual(5);
+    expect(refused, r.stdout).toBeGreaterThanOrEqual(1);
+    const after = await waypointMetrics();
+    const d = (name: string, match: Record<string, string>) =>
+      sum(after, name, match) - sum(before, name, match);
+    expect(
+      d('istio_requests_total', { destination_service: SLOW, response_code: '503', response_flags: 'UO' }),
+    ).toBe(refused);
+    expect(
+      d('ambit_waypoint_circuit_breaker_overflows_total', {
+        destination_service: SLOW,
+        reason: 'maxPendingRequests',
+      }),
+    ).toBe(refused);
+    const del = await kubectl('delete', 'backendtrafficpolicy', 'slow-connections', '-n', NS);
+    expect(del.code, del.stderr).toBe(0);
+    await waitFor(
+      'the connection limit to be gone',
+      async () =>
+        heyCodes((await inClient(['hey', '-n', '10', '-c', '10', 'http://slow/delay/200'])).stdout)['200'] ===
+        10,
+      30_000,
+    );
+  }, 90_000);
+
+  test('a 50% abort with 503 over 1,000 requests is within binomial bounds, flagged FI, and not retried by the route', async () => {
+    await apply('faults', faults('    abort: { httpStatus: 503, percentage: 50 }\n'));
+    await waitFor(
+      'the abort to be in force',
+      async () => {
+        const r = await inClient([
+          'sh',
+          '-c',
+          "curl -s -o /dev/null -w '%{http_code}\\n' 'http://faulty/warm/[1-20]'",
+        ]);
+        return r.stdout.includes('503');
+      },
+      30_000,
+    );
+    const before = await waypointMetrics();
+    const logBefore = readFileSync(`${SHARED}/faulty.log`, 'utf8')
+      .split('\n')
+      .filter((l) => l !== '').length;
+    const r = await inClient([
+      'curl',
+      '-s',
+      '--max-time',
+      '120',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}\\n',
+      'http://faulty/n/[1-1000]',
+    ]);
+    const codes = r.stdout.trim().split('\n');
+    expect(codes.length).toBe(1000);
+    const aborted = codes.filter((c) => c === '503').length;
+    const ok = codes.filter((c) => c === '200').length;
+    expect(aborted + ok).toBe(1000);
+    // 4.5 sigma around 500 (sigma = sqrt(1000 * 0.25) = 15.8).
+    expect(aborted).toBeGreaterThanOrEqual(429);
+    expect(aborted).toBeLessThanOrEqual(571);
+    const after = await waypointMetrics();
+    const d = (name: string, match: Record<string, string>) =>
+      sum(after, name, match) - sum(before, name, match);
+    expect(
+      d('istio_requests_total', { destination_service: FAULTY, response_code: '503', response_flags: 'FI' }),
+    ).toBe(aborted);
+    expect(d('ambit_waypoint_faults_injected_total', { destination_service: FAULTY, fault: 'abort' })).toBe(
+      aborted,
+    );
+    // The route retries 503s, but an injected abort never reaches the backend: it saw only the others.
+    expect(d('ambit_waypoint_retries_total', { destination_service: FAULTY })).toBe(0);
+    const logAfter = readFileSync(`${SHARED}/faulty.log`, 'utf8')
+      .split('\n')
+      .filter((l) => l !== '').length;
+    expect(logAfter - logBefore).toBe(ok);
+  }, 180_000);
+
+  test('a 1 s delay only for requests with x-fault: on, flagged DI', async () => {
+    await apply(
+      'faults',
+      faults('    delay: { fixedDelay: 1s }\n    headers: [{ name: x-fault, value: "on" }]\n'),
+    );
+    await waitFor(
+      'the delay to be in force',
+      async () => (await timed('http://faulty/d', ['-H', 'x-fault: on'])).seconds >= 1,
+      30_000,
+    );
+    const explain = async (...h: string[]) => {
+      const r = await ambit(['explain', '--name', CLUSTER, '-n', NS, 'client', 'http://faulty/d', ...h]);
+      expect(r.code, r.stderr).toBe(0);
+      return r.stdout;
+    };
+    expect(await explain('-H', 'x-fault: on')).toMatch(
+      /traffic policy: res\/faulty: BackendTrafficPolicy res\/faulty-faults: faultInjection delay 1s for 100% \(flag DI\) of requests with x-fault = "on"; its faults apply to this request/,
+    );
+    expect(await explain()).toMatch(/its faults do not apply to this request/);
+    const before = await waypointMetrics();
+    for (let i = 0; i < 5; i++) {
+      const delayed = await timed('http://faulty/d', ['-H', 'x-fault: on']);
+      expect(delayed.code).toBe(200);
+      expect(delayed.seconds).toBeGreaterThanOrEqual(1);
+      const plain = await timed('http://faulty/d');
+      expect(plain.code).toBe(200);
+      expect(plain.seconds).toBeLessThan(0.9);
+      const other = await timed('http://faulty/d', ['-H', 'x-fault: off']);
+      expect(other.seconds).toBeLessThan(0.9);
+    }
+    const after = await waypointMetrics();
+    const d = (name: string, match: Record<string, string>) =>
+      sum(after, name, match) - sum(before, name, match);
+    expect(
+      d('istio_requests_total', { destination_service: FAULTY, response_code: '200', response_flags: 'DI' }),
+    ).toBe(5);
+    expect(d('ambit_waypoint_faults_injected_total', { destination_service: FAULTY, fault: 'delay' })).toBe(
+      5,
+    );
+    expect(
+      d('istio_requests_total', { destination_service: FAULTY, response_code: '200', response_flags: '-' }),
+    ).toBe(10);
+  }, 90_000);
+
+  test('a policy that fails validation is refused with its path and reason (kubectl and a manifest file) while the rest applies', async () => {
+    const bad = `apiVersion: traffic.ambit.dev/v1alpha1
+kind: BackendTrafficPolicy
+metadata: { name: bad, namespace: ${NS} }
+spec:
+  targetRefs: [{ group: "", kind: Service, name: slow }]
+  faultInjection: { abort: { httpStatus: 503, percentage: 150 } }
+`;
+    const f = join(work, 'bad.yaml');
+    writeFileSync(f, bad);
+    const r = await kubectl('apply', '-f', f);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/spec\.faultInjection\.abort\.percentage: 150 is not a number from 0 to 100/);
+    // In a manifest file, it is rejected alone: file, line, path and reason.
+    writeFileSync(join(work, 'manifests', 'bad.yaml'), bad);
+    const st = await waitFor(
+      'the rejection in status',
+      async () => {
+        const s = await status(CLUSTER);
+        return s.issues.some((i) => i.file === 'bad.yaml') ? s : undefined;
+      },
+      30_000,
+    );
+    const issue = st.issues.find((i) => i.file === 'bad.yaml')!;
+    expect(`${issue.file}:${issue.line} ${issue.path}: ${issue.message}`).toBe(
+      'bad.yaml:6 spec.faultInjection.abort.percentage: 150 is not a number from 0 to 100',
+    );
+    // The rest applies: the faulty Service keeps its delay, slow has no policy in force.
+    expect((await timed('http://faulty/d', ['-H', 'x-fault: on'])).seconds).toBeGreaterThanOrEqual(1);
+    const all = await inClient(['hey', '-n', '20', '-c', '20', 'http://slow/delay/100']);
+    expect(heyCodes(all.stdout)).toEqual({ '200': 20 });
+  }, 60_000);
+});
