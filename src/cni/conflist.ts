@@ -25,6 +25,11 @@ export const CNI_CONF_EXTENSIONS = ['.conf', '.conflist', '.json'] as const;
 export interface AmbitPluginConfig {
   /** The node agent's CNI socket; the enrolled-namespaces file is beside it. */
   readonly socket: string;
+  /**
+   * Namespaces the plugin passes without asking the agent and never fails closed for (kube-system and
+   * Ambit's own: a node whose agent is down must still start the pods that bring it back).
+   */
+  readonly excludeNamespaces?: readonly string[];
 }
 
 interface ConvertedFrom {
@@ -113,6 +118,7 @@ function entryOf(cfg: AmbitPluginConfig, convertedFrom?: ConvertedFrom): Record<
   return {
     type: AMBIT_CNI_TYPE,
     socket: cfg.socket,
+    ...(cfg.excludeNamespaces === undefined ? {} : { excludeNamespaces: [...cfg.excludeNamespaces] }),
     ...(convertedFrom === undefined ? {} : { convertedFrom }),
   };
 }

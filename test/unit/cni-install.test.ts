@@ -1,5 +1,6 @@
 import {
   copyFileSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -22,6 +23,7 @@ import {
   writeEnrolledNamespaces,
 } from '../../src/node-agent/cni/cni-install.js';
 import { cniEnrollment } from '../../src/node-agent/redirection/cni-calls.js';
+import { cniSandboxesFile, SandboxRecord } from '../../src/node-agent/redirection/cni-sandboxes.js';
 
 const FIXTURES = join(import.meta.dirname, '../fixtures/cni');
 let dir: string;
@@ -82,7 +84,11 @@ describe('the agent installs into a node CNI folder', () => {
     insertConfEntry(paths.confDir, { socket: paths.socket });
     expect(readdirSync(paths.confDir)).toEqual(['10-bridge.conflist']);
     writeEnrolledNamespaces(paths.socket, ['shop', 'hello'], undefined);
-    expect(readFileSync(enrolledNamespacesFile(paths.socket), 'utf8')).toBe('hello\nshop\n');
+    expect(readFileSync(enrolledNamespacesFile(paths.socket), 'utf8')).toBe(
+      'ambit-cni-namespaces v2\nhello\nshop\n',
+    );
+    new SandboxRecord(cniSandboxesFile(paths.socket)).set(42n, 'c0ffee');
+    expect(existsSync(cniSandboxesFile(paths.socket))).toBe(true);
     writeFileSync(paths.socket, '');
 
     const r = uninstallCni(paths);

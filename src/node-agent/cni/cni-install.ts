@@ -11,7 +11,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { enrolledNamespacesFile } from '../../api/cni.js';
+import { enrolledNamespacesFile, NAMESPACES_FILE_HEADER } from '../../api/cni.js';
 import {
   AMBIT_CNI_TYPE,
   type AmbitPluginConfig,
@@ -22,6 +22,7 @@ import {
   removeAmbitPlugin,
 } from '../../cni/conflist.js';
 import type { Logger } from '../../telemetry/logger.js';
+import { cniSandboxesFile } from '../redirection/cni-sandboxes.js';
 
 /** Where the node's CNI lives and what the agent puts there. */
 export interface CniPaths {
@@ -93,16 +94,16 @@ export function removeConfEntries(confDir: string): string[] {
   return restored;
 }
 
-/** Rewrites the enrolled-namespaces file when the set changed (one name per line, sorted). */
+/** Rewrites the namespaces file when the set changed (the header, then one name per line, sorted). */
 export function writeEnrolledNamespaces(
   socket: string,
   namespaces: readonly string[],
   last: string | undefined,
 ): string {
-  const text = [...namespaces]
+  const text = `${NAMESPACES_FILE_HEADER}\n${[...new Set(namespaces)]
     .sort()
     .map((n) => `${n}\n`)
-    .join('');
+    .join('')}`;
   if (text !== last) {
     mkdirSync(dirname(socket), { recursive: true });
     writeFileAtomic(enrolledNamespacesFile(socket), text);
@@ -114,7 +115,12 @@ export function writeEnrolledNamespaces(
 export function uninstallCni(paths: CniPaths): { restored: string[]; removed: string[] } {
   const restored = removeConfEntries(paths.confDir);
   const removed: string[] = [];
-  for (const f of [join(paths.binDir, AMBIT_CNI_TYPE), paths.socket, enrolledNamespacesFile(paths.socket)]) {
+  for (const f of [
+    join(paths.binDir, AMBIT_CNI_TYPE),
+    paths.socket,
+    enrolledNamespacesFile(paths.socket),
+    cniSandboxesFile(paths.socket),
+  ]) {
     if (!existsSync(f)) continue;
     rmSync(f, { force: true });
     removed.push(f);
