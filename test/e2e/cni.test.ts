@@ -145,7 +145,7 @@ describe('CNI: local mode runs the real plugin for every pod', () => {
     for (const node of state.nodes) {
       const cni = nodeCni(`${RUN}/nodes/${node.name}`);
       expect(readFileSync(join(cni.binDir, AMBIT_CNI_TYPE)).equals(readFileSync(PLUGIN))).toBe(true);
-      const file = pickConfFile(readdirSync(cni.confDir));
+      const file = pickConfFile(readdirSync(cni.confDir), (n) => readFileSync(join(cni.confDir, n), 'utf8'));
       expect(file).toBe(LOCAL_CONFLIST);
       const list = JSON.parse(readFileSync(join(cni.confDir, file!), 'utf8')) as {
         plugins: { type: string }[];
