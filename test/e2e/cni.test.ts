@@ -284,6 +284,20 @@ describe('CNI: local mode runs the real plugin for every pod', () => {
     expect(pinnedPods(bpfDir)).toEqual(before);
   });
 
+  test("enrollment drift heals: entries removed from the kernel map behind the agent's back come back", async () => {
+    const bpfDir = agentFlag(daemonPid(state, 'node-1', 'agent'), '--bpf-dir');
+    const want = enrolledIds('node-1');
+    expect(want.length).toBeGreaterThan(0);
+    clearPinnedPods(bpfDir);
+    expect(pinnedPods(bpfDir)).toEqual([]);
+    // No watch event comes (nothing changes in the API): the periodic resync (30 s) restores them.
+    await waitFor(
+      'the periodic resync to restore the map',
+      () => (pinnedPods(bpfDir).join() === want.join() ? true : undefined),
+      90_000,
+    );
+  });
+
   test('while the agent is down: an enrolled pod waits, a plain pod starts; a restarted agent catches up', async () => {
     const agent = daemonPid(state, 'node-1', 'agent');
     kill(agent, 'SIGSTOP');
