@@ -203,7 +203,11 @@ export async function runAgent(
         },
         enrollLog,
       );
-      sandboxes.retain(programs.enrolled().keys());
+      try {
+        sandboxes.retain(programs.enrolled().keys());
+      } catch (err) {
+        enrollLog.warn({ err }, 'cannot persist the sandbox record');
+      }
       for (const [id, pod] of r.names) names.set(id, pod);
       for (const [id, ips] of r.ips) ipsById.set(id, ips);
       writeStatus();

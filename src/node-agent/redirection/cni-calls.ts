@@ -136,7 +136,12 @@ export class CniCalls {
       return error(500, CniErrorCode.TRY_AGAIN_LATER, `pod ${who} belongs in the mesh but is not enrolled`);
     }
     this.o.target.enroll(id, e.config);
-    this.o.sandboxes.set(id, call.containerId);
+    try {
+      this.o.sandboxes.set(id, call.containerId);
+    } catch (err) {
+      // Kept in memory still; only a restarted agent would not know this sandbox (its DEL then keeps the pod).
+      log.warn({ err }, 'cannot persist which sandbox enrolled the pod');
+    }
     for (const w of e.warnings) log.warn(w);
     await this.o.onEnrolled(id, e.pod, e.ips);
     return this.ok(log, call, { enrolled: true, cgroupId: id.toString(), notes: e.warnings });
@@ -180,7 +185,11 @@ export class CniCalls {
       });
     }
     this.o.target.unenroll(id);
-    this.o.sandboxes.delete(id);
+    try {
+      this.o.sandboxes.delete(id);
+    } catch (err) {
+      log.warn({ err }, 'cannot persist the sandbox record');
+    }
     await this.o.onUnenrolled(id);
     return this.ok(log, call, { enrolled: false, cgroupId: id.toString(), notes: ['unenrolled'] });
   }
