@@ -8,6 +8,7 @@ import { DEFAULT_VALUES, parseValues } from '../../src/install/values.js';
 import { LOCAL_CONFLIST, nodeCni, primaryConflist } from '../../src/local/cni-runtime.js';
 import type { LocalState, PodState } from '../../src/local/state.js';
 import { INBOUND_TABLE } from '../../src/node-agent/redirection/inbound-capture.js';
+import { cgroupPids } from '../../src/os/cgroup.js';
 import {
   ambit,
   copyManifests,
@@ -171,6 +172,17 @@ describe('CNI: local mode runs the real plugin for every pod', () => {
   };
   /** Thaws every process this file stopped, so that a failure leaves nothing frozen for teardown. */
   const stopped = new Set<number>();
+  /** Live node-agent processes of node-1. */
+  const agentPids = (): number[] => {
+    const layout = state.nodes.find((n) => n.name === 'node-1')!;
+    return cgroupPids(join(state.cgroupDir, layout.systemCgroup)).filter((p) => {
+      try {
+        return processLives(p) && readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('node-agent/main.js');
+      } catch {
+        return false;
+      }
+    });
+  };
 
   beforeAll(async () => {
     await ambit(['local', 'down', '--name', CLUSTER]);
@@ -518,6 +530,7 @@ describe('CNI: local mode runs the real plugin for every pod', () => {
     stopped.add(daemon);
     kill(agent, 'SIGKILL');
     await waitFor('the agent to exit', () => !processLives(agent));
+    expect(agentPids()).toEqual([]);
     // The node step of `ambit uninstall` exactly as it renders it: the cleanup DaemonSet's init
     // container, run on this node the way a kubelet would (hostPath volumes are this node's folders).
     const cleanup = cleanupCommand(
@@ -542,7 +555,13 @@ describe('CNI: local mode runs the real plugin for every pod', () => {
     expect(readFileSync(join(cni.confDir, LOCAL_CONFLIST), 'utf8')).toBe(primaryConflist(node));
     // The plugin binary, the socket and the enrolled-namespaces file.
     expect(readdirSync(cni.binDir)).toEqual([]);
-    expect(existsSync(cni.socket)).toBe(false);
+    expect(
+      existsSync(cni.socket),
+      `${cni.socket} left; listeners: ${execFileSync('ss', ['-xlpn'], { encoding: 'utf8' })
+        .split('\n')
+        .filter((l) => l.includes(cni.socket))
+        .join('; ')}; agents on node-1: ${agentPids().join(',')}`,
+    ).toBe(false);
     expect(existsSync(join(cni.socket, '..', 'enrolled-namespaces'))).toBe(false);
     expect(existsSync(join(cni.socket, '..', 'cni-sandboxes.json'))).toBe(false);
     // Pins, and the links they held on the pods cgroup.
