@@ -482,7 +482,11 @@ describe('CNI: local mode runs the real plugin for every pod', () => {
     const node = state.nodes.find((n) => n.name === 'node-1')!;
     const cni = nodeCni(`${RUN}/nodes/node-1`);
     const agent = daemonPid(state, 'node-1', 'agent');
-    const flag = (name: string): string => agentFlag(agent, name);
+    // Read while the agent lives: a killed agent's /proc cmdline is empty.
+    const cmdline = new Map(
+      ['--bpf-dir', '--pods-cgroup', '--cni-socket'].map((f) => [f, agentFlag(agent, f)]),
+    );
+    const flag = (name: string): string => cmdline.get(name)!;
     const bpfDir = flag('--bpf-dir');
     const podsCgroup = flag('--pods-cgroup');
     expect(existsSync(join(cni.binDir, AMBIT_CNI_TYPE))).toBe(true);
