@@ -14,12 +14,18 @@ export const CNI_CALL_PATH = '/v1/cni';
 export const DEFAULT_CNI_SOCKET = '/var/run/ambit/cni.sock';
 
 /**
- * The enrolled namespaces, one per line, beside the socket: what the plugin reads when the agent cannot
- * be reached, to fail closed for exactly the pods that must not start outside the mesh.
+ * The namespaces whose pods may belong in the mesh, beside the socket: what the plugin reads when the
+ * agent cannot be reached, to fail closed for the pods that must not start outside the mesh. Its first
+ * line is NAMESPACES_FILE_HEADER (the format's version; the plugin fails closed on any other), then one
+ * namespace per line: every enrolled namespace, and every namespace in which a pod the agent knows
+ * opts in by its own label (see failClosedNamespaces).
  */
 export function enrolledNamespacesFile(socket: string): string {
   return join(dirname(socket), 'enrolled-namespaces');
 }
+
+/** The first line of the namespaces file: its format and version (ambit-cni.c checks it). */
+export const NAMESPACES_FILE_HEADER = 'ambit-cni-namespaces v2';
 
 export const CNI_COMMANDS = ['ADD', 'DEL', 'CHECK'] as const;
 export type CniCommand = (typeof CNI_COMMANDS)[number];

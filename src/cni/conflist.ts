@@ -18,13 +18,18 @@ import { type JsonSpan, jsonSpans, member } from './json-spans.js';
 /** The plugin type (the binary's name in the CNI bin dir). */
 export const AMBIT_CNI_TYPE = 'ambit-cni';
 
-/** Which config file the runtime loads: libcni reads these extensions and takes the first by name. */
+/** The config files the runtime reads: these extensions, sorted by name. */
 export const CNI_CONF_EXTENSIONS = ['.conf', '.conflist', '.json'] as const;
 
 /** What the plugin reads from its entry. */
 export interface AmbitPluginConfig {
   /** The node agent's CNI socket; the enrolled-namespaces file is beside it. */
   readonly socket: string;
+  /**
+   * Namespaces the plugin passes without asking the agent and never fails closed for (kube-system and
+   * Ambit's own: a node whose agent is down must still start the pods that bring it back).
+   */
+  readonly excludeNamespaces?: readonly string[];
 }
 
 interface ConvertedFrom {
@@ -39,11 +44,51 @@ export interface ConfEdit {
   readonly remove?: string;
 }
 
-/** The config file a runtime would load from these directory entries, or undefined when there is none. */
-export function pickConfFile(names: readonly string[]): string | undefined {
-  return names
+/**
+ * Whether a config file's text is a network config the runtime can load: a JSON object that is a
+ * conflist (a non-empty "plugins" array) or a single plugin's config (a string "type").
+ */
+export function isUsableConf(text: string): boolean {
+  let o: unknown;
+  try {
+    o = JSON.parse(text);
+  } catch {
+    return false;
+  }
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) return false;
+  const r = o as Record<string, unknown>;
+  if (r.plugins !== undefined) return Array.isArray(r.plugins) && r.plugins.length > 0;
+  return typeof r.type === 'string' && r.type !== '';
+}
+
+/**
+ * The config file a runtime loads from these directory entries, as libcni's users (containerd's
+ * go-cni, CRI-O, the kubelet) pick it: files of CNI_CONF_EXTENSIONS sorted by name, the first whose
+ * text is a usable config (`read` gives a file's text, undefined when it cannot be read). Undefined:
+ * there is none. The one rule for the agent's insert, local mode's runtime and `ambit check --pre`.
+ */
+export function pickConfFile(
+  names: readonly string[],
+  read: (name: string) => string | undefined,
+): string | undefined {
+  const candidates = names
     .filter((n) => CNI_CONF_EXTENSIONS.some((ext) => n.endsWith(ext)))
-    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))[0];
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return candidates.find((n) => {
+    const text = read(n);
+    return text !== undefined && isUsableConf(text);
+  });
+}
+
+/** Reads a file of a conf dir for pickConfFile: undefined when it cannot be read (a folder, gone). */
+export function confReader(readText: (name: string) => string): (name: string) => string | undefined {
+  return (name) => {
+    try {
+      return readText(name);
+    } catch {
+      return undefined;
+    }
+  };
 }
 
 function parse(file: string, text: string): { value: Record<string, unknown>; root: JsonSpan } {
@@ -113,6 +158,7 @@ function entryOf(cfg: AmbitPluginConfig, convertedFrom?: ConvertedFrom): Record<
   return {
     type: AMBIT_CNI_TYPE,
     socket: cfg.socket,
+    ...(cfg.excludeNamespaces === undefined ? {} : { excludeNamespaces: [...cfg.excludeNamespaces] }),
     ...(convertedFrom === undefined ? {} : { convertedFrom }),
   };
 }

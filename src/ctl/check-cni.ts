@@ -1,3 +1,4 @@
+import { pickConfFile } from '../cni/conflist.js';
 import type { CheckResult } from './check-result.js';
 
 /*
@@ -131,32 +132,22 @@ export interface PrimaryCni {
   readonly isList: boolean;
 }
 
-export const CNI_CONFIG_EXTENSIONS = ['.conf', '.conflist', '.json'] as const;
-
 /**
- * Pure: the primary CNI network, the way libcni (kubelet, containerd, CRI-O) picks it: config files
- * sorted by name, the first that parses.
+ * Pure: the primary CNI network, the way the runtime picks it (pickConfFile: config files sorted by
+ * name, the first that is a usable config).
  */
 export function primaryCni(
   configs: readonly { readonly file: string; readonly text: string }[],
 ): PrimaryCni | undefined {
-  const candidates = configs
-    .filter((c) => CNI_CONFIG_EXTENSIONS.some((e) => c.file.endsWith(e)))
-    .sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
-  for (const c of candidates) {
-    let o: Record<string, unknown>;
-    try {
-      o = JSON.parse(c.text) as Record<string, unknown>;
-    } catch {
-      continue;
-    }
-    const isList = Array.isArray(o.plugins);
-    const plugins = isList
-      ? asArray(o.plugins).map((p) => asString((p as Record<string, unknown> | null)?.type))
-      : [asString(o.type)];
-    return { file: c.file, name: asString(o.name), plugins, isList };
-  }
-  return undefined;
+  const texts = new Map(configs.map((c) => [c.file, c.text]));
+  const file = pickConfFile([...texts.keys()], (n) => texts.get(n));
+  if (file === undefined) return undefined;
+  const o = JSON.parse(texts.get(file)!) as Record<string, unknown>;
+  const isList = Array.isArray(o.plugins);
+  const plugins = isList
+    ? asArray(o.plugins).map((p) => asString((p as Record<string, unknown> | null)?.type))
+    : [asString(o.type)];
+  return { file, name: asString(o.name), plugins, isList };
 }
 
 /** Connect-time hooks a socket-level load balancer uses (bpftool 7 names, then older bpftool's). */
@@ -255,9 +246,8 @@ export function evaluateCni(f: CniFacts): CheckResult[] {
   } else if (!primary.isList) {
     out.push({
       name: 'primary cni',
-      status: 'warn',
-      detail: `${primary.file}: ${primary.plugins.join(', ')} (network ${JSON.stringify(primary.name)}) is a single-plugin .conf`,
-      fix: 'chaining needs a plugin list: convert it to a .conflist ({"cniVersion", "name", "plugins": [<the .conf>]})',
+      status: 'ok',
+      detail: `${primary.file}: ${primary.plugins.join(', ')} (network ${JSON.stringify(primary.name)}) is a single-plugin config; the node agent converts it to a .conflist of the same name to chain in (and restores it on uninstall)`,
     });
   } else {
     out.push({

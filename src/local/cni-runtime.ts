@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pickConfFile } from '../cni/conflist.js';
+import { confReader, pickConfFile } from '../cni/conflist.js';
 import { AmbitError, ErrorCode } from '../errors.js';
 import { run } from '../os/run-command.js';
 import {
@@ -126,7 +126,10 @@ export interface NodeNetwork {
 
 /** Reads the node's network config as a runtime does at every pod start (it may have changed). */
 export function readNodeNetwork(confDir: string): NodeNetwork {
-  const file = pickConfFile(existsSync(confDir) ? readdirSync(confDir) : []);
+  const file = pickConfFile(
+    existsSync(confDir) ? readdirSync(confDir) : [],
+    confReader((n) => readFileSync(join(confDir, n), 'utf8')),
+  );
   if (file === undefined)
     throw new AmbitError(ErrorCode.CNI_CONFIG, `no CNI network config in ${confDir} (network not ready)`);
   let list: { name?: unknown; cniVersion?: unknown; plugins?: unknown };

@@ -44,3 +44,18 @@ export function isAmbient(namespaceLabels: Labels | undefined, podLabels: Labels
   if (own === AMBIENT) return true;
   return namespaceLabels?.[DATAPLANE_MODE] === AMBIENT;
 }
+
+/**
+ * The namespaces in which a pod may be in the mesh, for the CNI plugin's decision when the agent is
+ * unreachable: every enrolled namespace, and every namespace in which some pod opts in with its own
+ * `ambit.dev/dataplane-mode=ambient` (isAmbient accepts that in any namespace). Sorted, each once.
+ */
+export function failClosedNamespaces(
+  namespaces: Iterable<{ readonly name: string; readonly labels: Labels }>,
+  pods: Iterable<{ readonly namespace: string; readonly labels: Labels }>,
+): string[] {
+  const out = new Set<string>();
+  for (const n of namespaces) if (isAmbient(n.labels, {})) out.add(n.name);
+  for (const p of pods) if (p.labels[DATAPLANE_MODE] === AMBIENT) out.add(p.namespace);
+  return [...out].sort();
+}

@@ -3,7 +3,7 @@ import { Libbpf } from '../bpf/libbpf.js';
 import type { ClusterSource } from '../cluster/source.js';
 import { ClusterStore } from '../cluster/store.js';
 import { AmbitError, ErrorCode } from '../errors.js';
-import { isAmbient } from '../mesh/labels.js';
+import { failClosedNamespaces } from '../mesh/labels.js';
 import { ensureBpffs } from '../os/bpffs.js';
 import type { Logger } from '../telemetry/logger.js';
 import {
@@ -17,6 +17,7 @@ import { readNodeCgroupFacts, resolveNodeCgroups } from './node-cgroups.js';
 import { podCgroupResolver } from './pod-cgroups.js';
 import { AgentReadiness } from './readiness.js';
 import { CniCalls } from './redirection/cni-calls.js';
+import { cniSandboxesFile, SandboxRecord } from './redirection/cni-sandboxes.js';
 import { startCniServer } from './redirection/cni-server.js';
 import { desiredEnrollments, type Excluded } from './redirection/enrollment.js';
 import type { ExclusionContext } from './redirection/enrollment-exclusion.js';
@@ -147,7 +148,10 @@ export async function runAgent(
   };
   const enrollLog = log.child({ component: 'enrollment' });
   const store = new ClusterStore();
+  // Which sandbox enrolled each pod, kept beside the socket so that a restarted agent still knows.
+  const sandboxes = new SandboxRecord(cniSandboxesFile(cfg.cniSocket));
   const calls = new CniCalls({
+    sandboxes,
     exclusion,
     cgroups,
     target: programs,
@@ -174,8 +178,8 @@ export async function runAgent(
   // What the plugin reads when it cannot reach this agent (see ambit-cni.c): rewritten on every change.
   let namespacesText: string | undefined;
   const writeNamespaces = (): void => {
-    const enrolled = [...store.namespaces.values()].filter((n) => isAmbient(n.labels, {})).map((n) => n.name);
-    namespacesText = writeEnrolledNamespaces(cfg.cniSocket, enrolled, namespacesText);
+    const meshNamespaces = failClosedNamespaces(store.namespaces.values(), store.pods.values());
+    namespacesText = writeEnrolledNamespaces(cfg.cniSocket, meshNamespaces, namespacesText);
   };
   const sync = (): void => {
     try {
@@ -203,6 +207,11 @@ export async function runAgent(
         },
         enrollLog,
       );
+      try {
+        sandboxes.retain(programs.enrolled().keys());
+      } catch (err) {
+        enrollLog.warn({ err }, 'cannot persist the sandbox record');
+      }
       for (const [id, pod] of r.names) names.set(id, pod);
       for (const [id, ips] of r.ips) ipsById.set(id, ips);
       writeStatus();
@@ -229,12 +238,23 @@ export async function runAgent(
         // The plugin goes into the conflist only once the enrolled-namespaces file is right, so that
         // the first pod it is called for is decided on this view, also when the agent then goes away.
         if (first)
-          keepConfEntry(cfg.cniConfDir, { socket: cfg.cniSocket }, log.child({ component: 'cni' }), signal);
+          keepConfEntry(
+            cfg.cniConfDir,
+            { socket: cfg.cniSocket, excludeNamespaces: cfg.cniExcludeNamespaces },
+            log.child({ component: 'cni' }),
+            signal,
+          );
       },
       onError: (message) => clusterLog.warn(message),
     },
     signal,
   );
+  // A periodic reconcile besides the watch: whatever drifted (a map entry removed behind the agent's
+  // back, a DEL it should not have acted on) heals within one interval.
+  const resync = setInterval(() => {
+    if (synced) sync();
+  }, cfg.resyncSeconds * 1000);
+  signal.addEventListener('abort', () => clearInterval(resync));
   await new Promise<void>((resolve) => {
     if (signal.aborted) resolve();
     else signal.addEventListener('abort', () => resolve());

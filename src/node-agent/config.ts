@@ -67,6 +67,14 @@ export interface AgentConfig {
    * undefined (`--ready-file ''`) to claim nothing.
    */
   readonly readyFile: string | undefined;
+  /**
+   * Namespaces the CNI plugin never fails closed for, also when it cannot tell (the agent down and its
+   * file unreadable): written into the conflist entry (`excludeNamespaces`). Default kube-system and
+   * Ambit's own namespace (POD_NAMESPACE, else ambit-system).
+   */
+  readonly cniExcludeNamespaces: readonly string[];
+  /** How often enrollment is reconciled from the API view and the cgroup tree, besides every change. */
+  readonly resyncSeconds: number;
 }
 
 /**
@@ -103,6 +111,8 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
       'log-level': 'string',
       uninstall: 'boolean',
       'cni-socket': 'string',
+      'cni-exclude-namespaces': 'list',
+      'resync-interval': 'string',
       'cni-bin-dir': 'string',
       'cni-conf-dir': 'string',
       'cni-plugin': 'string',
@@ -179,5 +189,10 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     ...(statusFile === undefined ? {} : { statusFile }),
     inboundPort: f.port('inbound-port', 15006, { min: 1 }),
     readyFile: readyFile === '' ? undefined : readyFile,
+    cniExcludeNamespaces: f.list('cni-exclude-namespaces', {
+      env: 'AMBIT_CNI_EXCLUDE_NAMESPACES',
+      default: ['kube-system', env.POD_NAMESPACE ?? 'ambit-system'],
+    }),
+    resyncSeconds: f.seconds('resync-interval', 30, { env: 'AMBIT_RESYNC_INTERVAL' }),
   });
 }

@@ -1,5 +1,5 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { AMBIT_CNI_TYPE, pickConfFile } from '../../src/cni/conflist.js';
@@ -8,6 +8,7 @@ import { DEFAULT_VALUES, parseValues } from '../../src/install/values.js';
 import { LOCAL_CONFLIST, nodeCni, primaryConflist } from '../../src/local/cni-runtime.js';
 import type { LocalState, PodState } from '../../src/local/state.js';
 import { INBOUND_TABLE } from '../../src/node-agent/redirection/inbound-capture.js';
+import { cgroupPids } from '../../src/os/cgroup.js';
 import {
   ambit,
   copyManifests,
@@ -108,6 +109,50 @@ function cleanupCommand(ds: Record<string, unknown>, nodePaths: ReadonlyMap<stri
   });
 }
 
+/** The agent's flag values, from its command line. */
+function agentFlag(pid: number, name: string): string {
+  const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  return args[args.indexOf(name) + 1]!;
+}
+
+/** The cgroup ids the pinned pods map holds (the kernel's view of enrollment), decimal. */
+function pinnedPods(bpfDir: string): string[] {
+  const dump = JSON.parse(
+    execFileSync('bpftool', ['-j', 'map', 'dump', 'pinned', join(bpfDir, 'maps', 'ambit_pods')], {
+      encoding: 'utf8',
+    }),
+  ) as { key: string[] }[];
+  return dump
+    .map((e) =>
+      Buffer.from(e.key.map((b) => Number.parseInt(b, 16)))
+        .readBigUInt64LE()
+        .toString(),
+    )
+    .sort();
+}
+
+/** Empties the pinned pods map behind the agent's back. */
+function clearPinnedPods(bpfDir: string): void {
+  const dump = JSON.parse(
+    execFileSync('bpftool', ['-j', 'map', 'dump', 'pinned', join(bpfDir, 'maps', 'ambit_pods')], {
+      encoding: 'utf8',
+    }),
+  ) as { key: string[] }[];
+  for (const e of dump)
+    execFileSync('bpftool', ['map', 'delete', 'pinned', join(bpfDir, 'maps', 'ambit_pods'), 'key', ...e.key]);
+}
+
+/** The cgroup ids the agent's status file shows enrolled. */
+function enrolledIds(node: string): string[] {
+  const s = JSON.parse(readFileSync(`${RUN}/nodes/${node}/enrollment.json`, 'utf8')) as {
+    enrolled: { cgroupId: string }[];
+  };
+  return s.enrolled.map((e) => e.cgroupId).sort();
+}
+
+/** Ambit's program names as bpftool shows them (the kernel keeps 15 characters). */
+const AMBIT_PROGS = new Set(['ambit_connect4', 'ambit_connect6', 'ambit_sockops', 'ambit_sk_lookup']);
+
 function kill(pid: number, signal: NodeJS.Signals): void {
   process.kill(pid, signal);
 }
@@ -127,6 +172,17 @@ describe('CNI: local mode runs the real plugin for every pod', () => {
   };
   /** Thaws every process this file stopped, so that a failure leaves nothing frozen for teardown. */
   const stopped = new Set<number>();
+  /** Live node-agent processes of node-1. */
+  const agentPids = (): number[] => {
+    const layout = state.nodes.find((n) => n.name === 'node-1')!;
+    return cgroupPids(join(state.cgroupDir, layout.systemCgroup)).filter((p) => {
+      try {
+        return processLives(p) && readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('node-agent/main.js');
+      } catch {
+        return false;
+      }
+    });
+  };
 
   beforeAll(async () => {
     await ambit(['local', 'down', '--name', CLUSTER]);
@@ -145,7 +201,7 @@ describe('CNI: local mode runs the real plugin for every pod', () => {
     for (const node of state.nodes) {
       const cni = nodeCni(`${RUN}/nodes/${node.name}`);
       expect(readFileSync(join(cni.binDir, AMBIT_CNI_TYPE)).equals(readFileSync(PLUGIN))).toBe(true);
-      const file = pickConfFile(readdirSync(cni.confDir));
+      const file = pickConfFile(readdirSync(cni.confDir), (n) => readFileSync(join(cni.confDir, n), 'utf8'));
       expect(file).toBe(LOCAL_CONFLIST);
       const list = JSON.parse(readFileSync(join(cni.confDir, file!), 'utf8')) as {
         plugins: { type: string }[];
@@ -210,6 +266,48 @@ describe('CNI: local mode runs the real plugin for every pod', () => {
       connection_security_policy: 'mutual_tls',
       response_flags: '-',
     });
+  });
+
+  test('a DEL with a stale containerId (an older sandbox of a running pod) leaves the pod enrolled', async () => {
+    const resident = pod('mesh', 'resident')!;
+    const agent = daemonPid(state, 'node-1', 'agent');
+    const socket = agentFlag(agent, '--cni-socket');
+    const bpfDir = agentFlag(agent, '--bpf-dir');
+    const before = pinnedPods(bpfDir);
+    expect(before).toEqual(enrolledIds('node-1'));
+    const r = spawnSync(join(nodeCni(`${RUN}/nodes/node-1`).binDir, AMBIT_CNI_TYPE), [], {
+      input: JSON.stringify({ cniVersion: '1.0.0', name: 'k8s-pod-network', type: AMBIT_CNI_TYPE, socket }),
+      encoding: 'utf8',
+      env: {
+        CNI_COMMAND: 'DEL',
+        CNI_CONTAINERID: 'stale0000sandbox',
+        CNI_NETNS: '',
+        CNI_IFNAME: 'eth0',
+        CNI_PATH: '/opt/cni/bin',
+        CNI_ARGS: `K8S_POD_NAMESPACE=mesh;K8S_POD_NAME=${resident.name};K8S_POD_UID=${resident.uid}`,
+      },
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const del = await waitFor('the agent to record the DEL', () =>
+      agentLog('node-1').find((l) => l.msg === 'CNI DEL done' && l.pod === `mesh/${resident.name}`),
+    );
+    expect(del).toMatchObject({ enrolled: true, notes: [expect.stringMatching(/^kept: /)] });
+    expect(enrolled('node-1')).toContain(`mesh/${resident.name}`);
+    expect(pinnedPods(bpfDir)).toEqual(before);
+  });
+
+  test("enrollment drift heals: entries removed from the kernel map behind the agent's back come back", async () => {
+    const bpfDir = agentFlag(daemonPid(state, 'node-1', 'agent'), '--bpf-dir');
+    const want = enrolledIds('node-1');
+    expect(want.length).toBeGreaterThan(0);
+    clearPinnedPods(bpfDir);
+    expect(pinnedPods(bpfDir)).toEqual([]);
+    // No watch event comes (nothing changes in the API): the periodic resync (30 s) restores them.
+    await waitFor(
+      'the periodic resync to restore the map',
+      () => (pinnedPods(bpfDir).join() === want.join() ? true : undefined),
+      90_000,
+    );
   });
 
   test('while the agent is down: an enrolled pod waits, a plain pod starts; a restarted agent catches up', async () => {
@@ -290,6 +388,11 @@ describe('CNI: local mode runs the real plugin for every pod', () => {
     // The stale view of the frozen agent: still the deleted pod, not the newly enrolled namespace.
     expect(enrolled('node-1')).toEqual(['mesh/doomed', 'mesh/first', 'mesh/resident']);
 
+    // The kernel map emptied behind the agent's back: what comes back is what the new agent
+    // reconciles from the cgroup tree and the API, not what the pins kept across the kill.
+    const bpfDir = agentFlag(agent, '--bpf-dir');
+    clearPinnedPods(bpfDir);
+    expect(pinnedPods(bpfDir)).toEqual([]);
     // SIGKILL (no cleanup at all); the supervisor starts a new agent, which reconciles from the
     // cgroup tree and the API.
     kill(agent, 'SIGKILL');
@@ -307,6 +410,9 @@ describe('CNI: local mode runs the real plugin for every pod', () => {
         : undefined;
     });
     expect(enrolled('node-1')).toEqual(['late/sleeper', 'mesh/first', 'mesh/resident', 'mesh/waiting']);
+    // Every running enrolled pod is in the kernel map again.
+    expect(pinnedPods(bpfDir)).toEqual(enrolledIds('node-1'));
+    expect(pinnedPods(bpfDir)).toHaveLength(4);
     // The sleeper kept running: it was enrolled from the cluster view, without a new CNI call.
     expect(pod('late', 'sleeper')?.pausePid).toBe(sleeper.pausePid);
     expect(cniAdds('node-1').filter((l) => l.pod === 'late/sleeper')).toHaveLength(1);
@@ -316,13 +422,71 @@ describe('CNI: local mode runs the real plugin for every pod', () => {
     ).toBeGreaterThan(0);
   });
 
+  test('a crashed agent (its socket left behind, connections refused): an enrolled pod waits, then starts once it is back', async () => {
+    await refresh();
+    const agent = daemonPid(state, 'node-1', 'agent');
+    const socket = agentFlag(agent, '--cni-socket');
+    // The agent stops answering for good, as a crash leaves it: the socket file stays, nothing listens
+    // on it (a socket bound and never listened on: connect() is refused). The agent is held stopped
+    // rather than killed because the supervisor that would restart it also starts the pods here.
+    kill(agent, 'SIGSTOP');
+    stopped.add(agent);
+    rmSync(socket);
+    const bound = spawnSync('python3', [
+      '-c',
+      `import socket; socket.socket(socket.AF_UNIX).bind(${JSON.stringify(socket)})`,
+    ]);
+    expect(bound.status, String(bound.stderr)).toBe(0);
+    expect(existsSync(socket)).toBe(true);
+    writeFileSync(
+      join(dir, 'crash.yaml'),
+      [
+        'apiVersion: v1',
+        'kind: Pod',
+        'metadata: { name: aftercrash, namespace: mesh }',
+        'spec:',
+        '  nodeName: node-1',
+        '  terminationGracePeriodSeconds: 1',
+        '  containers:',
+        '    - { name: main, command: ["sleep", "infinity"] }',
+        '',
+      ].join('\n'),
+    );
+    const waiting = await waitFor(
+      'mesh/aftercrash to report its refused sandbox',
+      async () => {
+        const w = await podNow('mesh', 'aftercrash');
+        return w?.message?.includes('Connection refused') === true ? w : undefined;
+      },
+      90_000,
+    );
+    expect(waiting.phase).toBe('Pending');
+    expect(waiting.message).toMatch(
+      /the Ambit node agent is unreachable and pod mesh\/aftercrash is in enrolled namespace mesh/,
+    );
+    // The agent comes back (the supervisor starts a new one, which takes over the socket path).
+    kill(agent, 'SIGKILL');
+    stopped.delete(agent);
+    await waitFor(
+      'mesh/aftercrash to run',
+      async () => (await podNow('mesh', 'aftercrash'))?.phase === 'Running',
+      90_000,
+    );
+    await waitFor('the new agent to enroll mesh/aftercrash', () =>
+      enrolled('node-1').includes('mesh/aftercrash') ? true : undefined,
+    );
+  });
+
   test("ambit uninstall's node step (its rendered cleanup pod, run on the node) leaves no conflist entry, plugin, pin, link or nft table", async () => {
     await refresh();
     const node = state.nodes.find((n) => n.name === 'node-1')!;
     const cni = nodeCni(`${RUN}/nodes/node-1`);
     const agent = daemonPid(state, 'node-1', 'agent');
-    const args = readFileSync(`/proc/${agent}/cmdline`, 'utf8').split('\0');
-    const flag = (name: string): string => args[args.indexOf(name) + 1]!;
+    // Read while the agent lives: a killed agent's /proc cmdline is empty.
+    const cmdline = new Map(
+      ['--bpf-dir', '--pods-cgroup', '--cni-socket'].map((f) => [f, agentFlag(agent, f)]),
+    );
+    const flag = (name: string): string => cmdline.get(name)!;
     const bpfDir = flag('--bpf-dir');
     const podsCgroup = flag('--pods-cgroup');
     expect(existsSync(join(cni.binDir, AMBIT_CNI_TYPE))).toBe(true);
@@ -332,12 +496,45 @@ describe('CNI: local mode runs the real plugin for every pod', () => {
     expect(nftTables()).toContain(`inet ${INBOUND_TABLE}`);
     const links = (): string => execFileSync('bpftool', ['cgroup', 'show', podsCgroup], { encoding: 'utf8' });
     expect(links()).toMatch(/connect4/);
+    // Every BPF link of Ambit's programs on this node: the cgroup links on the pods cgroup and the
+    // sk_lookup link on the node's network namespace (the agent runs there).
+    const progNames = (): Map<number, string> =>
+      new Map(
+        (
+          JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' })) as {
+            id: number;
+            name?: string;
+          }[]
+        ).map((p) => [p.id, p.name ?? '']),
+      );
+    const podsCgroupId = statSync(podsCgroup, { bigint: true }).ino;
+    const netnsIno = statSync(`/run/netns/${node.netns}`, { bigint: true }).ino;
+    const nodeLinks = (): { prog_id: number; type: string }[] => {
+      const names = progNames();
+      return (
+        JSON.parse(execFileSync('bpftool', ['-j', 'link', 'show'], { encoding: 'utf8' })) as {
+          prog_id: number;
+          type: string;
+          cgroup_id?: number | string;
+          netns_ino?: number | string;
+        }[]
+      ).filter(
+        (l) =>
+          AMBIT_PROGS.has(names.get(l.prog_id) ?? '') &&
+          ((l.cgroup_id !== undefined && BigInt(l.cgroup_id) === podsCgroupId) ||
+            (l.netns_ino !== undefined && BigInt(l.netns_ino) === netnsIno)),
+      );
+    };
+    const before = nodeLinks();
+    expect(before.map((l) => l.type).sort()).toEqual(['cgroup', 'cgroup', 'cgroup', 'netns']);
+    const ambitProgIds = new Set(before.map((l) => l.prog_id));
     // As `ambit uninstall` does: the agent goes first (here: the supervisor is held, so it stays gone).
     const daemon = state.daemonPid;
     kill(daemon, 'SIGSTOP');
     stopped.add(daemon);
     kill(agent, 'SIGKILL');
     await waitFor('the agent to exit', () => !processLives(agent));
+    expect(agentPids()).toEqual([]);
     // The node step of `ambit uninstall` exactly as it renders it: the cleanup DaemonSet's init
     // container, run on this node the way a kubelet would (hostPath volumes are this node's folders).
     const cleanup = cleanupCommand(
@@ -362,11 +559,24 @@ describe('CNI: local mode runs the real plugin for every pod', () => {
     expect(readFileSync(join(cni.confDir, LOCAL_CONFLIST), 'utf8')).toBe(primaryConflist(node));
     // The plugin binary, the socket and the enrolled-namespaces file.
     expect(readdirSync(cni.binDir)).toEqual([]);
-    expect(existsSync(cni.socket)).toBe(false);
+    expect(
+      existsSync(cni.socket),
+      `${cni.socket} left; listeners: ${execFileSync('ss', ['-xlpn'], { encoding: 'utf8' })
+        .split('\n')
+        .filter((l) => l.includes(cni.socket))
+        .join('; ')}; agents on node-1: ${agentPids().join(',')}`,
+    ).toBe(false);
     expect(existsSync(join(cni.socket, '..', 'enrolled-namespaces'))).toBe(false);
+    expect(existsSync(join(cni.socket, '..', 'cni-sandboxes.json'))).toBe(false);
     // Pins, and the links they held on the pods cgroup.
     expect(existsSync(bpfDir)).toBe(false);
     expect(links()).not.toMatch(/connect|sendmsg|recvmsg|getpeername|sock_ops/);
+    // No link of Ambit's programs on the cgroup or the netns, and the programs themselves are gone
+    // (freed once the last link went; the kernel frees them asynchronously).
+    expect(nodeLinks()).toEqual([]);
+    await waitFor('the programs of the node to be freed', () =>
+      [...progNames().keys()].some((id) => ambitProgIds.has(id)) ? undefined : true,
+    );
     // The inbound capture's nftables table in the node's namespace (local mode's Service NAT, what
     // kube-proxy is in a cluster, stays).
     expect(nftTables()).not.toContain(INBOUND_TABLE);

@@ -9,6 +9,7 @@ import type { ClusterPod } from '../../src/cluster/resources.js';
 import type { Labels } from '../../src/config/kube-types.js';
 import { AMBIENT, DATAPLANE_MODE } from '../../src/mesh/labels.js';
 import { CniCalls } from '../../src/node-agent/redirection/cni-calls.js';
+import { cniSandboxesFile, SandboxRecord } from '../../src/node-agent/redirection/cni-sandboxes.js';
 import { startCniServer } from '../../src/node-agent/redirection/cni-server.js';
 import type { EnrollmentTarget } from '../../src/node-agent/redirection/enrollment-sync.js';
 import { createRootLogger } from '../../src/telemetry/logger.js';
@@ -60,14 +61,20 @@ const namespaces = new Map<string, Labels>([
   ['plain', {}],
 ]);
 const enrolled: string[] = [];
+let lookupFails = false;
 
+/** A fresh agent, as after a restart: only what it persisted beside the socket carries over. */
 async function agentUp(): Promise<void> {
   const calls = new CniCalls({
+    sandboxes: new SandboxRecord(cniSandboxesFile(socket)),
     exclusion: { node: 'node-1', podsCgroup: cgroups },
     cgroups: { resolve: (p) => join(cgroups, p.namespace, p.name) },
     target,
     lookup: {
-      pod: async (ns, name) => apiPods.get(`${ns}/${name}`),
+      pod: async (ns, name) => {
+        if (lookupFails) throw new Error('the API is broken');
+        return apiPods.get(`${ns}/${name}`);
+      },
       namespaceLabels: async (ns) => namespaces.get(ns),
     },
     onEnrolled: async (_id, p, ips) => {
@@ -87,8 +94,8 @@ async function agentDown(): Promise<void> {
 const PREV =
   '{ "cniVersion":"1.0.0",\n  "interfaces": [{"name":"eth0","sandbox":"/run/netns/p"}],\n  "ips":[ {"address":"10.244.1.7/32","gateway":"10.244.1.1","interface":0},{"address":"fd00:10:244:1::7/128","interface":0}],\n  "dns":{"search":["ns\\u00e9.svc"]} }';
 
-function config(extra = `,"prevResult": ${PREV}`): string {
-  return `{"cniVersion":"1.0.0","name":"k8s-pod-network","type":"ambit-cni","socket":${JSON.stringify(socket)}${extra}}`;
+function config(extra = `,"prevResult": ${PREV}`, version = '1.0.0', sock = socket): string {
+  return `{"cniVersion":"${version}","name":"k8s-pod-network","type":"ambit-cni","socket":${JSON.stringify(sock)}${extra}}`;
 }
 
 interface PluginRun {
@@ -154,7 +161,9 @@ beforeEach(async () => {
   await agentDown();
   target.map.clear();
   enrolled.length = 0;
-  writeFileSync(join(dir, 'run', 'enrolled-namespaces'), 'mesh\n');
+  lookupFails = false;
+  rmSync(cniSandboxesFile(socket), { force: true });
+  writeFileSync(join(dir, 'run', 'enrolled-namespaces'), 'ambit-cni-namespaces v2\nmesh\n');
 });
 
 describe('ambit-cni, the real binary', () => {
@@ -236,6 +245,133 @@ describe('ambit-cni, the real binary', () => {
     expect(target.map.size).toBe(0);
     await agentDown();
     expect((await plugin('DEL', { ns: 'mesh', name: 'app' }, config(''), { CNI_NETNS: '' })).code).toBe(0);
+  });
+
+  test('a late DEL of an older sandbox leaves the pod enrolled, also after an agent restart', async () => {
+    await agentUp();
+    const sb = (id: string) => ({ CNI_CONTAINERID: id });
+    expect((await plugin('ADD', { ns: 'mesh', name: 'app' }, config(), sb('sandbox-1'))).code).toBe(0);
+    // The runtime replaces the sandbox; the pod (and its cgroup) stays.
+    expect((await plugin('ADD', { ns: 'mesh', name: 'app' }, config(), sb('sandbox-2'))).code).toBe(0);
+    const stale = await plugin('DEL', { ns: 'mesh', name: 'app' }, config(''), sb('sandbox-1'));
+    expect(stale.code).toBe(0);
+    expect(target.map.size).toBe(1);
+    await agentDown();
+    await agentUp();
+    expect((await plugin('DEL', { ns: 'mesh', name: 'app' }, config(''), sb('sandbox-1'))).code).toBe(0);
+    expect(target.map.size).toBe(1);
+    // The DEL of the sandbox that enrolled it, seen by the restarted agent, unenrolls it.
+    expect((await plugin('DEL', { ns: 'mesh', name: 'app' }, config(''), sb('sandbox-2'))).code).toBe(0);
+    expect(target.map.size).toBe(0);
+  });
+
+  test('a DEL for a pod enrolled by an earlier agent without a record leaves it enrolled', async () => {
+    await agentUp();
+    expect((await plugin('ADD', { ns: 'mesh', name: 'app' }, config())).code).toBe(0);
+    rmSync(cniSandboxesFile(socket));
+    await agentDown();
+    await agentUp();
+    expect((await plugin('DEL', { ns: 'mesh', name: 'app' }, config(''))).code).toBe(0);
+    expect(target.map.size).toBe(1);
+  });
+
+  test('excludeNamespaces: such a pod starts with the agent down and no namespaces file', async () => {
+    rmSync(join(dir, 'run', 'enrolled-namespaces'));
+    const cfg = config(`,"excludeNamespaces":["kube-system","ambit-system"],"prevResult": ${PREV}`);
+    const r = await plugin('ADD', { ns: 'kube-system', name: 'coredns' }, cfg);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(PREV);
+    // Another namespace still waits.
+    expect((await plugin('ADD', { ns: 'plain', name: 'web' }, cfg)).code).toBe(1);
+  });
+
+  test('excludeNamespaces: passed even where the file lists the namespace', async () => {
+    writeFileSync(join(dir, 'run', 'enrolled-namespaces'), 'ambit-cni-namespaces v2\nmesh\nkube-system\n');
+    const r = await plugin(
+      'ADD',
+      { ns: 'kube-system', name: 'coredns' },
+      config(`,"excludeNamespaces":["kube-system"],"prevResult": ${PREV}`),
+    );
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(PREV);
+  });
+
+  test('excludeNamespaces that is not a list of strings: CNI error 6 naming it', async () => {
+    const r = await plugin(
+      'ADD',
+      { ns: 'mesh', name: 'app' },
+      config(`,"excludeNamespaces":"kube-system","prevResult": ${PREV}`),
+    );
+    expect(r.code).toBe(1);
+    expect(r.error()).toMatchObject({ code: 6, details: expect.stringContaining('excludeNamespaces') });
+  });
+
+  test('agent down and a namespaces file in another format: every pod waits', async () => {
+    writeFileSync(join(dir, 'run', 'enrolled-namespaces'), 'mesh\n');
+    const r = await plugin('ADD', { ns: 'plain', name: 'web' }, config());
+    expect(r.code).toBe(1);
+    expect(r.error()).toMatchObject({ code: 11, msg: expect.stringContaining('ambit-cni-namespaces v2') });
+  });
+
+  test('agent down: a namespace listed only for its opted-in pods fails closed', async () => {
+    writeFileSync(join(dir, 'run', 'enrolled-namespaces'), 'ambit-cni-namespaces v2\nmesh\nplain\n');
+    const r = await plugin('ADD', { ns: 'plain', name: 'web' }, config());
+    expect(r.code).toBe(1);
+    expect(r.error()).toMatchObject({ code: 11, msg: expect.stringContaining('enrolled namespace plain') });
+  });
+
+  test('a socket path longer than a Unix socket allows: CNI error 7 naming the limit', async () => {
+    const long = join(dir, 'x'.repeat(120), 'cni.sock');
+    const r = await plugin('ADD', { ns: 'mesh', name: 'app' }, config(undefined, '1.0.0', long));
+    expect(r.code).toBe(1);
+    expect(r.error()).toMatchObject({
+      code: 7,
+      msg: expect.stringMatching(/at most 107 bytes/),
+      details: long,
+    });
+  });
+
+  test("the agent's error answers carry the call's cniVersion", async () => {
+    await agentUp();
+    lookupFails = true;
+    const r = await plugin('ADD', { ns: 'mesh', name: 'app' }, config(undefined, '0.4.0'));
+    expect(r.code).toBe(1);
+    expect(r.error()).toMatchObject({ cniVersion: '0.4.0', code: 11, details: 'the API is broken' });
+  });
+
+  test("the agent's listen backlog full (connect EAGAIN): retried, then failed closed saying so", async () => {
+    // A listener that never accepts, its backlog filled (Node's net cannot hold connections unaccepted).
+    const full = spawn('python3', [
+      '-c',
+      [
+        'import socket,sys',
+        `s=socket.socket(socket.AF_UNIX);s.bind(${JSON.stringify(socket)});s.listen(0)`,
+        'cs=[]',
+        'while True:',
+        ' c=socket.socket(socket.AF_UNIX);c.setblocking(False)',
+        ' try: c.connect(s.getsockname())',
+        ' except BlockingIOError: break',
+        ' cs.append(c)',
+        'print("full",flush=True);sys.stdin.read()',
+      ].join('\n'),
+    ]);
+    try {
+      await new Promise<void>((ok, bad) => {
+        full.stdout.once('data', () => ok());
+        full.once('exit', (code) => bad(new Error(`the backlog helper exited (${code})`)));
+      });
+      const r = await plugin('ADD', { ns: 'mesh', name: 'app' }, config());
+      expect(r.code).toBe(1);
+      expect(r.error()).toMatchObject({
+        code: 11,
+        msg: expect.stringContaining('enrolled namespace mesh'),
+        details: expect.stringMatching(/listen backlog stayed full \(\d+ tries\)/),
+      });
+    } finally {
+      full.stdin.end();
+      await new Promise((r) => full.once('close', r));
+      rmSync(socket, { force: true });
+    }
   });
 
   test('CHECK fails for a meshed pod that is not enrolled, and passes once it is', async () => {

@@ -22,7 +22,7 @@ function apply(dir: ReadonlyMap<string, string>, edit: ConfEdit): Map<string, st
   return out;
 }
 const insertDir = (dir: ReadonlyMap<string, string>): Map<string, string> => {
-  const f = pickConfFile([...dir.keys()])!;
+  const f = pickConfFile([...dir.keys()], (n) => dir.get(n))!;
   return apply(dir, insertAmbitPlugin(f, dir.get(f)!, cfg));
 };
 const removeDir = (dir: ReadonlyMap<string, string>): Map<string, string> => {
@@ -44,7 +44,7 @@ describe('conflist insert and remove', () => {
   test.each(FILES)('%s: inserting twice is inserting once', (name) => {
     const once = insertDir(new Map([[name, fixture(name)]]));
     expect(insertDir(once)).toEqual(once);
-    const file = pickConfFile([...once.keys()])!;
+    const file = pickConfFile([...once.keys()], (n) => once.get(n))!;
     expect(insertAmbitPlugin(file, once.get(file)!, cfg)).toEqual({});
   });
 
@@ -124,13 +124,26 @@ describe('conflist insert and remove', () => {
     expect(err).toMatchObject({ code: ErrorCode.CNI_CONFIG, message: expect.stringMatching(message) });
   });
 
+  const LIST = '{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"ptp"}]}';
+  const CONF = '{"cniVersion":"1.0.0","name":"n","type":"bridge"}';
   test.each([
-    [['10-calico.conflist', '05-cilium.conflist', 'calico-kubeconfig'], '05-cilium.conflist'],
-    [['99-z.conflist', '10-a.conf', '.10-a.conflist.ambit-tmp'], '10-a.conf'],
-    [['10-a.conf', '10-a.conflist'], '10-a.conf'],
-    [['00-x.json', '10-y.conflist'], '00-x.json'],
-    [['calico-kubeconfig', 'README'], undefined],
-  ])('the runtime picks the first config file by name: %j -> %s', (names, picked) => {
-    expect(pickConfFile(names)).toBe(picked);
-  });
+    [
+      { '10-calico.conflist': LIST, '05-cilium.conflist': LIST, 'calico-kubeconfig': LIST },
+      '05-cilium.conflist',
+    ],
+    [{ '99-z.conflist': LIST, '10-a.conf': CONF, '.10-a.conflist.ambit-tmp': LIST }, '10-a.conf'],
+    [{ '10-a.conf': CONF, '10-a.conflist': LIST }, '10-a.conf'],
+    [{ '00-x.json': CONF, '10-y.conflist': LIST }, '00-x.json'],
+    [{ 'calico-kubeconfig': LIST, README: 'x' }, undefined],
+    // The first that parses, as the runtime loads it: a broken or unusable file is skipped.
+    [{ '00-broken.conflist': '{"plugins": [', '10-kindnet.conflist': LIST }, '10-kindnet.conflist'],
+    [{ '00-empty.conflist': '{"name":"e","plugins":[]}', '10-a.conf': CONF }, '10-a.conf'],
+    [{ '00-notype.conf': '{"name":"x"}', '05-array.json': '[]', '10-a.conf': CONF }, '10-a.conf'],
+    [{ '00-unreadable.conflist': undefined, '10-a.conf': CONF }, '10-a.conf'],
+  ] as [Record<string, string | undefined>, string | undefined][])(
+    'the runtime picks the first usable config file by name: %j -> %s',
+    (files, picked) => {
+      expect(pickConfFile(Object.keys(files), (n) => files[n])).toBe(picked);
+    },
+  );
 });

@@ -1,5 +1,7 @@
 import {
+  chmodSync,
   copyFileSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -14,14 +16,15 @@ import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { enrolledNamespacesFile } from '../../src/api/cni.js';
 import type { ClusterPod } from '../../src/cluster/resources.js';
 import { insertAmbitPlugin } from '../../src/cni/conflist.js';
-import { ErrorCode } from '../../src/errors.js';
 import {
   insertConfEntry,
   installPluginBinary,
+  removeConfEntries,
   uninstallCni,
   writeEnrolledNamespaces,
 } from '../../src/node-agent/cni/cni-install.js';
 import { cniEnrollment } from '../../src/node-agent/redirection/cni-calls.js';
+import { cniSandboxesFile, SandboxRecord } from '../../src/node-agent/redirection/cni-sandboxes.js';
 
 const FIXTURES = join(import.meta.dirname, '../fixtures/cni');
 let dir: string;
@@ -55,18 +58,31 @@ describe('the agent installs into a node CNI folder', () => {
     });
   });
 
-  test('a malformed conflist: an error naming the file, and the file is left as it was', () => {
-    copyFileSync(join(FIXTURES, '99-malformed.conflist'), join(paths.confDir, '99-malformed.conflist'));
-    expect(() => insertConfEntry(paths.confDir, { socket: paths.socket })).toThrow(
-      expect.objectContaining({
-        code: ErrorCode.CNI_CONFIG,
-        message: expect.stringContaining('99-malformed.conflist'),
-      }),
-    );
-    expect(readFileSync(join(paths.confDir, '99-malformed.conflist'))).toEqual(
+  test('a malformed conflist is skipped, as the runtime skips it, and left as it was', () => {
+    copyFileSync(join(FIXTURES, '99-malformed.conflist'), join(paths.confDir, '00-malformed.conflist'));
+    expect(insertConfEntry(paths.confDir, { socket: paths.socket })).toEqual({ changed: false });
+    copyFileSync(join(FIXTURES, '10-calico.conflist'), join(paths.confDir, '10-calico.conflist'));
+    expect(insertConfEntry(paths.confDir, { socket: paths.socket })).toEqual({
+      file: '10-calico.conflist',
+      changed: true,
+    });
+    expect(readFileSync(join(paths.confDir, '00-malformed.conflist'))).toEqual(
       readFileSync(join(FIXTURES, '99-malformed.conflist')),
     );
-    expect(readdirSync(paths.confDir)).toEqual(['99-malformed.conflist']);
+  });
+
+  test.each([
+    ['10-calico.conflist', '10-calico.conflist'],
+    ['10-bridge.conf', '10-bridge.conflist'],
+  ])('%s: insert and removal keep the file mode, the restore is exact in mode too', (name, inserted) => {
+    const path = join(paths.confDir, name);
+    copyFileSync(join(FIXTURES, name), path);
+    chmodSync(path, 0o600);
+    insertConfEntry(paths.confDir, { socket: paths.socket });
+    expect(statSync(join(paths.confDir, inserted)).mode & 0o7777).toBe(0o600);
+    expect(removeConfEntries(paths.confDir)).toEqual([name]);
+    expect(readFileSync(path)).toEqual(readFileSync(join(FIXTURES, name)));
+    expect(statSync(path).mode & 0o7777).toBe(0o600);
   });
 
   test('no config yet: nothing to do', () => {
@@ -82,7 +98,11 @@ describe('the agent installs into a node CNI folder', () => {
     insertConfEntry(paths.confDir, { socket: paths.socket });
     expect(readdirSync(paths.confDir)).toEqual(['10-bridge.conflist']);
     writeEnrolledNamespaces(paths.socket, ['shop', 'hello'], undefined);
-    expect(readFileSync(enrolledNamespacesFile(paths.socket), 'utf8')).toBe('hello\nshop\n');
+    expect(readFileSync(enrolledNamespacesFile(paths.socket), 'utf8')).toBe(
+      'ambit-cni-namespaces v2\nhello\nshop\n',
+    );
+    new SandboxRecord(cniSandboxesFile(paths.socket)).set(42n, 'c0ffee');
+    expect(existsSync(cniSandboxesFile(paths.socket))).toBe(true);
     writeFileSync(paths.socket, '');
 
     const r = uninstallCni(paths);

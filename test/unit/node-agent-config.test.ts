@@ -122,6 +122,8 @@ describe('parseAgentConfig', () => {
       AMBIT_CNI_BIN_DIR: '/host/opt/cni/bin',
       AMBIT_CNI_CONF_DIR: '/host/etc/cni/net.d',
       AMBIT_CNI_PLUGIN: '/opt/ambit/ambit-cni',
+      AMBIT_CNI_EXCLUDE_NAMESPACES: 'kube-system,infra',
+      AMBIT_RESYNC_INTERVAL: '1m',
     });
     expect(cfg).toEqual({
       node: 'node-env',
@@ -143,7 +145,21 @@ describe('parseAgentConfig', () => {
       cniBinDir: '/host/opt/cni/bin',
       cniConfDir: '/host/etc/cni/net.d',
       cniPlugin: '/opt/ambit/ambit-cni',
+      cniExcludeNamespaces: ['kube-system', 'infra'],
+      resyncSeconds: 60,
     });
+  });
+
+  test("the CNI's excluded namespaces default to kube-system and the agent's own namespace", () => {
+    expect(parseAgentConfig(agentFlags, { POD_NAMESPACE: 'mesh-sys' }).cniExcludeNamespaces).toEqual([
+      'kube-system',
+      'mesh-sys',
+    ]);
+    expect(parseAgentConfig(agentFlags, {}).cniExcludeNamespaces).toEqual(['kube-system', 'ambit-system']);
+    expect(
+      parseAgentConfig([...agentFlags, '--cni-exclude-namespaces', 'a', '--cni-exclude-namespaces', 'b'], {})
+        .cniExcludeNamespaces,
+    ).toEqual(['a', 'b']);
   });
 
   test("--ready-file '' claims no readiness (no file is written)", () => {

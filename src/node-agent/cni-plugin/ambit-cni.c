@@ -19,20 +19,32 @@
  *   Timeouts: CONNECT_TIMEOUT_MS to connect and write, RESPONSE_TIMEOUT_MS for the whole answer (the
  *   agent may wait a few seconds for the pod to reach the Kubernetes API).
  *
+ * Excluded namespaces: the entry's "excludeNamespaces" (a list of names the agent writes, by default
+ * kube-system and Ambit's own namespace) are passed through on ADD and CHECK without asking the agent,
+ * in every case: the pods that bring a node (and the agent) back must never wait for the agent.
+ *
  * When the agent cannot be reached (no socket, refused, timed out, a broken answer), ADD and CHECK
- * decide from the enrolled-namespaces file beside the socket (`<dir of socket>/enrolled-namespaces`,
- * one namespace per line, which the agent rewrites atomically whenever its view of the namespaces
- * changes, and before it inserts this plugin into the conflist):
+ * decide from the namespaces file beside the socket (`<dir of socket>/enrolled-namespaces`, which the
+ * agent rewrites atomically whenever its view changes, and before it inserts this plugin into the
+ * conflist). Its first line is the format's version, `ambit-cni-namespaces v2`; then one namespace per
+ * line: every enrolled namespace, and every namespace in which a pod the agent knows (its node's pods)
+ * opts in by its own `ambit.dev/dataplane-mode=ambient` label.
  *   - the pod's namespace (K8S_POD_NAMESPACE) is listed: fail closed, CNI error 11 (try again later).
  *     The runtime tears the sandbox down and the kubelet retries with back-off; the pod starts once the
  *     agent answers, so none of its connections leaves unredirected.
  *   - it is not listed: the pod is not meshed; pass prevResult through (fail open).
- *   - the file cannot be read (a reboot emptied /var/run before the agent came back): the plugin cannot
- *     tell, so it fails closed for every Kubernetes pod until the agent is back (it is a hostNetwork
- *     DaemonSet pod, which the CNI never blocks).
+ *   - the file cannot be read, or is not in the version above (a reboot emptied /var/run before the
+ *     agent came back; an agent of another version): the plugin cannot tell, so it fails closed for
+ *     every Kubernetes pod outside the excluded namespaces until the agent is back.
  *   - a call without K8S_POD_NAMESPACE is not a Kubernetes pod: passed through.
- * A pod opted out by label in an enrolled namespace also waits: the file lists namespaces only.
+ * A pod opted out by label in a listed namespace also waits: the file lists namespaces only.
+ * The window that remains: a pod that opts in by its own label, in a namespace that is not enrolled and
+ * in which the agent never saw an opted-in pod on this node, started while the agent is unreachable,
+ * starts outside the mesh (the plugin has nothing to tell it apart from its neighbours). The agent's
+ * reconcile enrolls it once the agent is back, but connections opened before that are not redirected.
+ * Enroll the namespace instead of single pods where that matters.
  * DEL never fails for an unreachable agent (the agent unenrolls pods whose cgroup is gone by itself);
+ * the agent unenrolls on a DEL only when its containerId is the sandbox that enrolled the pod.
  * STATUS always succeeds (Ambit never marks the node's network not ready: enrolled pods wait at ADD
  * instead); GC has nothing to collect (the agent reconciles enrollment from the cgroup tree).
  *
@@ -58,6 +70,12 @@
 #define RESPONSE_TIMEOUT_MS 15000
 #define DEFAULT_SOCKET "/var/run/ambit/cni.sock"
 #define NAMESPACES_FILE "enrolled-namespaces"
+#define NAMESPACES_HEADER "ambit-cni-namespaces v2"
+#define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
+/* connect() on a Unix socket whose listen backlog is full fails with EAGAIN: retried this often. */
+#define CONNECT_TRIES 20
+#define CONNECT_RETRY_MS 50
+#define MAX_EXCLUDED 64
 #define API_PATH "/v1/cni"
 
 /* CNI spec error codes. */
@@ -310,10 +328,49 @@ static int jvalue(struct json *j, int depth) {
 struct netconf {
   char cni_version[32];
   char name[256];
-  char socket[sizeof(((struct sockaddr_un *)0)->sun_path)];
+  char socket[4096];
+  char excluded[MAX_EXCLUDED][256];
+  int n_excluded;
   struct span prev_result;
   int has_version;
 };
+
+/* "excludeNamespaces": an array of strings. */
+static int parse_excluded(struct json *j, struct netconf *c) {
+  if (j->pos >= j->n || j->s[j->pos] != '[') {
+    snprintf(j->err, sizeof j->err, "\"excludeNamespaces\" must be an array of strings (byte %zu)", j->pos);
+    return -1;
+  }
+  j->pos++;
+  ws(j);
+  if (j->pos < j->n && j->s[j->pos] == ']') {
+    j->pos++;
+    return 0;
+  }
+  for (;;) {
+    ws(j);
+    if (c->n_excluded >= MAX_EXCLUDED) {
+      snprintf(j->err, sizeof j->err, "\"excludeNamespaces\" has more than %d names", MAX_EXCLUDED);
+      return -1;
+    }
+    if (j->pos >= j->n || j->s[j->pos] != '"') {
+      snprintf(j->err, sizeof j->err, "\"excludeNamespaces\" must be an array of strings (byte %zu)", j->pos);
+      return -1;
+    }
+    if (jstring(j, c->excluded[c->n_excluded], sizeof c->excluded[0]) < 0) return -1;
+    c->n_excluded++;
+    ws(j);
+    if (j->pos < j->n && j->s[j->pos] == ',') {
+      j->pos++;
+      continue;
+    }
+    if (j->pos < j->n && j->s[j->pos] == ']') {
+      j->pos++;
+      return 0;
+    }
+    return jerr(j, "expected ',' or ']' in an array");
+  }
+}
 
 /* Reads the network config: one JSON object; keeps cniVersion, name, socket and the prevResult span. */
 static int parse_netconf(struct json *j, struct netconf *c) {
@@ -339,7 +396,9 @@ static int parse_netconf(struct json *j, struct netconf *c) {
       if (strcmp(key, "cniVersion") == 0) into = c->cni_version, cap = sizeof c->cni_version;
       else if (strcmp(key, "name") == 0) into = c->name, cap = sizeof c->name;
       else if (strcmp(key, "socket") == 0) into = c->socket, cap = sizeof c->socket;
-      if (into != NULL) {
+      if (strcmp(key, "excludeNamespaces") == 0) {
+        if (parse_excluded(j, c) < 0) return -1;
+      } else if (into != NULL) {
         if (j->pos >= j->n || j->s[j->pos] != '"') {
           snprintf(j->err, sizeof j->err, "\"%s\" must be a string (byte %zu)", key, j->pos);
           return -1;
@@ -413,15 +472,29 @@ static int post(const char *socket_path, const struct buf *req, struct answer *a
     return -1;
   }
   strcpy(addr.sun_path, socket_path);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) {
-    snprintf(why, whylen, "socket: %s", strerror(errno));
-    return -1;
-  }
   long deadline = now_ms() + CONNECT_TIMEOUT_MS;
-  if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+  int fd = -1, rc = -1;
+  for (int attempt = 1;; attempt++) {
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+      snprintf(why, whylen, "socket: %s", strerror(errno));
+      return -1;
+    }
+    rc = connect(fd, (struct sockaddr *)&addr, sizeof addr);
+    if (rc == 0 || errno != EAGAIN) break;
+    /* EAGAIN on a Unix socket: the agent's listen backlog is full, nothing is in progress. Retry. */
+    close(fd);
+    if (attempt >= CONNECT_TRIES || now_ms() + CONNECT_RETRY_MS > deadline) {
+      snprintf(why, whylen, "connect %s: the agent's listen backlog stayed full (%d tries): %s", socket_path,
+               attempt, strerror(EAGAIN));
+      return -1;
+    }
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = CONNECT_RETRY_MS * 1000000L};
+    nanosleep(&pause, NULL);
+  }
+  if (rc < 0) {
     int ok = 0;
-    if (errno == EINPROGRESS || errno == EAGAIN) {
+    if (errno == EINPROGRESS) {
       int soerr = 0;
       socklen_t l = sizeof soerr;
       if (wait_fd(fd, POLLOUT, deadline) == 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &l) == 0 &&
@@ -493,12 +566,16 @@ broken:
   return -1;
 }
 
-/* 1: listed, 0: not listed, -1: the file cannot be read. */
+/* 1: listed, 0: not listed, -1: the file cannot be read or is not in our format (NAMESPACES_HEADER). */
 static int namespace_enrolled(const char *file, const char *ns) {
   FILE *f = fopen(file, "re");
   if (f == NULL) return -1;
   char line[512];
   int found = 0;
+  if (fgets(line, sizeof line, f) == NULL || (line[strcspn(line, "\r\n")] = '\0', strcmp(line, NAMESPACES_HEADER) != 0)) {
+    fclose(f);
+    return -1;
+  }
   while (fgets(line, sizeof line, f) != NULL) {
     line[strcspn(line, "\r\n")] = '\0';
     if (strcmp(line, ns) == 0) {
@@ -621,6 +698,10 @@ int main(void) {
          "primary network plugin in the conflist");
 
   const char *socket_path = *conf.socket != '\0' ? conf.socket : DEFAULT_SOCKET;
+  if (strlen(socket_path) > SUN_PATH_MAX)
+    fail(ERR_INVALID_CONFIG, socket_path,
+         "the \"socket\" path is %zu bytes long; a Unix socket path is at most %zu bytes", strlen(socket_path),
+         SUN_PATH_MAX);
   struct buf req = {0};
   buf_str(&req, "{\"command\":");
   buf_json_string(&req, cmd);
@@ -643,6 +724,12 @@ int main(void) {
   char ns_buf[256], name_buf[256], pod[520];
   const char *ns = cni_arg("K8S_POD_NAMESPACE", ns_buf);
   snprintf(pod, sizeof pod, "%s/%s", ns, cni_arg("K8S_POD_NAME", name_buf));
+  for (int i = 0; (add || check) && *ns != '\0' && i < conf.n_excluded; i++) {
+    if (strcmp(conf.excluded[i], ns) != 0) continue;
+    fprintf(stderr, "ambit-cni: %s %s: namespace %s is excluded (excludeNamespaces); passing\n", cmd, pod, ns);
+    if (add) fwrite(in.p + conf.prev_result.start, 1, conf.prev_result.end - conf.prev_result.start, stdout);
+    return 0;
+  }
   if (post(socket_path, &req, &a, why, sizeof why) < 0) {
     if (del) {
       fprintf(stderr, "ambit-cni: DEL of %s: node agent unreachable (%s); it unenrolls gone pods itself\n", pod, why);
@@ -661,7 +748,8 @@ int main(void) {
              pod, ns);
       if (enrolled < 0)
         fail(ERR_TRY_AGAIN_LATER, why,
-             "the Ambit node agent is unreachable and its list of enrolled namespaces (%s) cannot be read, "
+             "the Ambit node agent is unreachable and its list of enrolled namespaces (%s) cannot be read "
+             "(or is not in format " NAMESPACES_HEADER "), "
              "so pod %s may belong in the mesh; retry once the agent is back",
              file, pod);
     }

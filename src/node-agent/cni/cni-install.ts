@@ -1,5 +1,6 @@
 import {
   chmodSync,
+  chownSync,
   copyFileSync,
   existsSync,
   mkdirSync,
@@ -7,21 +8,24 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
   watch,
   writeFileSync,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { enrolledNamespacesFile } from '../../api/cni.js';
+import { enrolledNamespacesFile, NAMESPACES_FILE_HEADER } from '../../api/cni.js';
 import {
   AMBIT_CNI_TYPE,
   type AmbitPluginConfig,
   CNI_CONF_EXTENSIONS,
   type ConfEdit,
+  confReader,
   insertAmbitPlugin,
   pickConfFile,
   removeAmbitPlugin,
 } from '../../cni/conflist.js';
 import type { Logger } from '../../telemetry/logger.js';
+import { cniSandboxesFile } from '../redirection/cni-sandboxes.js';
 
 /** Where the node's CNI lives and what the agent puts there. */
 export interface CniPaths {
@@ -36,12 +40,18 @@ export interface CniPaths {
 /**
  * Writes a file as a whole or not at all: a temporary file in the same folder, then rename. The
  * temporary name starts with a dot and ends in `.ambit-tmp`, so a runtime scanning the conf dir for
- * `.conf`/`.conflist`/`.json` never loads a half-written config.
+ * `.conf`/`.conflist`/`.json` never loads a half-written config. A file that exists keeps its mode and
+ * owner (a byte-exact restore of the primary CNI's file includes them); a new one gets `mode`. `like`
+ * names another file whose mode and owner to take instead (a .conf converted to a .conflist and back).
  */
-export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o644): void {
+export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o644, like = path): void {
   const tmp = join(dirname(path), `.${basename(path)}.ambit-tmp`);
-  writeFileSync(tmp, data, { mode });
-  chmodSync(tmp, mode);
+  const was = existsSync(like) ? statSync(like) : undefined;
+  const want = was === undefined ? mode : was.mode & 0o7777;
+  writeFileSync(tmp, data, { mode: want });
+  chmodSync(tmp, want);
+  if (was !== undefined && (was.uid !== process.getuid?.() || was.gid !== process.getgid?.()))
+    chownSync(tmp, was.uid, was.gid);
   renameSync(tmp, path);
 }
 
@@ -57,7 +67,12 @@ export function installPluginBinary(plugin: string, binDir: string): string {
 }
 
 function applyEdit(confDir: string, edit: ConfEdit): void {
-  if (edit.write !== undefined) writeFileAtomic(join(confDir, edit.write.file), edit.write.text);
+  if (edit.write !== undefined) {
+    const path = join(confDir, edit.write.file);
+    // A conversion (.conf -> .conflist and back) writes a new name: it takes the mode of the file it replaces.
+    const like = edit.remove !== undefined && !existsSync(path) ? join(confDir, edit.remove) : path;
+    writeFileAtomic(path, edit.write.text, 0o644, like);
+  }
   if (edit.remove !== undefined && edit.remove !== edit.write?.file)
     rmSync(join(confDir, edit.remove), { force: true });
 }
@@ -71,7 +86,10 @@ export function insertConfEntry(
   confDir: string,
   cfg: AmbitPluginConfig,
 ): { file?: string; changed: boolean } {
-  const file = pickConfFile(existsSync(confDir) ? readdirSync(confDir) : []);
+  const file = pickConfFile(
+    existsSync(confDir) ? readdirSync(confDir) : [],
+    confReader((n) => readFileSync(join(confDir, n), 'utf8')),
+  );
   if (file === undefined) return { changed: false };
   const edit = insertAmbitPlugin(file, readFileSync(join(confDir, file), 'utf8'), cfg);
   applyEdit(confDir, edit);
@@ -93,16 +111,16 @@ export function removeConfEntries(confDir: string): string[] {
   return restored;
 }
 
-/** Rewrites the enrolled-namespaces file when the set changed (one name per line, sorted). */
+/** Rewrites the namespaces file when the set changed (the header, then one name per line, sorted). */
 export function writeEnrolledNamespaces(
   socket: string,
   namespaces: readonly string[],
   last: string | undefined,
 ): string {
-  const text = [...namespaces]
+  const text = `${NAMESPACES_FILE_HEADER}\n${[...new Set(namespaces)]
     .sort()
     .map((n) => `${n}\n`)
-    .join('');
+    .join('')}`;
   if (text !== last) {
     mkdirSync(dirname(socket), { recursive: true });
     writeFileAtomic(enrolledNamespacesFile(socket), text);
@@ -114,7 +132,12 @@ export function writeEnrolledNamespaces(
 export function uninstallCni(paths: CniPaths): { restored: string[]; removed: string[] } {
   const restored = removeConfEntries(paths.confDir);
   const removed: string[] = [];
-  for (const f of [join(paths.binDir, AMBIT_CNI_TYPE), paths.socket, enrolledNamespacesFile(paths.socket)]) {
+  for (const f of [
+    join(paths.binDir, AMBIT_CNI_TYPE),
+    paths.socket,
+    enrolledNamespacesFile(paths.socket),
+    cniSandboxesFile(paths.socket),
+  ]) {
     if (!existsSync(f)) continue;
     rmSync(f, { force: true });
     removed.push(f);

@@ -11,6 +11,7 @@ import { isAmbient } from '../../mesh/labels.js';
 import { cgroupId } from '../../os/cgroup.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { PodCgroupResolver } from '../pod-cgroups.js';
+import { delDecision, type SandboxRecord } from './cni-sandboxes.js';
 import { desiredEnrollments, type Enrollment, type Excluded } from './enrollment.js';
 import { EXCLUSION_REASONS, type ExclusionContext, enrollmentExclusion } from './enrollment-exclusion.js';
 import type { EnrollmentTarget } from './enrollment-sync.js';
@@ -63,9 +64,6 @@ export type CniReply =
  * says whether a pod that belongs in the mesh is enrolled.
  */
 export class CniCalls {
-  /** ADD's cgroup id by container (sandbox) id, for DEL, which may come after the pod left the API. */
-  private readonly byContainer = new Map<string, bigint>();
-
   constructor(
     private readonly o: {
       /** This node, its attach point and the agent's own cgroup (loop safety). */
@@ -73,6 +71,8 @@ export class CniCalls {
       readonly cgroups: PodCgroupResolver;
       readonly target: EnrollmentTarget;
       readonly lookup: PodLookup;
+      /** Which sandbox enrolled each cgroup: only its DEL unenrolls (see cni-sandboxes.ts). */
+      readonly sandboxes: SandboxRecord;
       /** A pod was enrolled: inbound capture must cover it before the call returns. */
       readonly onEnrolled: (id: bigint, pod: string, ips: readonly string[]) => Promise<void>;
       readonly onUnenrolled: (id: bigint) => Promise<void>;
@@ -136,7 +136,12 @@ export class CniCalls {
       return error(500, CniErrorCode.TRY_AGAIN_LATER, `pod ${who} belongs in the mesh but is not enrolled`);
     }
     this.o.target.enroll(id, e.config);
-    this.byContainer.set(call.containerId, id);
+    try {
+      this.o.sandboxes.set(id, call.containerId);
+    } catch (err) {
+      // Kept in memory still; only a restarted agent would not know this sandbox (its DEL then keeps the pod).
+      log.warn({ err }, 'cannot persist which sandbox enrolled the pod');
+    }
     for (const w of e.warnings) log.warn(w);
     await this.o.onEnrolled(id, e.pod, e.ips);
     return this.ok(log, call, { enrolled: true, cgroupId: id.toString(), notes: e.warnings });
@@ -155,10 +160,9 @@ export class CniCalls {
   }
 
   private async del(call: CniCall, ref: ReturnType<typeof podOfCall>, log: Logger): Promise<CniReply> {
-    let id = this.byContainer.get(call.containerId);
-    this.byContainer.delete(call.containerId);
+    let id = this.o.sandboxes.cgroupOf(call.containerId);
     if (id === undefined && ref !== undefined) {
-      // An ADD of an earlier agent: the pod's cgroup, if the layout can place it and it still exists.
+      // Not a sandbox that enrolled anything: the pod's cgroup, only to say why it stays enrolled.
       const path = this.o.cgroups.resolve({ namespace: ref.namespace, name: ref.name, uid: ref.uid ?? '' });
       try {
         id = path === undefined ? undefined : cgroupId(path);
@@ -166,11 +170,27 @@ export class CniCalls {
         id = undefined;
       }
     }
-    if (id !== undefined && this.o.target.enrolled().has(id)) {
-      this.o.target.unenroll(id);
-      await this.o.onUnenrolled(id);
-      return this.ok(log, call, { enrolled: false, cgroupId: id.toString(), notes: ['unenrolled'] });
+    if (id === undefined) return this.ok(log, call, { enrolled: false, notes: [] });
+    const d = delDecision(call.containerId, this.o.sandboxes.sandboxOf(id), this.o.target.enrolled().has(id));
+    if (!d.unenroll) {
+      if (d.reason === 'not-enrolled') return this.ok(log, call, { enrolled: false, notes: [] });
+      return this.ok(log, call, {
+        enrolled: true,
+        cgroupId: id.toString(),
+        notes: [
+          d.reason === 'other-sandbox'
+            ? 'kept: another sandbox of the pod enrolled it (a stale DEL)'
+            : 'kept: no sandbox of this agent enrolled it; the API reconcile decides',
+        ],
+      });
     }
-    return this.ok(log, call, { enrolled: false, notes: [] });
+    this.o.target.unenroll(id);
+    try {
+      this.o.sandboxes.delete(id);
+    } catch (err) {
+      log.warn({ err }, 'cannot persist the sandbox record');
+    }
+    await this.o.onUnenrolled(id);
+    return this.ok(log, call, { enrolled: false, cgroupId: id.toString(), notes: ['unenrolled'] });
   }
 }

@@ -24,8 +24,17 @@ function reply(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': text.length }).end(text);
 }
 
-function cniError(code: number, msg: string, details = ''): CniErrorBody {
-  return { cniVersion: '1.0.0', code, msg, details };
+/** The version an error is written in: the call's config's, when the body carries one. */
+function versionOf(raw: unknown): string {
+  const v = (raw as { config?: { cniVersion?: unknown } } | undefined)?.config?.cniVersion;
+  return typeof v === 'string' && v !== '' ? v : FALLBACK_VERSION;
+}
+
+/** For a body that is not JSON at all (the plugin never sends one): the plugin's newest version. */
+const FALLBACK_VERSION = '1.1.0';
+
+function cniError(version: string, code: number, msg: string, details = ''): CniErrorBody {
+  return { cniVersion: version, code, msg, details };
 }
 
 /**
@@ -35,22 +44,35 @@ function cniError(code: number, msg: string, details = ''): CniErrorBody {
 export function startCniServer(socketPath: string, calls: CniCalls, log: Logger): Promise<Server> {
   const server = createServer((req, res) => {
     if (req.method !== 'POST' || req.url !== CNI_CALL_PATH)
-      return reply(res, 404, cniError(CniErrorCode.INVALID_CONFIG, `the agent serves POST ${CNI_CALL_PATH}`));
+      return reply(
+        res,
+        404,
+        cniError(FALLBACK_VERSION, CniErrorCode.INVALID_CONFIG, `the agent serves POST ${CNI_CALL_PATH}`),
+      );
+    let raw: unknown;
     readBody(req)
       .then(async (text) => {
-        let raw: unknown;
         try {
           raw = JSON.parse(text);
         } catch (err) {
           return reply(
             res,
             400,
-            cniError(CniErrorCode.DECODE, 'the CNI call is not JSON', (err as Error).message),
+            cniError(
+              FALLBACK_VERSION,
+              CniErrorCode.DECODE,
+              'the CNI call is not JSON',
+              (err as Error).message,
+            ),
           );
         }
         const call = parseCniCall(raw);
         if (typeof call === 'string')
-          return reply(res, 400, cniError(CniErrorCode.INVALID_CONFIG, `bad CNI call: ${call}`));
+          return reply(
+            res,
+            400,
+            cniError(versionOf(raw), CniErrorCode.INVALID_CONFIG, `bad CNI call: ${call}`),
+          );
         const r = await calls.handle(call);
         return reply(res, r.status, r.body);
       })
@@ -60,6 +82,7 @@ export function startCniServer(socketPath: string, calls: CniCalls, log: Logger)
           res,
           500,
           cniError(
+            versionOf(raw),
             CniErrorCode.TRY_AGAIN_LATER,
             'the node agent failed the CNI call',
             (err as Error).message,
