@@ -10,10 +10,8 @@ import {
   observedNamespace,
   planCaRoots,
 } from './ca-root-plan.js';
+import { ReconcileRounds } from './reconcile-rounds.js';
 import { applyServerSide } from './server-side-apply.js';
-
-/** A failed round is tried again after this long (and at the next change). */
-const RETRY_MS = 5_000;
 
 function resource(kind: string) {
   const r = resourceOfKind(kind);
@@ -35,30 +33,30 @@ export class CaRootPublisher {
   private readonly namespaces = new Map<string, ObservedNamespace>();
   private readonly observed = new Map<string, Json>();
   private readonly pending = new Set<string>(['Namespace', 'ConfigMap']);
-  private timer: NodeJS.Timeout | undefined;
-  private running = false;
-  private again = false;
-  private stopped = false;
+  private readonly rounds: ReconcileRounds;
 
   constructor(
     private readonly client: Pick<KubeClient, 'json' | 'stream'>,
     private readonly log: Logger,
-    private readonly delayMs = 100,
-  ) {}
+    delayMs = 100,
+  ) {
+    this.rounds = new ReconcileRounds(
+      () => this.round(),
+      () => this.pending.size === 0 && this.bundle !== undefined,
+      delayMs,
+    );
+  }
 
   /** The CA's trust bundle now (the signing root first): published at once when it changed. */
   offer(bundle: readonly string[]): void {
     if (this.bundle !== undefined && this.bundle.join('') === bundle.join('')) return;
     this.bundle = [...bundle];
-    this.schedule();
+    this.rounds.schedule();
   }
 
   run(signal: AbortSignal): void {
     setMaxListeners(16, signal);
-    signal.addEventListener('abort', () => {
-      this.stopped = true;
-      clearTimeout(this.timer);
-    });
+    signal.addEventListener('abort', () => this.rounds.stop());
     void new Reflector(
       { client: this.client, resource: resource('Namespace') },
       {
@@ -73,7 +71,7 @@ export class CaRootPublisher {
             this.namespaces.delete(name);
             this.observed.delete(name);
           } else this.setNamespace(o as Json);
-          this.schedule();
+          this.rounds.schedule();
         },
         error: (message) => this.log.warn({ kind: 'Namespace' }, message),
       },
@@ -90,7 +88,7 @@ export class CaRootPublisher {
           const ns = o.metadata?.namespace ?? '';
           if (type === 'DELETED') this.observed.delete(ns);
           else this.observed.set(ns, o as Json);
-          this.schedule();
+          this.rounds.schedule();
         },
         error: (message) => this.log.warn({ kind: 'ConfigMap' }, message),
       },
@@ -104,43 +102,27 @@ export class CaRootPublisher {
 
   private synced(kind: string): void {
     this.pending.delete(kind);
-    this.schedule();
+    this.rounds.schedule();
   }
 
-  private schedule(delay = this.delayMs): void {
-    if (this.stopped || this.pending.size > 0 || this.bundle === undefined) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    if (this.timer === undefined) this.timer = setTimeout(() => void this.round(), delay);
-  }
-
-  private async round(): Promise<void> {
-    this.timer = undefined;
-    this.running = true;
-    this.again = false;
+  /** One round: applies what the plan says; true when an apply failed (the round is retried). */
+  private async round(): Promise<boolean> {
     let failed = false;
-    try {
-      const plan = planCaRoots([...this.namespaces.values()], this.bundle, this.observed);
-      for (const { object, why } of plan) {
-        if (this.stopped) return;
-        const ns = object.metadata.namespace;
-        try {
-          const out = await applyServerSide(this.client, object);
-          // The answer is the newest version; the watch may still be behind it.
-          this.observed.set(ns, out);
-          this.log.info({ namespace: ns, why, roots: this.bundle?.length }, 'CA root ConfigMap applied');
-        } catch (err) {
-          // A namespace deleted meanwhile refuses it; its watch event ends the retries.
-          failed = true;
-          this.log.warn({ err, namespace: ns }, 'cannot apply the CA root ConfigMap; trying again');
-        }
+    const plan = planCaRoots([...this.namespaces.values()], this.bundle, this.observed);
+    for (const { object, why } of plan) {
+      if (this.rounds.stopped) return failed;
+      const ns = object.metadata.namespace;
+      try {
+        const out = await applyServerSide(this.client, object);
+        // The answer is the newest version; the watch may still be behind it.
+        this.observed.set(ns, out);
+        this.log.info({ namespace: ns, why, roots: this.bundle?.length }, 'CA root ConfigMap applied');
+      } catch (err) {
+        // A namespace deleted meanwhile refuses it; its watch event ends the retries.
+        failed = true;
+        this.log.warn({ err, namespace: ns }, 'cannot apply the CA root ConfigMap; trying again');
       }
-    } finally {
-      this.running = false;
     }
-    if (this.again) this.schedule();
-    else if (failed) this.schedule(RETRY_MS);
+    return failed;
   }
 }

@@ -12,6 +12,7 @@ import type { KubeClient } from '../kube/client.js';
 import type { Json } from '../kube/field-paths.js';
 import { Reflector, type KubeObject as WireObject } from '../kube/reflector.js';
 import type { Logger } from '../telemetry/logger.js';
+import { ReconcileRounds } from './reconcile-rounds.js';
 import { applyServerSide } from './server-side-apply.js';
 import {
   type Applied,
@@ -25,9 +26,6 @@ import {
 
 /** The kinds a waypoint is made of, watched by the label every rendered object carries. */
 const OWNED_KINDS = ['ServiceAccount', 'Deployment', 'Service'] as const;
-
-/** A failed round is tried again after this long (and at the next change). */
-const RETRY_MS = 5_000;
 
 function resource(kind: string): ApiResource {
   const r = resourceOfKind(kind);
@@ -48,24 +46,24 @@ export class WaypointApplier {
   private readonly live = new Map<string, LiveObject>();
   private readonly applied = new Map<string, Applied>();
   private readonly pending = new Set<string>(['Gateway', ...OWNED_KINDS]);
-  private timer: NodeJS.Timeout | undefined;
-  private running = false;
-  private again = false;
-  private stopped = false;
+  private readonly rounds: ReconcileRounds;
 
   constructor(
     private readonly client: Pick<KubeClient, 'json' | 'stream'>,
     private readonly options: WaypointOptions,
     private readonly log: Logger,
-    private readonly delayMs = 100,
-  ) {}
+    delayMs = 100,
+  ) {
+    this.rounds = new ReconcileRounds(
+      () => this.round(),
+      () => this.pending.size === 0,
+      delayMs,
+    );
+  }
 
   run(signal: AbortSignal): void {
     setMaxListeners(16, signal);
-    signal.addEventListener('abort', () => {
-      this.stopped = true;
-      clearTimeout(this.timer);
-    });
+    signal.addEventListener('abort', () => this.rounds.stop());
     const gateways = new Reflector(
       { client: this.client, resource: resource('Gateway') },
       {
@@ -77,7 +75,7 @@ export class WaypointApplier {
         apply: (type, o) => {
           if (type === 'DELETED') this.gateways.delete(`${o.metadata?.namespace}/${o.metadata?.name}`);
           else this.setGateway(o);
-          this.schedule();
+          this.rounds.schedule();
         },
         error: (message) => this.log.warn({ kind: 'Gateway' }, message),
       },
@@ -100,7 +98,7 @@ export class WaypointApplier {
             if (type === 'DELETED')
               this.live.delete(`${kind}/${o.metadata?.namespace ?? ''}/${o.metadata?.name}`);
             else this.setLive(kind, o);
-            this.schedule();
+            this.rounds.schedule();
           },
           error: (message) => this.log.warn({ kind }, message),
         },
@@ -131,55 +129,39 @@ export class WaypointApplier {
 
   private synced(kind: string): void {
     this.pending.delete(kind);
-    this.schedule();
+    this.rounds.schedule();
   }
 
-  private schedule(delay = this.delayMs): void {
-    if (this.stopped || this.pending.size > 0) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    if (this.timer === undefined) this.timer = setTimeout(() => void this.round(), delay);
-  }
-
-  private async round(): Promise<void> {
-    this.timer = undefined;
-    this.running = true;
-    this.again = false;
+  /** One round: applies and deletes what the plan says; true when a step failed (the round is retried). */
+  private async round(): Promise<boolean> {
     let failed = false;
-    try {
-      const plan = planWaypoints(
-        desiredObjects([...this.gateways.values()], this.options),
-        this.live,
-        this.applied,
-      );
-      for (const { object, why } of plan.apply) {
-        if (this.stopped) return;
-        try {
-          await this.apply(object);
-          this.log.info({ object: objectKeyOf(object), why }, 'waypoint object applied');
-        } catch (err) {
-          failed = true;
-          this.log.warn({ err, object: objectKeyOf(object) }, 'cannot apply a waypoint object; trying again');
-        }
+    const plan = planWaypoints(
+      desiredObjects([...this.gateways.values()], this.options),
+      this.live,
+      this.applied,
+    );
+    for (const { object, why } of plan.apply) {
+      if (this.rounds.stopped) return failed;
+      try {
+        await this.apply(object);
+        this.log.info({ object: objectKeyOf(object), why }, 'waypoint object applied');
+      } catch (err) {
+        failed = true;
+        this.log.warn({ err, object: objectKeyOf(object) }, 'cannot apply a waypoint object; trying again');
       }
-      for (const l of plan.delete) {
-        if (this.stopped) return;
-        try {
-          await this.remove(l);
-          this.log.info({ object: l.key }, 'waypoint object deleted: its Gateway is gone');
-        } catch (err) {
-          if ((err as { status?: number }).status === 404) continue;
-          failed = true;
-          this.log.warn({ err, object: l.key }, 'cannot delete a waypoint object; trying again');
-        }
-      }
-    } finally {
-      this.running = false;
     }
-    if (this.again) this.schedule();
-    else if (failed) this.schedule(RETRY_MS);
+    for (const l of plan.delete) {
+      if (this.rounds.stopped) return failed;
+      try {
+        await this.remove(l);
+        this.log.info({ object: l.key }, 'waypoint object deleted: its Gateway is gone');
+      } catch (err) {
+        if ((err as { status?: number }).status === 404) continue;
+        failed = true;
+        this.log.warn({ err, object: l.key }, 'cannot delete a waypoint object; trying again');
+      }
+    }
+    return failed;
   }
 
   private async apply(object: KubeObject): Promise<void> {
