@@ -62,6 +62,15 @@ export function listKeys(field: string, parents: readonly string[]): readonly st
   }
 }
 
+/**
+ * The merge key of a list in a strategic merge patch (`patchMergeKey`): the first of its list keys
+ * (ports merge by their number alone). ownerReferences, keyed for server-side apply, is replaced
+ * whole by a strategic merge patch here.
+ */
+export function patchMergeKey(field: string, parents: readonly string[]): string | undefined {
+  return field === 'ownerReferences' ? undefined : listKeys(field, parents)?.[0];
+}
+
 /** Defaults the API server fills in before keys are compared (a port's protocol is TCP). */
 const KEY_DEFAULTS: Readonly<Record<string, unknown>> = { protocol: 'TCP' };
 

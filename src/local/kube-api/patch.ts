@@ -1,3 +1,4 @@
+import { patchMergeKey } from '../../kube/field-paths.js';
 import type { Json } from './selectors.js';
 
 /**
@@ -28,29 +29,6 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
   return out;
 }
 
-/** The merge key of a list field, as the Kubernetes types declare it (`patchMergeKey`). */
-function mergeKeyOf(field: string, path: readonly string[]): string | undefined {
-  switch (field) {
-    case 'containers':
-    case 'initContainers':
-    case 'ephemeralContainers':
-    case 'env':
-    case 'volumes':
-    case 'imagePullSecrets':
-      return 'name';
-    case 'volumeMounts':
-      return 'mountPath';
-    case 'ports':
-      return path.some((p) => p === 'containers' || p === 'initContainers') ? 'containerPort' : 'port';
-    case 'conditions':
-      return 'type';
-    case 'hostAliases':
-      return 'ip';
-    default:
-      return undefined;
-  }
-}
-
 export function strategicMergePatch(target: unknown, patch: unknown, path: readonly string[] = []): unknown {
   if (!isObject(patch)) return patch;
   if (patch.$patch === 'replace') {
@@ -78,7 +56,7 @@ export function strategicMergePatch(target: unknown, patch: unknown, path: reado
       delete out[k];
       continue;
     }
-    const key = mergeKeyOf(k, path);
+    const key = patchMergeKey(k, path);
     if (Array.isArray(v) && key !== undefined && v.every(isObject)) {
       out[k] = mergeList(Array.isArray(out[k]) ? (out[k] as unknown[]) : [], v, key, [...path, k]);
     } else if (isObject(v)) {
