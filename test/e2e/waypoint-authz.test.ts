@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { LocalState } from '../../src/local/state.js';
 import { ambit, downCluster, podExec, ROOT, runCmd, status, waitFor } from './helpers.js';
+import { type Sample, scrapeWaypoint, waypointPodOf } from './waypoint-helpers.js';
 
 /*
  * L7 AuthorizationPolicy at a waypoint, in a local cluster, with curl as the client: policies with
@@ -122,37 +123,8 @@ async function request(url: string, extra: readonly string[] = []): Promise<{ co
   return { code: r.stdout.slice(i + 1), body: r.stdout.slice(0, i) };
 }
 
-function waypointPod(): string {
-  const p = state.pods.find((x) => x.namespace === NS && x.name.startsWith('waypoint-'));
-  if (p === undefined) throw new Error('no waypoint pod');
-  return p.name;
-}
-
-interface Sample {
-  readonly name: string;
-  readonly labels: Record<string, string>;
-  readonly value: number;
-}
-
-async function waypointMetrics(): Promise<Sample[]> {
-  const r = await runCmd('ip', [
-    'netns',
-    'exec',
-    `${CLUSTER}.pod.${NS}.${waypointPod()}`,
-    'curl',
-    '-s',
-    'http://127.0.0.1:15020/metrics',
-  ]);
-  const out: Sample[] = [];
-  for (const line of r.stdout.split('\n')) {
-    const m = /^(\w+)\{(.*)\} ([0-9.e+-]+)$/.exec(line);
-    if (m === null) continue;
-    const labels: Record<string, string> = {};
-    for (const l of m[2]!.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
-    out.push({ name: m[1]!, labels, value: Number(m[3]) });
-  }
-  return out;
-}
+const waypointPod = (): string => waypointPodOf(state, NS);
+const waypointMetrics = (): Promise<Sample[]> => scrapeWaypoint(CLUSTER, NS, waypointPod());
 
 const requests = (s: readonly Sample[], match: Record<string, string>): number =>
   s

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { LocalState } from '../../src/local/state.js';
 import { ambit, downCluster, podExec, ROOT, runCmd, status, waitFor } from './helpers.js';
+import { type Sample, scrapeWaypoint, sumSamples, waypointPodOf } from './waypoint-helpers.js';
 
 /*
  * L7 through a waypoint, in a local cluster, with clients this project did not write: curl, wrk,
@@ -284,42 +285,10 @@ function bodies(text: string): { name: string; path: string; headers: Record<str
     .map((t) => JSON.parse(t) as { name: string; path: string; headers: Record<string, string> });
 }
 
-function waypointPod(): string {
-  const p = state.pods.find((x) => x.namespace === NS && x.name.startsWith('waypoint-'));
-  if (p === undefined) throw new Error('no waypoint pod');
-  return p.name;
-}
+const waypointPod = (): string => waypointPodOf(state, NS);
+const waypointMetrics = (): Promise<Sample[]> => scrapeWaypoint(CLUSTER, NS, waypointPod());
 
-interface Sample {
-  readonly name: string;
-  readonly labels: Record<string, string>;
-  readonly value: number;
-}
-
-async function waypointMetrics(): Promise<Sample[]> {
-  const r = await runCmd('ip', [
-    'netns',
-    'exec',
-    `${CLUSTER}.pod.${NS}.${waypointPod()}`,
-    'curl',
-    '-s',
-    'http://127.0.0.1:15020/metrics',
-  ]);
-  const out: Sample[] = [];
-  for (const line of r.stdout.split('\n')) {
-    const m = /^(\w+)\{(.*)\} ([0-9.e+-]+)$/.exec(line);
-    if (m === null) continue;
-    const labels: Record<string, string> = {};
-    for (const l of m[2]!.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
-    out.push({ name: m[1]!, labels, value: Number(m[3]) });
-  }
-  return out;
-}
-
-const sum = (s: readonly Sample[], name: string, match: Record<string, string> = {}): number =>
-  s
-    .filter((x) => x.name === name && Object.entries(match).every(([k, v]) => x.labels[k] === v))
-    .reduce((n, x) => n + x.value, 0);
+const sum = sumSamples;
 
 function accessLog(): Record<string, unknown>[] {
   return readFileSync(`/run/ambit/${CLUSTER}/pods/${NS}/${waypointPod()}/waypoint.log`, 'utf8')
