@@ -1,5 +1,6 @@
 import type { HeaderFacts } from '../gateway-api/route-match.js';
 import { headersTest } from '../gateway-api/route-match.js';
+import { describeRetryConstraint } from './retry-budget.js';
 import type { AppliedTrafficPolicy, FaultInjection } from './types.js';
 
 /** `1s`, `250ms`. */
@@ -31,6 +32,7 @@ export function describeTrafficPolicy(p: AppliedTrafficPolicy): string {
       `circuitBreaker maxConnections=${cb.maxConnections} maxPendingRequests=${cb.maxPendingRequests} maxParallelRequests=${cb.maxParallelRequests} maxParallelRetries=${cb.maxParallelRetries} (over a limit: 503, flag UO)`,
     );
   if (p.faultInjection !== undefined) parts.push(faults(p.faultInjection));
+  if (p.retryConstraint !== undefined) parts.push(describeRetryConstraint(p.retryConstraint));
   return `BackendTrafficPolicy ${p.policy}: ${parts.join('; ') || 'nothing'}`;
 }
 

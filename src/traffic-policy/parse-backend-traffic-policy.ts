@@ -1,6 +1,7 @@
 import type { Fields } from '../config/field-reader.js';
 import { show } from '../config/issue.js';
 import { gatewayDuration, headerMatches } from '../gateway-api/parse-common.js';
+import { parseRetryConstraint } from './retry-budget.js';
 import {
   type BackendTrafficPolicy,
   CIRCUIT_BREAKER_DEFAULT,
@@ -18,7 +19,9 @@ import {
  */
 
 const UNKNOWN = 'is not a BackendTrafficPolicy field Ambit knows';
-const NOT_YET = 'is not supported by Ambit yet (supported: circuitBreaker, faultInjection)';
+const SUPPORTED_FIELDS = ['circuitBreaker', 'faultInjection', 'retryConstraint'];
+const SUPPORTED = `(supported: ${SUPPORTED_FIELDS.join(', ')})`;
+const NOT_YET = `is not supported by Ambit yet ${SUPPORTED}`;
 const ENVOY_GATEWAY_FIELDS = [
   'targetRef',
   'targetSelectors',
@@ -87,14 +90,7 @@ function targetRefs(f: Fields): ServiceTargetRef[] {
 function circuitBreaker(f: Fields): CircuitBreaker {
   f.rejectUnknown([...CIRCUIT_FIELDS, 'maxRequestsPerConnection', 'perEndpoint'], UNKNOWN);
   for (const k of ['maxRequestsPerConnection', 'perEndpoint'])
-    if (f.has(k))
-      f.error(
-        k,
-        NOT_YET.replace(
-          '(supported: circuitBreaker, faultInjection)',
-          `(supported: ${CIRCUIT_FIELDS.join(', ')})`,
-        ),
-      );
+    if (f.has(k)) f.error(k, NOT_YET.replace(SUPPORTED, `(supported: ${CIRCUIT_FIELDS.join(', ')})`));
   const limit = (k: string): number => f.int(k, { min: 0, max: 4294967295 }) ?? CIRCUIT_BREAKER_DEFAULT;
   return {
     maxConnections: limit('maxConnections'),
@@ -148,20 +144,29 @@ export function parseBackendTrafficPolicy(
   meta: TrafficPolicyMeta,
 ): BackendTrafficPolicy | undefined {
   const { f, errors } = spec.counted();
-  f.rejectUnknown(['targetRefs', 'circuitBreaker', 'faultInjection', ...ENVOY_GATEWAY_FIELDS], UNKNOWN);
+  f.rejectUnknown(
+    ['targetRefs', 'circuitBreaker', 'faultInjection', 'retryConstraint', ...ENVOY_GATEWAY_FIELDS],
+    UNKNOWN,
+  );
   for (const k of ENVOY_GATEWAY_FIELDS)
     if (f.has(k))
       f.error(
         k,
-        k === 'targetRef' || k === 'targetSelectors' ? 'is not supported by Ambit; use targetRefs' : NOT_YET,
+        k === 'targetRef' || k === 'targetSelectors'
+          ? 'is not supported by Ambit; use targetRefs'
+          : k === 'retry'
+            ? `${NOT_YET}: set retries on the HTTPRoute rule (retry.attempts, retry.codes), and bound them with retryConstraint`
+            : NOT_YET,
       );
   const refs = targetRefs(f);
   const cb = f.object('circuitBreaker');
   const fi = f.object('faultInjection');
-  if (cb === undefined && fi === undefined && errors() === 0)
-    f.sink.warn(f.path, 'sets neither circuitBreaker nor faultInjection: it changes nothing');
+  const rc = f.object('retryConstraint');
+  if (cb === undefined && fi === undefined && rc === undefined && errors() === 0)
+    f.sink.warn(f.path, `sets none of ${SUPPORTED_FIELDS.join(', ')}: it changes nothing`);
   const circuit = cb === undefined ? undefined : circuitBreaker(cb);
   const fault = fi === undefined ? undefined : faultInjection(fi);
+  const budget = rc === undefined ? undefined : parseRetryConstraint(rc, UNKNOWN);
   if (errors() > 0) return undefined;
   return {
     kind: 'BackendTrafficPolicy',
@@ -170,5 +175,6 @@ export function parseBackendTrafficPolicy(
     targetRefs: refs,
     ...(circuit === undefined ? {} : { circuitBreaker: circuit }),
     ...(fault === undefined ? {} : { faultInjection: fault }),
+    ...(budget === undefined ? {} : { retryConstraint: budget }),
   };
 }

@@ -1,4 +1,5 @@
 import type { HeaderMatch } from '../gateway-api/types.js';
+import type { RetryConstraint } from './retry-budget.js';
 
 /**
  * Backend traffic policy (`traffic.ambit.dev/v1alpha1` BackendTrafficPolicy), field for field after
@@ -55,6 +56,7 @@ export interface BackendTrafficPolicy {
   readonly targetRefs: readonly ServiceTargetRef[];
   readonly circuitBreaker?: CircuitBreaker;
   readonly faultInjection?: FaultInjection;
+  readonly retryConstraint?: RetryConstraint;
 }
 
 /** What a Service carries in the pushed config: the one policy in force for it, by name. */
@@ -63,6 +65,8 @@ export interface AppliedTrafficPolicy {
   readonly policy: string;
   readonly circuitBreaker?: CircuitBreaker;
   readonly faultInjection?: FaultInjection;
+  /** The retry budget; unset: RETRY_CONSTRAINT_DEFAULT applies all the same. */
+  readonly retryConstraint?: RetryConstraint;
 }
 
 /**
@@ -83,5 +87,6 @@ export function trafficPolicyFor(
     policy: `${best.namespace}/${best.name}`,
     ...(best.circuitBreaker === undefined ? {} : { circuitBreaker: best.circuitBreaker }),
     ...(best.faultInjection === undefined ? {} : { faultInjection: best.faultInjection }),
+    ...(best.retryConstraint === undefined ? {} : { retryConstraint: best.retryConstraint }),
   };
 }
