@@ -285,8 +285,12 @@ async function waypointConfig(
     (t) =>
       `  ${t.service}: ${t.description} (in flight: ${t.inFlight.requests} requests, ${t.inFlight.connections} connections, ${t.inFlight.pending} pending, ${t.inFlight.retries} retries)`,
   );
+  const budgets = (d.retryBudgets ?? []).map(
+    (b) => `  ${b.service}: ${b.constraint}; in its window now: ${b.requests} requests, ${b.retries} retries`,
+  );
   return print(
     (policies.length === 0 ? '' : `traffic policies:\n${policies.join('\n')}\n\n`) +
+      (budgets.length === 0 ? '' : `retry budgets:\n${budgets.join('\n')}\n\n`) +
       table(
         ['SERVICE', 'PORT', 'ENDPOINT', 'POD', 'IN FLIGHT', 'TRANSPORT'],
         d.clusters.flatMap((c) =>

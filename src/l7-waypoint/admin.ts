@@ -4,8 +4,10 @@ import type { HbonePool } from '../hbone/pool.js';
 import { serviceEndpoints } from '../mesh/l7-route.js';
 import type { Handler } from '../telemetry/http-endpoints.js';
 import { describeTrafficPolicy } from '../traffic-policy/describe.js';
+import { describeRetryConstraint } from '../traffic-policy/retry-budget.js';
 import type { CircuitBreakers } from './circuit-breakers.js';
 import type { WaypointConfig } from './config.js';
+import type { RetryBudgets } from './retry-budgets.js';
 import type { RoutingState } from './routing-state.js';
 import type { Upstreams } from './upstream.js';
 
@@ -17,6 +19,7 @@ export function adminRoutes(o: {
   readonly dp: Dataplane;
   readonly pool: HbonePool;
   readonly breakers?: CircuitBreakers;
+  readonly budgets?: RetryBudgets;
 }): Record<string, Handler> {
   const json = (res: Parameters<Handler>[1], body: unknown): void => {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body, null, 2));
@@ -117,6 +120,12 @@ export function adminRoutes(o: {
                 },
               ],
         ),
+        retryBudgets: Object.entries(o.budgets?.snapshot() ?? {}).map(([service, b]) => ({
+          service,
+          constraint: describeRetryConstraint(b.constraint),
+          requests: b.requests,
+          retries: b.retries,
+        })),
       };
       json(res, dump);
     },

@@ -245,6 +245,7 @@ export async function startWaypoint(
       dp,
       pool: hbonePool,
       ...(fwd.breakers === undefined ? {} : { breakers: fwd.breakers }),
+      ...(fwd.budgets === undefined ? {} : { budgets: fwd.budgets }),
     }),
   });
 

@@ -47,10 +47,16 @@ export class RetryBudgets {
   }
 
   /** The counts in each Service's windows now (proxy-config). */
-  snapshot(): Record<string, { requests: number; retries: number; recentRetries: number }> {
-    const out: Record<string, { requests: number; retries: number; recentRetries: number }> = {};
+  snapshot(): Record<
+    string,
+    { constraint: RetryConstraint; requests: number; retries: number; recentRetries: number }
+  > {
+    const out: Record<
+      string,
+      { constraint: RetryConstraint; requests: number; retries: number; recentRetries: number }
+    > = {};
     const t = this.now();
-    for (const [s, b] of this.budgets) out[s] = b.state(t);
+    for (const [s, b] of this.budgets) out[s] = { constraint: b.constraint, ...b.state(t) };
     return out;
   }
 }

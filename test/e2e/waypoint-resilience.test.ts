@@ -492,5 +492,13 @@ spec:
     });
     expect(refused).toBeGreaterThanOrEqual(200 - retried / 2);
     expect(refused).toBeLessThanOrEqual(200);
+    // proxy-config shows the budget and what its window holds.
+    const pc = await ambit(['proxy-config', 'clusters', '--name', CLUSTER, '--waypoint', `${NS}/waypoint`]);
+    expect(pc.code, pc.stderr).toBe(0);
+    expect(pc.stdout).toMatch(
+      new RegExp(
+        `${FAULTY}: retryConstraint budget 20% of requests over 60s, at least 1 per 10s .*; in its window now: \\d+ requests, ${retried} retries`,
+      ),
+    );
   }, 180_000);
 });

@@ -102,7 +102,9 @@ describe('RetryBudgets: one per Service, the default when the policy sets none',
     // The default allows 10 per second whatever the traffic.
     expect(bs.retry('web', undefined)).toBe(true);
     t = 5;
-    expect(bs.snapshot()).toEqual({ web: { requests: 0, retries: 1, recentRetries: 1 } });
+    expect(bs.snapshot()).toEqual({
+      web: { constraint: RETRY_CONSTRAINT_DEFAULT, requests: 0, retries: 1, recentRetries: 1 },
+    });
     bs.retain(() => false);
     expect(bs.snapshot()).toEqual({});
   });
