@@ -121,6 +121,13 @@ const backendTrafficPolicySpec = obj({
       items: obj({ type: str(), name: str(), value: str() }, 'Only requests with these headers are faulted.'),
     },
   }),
+  retryConstraint: obj(
+    {
+      budget: obj({ percent: int(), interval: str('A duration: 10s.') }),
+      minRetryRate: obj({ count: int(), interval: str('A duration: 1s.') }),
+    },
+    'A retry budget (Gateway API GEP-3388).',
+  ),
 });
 
 function crd(kind: string, spec: JsonObject, labels: Record<string, string>): KubeObject {
