@@ -249,12 +249,11 @@ describe("the CRDs of Ambit's kinds", () => {
       return sub === undefined ? [`${path}.${k}`] : pruned(sub, x, `${path}.${k}`);
     });
   }
-  const schemaOf = (kind: string): Record<string, unknown> =>
-    (
-      crds.find((c) => (c.spec as { names: { kind: string } }).names.kind === kind)?.spec as {
-        versions: { schema: { openAPIV3Schema: Record<string, unknown> } }[];
-      }
-    ).versions[0]!.schema.openAPIV3Schema;
+  const schemaOf = (kind: string): Record<string, unknown> => {
+    const crd = crds.find((c) => (c.spec as { names: { kind: string } }).names.kind === kind);
+    const spec = crd?.spec as { versions: { schema: { openAPIV3Schema: Record<string, unknown> } }[] };
+    return spec.versions[0]!.schema.openAPIV3Schema;
+  };
 
   // Every field Ambit's parser reads, once: a field missing from the schema would be pruned by the
   // API server, and the policy would silently lose it.
