@@ -436,7 +436,7 @@ class Exchange {
     const breakers = deps.breakers;
     let retrySlot: Release | undefined;
     const budget = plan.policy?.applied.retryConstraint;
-    if (plan.service !== undefined) deps.budgets?.request(plan.service, budget);
+    if (plan.service !== undefined && budget !== undefined) deps.budgets?.request(plan.service, budget);
     /**
      * A retry within the policy's maxParallelRetries and the Service's retry budget; false: it is not
      * made (the last answer stands).
@@ -450,11 +450,12 @@ class Exchange {
       }
       if (
         plan.service !== undefined &&
+        budget !== undefined &&
         deps.budgets !== undefined &&
         !deps.budgets.retry(plan.service, budget)
       ) {
         got?.();
-        rec.reason = `retry not made: the retry budget of ${plan.service} is spent (retryConstraint${plan.policy === undefined ? ', the default' : ` of BackendTrafficPolicy ${plan.policy.applied.policy}`})`;
+        rec.reason = `retry not made: the retry budget of ${plan.service} is spent (retryConstraint of BackendTrafficPolicy ${plan.policy!.applied.policy})`;
         return false;
       }
       if (got !== undefined) {

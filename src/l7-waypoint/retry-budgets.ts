@@ -6,9 +6,8 @@ import {
 } from '../traffic-policy/retry-budget.js';
 
 /**
- * This waypoint replica's retry budget for each backend Service (src/traffic-policy/retry-budget.ts):
- * the Service's BackendTrafficPolicy `retryConstraint`, or the default budget when it sets none, so
- * that no Service's retries can multiply its load without bound. A changed constraint starts afresh.
+ * This waypoint replica's retry budget for each backend Service whose BackendTrafficPolicy sets a
+ * `retryConstraint` (src/traffic-policy/retry-budget.ts). A changed constraint starts afresh.
  */
 export class RetryBudgets {
   private readonly budgets = new Map<string, RetryBudget>();
@@ -19,8 +18,7 @@ export class RetryBudgets {
     private readonly now: () => number = Date.now,
   ) {}
 
-  private of(service: string, c: RetryConstraint | undefined): RetryBudget {
-    const want = c ?? RETRY_CONSTRAINT_DEFAULT;
+  private of(service: string, want: RetryConstraint): RetryBudget {
     let b = this.budgets.get(service);
     if (b === undefined || !sameConstraint(b.constraint, want)) {
       b = new RetryBudget(want);
@@ -30,12 +28,12 @@ export class RetryBudgets {
   }
 
   /** A request sent to the Service (its first attempt): a deposit. */
-  request(service: string, c: RetryConstraint | undefined): void {
+  request(service: string, c: RetryConstraint): void {
     this.of(service, c).request(this.now());
   }
 
   /** Whether a retry to the Service fits its budget now (it is then counted). */
-  retry(service: string, c: RetryConstraint | undefined): boolean {
+  retry(service: string, c: RetryConstraint): boolean {
     if (this.of(service, c).retry(this.now())) return true;
     this.overflows?.inc({ destination_service: service, reason: 'retryConstraint' });
     return false;

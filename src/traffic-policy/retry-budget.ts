@@ -20,7 +20,11 @@ export interface RetryConstraint {
   readonly minRetryIntervalMs: number;
 }
 
-/** GEP-3388's defaults, and what applies to a Service whose policy sets no `retryConstraint`. */
+/**
+ * GEP-3388's defaults for the fields a `retryConstraint` leaves out. A Service whose policy sets no
+ * `retryConstraint` has no budget (as in Envoy and Istio): its route's retries are bounded by their
+ * attempts, and by `circuitBreaker.maxParallelRetries` when set.
+ */
 export const RETRY_CONSTRAINT_DEFAULT: RetryConstraint = {
   budgetPercent: 20,
   budgetIntervalMs: 10_000,

@@ -65,7 +65,7 @@ export interface AppliedTrafficPolicy {
   readonly policy: string;
   readonly circuitBreaker?: CircuitBreaker;
   readonly faultInjection?: FaultInjection;
-  /** The retry budget; unset: RETRY_CONSTRAINT_DEFAULT applies all the same. */
+  /** The retry budget; unset: none (retries are bounded by the route's attempts). */
   readonly retryConstraint?: RetryConstraint;
 }
 

@@ -92,15 +92,15 @@ describe('RetryBudget: an outage cannot multiply the load by the attempts', () =
   });
 });
 
-describe('RetryBudgets: one per Service, the default when the policy sets none', () => {
+describe('RetryBudgets: one per Service', () => {
   test('a changed constraint starts afresh; forgotten Services are dropped', () => {
     let t = 0;
     const bs = new RetryBudgets(undefined, () => t);
     const tight = { ...C, minRetryCount: 0, budgetPercent: 0 };
     bs.request('web', tight);
     expect(bs.retry('web', tight)).toBe(false);
-    // The default allows 10 per second whatever the traffic.
-    expect(bs.retry('web', undefined)).toBe(true);
+    // The defaults allow 10 per second whatever the traffic.
+    expect(bs.retry('web', RETRY_CONSTRAINT_DEFAULT)).toBe(true);
     t = 5;
     expect(bs.snapshot()).toEqual({
       web: { constraint: RETRY_CONSTRAINT_DEFAULT, requests: 0, retries: 1, recentRetries: 1 },
