@@ -1,6 +1,7 @@
 import type { Fields } from '../config/field-reader.js';
 import { show } from '../config/issue.js';
 import { gatewayDuration, headerMatches } from '../gateway-api/parse-common.js';
+import { parseHealthCheck, parseLoadBalancer } from './parse-balancing.js';
 import {
   type BackendTrafficPolicy,
   CIRCUIT_BREAKER_DEFAULT,
@@ -18,15 +19,14 @@ import {
  */
 
 const UNKNOWN = 'is not a BackendTrafficPolicy field Ambit knows';
-const NOT_YET = 'is not supported by Ambit yet (supported: circuitBreaker, faultInjection)';
+const NOT_YET =
+  'is not supported by Ambit yet (supported: circuitBreaker, faultInjection, loadBalancer, healthCheck)';
 const ENVOY_GATEWAY_FIELDS = [
   'targetRef',
   'targetSelectors',
   'mergeType',
-  'loadBalancer',
   'retry',
   'rateLimit',
-  'healthCheck',
   'tcpKeepalive',
   'timeout',
   'connection',
@@ -41,6 +41,7 @@ const ENVOY_GATEWAY_FIELDS = [
   'routingType',
   'httpUpgrade',
 ];
+const SUPPORTED = ['targetRefs', 'circuitBreaker', 'faultInjection', 'loadBalancer', 'healthCheck'];
 const CIRCUIT_FIELDS = ['maxConnections', 'maxPendingRequests', 'maxParallelRequests', 'maxParallelRetries'];
 
 export interface TrafficPolicyMeta {
@@ -88,13 +89,7 @@ function circuitBreaker(f: Fields): CircuitBreaker {
   f.rejectUnknown([...CIRCUIT_FIELDS, 'maxRequestsPerConnection', 'perEndpoint'], UNKNOWN);
   for (const k of ['maxRequestsPerConnection', 'perEndpoint'])
     if (f.has(k))
-      f.error(
-        k,
-        NOT_YET.replace(
-          '(supported: circuitBreaker, faultInjection)',
-          `(supported: ${CIRCUIT_FIELDS.join(', ')})`,
-        ),
-      );
+      f.error(k, NOT_YET.replace(/\(supported: .*\)/, `(supported: ${CIRCUIT_FIELDS.join(', ')})`));
   const limit = (k: string): number => f.int(k, { min: 0, max: 4294967295 }) ?? CIRCUIT_BREAKER_DEFAULT;
   return {
     maxConnections: limit('maxConnections'),
@@ -148,7 +143,7 @@ export function parseBackendTrafficPolicy(
   meta: TrafficPolicyMeta,
 ): BackendTrafficPolicy | undefined {
   const { f, errors } = spec.counted();
-  f.rejectUnknown(['targetRefs', 'circuitBreaker', 'faultInjection', ...ENVOY_GATEWAY_FIELDS], UNKNOWN);
+  f.rejectUnknown([...SUPPORTED, ...ENVOY_GATEWAY_FIELDS], UNKNOWN);
   for (const k of ENVOY_GATEWAY_FIELDS)
     if (f.has(k))
       f.error(
@@ -158,10 +153,14 @@ export function parseBackendTrafficPolicy(
   const refs = targetRefs(f);
   const cb = f.object('circuitBreaker');
   const fi = f.object('faultInjection');
-  if (cb === undefined && fi === undefined && errors() === 0)
-    f.sink.warn(f.path, 'sets neither circuitBreaker nor faultInjection: it changes nothing');
+  const lb = f.object('loadBalancer');
+  const hc = f.object('healthCheck');
+  if (cb === undefined && fi === undefined && lb === undefined && hc === undefined && errors() === 0)
+    f.sink.warn(f.path, `sets none of ${SUPPORTED.slice(1).join(', ')}: it changes nothing`);
   const circuit = cb === undefined ? undefined : circuitBreaker(cb);
   const fault = fi === undefined ? undefined : faultInjection(fi);
+  const balancer = lb === undefined ? undefined : parseLoadBalancer(lb);
+  const health = hc === undefined ? undefined : parseHealthCheck(hc);
   if (errors() > 0) return undefined;
   return {
     kind: 'BackendTrafficPolicy',
@@ -170,5 +169,7 @@ export function parseBackendTrafficPolicy(
     targetRefs: refs,
     ...(circuit === undefined ? {} : { circuitBreaker: circuit }),
     ...(fault === undefined ? {} : { faultInjection: fault }),
+    ...(balancer === undefined ? {} : { loadBalancer: balancer }),
+    ...(health === undefined ? {} : { passiveHealthCheck: health }),
   };
 }

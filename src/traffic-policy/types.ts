@@ -1,4 +1,5 @@
 import type { HeaderMatch } from '../gateway-api/types.js';
+import type { LoadBalancer, PassiveHealthCheck } from './balancing.js';
 
 /**
  * Backend traffic policy (`traffic.ambit.dev/v1alpha1` BackendTrafficPolicy), field for field after
@@ -55,6 +56,10 @@ export interface BackendTrafficPolicy {
   readonly targetRefs: readonly ServiceTargetRef[];
   readonly circuitBreaker?: CircuitBreaker;
   readonly faultInjection?: FaultInjection;
+  /** `loadBalancer`: how the waypoint picks the endpoint of each attempt (unset: least request). */
+  readonly loadBalancer?: LoadBalancer;
+  /** `healthCheck.passive`: outlier detection. */
+  readonly passiveHealthCheck?: PassiveHealthCheck;
 }
 
 /** What a Service carries in the pushed config: the one policy in force for it, by name. */
@@ -63,6 +68,8 @@ export interface AppliedTrafficPolicy {
   readonly policy: string;
   readonly circuitBreaker?: CircuitBreaker;
   readonly faultInjection?: FaultInjection;
+  readonly loadBalancer?: LoadBalancer;
+  readonly passiveHealthCheck?: PassiveHealthCheck;
 }
 
 /**
@@ -83,5 +90,7 @@ export function trafficPolicyFor(
     policy: `${best.namespace}/${best.name}`,
     ...(best.circuitBreaker === undefined ? {} : { circuitBreaker: best.circuitBreaker }),
     ...(best.faultInjection === undefined ? {} : { faultInjection: best.faultInjection }),
+    ...(best.loadBalancer === undefined ? {} : { loadBalancer: best.loadBalancer }),
+    ...(best.passiveHealthCheck === undefined ? {} : { passiveHealthCheck: best.passiveHealthCheck }),
   };
 }
