@@ -283,12 +283,16 @@ async function waypointConfig(
   if (format === 'json' || format === 'yaml') return print(render(d, format));
   const policies = (d.trafficPolicies ?? []).map(
     (t) =>
-      `  ${t.service}: ${t.description} (in flight: ${t.inFlight.requests} requests, ${t.inFlight.connections} connections, ${t.inFlight.pending} pending, ${t.inFlight.retries} retries)`,
+      `  ${t.service}: ${t.description} (in flight: ${t.inFlight.requests} requests, ${t.inFlight.connections} connections, ${t.inFlight.pending} pending, ${t.inFlight.retries} retries)${
+        t.ejected === undefined
+          ? ''
+          : `; ejected now: ${t.ejected.map((e) => `${e.address} until ${e.until} (ejection ${e.ejections} in a row)`).join(', ') || 'none'}`
+      }`,
   );
   return print(
     (policies.length === 0 ? '' : `traffic policies:\n${policies.join('\n')}\n\n`) +
       table(
-        ['SERVICE', 'PORT', 'ENDPOINT', 'POD', 'IN FLIGHT', 'TRANSPORT'],
+        ['SERVICE', 'PORT', 'ENDPOINT', 'POD', 'IN FLIGHT', 'TRANSPORT', 'HEALTH'],
         d.clusters.flatMap((c) =>
           c.endpoints.map((e) => [
             c.service,
@@ -297,6 +301,7 @@ async function waypointConfig(
             e.pod,
             String(e.inFlight),
             e.hbone ? 'HBONE' : 'TCP',
+            e.ejectedUntil === undefined ? 'ok' : `ejected (${remaining(e.ejectedUntil)} left)`,
           ]),
         ),
       ),

@@ -6,6 +6,8 @@ import type { Handler } from '../telemetry/http-endpoints.js';
 import { describeTrafficPolicy } from '../traffic-policy/describe.js';
 import type { CircuitBreakers } from './circuit-breakers.js';
 import type { WaypointConfig } from './config.js';
+import type { Ejected } from './outlier-detector.js';
+import type { Outliers } from './outliers.js';
 import type { RoutingState } from './routing-state.js';
 import type { Upstreams } from './upstream.js';
 
@@ -17,6 +19,7 @@ export function adminRoutes(o: {
   readonly dp: Dataplane;
   readonly pool: HbonePool;
   readonly breakers?: CircuitBreakers;
+  readonly outliers?: Outliers;
 }): Record<string, Handler> {
   const json = (res: Parameters<Handler>[1], body: unknown): void => {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body, null, 2));
@@ -76,6 +79,8 @@ export function adminRoutes(o: {
     },
     '/clusters': (_req, res) => {
       const state = o.routing();
+      const ejected: Map<string, Ejected[]> = o.outliers?.ejected() ?? new Map();
+      const iso = (ms: number): string => new Date(ms).toISOString();
       const clusters = (state?.mesh.view.services ?? []).flatMap((s) =>
         s.ports
           .filter((p) => p.protocol === 'TCP')
@@ -93,6 +98,9 @@ export function adminRoutes(o: {
                       pod: `${w.namespace}/${w.name}`,
                       inFlight: o.upstreams.inFlight(ep.key),
                       hbone: ep.hbone !== undefined,
+                      ...((u) => (u === undefined ? {} : { ejectedUntil: iso(u.untilMs) }))(
+                        ejected.get(s.hostname)?.find((x) => x.key === ep.key),
+                      ),
                     },
                   ];
             }),
@@ -114,6 +122,16 @@ export function adminRoutes(o: {
                     pending: 0,
                     retries: 0,
                   },
+                  ...(s.trafficPolicy.passiveHealthCheck === undefined
+                    ? {}
+                    : {
+                        ejected: (ejected.get(s.hostname) ?? []).map((x) => ({
+                          address: x.key,
+                          since: iso(x.sinceMs),
+                          until: iso(x.untilMs),
+                          ejections: x.times,
+                        })),
+                      }),
                 },
               ],
         ),
