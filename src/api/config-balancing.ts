@@ -25,6 +25,7 @@ export interface WireOutlierDetection {
   base_ejection_time_ms: number;
   max_ejection_percent: number;
   always_eject_one_endpoint: boolean;
+  panic_threshold: number;
 }
 
 export function encodeLoadBalancer(lb: LoadBalancer): WireLoadBalancer {
@@ -98,6 +99,7 @@ export function encodeOutlierDetection(p: PassiveHealthCheck): WireOutlierDetect
     base_ejection_time_ms: p.baseEjectionTimeMs,
     max_ejection_percent: p.maxEjectionPercent,
     always_eject_one_endpoint: p.alwaysEjectOneEndpoint,
+    panic_threshold: p.panicThreshold,
   };
 }
 
@@ -105,8 +107,8 @@ export function encodeOutlierDetection(p: PassiveHealthCheck): WireOutlierDetect
 export function decodeOutlierDetection(w: WireOutlierDetection): PassiveHealthCheck {
   for (const k of ['interval_ms', 'base_ejection_time_ms'] as const)
     if (!(w[k] > 0)) throw new Error(`health_check.${k}: ${w[k]} is not a positive duration`);
-  if (!(w.max_ejection_percent >= 0 && w.max_ejection_percent <= 100))
-    throw new Error(`health_check.max_ejection_percent: ${w.max_ejection_percent} is not a percentage`);
+  for (const k of ['max_ejection_percent', 'panic_threshold'] as const)
+    if (!(w[k] >= 0 && w[k] <= 100)) throw new Error(`health_check.${k}: ${w[k]} is not a percentage`);
   return {
     consecutive5xxErrors: w.consecutive_5xx_errors,
     consecutiveGatewayErrors: w.consecutive_gateway_errors,
@@ -116,5 +118,6 @@ export function decodeOutlierDetection(w: WireOutlierDetection): PassiveHealthCh
     baseEjectionTimeMs: w.base_ejection_time_ms,
     maxEjectionPercent: w.max_ejection_percent,
     alwaysEjectOneEndpoint: w.always_eject_one_endpoint,
+    panicThreshold: w.panic_threshold,
   };
 }

@@ -146,6 +146,7 @@ const backendTrafficPolicySpec = obj({
       maxEjectionPercent: int(),
       alwaysEjectOneEndpoint: { type: 'boolean' },
     }),
+    panicThreshold: int('Percent in service under which ejections are disregarded (default 50).'),
   }),
 });
 

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { HeaderRecord } from '../gateway-api/route-filters.js';
 import { Balancer } from '../mesh/load-balancer.js';
 import { type HashFacts, hashKeyOf } from '../mesh/load-balancer-hash-key.js';
-import { DEFAULT_LOAD_BALANCER } from '../traffic-policy/balancing.js';
+import { DEFAULT_LOAD_BALANCER, inService } from '../traffic-policy/balancing.js';
 import type { AppliedTrafficPolicy } from '../traffic-policy/types.js';
 import { type ConnContext, headerOf } from './exchange.js';
 import type { Outliers } from './outliers.js';
@@ -17,9 +17,10 @@ export interface PickTarget {
 /** The picks of one request: the same hash key for every attempt, and the cookie to set, if any. */
 export interface RequestPicks {
   /**
-   * An endpoint for the next attempt: ejected ones are left out (unless all are: Envoy's panic, all
-   * are used), then those in `tried` when others remain (a retry goes elsewhere), then the Service's
-   * load balancer picks. Undefined only when `endpoints` is empty.
+   * An endpoint for the next attempt: ejected ones are left out (unless under panicThreshold are
+   * left: Envoy's panic, all are used), then those in `tried` when others remain (a retry goes
+   * elsewhere), then the Service's load balancer picks. Undefined when `endpoints` is empty, or all
+   * are ejected with panic off.
    */
   next(endpoints: readonly UpstreamEndpoint[], tried?: ReadonlySet<string>): UpstreamEndpoint | undefined;
   /** A `set-cookie` for the response (ConsistentHash on a cookie the request did not carry). */
@@ -45,7 +46,8 @@ export class EndpointPicker {
     const hashed =
       lb.type === 'ConsistentHash' ? hashKeyOf(lb.hashOn, facts, () => randomBytes(8).toString('hex')) : {};
     const service = target?.hostname ?? '';
-    const passive = target?.applied?.passiveHealthCheck !== undefined ? this.outliers : undefined;
+    const check = target?.applied?.passiveHealthCheck;
+    const outliers = this.outliers;
     const pickFacts = {
       name: (e: UpstreamEndpoint) => e.key,
       active: (e: UpstreamEndpoint) => this.upstreams.inFlight(e.key),
@@ -54,11 +56,10 @@ export class EndpointPicker {
     };
     return {
       next: (endpoints, tried) => {
-        let healthy = endpoints;
-        if (passive !== undefined) {
-          const up = endpoints.filter((e) => !passive.isEjected(service, e.key));
-          if (up.length > 0) healthy = up;
-        }
+        const healthy =
+          check === undefined || outliers === undefined
+            ? endpoints
+            : inService(endpoints, (e) => outliers.isEjected(service, e.key), check.panicThreshold);
         const fresh =
           tried === undefined || tried.size === 0 ? healthy : healthy.filter((e) => !tried.has(e.key));
         return this.balancer.pick(service, lb, fresh.length > 0 ? fresh : healthy, pickFacts);

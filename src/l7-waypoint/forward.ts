@@ -456,7 +456,11 @@ class Exchange {
       const payload = body?.forAttempt();
       if (body !== undefined && payload === undefined) break;
       // A retry goes to another endpoint when there is one (Envoy's previous-hosts predicate).
-      const ep = picks.next(plan.endpoints, tried)!;
+      const ep = picks.next(plan.endpoints, tried);
+      if (ep === undefined) {
+        this.localReply('no-healthy-upstream', 'every endpoint is ejected (healthCheck.panicThreshold 0)');
+        return undefined;
+      }
       tried.add(ep.key);
       made++;
       rec.attempts = made;

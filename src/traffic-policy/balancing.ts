@@ -58,6 +58,12 @@ export interface PassiveHealthCheck {
   readonly maxEjectionPercent: number;
   /** Eject one endpoint even when that is over maxEjectionPercent (Envoy's always_eject_one_host). Default false. */
   readonly alwaysEjectOneEndpoint: boolean;
+  /**
+   * `healthCheck.panicThreshold`: when fewer than this share of the endpoints are in service, the
+   * ejections are disregarded and all are used (Envoy's panic mode). Default 50, Envoy's; 0: never,
+   * and a Service whose endpoints are all ejected gets 503 (flag UH).
+   */
+  readonly panicThreshold: number;
 }
 
 export const PASSIVE_HEALTH_CHECK_DEFAULTS: PassiveHealthCheck = {
@@ -69,7 +75,22 @@ export const PASSIVE_HEALTH_CHECK_DEFAULTS: PassiveHealthCheck = {
   baseEjectionTimeMs: 30_000,
   maxEjectionPercent: 10,
   alwaysEjectOneEndpoint: false,
+  panicThreshold: 50,
 };
+
+/**
+ * The endpoints picks are made from: those not ejected, unless fewer than `panicThreshold` percent
+ * of them are left (then all: Envoy's panic). Empty only when nothing is in service and panic is off.
+ */
+export function inService<T>(
+  endpoints: readonly T[],
+  ejected: (e: T) => boolean,
+  panicThreshold: number,
+): readonly T[] {
+  const up = endpoints.filter((e) => !ejected(e));
+  if (up.length === endpoints.length) return endpoints;
+  return up.length * 100 < panicThreshold * endpoints.length ? endpoints : up;
+}
 
 /** Whether n is prime (Maglev needs a prime table size so that every skip visits every slot). */
 export function isPrime(n: number): boolean {

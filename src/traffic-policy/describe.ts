@@ -67,5 +67,5 @@ export function describePassiveHealthCheck(p: PassiveHealthCheck): string {
       : ''
   } interval=${duration(p.intervalMs)} baseEjectionTime=${duration(p.baseEjectionTimeMs)} maxEjectionPercent=${p.maxEjectionPercent}${
     p.alwaysEjectOneEndpoint ? ' alwaysEjectOneEndpoint' : ''
-  }`;
+  } panicThreshold=${p.panicThreshold}`;
 }

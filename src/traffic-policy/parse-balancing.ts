@@ -113,7 +113,7 @@ export function parseLoadBalancer(f: Fields): LoadBalancer | undefined {
   return type === undefined ? undefined : { type };
 }
 
-function passive(f: Fields): PassiveHealthCheck {
+function passive(f: Fields, panicThreshold: number): PassiveHealthCheck {
   f.rejectUnknown([...PASSIVE_FIELDS, 'failurePercentageThreshold'], UNKNOWN);
   if (f.has('failurePercentageThreshold')) f.error('failurePercentageThreshold', notYet(PASSIVE_FIELDS));
   const d = PASSIVE_HEALTH_CHECK_DEFAULTS;
@@ -133,14 +133,17 @@ function passive(f: Fields): PassiveHealthCheck {
     baseEjectionTimeMs: positive('baseEjectionTime', d.baseEjectionTimeMs),
     maxEjectionPercent: f.int('maxEjectionPercent', { min: 0, max: 100 }) ?? d.maxEjectionPercent,
     alwaysEjectOneEndpoint: f.bool('alwaysEjectOneEndpoint') ?? d.alwaysEjectOneEndpoint,
+    panicThreshold,
   };
 }
 
 /** `healthCheck`: its passive part (active health checks are refused by name); undefined when there is none. */
 export function parseHealthCheck(f: Fields): PassiveHealthCheck | undefined {
   f.rejectUnknown(['passive', 'active', 'panicThreshold'], UNKNOWN);
-  for (const k of ['active', 'panicThreshold']) if (f.has(k)) f.error(k, notYet(['passive']));
+  if (f.has('active')) f.error('active', notYet(['passive', 'panicThreshold']));
+  const panic = f.int('panicThreshold', { min: 0, max: 100 }) ?? PASSIVE_HEALTH_CHECK_DEFAULTS.panicThreshold;
   const p = f.object('passive');
-  if (p === undefined && !f.has('passive') && !f.has('active')) f.sink.error(f.path, 'needs passive');
-  return p === undefined ? undefined : passive(p);
+  if (p === undefined && !f.has('passive') && !f.has('active'))
+    f.sink.error(f.path, 'needs passive (panicThreshold alone changes nothing without it)');
+  return p === undefined ? undefined : passive(p, panic);
 }

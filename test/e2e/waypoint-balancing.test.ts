@@ -260,6 +260,33 @@ describe('BackendTrafficPolicy loadBalancer and passive health check at a waypoi
     expect(new Set((await stream(30)).map((x) => x.by)).size).toBeGreaterThanOrEqual(2);
   }, 120_000);
 
+  test('consistent hash on a cookie: a client without one is given one (Max-Age from ttl) and sticks to one pod with it', async () => {
+    await apply(
+      policy(`  loadBalancer:
+    type: ConsistentHash
+    consistentHash: { type: Cookie, cookie: { name: session, ttl: 10m, attributes: { SameSite: Lax } } }
+`),
+    );
+    await waitFor(
+      'the cookie hash to be in force',
+      async () => {
+        const r = await inClient(['curl', '-s', '-o', '/dev/null', '-D', '-', 'http://pool/c']);
+        return /set-cookie: session=\w+; Max-Age=600; HttpOnly; SameSite=Lax/i.test(r.stdout);
+      },
+      30_000,
+    );
+    const pods = new Set<string>();
+    for (let client = 0; client < 8; client++) {
+      // One curl per client, its cookie jar shared by its 50 requests: the first gets the cookie.
+      const jar = `${SHARED}/jar-${client}`;
+      const seen = await stream(50, ['-c', jar, '-b', jar]);
+      const by = new Set(seen.map((x) => x.by));
+      expect(by.size, `client ${client}: ${[...by].join(', ')}`).toBe(1);
+      pods.add([...by][0]!);
+    }
+    expect(pods.size).toBeGreaterThanOrEqual(2);
+  }, 120_000);
+
   test('with one pod 300 ms slow, least request sends it a clearly smaller share than round robin does', async () => {
     writeFileSync(`${SHARED}/pool-b.slow`, '300');
     try {

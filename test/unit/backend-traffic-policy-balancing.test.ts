@@ -68,6 +68,12 @@ describe('BackendTrafficPolicy loadBalancer and healthCheck parsing', () => {
     expect(r.value?.loadBalancer).toEqual(want);
   });
 
+  test('healthCheck.panicThreshold goes with the passive check', () => {
+    const r = load(`${TARGET}\nhealthCheck: {panicThreshold: 0, passive: {}}`);
+    expect(r.errors).toEqual([]);
+    expect(r.value?.passiveHealthCheck).toEqual({ ...PASSIVE_HEALTH_CHECK_DEFAULTS, panicThreshold: 0 });
+  });
+
   test("healthCheck.passive: Envoy Gateway's defaults for what is unset", () => {
     const r = load(`${TARGET}\nhealthCheck: {passive: {consecutive5XxErrors: 3, baseEjectionTime: 5s}}`);
     expect(r.errors).toEqual([]);
@@ -85,6 +91,7 @@ describe('BackendTrafficPolicy loadBalancer and healthCheck parsing', () => {
       baseEjectionTimeMs: 30_000,
       maxEjectionPercent: 10,
       alwaysEjectOneEndpoint: false,
+      panicThreshold: 50,
     });
   });
 
@@ -133,9 +140,11 @@ describe('BackendTrafficPolicy loadBalancer and healthCheck parsing', () => {
     },
     {
       spec: 'healthCheck: {active: {type: HTTP}}',
-      issue: /spec\.healthCheck\.active: is not supported by Ambit yet \(supported: passive\)/,
+      issue:
+        /spec\.healthCheck\.active: is not supported by Ambit yet \(supported: passive, panicThreshold\)/,
     },
     { spec: 'healthCheck: {}', issue: /spec\.healthCheck: needs passive/ },
+    { spec: 'healthCheck: {panicThreshold: 101, passive: {}}', issue: /spec\.healthCheck\.panicThreshold: / },
     {
       spec: 'healthCheck: {passive: {maxEjectionPercent: 120}}',
       issue: /p\.yaml:8 spec\.healthCheck\.passive\.maxEjectionPercent: /,
@@ -182,7 +191,7 @@ describe('loadBalancer and healthCheck over the wire, and for people', () => {
     {
       policy: 'shop/id',
       loadBalancer: { type: 'ConsistentHash', hashOn: { type: 'SourceIdentity' }, tableSize: 65537 },
-      passiveHealthCheck: PASSIVE_HEALTH_CHECK_DEFAULTS,
+      passiveHealthCheck: { ...PASSIVE_HEALTH_CHECK_DEFAULTS, panicThreshold: 0 },
     },
   ];
   test.each(applied)('$policy survives protobuf', (a) => {
@@ -237,7 +246,7 @@ describe('loadBalancer and healthCheck over the wire, and for people', () => {
 
   test('described for people', () => {
     expect(describeTrafficPolicy(applied[1]!)).toBe(
-      'BackendTrafficPolicy shop/cookie: loadBalancer ConsistentHash on cookie session (set for 60s when absent) (Maglev, table 65537); healthCheck.passive consecutive5XxErrors=5 consecutiveGatewayErrors=off consecutiveLocalOriginFailures=5 (split) interval=3s baseEjectionTime=30s maxEjectionPercent=10',
+      'BackendTrafficPolicy shop/cookie: loadBalancer ConsistentHash on cookie session (set for 60s when absent) (Maglev, table 65537); healthCheck.passive consecutive5XxErrors=5 consecutiveGatewayErrors=off consecutiveLocalOriginFailures=5 (split) interval=3s baseEjectionTime=30s maxEjectionPercent=10 panicThreshold=50',
     );
     expect(describeTrafficPolicy(applied[0]!)).toBe('BackendTrafficPolicy shop/rr: loadBalancer RoundRobin');
   });

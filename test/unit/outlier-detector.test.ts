@@ -2,6 +2,7 @@ import { describe, expect, test } from 'vitest';
 import { OutlierDetector } from '../../src/l7-waypoint/outlier-detector.js';
 import type { AttemptResult } from '../../src/mesh/http-retry.js';
 import {
+  inService,
   PASSIVE_HEALTH_CHECK_DEFAULTS,
   type PassiveHealthCheck,
 } from '../../src/traffic-policy/balancing.js';
@@ -168,5 +169,21 @@ describe('outlier detection: ejection time and return', () => {
     d.record('a', r(500), 0, 3);
     expect(d.advance(10 ** 12)).toEqual(['a']);
     expect(d.isEjected('a')).toBe(false);
+  });
+});
+
+describe('the endpoints in service (Envoy panic mode under panicThreshold)', () => {
+  const all = ['a', 'b', 'c', 'd'];
+  test.each([
+    { out: [], panic: 50, want: ['a', 'b', 'c', 'd'] },
+    { out: ['a'], panic: 50, want: ['b', 'c', 'd'] },
+    { out: ['a', 'b'], panic: 50, want: ['c', 'd'] },
+    { out: ['a', 'b', 'c'], panic: 50, want: ['a', 'b', 'c', 'd'] },
+    { out: ['a', 'b', 'c', 'd'], panic: 50, want: ['a', 'b', 'c', 'd'] },
+    { out: ['a', 'b', 'c'], panic: 0, want: ['d'] },
+    { out: ['a', 'b', 'c', 'd'], panic: 0, want: [] },
+    { out: ['a'], panic: 100, want: ['a', 'b', 'c', 'd'] },
+  ])('$out ejected, panicThreshold $panic: $want', ({ out, panic, want }) => {
+    expect(inService(all, (e) => out.includes(e), panic)).toEqual(want);
   });
 });
