@@ -250,9 +250,12 @@ function decode(w: WirePolicy): MeshPolicy {
     throw new Bad('must be exactly one of an AuthorizationPolicy and a PeerAuthentication');
   if (a !== null && a !== undefined) {
     if (a.namespace === '' || a.name === '') throw new Bad('namespace and name are required');
+    const closed = typeof a.fail_closed === 'string' && a.fail_closed !== '';
     const refs = (a.target_refs ?? []).map((t) => {
       if ((t.kind !== 'Service' && t.kind !== 'Gateway') || typeof t.name !== 'string' || t.name === '')
         throw new Bad(`targetRefs: ${JSON.stringify(t)} is not a Service or Gateway reference`);
+      if (t.name === '*' && !closed)
+        throw new Bad('targetRefs: "*" (any target) is only for a fail-closed stand-in');
       return { kind: t.kind, name: t.name } as const;
     });
     const l7 = refs.length > 0;
@@ -267,7 +270,7 @@ function decode(w: WirePolicy): MeshPolicy {
       ...(l7 ? { targetRefs: refs } : {}),
       action: a.action as AuthorizationPolicy['action'],
       rules: (a.rules ?? []).map((r, i) => decodeRule(r, i, l7)),
-      ...(typeof a.fail_closed === 'string' && a.fail_closed !== '' ? { failClosed: a.fail_closed } : {}),
+      ...(closed ? { failClosed: a.fail_closed } : {}),
     };
     if (policy.failClosed !== undefined && policy.action !== 'DENY')
       throw new Bad('a fail-closed stand-in must be a DENY');

@@ -1,3 +1,4 @@
+import type { RetryConstraint } from '../traffic-policy/retry-budget.js';
 import type { AppliedTrafficPolicy, FaultAbort, FaultInjection } from '../traffic-policy/types.js';
 import {
   decodeLoadBalancer,
@@ -25,6 +26,12 @@ export interface WireTrafficPolicy {
   } | null;
   health_check: WireOutlierDetection | null;
   load_balancer: WireLoadBalancer | null;
+  retry_constraint?: {
+    budget_percent: number;
+    budget_interval_ms: number;
+    min_retry_count: number;
+    min_retry_interval_ms: number;
+  } | null;
 }
 
 export function encodeTrafficPolicy(p: AppliedTrafficPolicy): WireTrafficPolicy {
@@ -69,6 +76,15 @@ export function encodeTrafficPolicy(p: AppliedTrafficPolicy): WireTrafficPolicy 
           },
     health_check: p.passiveHealthCheck === undefined ? null : encodeOutlierDetection(p.passiveHealthCheck),
     load_balancer: p.loadBalancer === undefined ? null : encodeLoadBalancer(p.loadBalancer),
+    retry_constraint:
+      p.retryConstraint === undefined
+        ? null
+        : {
+            budget_percent: p.retryConstraint.budgetPercent,
+            budget_interval_ms: p.retryConstraint.budgetIntervalMs,
+            min_retry_count: p.retryConstraint.minRetryCount,
+            min_retry_interval_ms: p.retryConstraint.minRetryIntervalMs,
+          },
   };
 }
 
@@ -82,6 +98,7 @@ export function decodeTrafficPolicy(w: WireTrafficPolicy): AppliedTrafficPolicy 
   if (!/^[^/]+\/[^/]+$/.test(w.policy)) throw new Error(`policy ${JSON.stringify(w.policy)} is not ns/name`);
   const cb = w.circuit_breaker;
   const fi = w.fault_injection;
+  const rc = w.retry_constraint;
   let fault: FaultInjection | undefined;
   if (fi !== null && fi !== undefined) {
     let abort: FaultAbort | undefined;
@@ -131,5 +148,22 @@ export function decodeTrafficPolicy(w: WireTrafficPolicy): AppliedTrafficPolicy 
     ...(w.health_check === null || w.health_check === undefined
       ? {}
       : { passiveHealthCheck: decodeOutlierDetection(w.health_check) }),
+    ...(rc === null || rc === undefined ? {} : { retryConstraint: decodeRetryConstraint(rc) }),
+  };
+}
+
+function decodeRetryConstraint(rc: NonNullable<WireTrafficPolicy['retry_constraint']>): RetryConstraint {
+  const interval = (ms: number, field: string): number => {
+    if (!(Number.isInteger(ms) && ms >= 1000 && ms <= 3_600_000))
+      throw new Error(`retry_constraint.${field}: ${ms} is not 1000 to 3600000 ms`);
+    return ms;
+  };
+  if (!(rc.budget_percent >= 0 && rc.budget_percent <= 100))
+    throw new Error(`retry_constraint.budget_percent: ${rc.budget_percent} is not a percentage`);
+  return {
+    budgetPercent: rc.budget_percent,
+    budgetIntervalMs: interval(rc.budget_interval_ms, 'budget_interval_ms'),
+    minRetryCount: rc.min_retry_count,
+    minRetryIntervalMs: interval(rc.min_retry_interval_ms, 'min_retry_interval_ms'),
   };
 }

@@ -51,4 +51,14 @@ export interface WaypointClustersDump {
       readonly ejections: number;
     }[];
   }[];
+  /**
+   * Each backend Service's retry budget in this replica (its policy's retryConstraint, or the
+   * default): the requests and retries counted in its window now.
+   */
+  readonly retryBudgets?: readonly {
+    readonly service: string;
+    readonly constraint: string;
+    readonly requests: number;
+    readonly retries: number;
+  }[];
 }

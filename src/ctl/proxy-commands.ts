@@ -289,8 +289,12 @@ async function waypointConfig(
           : `; ejected now: ${t.ejected.map((e) => `${e.address} until ${e.until} (ejection ${e.ejections} in a row)`).join(', ') || 'none'}`
       }`,
   );
+  const budgets = (d.retryBudgets ?? []).map(
+    (b) => `  ${b.service}: ${b.constraint}; in its window now: ${b.requests} requests, ${b.retries} retries`,
+  );
   return print(
     (policies.length === 0 ? '' : `traffic policies:\n${policies.join('\n')}\n\n`) +
+      (budgets.length === 0 ? '' : `retry budgets:\n${budgets.join('\n')}\n\n`) +
       table(
         ['SERVICE', 'PORT', 'ENDPOINT', 'POD', 'IN FLIGHT', 'TRANSPORT', 'HEALTH'],
         d.clusters.flatMap((c) =>

@@ -148,6 +148,13 @@ const backendTrafficPolicySpec = obj({
     }),
     panicThreshold: int('Percent in service under which ejections are disregarded (default 50).'),
   }),
+  retryConstraint: obj(
+    {
+      budget: obj({ percent: int(), interval: str('A duration: 10s.') }),
+      minRetryRate: obj({ count: int(), interval: str('A duration: 1s.') }),
+    },
+    'A retry budget (Gateway API GEP-3388).',
+  ),
 });
 
 function crd(kind: string, spec: JsonObject, labels: Record<string, string>): KubeObject {

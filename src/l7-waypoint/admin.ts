@@ -4,10 +4,12 @@ import type { HbonePool } from '../hbone/pool.js';
 import { serviceEndpoints } from '../mesh/l7-route.js';
 import type { Handler } from '../telemetry/http-endpoints.js';
 import { describeTrafficPolicy } from '../traffic-policy/describe.js';
+import { describeRetryConstraint } from '../traffic-policy/retry-budget.js';
 import type { CircuitBreakers } from './circuit-breakers.js';
 import type { WaypointConfig } from './config.js';
 import type { Ejected } from './outlier-detector.js';
 import type { Outliers } from './outliers.js';
+import type { RetryBudgets } from './retry-budgets.js';
 import type { RoutingState } from './routing-state.js';
 import type { Upstreams } from './upstream.js';
 
@@ -20,6 +22,7 @@ export function adminRoutes(o: {
   readonly pool: HbonePool;
   readonly breakers?: CircuitBreakers;
   readonly outliers?: Outliers;
+  readonly budgets?: RetryBudgets;
 }): Record<string, Handler> {
   const json = (res: Parameters<Handler>[1], body: unknown): void => {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body, null, 2));
@@ -135,6 +138,12 @@ export function adminRoutes(o: {
                 },
               ],
         ),
+        retryBudgets: Object.entries(o.budgets?.snapshot() ?? {}).map(([service, b]) => ({
+          service,
+          constraint: describeRetryConstraint(b.constraint),
+          requests: b.requests,
+          retries: b.retries,
+        })),
       };
       json(res, dump);
     },

@@ -25,6 +25,7 @@ import { EndpointPicker } from './endpoint-picker.js';
 import { type ForwardDeps, forward } from './forward.js';
 import { type ConnSocket, handleConnect } from './inbound.js';
 import { Outliers } from './outliers.js';
+import { RetryBudgets } from './retry-budgets.js';
 import { RoutingState } from './routing-state.js';
 import { handleUpgrade } from './upgrade.js';
 import { Upstreams, type UpstreamsOptions } from './upstream.js';
@@ -154,6 +155,12 @@ export async function startWaypoint(
     },
   });
   const picker = new EndpointPicker(upstreams, random, outliers);
+  const overflows = new Counter({
+    name: 'ambit_waypoint_circuit_breaker_overflows_total',
+    help: 'Requests refused (503, flag UO) or retries not made because a BackendTrafficPolicy circuit breaker was open or the retry budget spent, by the limit reached (reason="retryConstraint": the budget)',
+    labelNames: ['destination_service', 'reason'],
+    registers: [registry],
+  });
   const fwd: ForwardDeps & { dial: UpstreamsOptions } = {
     routing: () => routing,
     upstreams,
@@ -171,14 +178,8 @@ export async function startWaypoint(
     picker,
     dial,
     active: { count: 0, mirrors: 0 },
-    breakers: new CircuitBreakers(
-      new Counter({
-        name: 'ambit_waypoint_circuit_breaker_overflows_total',
-        help: 'Requests refused (503, flag UO) or retries not made because a BackendTrafficPolicy circuit breaker was open, by the limit reached',
-        labelNames: ['destination_service', 'reason'],
-        registers: [registry],
-      }),
-    ),
+    breakers: new CircuitBreakers(overflows),
+    budgets: new RetryBudgets(overflows),
     faults: new Counter({
       name: 'ambit_waypoint_faults_injected_total',
       help: 'Faults injected by a BackendTrafficPolicy (abort: flag FI, delay: flag DI)',
@@ -278,6 +279,7 @@ export async function startWaypoint(
       pool: hbonePool,
       ...(fwd.breakers === undefined ? {} : { breakers: fwd.breakers }),
       outliers,
+      ...(fwd.budgets === undefined ? {} : { budgets: fwd.budgets }),
     }),
   });
 
@@ -301,6 +303,8 @@ export async function startWaypoint(
         now.hbone?.nodeIp === ep.hbone?.nodeIp
       );
     });
+    const hosts = new Set(next.view.services.map((s) => s.hostname));
+    fwd.budgets?.retain((h) => hosts.has(h));
     log.info({ version, routes: next.routes.size, services: next.view.services.length }, 'config applied');
   });
   // The first certificate can be refused while the control plane has not seen this pod yet: retry.

@@ -44,6 +44,7 @@ import {
 } from './exchange.js';
 import { bodyMode, RequestBody } from './request-body.js';
 import { RequestRecord } from './request-record.js';
+import type { RetryBudgets } from './retry-budgets.js';
 import type { RoutingState } from './routing-state.js';
 import { AttemptError, type UpstreamEndpoint, type UpstreamResponse, type Upstreams } from './upstream.js';
 
@@ -70,6 +71,8 @@ export interface ForwardDeps {
   readonly breakers?: CircuitBreakers;
   /** Faults injected by a BackendTrafficPolicy, by kind (abort, delay). */
   readonly faults?: Counter<'destination_service' | 'fault'>;
+  /** Each backend Service's retry budget (its policy's retryConstraint, or the default). */
+  readonly budgets?: RetryBudgets;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -95,6 +98,8 @@ interface Plan {
   readonly responseHeaders: readonly HeaderModifier[];
   readonly mirrors: readonly RequestMirror[];
   readonly routeNamespace: string;
+  /** The backend Service's hostname (the retry budget's key); undefined for a request to a pod. */
+  readonly service?: string;
   /** The backend Service's BackendTrafficPolicy, and the Service's hostname (the metrics' label). */
   readonly policy?: { readonly hostname: string; readonly applied: AppliedTrafficPolicy };
 }
@@ -284,6 +289,7 @@ class Exchange {
       responseHeaders: decision.responseHeaders,
       mirrors: decision.mirrors,
       routeNamespace: decision.route?.namespace ?? decision.backend.namespace,
+      service: decision.backend.service.hostname,
       ...(decision.backend.service.trafficPolicy === undefined
         ? {}
         : {
@@ -435,13 +441,32 @@ class Exchange {
     let retrySlot: Release | undefined;
     const picks = deps.picker.request(plan.policy, hashFactsOf(this.ctx, this.down.headers));
     this.setCookie = picks.setCookie;
-    /** A retry within the policy's maxParallelRetries; false: it is not made (the last answer stands). */
+    const budget = plan.policy?.applied.retryConstraint;
+    if (plan.service !== undefined) deps.budgets?.request(plan.service, budget);
+    /**
+     * A retry within the policy's maxParallelRetries and the Service's retry budget; false: it is not
+     * made (the last answer stands).
+     */
     const retryAllowed = (): boolean => {
-      if (cb === undefined || breakers === undefined) return true;
-      const got = breakers.retry(plan.policy!.hostname, cb);
-      if (typeof got === 'string') return false;
-      retrySlot = got;
-      this.releases.push(got);
+      let got: Release | undefined;
+      if (cb !== undefined && breakers !== undefined) {
+        const slot = breakers.retry(plan.policy!.hostname, cb);
+        if (typeof slot === 'string') return false;
+        got = slot;
+      }
+      if (
+        plan.service !== undefined &&
+        deps.budgets !== undefined &&
+        !deps.budgets.retry(plan.service, budget)
+      ) {
+        got?.();
+        rec.reason = `retry not made: the retry budget of ${plan.service} is spent (retryConstraint${plan.policy === undefined ? ', the default' : ` of BackendTrafficPolicy ${plan.policy.applied.policy}`})`;
+        return false;
+      }
+      if (got !== undefined) {
+        retrySlot = got;
+        this.releases.push(got);
+      }
       return true;
     };
     /** The wait before the next attempt, when one may still be made before the deadline. */

@@ -69,12 +69,17 @@ export interface RequestAuthzDecision {
   readonly applicable: readonly string[];
 }
 
-/** Whether a waypoint policy targets the request: same namespace, and a ref naming the Service or the Gateway. */
+/**
+ * Whether a waypoint policy targets the request: same namespace, and a ref naming the Service or the
+ * Gateway (`*`, only in a fail-closed stand-in whose targets could not be read: any of the namespace).
+ */
 export function policyTargets(p: AuthorizationPolicy, t: RequestTarget): boolean {
   return (p.targetRefs ?? []).some((r) =>
     r.kind === 'Gateway'
-      ? t.waypoint.namespace === p.namespace && t.waypoint.name === r.name
-      : t.service !== undefined && t.service.namespace === p.namespace && t.service.name === r.name,
+      ? t.waypoint.namespace === p.namespace && (r.name === t.waypoint.name || r.name === '*')
+      : t.service !== undefined &&
+        t.service.namespace === p.namespace &&
+        (r.name === t.service.name || r.name === '*'),
   );
 }
 
@@ -198,7 +203,10 @@ export function authorizeRequest(
       const policy = policyName(p);
       return {
         allowed: false,
-        reason: `denied by DENY policy ${policy} (rule ${rule})`,
+        reason:
+          p.failClosed === undefined
+            ? `denied by DENY policy ${policy} (rule ${rule})`
+            : `denied: AuthorizationPolicy ${policy} failed validation and may be a DENY, so the waypoint denies every request to what it targets until it is fixed (${p.failClosed})`,
         matched: { policy, action: 'DENY', rule },
         decidedBy: [policy],
         audited,

@@ -1,6 +1,7 @@
 import type { HeaderFacts } from '../gateway-api/route-match.js';
 import { headersTest } from '../gateway-api/route-match.js';
 import type { LoadBalancer, PassiveHealthCheck } from './balancing.js';
+import { describeRetryConstraint } from './retry-budget.js';
 import type { AppliedTrafficPolicy, FaultInjection } from './types.js';
 
 /** `1s`, `250ms`. */
@@ -34,6 +35,7 @@ export function describeTrafficPolicy(p: AppliedTrafficPolicy): string {
   if (p.faultInjection !== undefined) parts.push(faults(p.faultInjection));
   if (p.loadBalancer !== undefined) parts.push(describeLoadBalancer(p.loadBalancer));
   if (p.passiveHealthCheck !== undefined) parts.push(describePassiveHealthCheck(p.passiveHealthCheck));
+  if (p.retryConstraint !== undefined) parts.push(describeRetryConstraint(p.retryConstraint));
   return `BackendTrafficPolicy ${p.policy}: ${parts.join('; ') || 'nothing'}`;
 }
 

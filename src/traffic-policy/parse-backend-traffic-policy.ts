@@ -2,6 +2,7 @@ import type { Fields } from '../config/field-reader.js';
 import { show } from '../config/issue.js';
 import { gatewayDuration, headerMatches } from '../gateway-api/parse-common.js';
 import { parseHealthCheck, parseLoadBalancer } from './parse-balancing.js';
+import { parseRetryConstraint } from './retry-budget.js';
 import {
   type BackendTrafficPolicy,
   CIRCUIT_BREAKER_DEFAULT,
@@ -19,8 +20,15 @@ import {
  */
 
 const UNKNOWN = 'is not a BackendTrafficPolicy field Ambit knows';
-const NOT_YET =
-  'is not supported by Ambit yet (supported: circuitBreaker, faultInjection, loadBalancer, healthCheck)';
+const SUPPORTED_FIELDS = [
+  'circuitBreaker',
+  'faultInjection',
+  'retryConstraint',
+  'loadBalancer',
+  'healthCheck',
+];
+const SUPPORTED = `(supported: ${SUPPORTED_FIELDS.join(', ')})`;
+const NOT_YET = `is not supported by Ambit yet ${SUPPORTED}`;
 const ENVOY_GATEWAY_FIELDS = [
   'targetRef',
   'targetSelectors',
@@ -41,7 +49,6 @@ const ENVOY_GATEWAY_FIELDS = [
   'routingType',
   'httpUpgrade',
 ];
-const SUPPORTED = ['targetRefs', 'circuitBreaker', 'faultInjection', 'loadBalancer', 'healthCheck'];
 const CIRCUIT_FIELDS = ['maxConnections', 'maxPendingRequests', 'maxParallelRequests', 'maxParallelRetries'];
 
 export interface TrafficPolicyMeta {
@@ -88,8 +95,7 @@ function targetRefs(f: Fields): ServiceTargetRef[] {
 function circuitBreaker(f: Fields): CircuitBreaker {
   f.rejectUnknown([...CIRCUIT_FIELDS, 'maxRequestsPerConnection', 'perEndpoint'], UNKNOWN);
   for (const k of ['maxRequestsPerConnection', 'perEndpoint'])
-    if (f.has(k))
-      f.error(k, NOT_YET.replace(/\(supported: .*\)/, `(supported: ${CIRCUIT_FIELDS.join(', ')})`));
+    if (f.has(k)) f.error(k, NOT_YET.replace(SUPPORTED, `(supported: ${CIRCUIT_FIELDS.join(', ')})`));
   const limit = (k: string): number => f.int(k, { min: 0, max: 4294967295 }) ?? CIRCUIT_BREAKER_DEFAULT;
   return {
     maxConnections: limit('maxConnections'),
@@ -143,22 +149,35 @@ export function parseBackendTrafficPolicy(
   meta: TrafficPolicyMeta,
 ): BackendTrafficPolicy | undefined {
   const { f, errors } = spec.counted();
-  f.rejectUnknown([...SUPPORTED, ...ENVOY_GATEWAY_FIELDS], UNKNOWN);
+  f.rejectUnknown(['targetRefs', ...SUPPORTED_FIELDS, ...ENVOY_GATEWAY_FIELDS], UNKNOWN);
   for (const k of ENVOY_GATEWAY_FIELDS)
     if (f.has(k))
       f.error(
         k,
-        k === 'targetRef' || k === 'targetSelectors' ? 'is not supported by Ambit; use targetRefs' : NOT_YET,
+        k === 'targetRef' || k === 'targetSelectors'
+          ? 'is not supported by Ambit; use targetRefs'
+          : k === 'retry'
+            ? `${NOT_YET}: set retries on the HTTPRoute rule (retry.attempts, retry.codes), and bound them with retryConstraint`
+            : NOT_YET,
       );
   const refs = targetRefs(f);
   const cb = f.object('circuitBreaker');
   const fi = f.object('faultInjection');
+  const rc = f.object('retryConstraint');
   const lb = f.object('loadBalancer');
   const hc = f.object('healthCheck');
-  if (cb === undefined && fi === undefined && lb === undefined && hc === undefined && errors() === 0)
-    f.sink.warn(f.path, `sets none of ${SUPPORTED.slice(1).join(', ')}: it changes nothing`);
+  if (
+    cb === undefined &&
+    fi === undefined &&
+    rc === undefined &&
+    lb === undefined &&
+    hc === undefined &&
+    errors() === 0
+  )
+    f.sink.warn(f.path, `sets none of ${SUPPORTED_FIELDS.join(', ')}: it changes nothing`);
   const circuit = cb === undefined ? undefined : circuitBreaker(cb);
   const fault = fi === undefined ? undefined : faultInjection(fi);
+  const budget = rc === undefined ? undefined : parseRetryConstraint(rc, UNKNOWN);
   const balancer = lb === undefined ? undefined : parseLoadBalancer(lb);
   const health = hc === undefined ? undefined : parseHealthCheck(hc);
   if (errors() > 0) return undefined;
@@ -169,6 +188,7 @@ export function parseBackendTrafficPolicy(
     targetRefs: refs,
     ...(circuit === undefined ? {} : { circuitBreaker: circuit }),
     ...(fault === undefined ? {} : { faultInjection: fault }),
+    ...(budget === undefined ? {} : { retryConstraint: budget }),
     ...(balancer === undefined ? {} : { loadBalancer: balancer }),
     ...(health === undefined ? {} : { passiveHealthCheck: health }),
   };

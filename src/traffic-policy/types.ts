@@ -1,5 +1,6 @@
 import type { HeaderMatch } from '../gateway-api/types.js';
 import type { LoadBalancer, PassiveHealthCheck } from './balancing.js';
+import type { RetryConstraint } from './retry-budget.js';
 
 /**
  * Backend traffic policy (`traffic.ambit.dev/v1alpha1` BackendTrafficPolicy), field for field after
@@ -60,6 +61,7 @@ export interface BackendTrafficPolicy {
   readonly loadBalancer?: LoadBalancer;
   /** `healthCheck.passive`: outlier detection. */
   readonly passiveHealthCheck?: PassiveHealthCheck;
+  readonly retryConstraint?: RetryConstraint;
 }
 
 /** What a Service carries in the pushed config: the one policy in force for it, by name. */
@@ -70,6 +72,8 @@ export interface AppliedTrafficPolicy {
   readonly faultInjection?: FaultInjection;
   readonly loadBalancer?: LoadBalancer;
   readonly passiveHealthCheck?: PassiveHealthCheck;
+  /** The retry budget; unset: RETRY_CONSTRAINT_DEFAULT applies all the same. */
+  readonly retryConstraint?: RetryConstraint;
 }
 
 /**
@@ -92,5 +96,6 @@ export function trafficPolicyFor(
     ...(best.faultInjection === undefined ? {} : { faultInjection: best.faultInjection }),
     ...(best.loadBalancer === undefined ? {} : { loadBalancer: best.loadBalancer }),
     ...(best.passiveHealthCheck === undefined ? {} : { passiveHealthCheck: best.passiveHealthCheck }),
+    ...(best.retryConstraint === undefined ? {} : { retryConstraint: best.retryConstraint }),
   };
 }

@@ -276,7 +276,15 @@ describe('eBPF redirection through the node proxy', () => {
     expect(progs.match(/ambit_sockops/g)).toHaveLength(1);
 
     await podExec(CLUSTER, 'client', ['touch', '/tmp/go']);
-    await new Promise((resolve) => longLived.once('exit', resolve));
+    // The long-lived connection answers its second line and ends; a hang says where it was.
+    await waitFor(
+      'the long-lived connection to echo its second line and exit',
+      () => longLived.exitCode !== null || longLived.signalCode !== null,
+      30_000,
+    ).catch((err: unknown) => {
+      longLived.kill('SIGKILL');
+      throw new Error(`${(err as Error).message}; it printed ${JSON.stringify(out)}`);
+    });
     expect(out.trim().split('\n')).toEqual(['one', 'two']);
   });
 

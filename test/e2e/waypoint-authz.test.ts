@@ -285,4 +285,54 @@ describe('L7 AuthorizationPolicy at a waypoint (local mode, curl)', () => {
       30_000,
     );
   });
+  test('an invalid waypoint DENY fails closed: the waypoint denies every request to its Service, the rejection says so, and fixing it live restores the intended behaviour', async () => {
+    const bad = (paths: string) => `apiVersion: security.ambit.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata: { name: deny-admin, namespace: ${NS} }
+spec:
+  targetRefs: [{ kind: Service, name: open }]
+  action: DENY
+  rules:
+    - to: [{ operation: { paths: [${JSON.stringify(paths)}] } }]
+`;
+    // A wildcard in the middle of a path is not an Istio path pattern: the policy is rejected. (The
+    // local API refuses it as a validating webhook would; it reaches the mesh the way it would in a
+    // cluster without one: written as it is, here into the manifest folder.)
+    expect((await request('http://open/before')).code).toBe('200');
+    writeFileSync(join(manifests, 'deny-admin.yaml'), bad('/admin*/x*'));
+    await waitFor(
+      'the waypoint to deny everything to open',
+      async () => (await request('http://open/closed-probe')).code === '403',
+      30_000,
+    );
+    const denied = await request('http://open/public/page');
+    expect(denied).toEqual({ code: '403', body: 'RBAC: access denied\n' });
+    // web is not its target: it keeps its own policies.
+    expect((await request('http://web/api/still-fine')).code).toBe('200');
+    const line = await logOf('/public/page');
+    expect(line).toMatchObject({ status: 403, flags: 'RBAC', authz_policy: 'authz/deny-admin' });
+    expect(String(line.reason)).toMatch(
+      /^denied: AuthorizationPolicy authz\/deny-admin failed validation and may be a DENY, so the waypoint denies every request to what it targets until it is fixed \(spec\.rules\[0\]\.to\[0\]\.operation\.paths\[0\]: /,
+    );
+    const pc = await ambit(['proxy-config', 'policies', '--name', CLUSTER, '--node', 'node-1']);
+    expect(pc.code, pc.stderr).toBe(0);
+    expect(pc.stdout).toMatch(/AuthorizationPolicy\s+authz\s+deny-admin\s+DENY \(fail-closed\)/);
+    expect(pc.stdout).toContain(
+      'fails closed: it is (or may be) a DENY, so waypoints deny every request to Service authz/open until authz/deny-admin is fixed',
+    );
+    expect(await explain('http://open/public/page')).toMatch(
+      /authorization: denied: AuthorizationPolicy authz\/deny-admin failed validation/,
+    );
+
+    // Fixed live: it denies only the paths it names.
+    writeFileSync(join(manifests, 'deny-admin.yaml'), bad('/admin/*'));
+    await waitFor(
+      'open to be served again once the policy is fixed',
+      async () => (await request('http://open/public/again')).code === '200',
+      30_000,
+    );
+    expect((await request('http://open/admin/users')).code).toBe('403');
+    expect((await logOf('/admin/users')).reason).toBe('denied by DENY policy authz/deny-admin (rule 0)');
+    rmSync(join(manifests, 'deny-admin.yaml'));
+  });
 });

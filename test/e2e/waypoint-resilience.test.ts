@@ -430,4 +430,75 @@ spec:
     const all = await inClient(['hey', '-n', '20', '-c', '20', 'http://slow/delay/100']);
     expect(heyCodes(all.stdout)).toEqual({ '200': 20 });
   }, 60_000);
+  test('a retry budget: every answer a 503 and a route retrying 503s twice, yet retries stay within 20% of the requests', async () => {
+    await apply(
+      'faults',
+      `apiVersion: traffic.ambit.dev/v1alpha1
+kind: BackendTrafficPolicy
+metadata: { name: faulty-faults, namespace: ${NS} }
+spec:
+  targetRefs: [{ group: "", kind: Service, name: faulty }]
+  retryConstraint:
+    budget: { percent: 20, interval: 1m }
+    minRetryRate: { count: 1, interval: 10s }
+`,
+    );
+    await waitFor(
+      'the budget to be in force',
+      async () => {
+        const r = await ambit(['explain', '--name', CLUSTER, '-n', NS, 'client', 'http://faulty/b']);
+        return r.stdout.includes('retryConstraint budget 20% of requests over 60s, at least 1 per 10s');
+      },
+      30_000,
+    );
+    const lines = () =>
+      readFileSync(`${SHARED}/faulty.log`, 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('/status/503?n=')).length;
+    const before = await waypointMetrics();
+    const r = await inClient([
+      'curl',
+      '-s',
+      '--max-time',
+      '120',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}\\n',
+      'http://faulty/status/503?n=[1-200]',
+    ]);
+    const codes = r.stdout.trim().split('\n');
+    // The backend's answer stands: the client sees 503, as it would with retries spent.
+    expect(codes.length).toBe(200);
+    expect(new Set(codes)).toEqual(new Set(['503']));
+    const after = await waypointMetrics();
+    const d = (name: string, match: Record<string, string>) =>
+      sum(after, name, match) - sum(before, name, match);
+    // Without the budget the backend would see 600 (3 attempts each); under it at most 20% more
+    // than the 200 requests, and the minimum rate (1 per 10 s) a few more.
+    const received = await waitFor('the backend log', async () => {
+      const n = lines();
+      return n >= 200 ? n : undefined;
+    });
+    expect(received).toBeLessThanOrEqual(200 + 40 + 3);
+    const retried = d('ambit_waypoint_retries_total', { destination_service: FAULTY });
+    expect(retried).toBe(received - 200);
+    expect(retried).toBeGreaterThanOrEqual(30);
+    // A request whose retry is refused makes no further one: one overflow for each request that did
+    // not get both of its retries.
+    const refused = d('ambit_waypoint_circuit_breaker_overflows_total', {
+      destination_service: FAULTY,
+      reason: 'retryConstraint',
+    });
+    expect(refused).toBeGreaterThanOrEqual(200 - retried / 2);
+    expect(refused).toBeLessThanOrEqual(200);
+    // proxy-config shows the budget and what its window holds.
+    const pc = await ambit(['proxy-config', 'clusters', '--name', CLUSTER, '--waypoint', `${NS}/waypoint`]);
+    expect(pc.code, pc.stderr).toBe(0);
+    expect(pc.stdout).toMatch(
+      new RegExp(
+        `${FAULTY}: retryConstraint budget 20% of requests over 60s, at least 1 per 10s .*; in its window now: \\d+ requests, ${retried} retries`,
+      ),
+    );
+  }, 180_000);
 });

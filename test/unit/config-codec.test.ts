@@ -481,6 +481,13 @@ describe('applyUpdate: every entry is checked; a bad one is left out and named, 
       problem: /policy AuthorizationPolicy\/shop\/deny: a fail-closed stand-in must be a DENY/,
     },
     {
+      what: 'the any-target ref outside a fail-closed stand-in',
+      mutate: (u) => {
+        u.policies[0]!.authorization!.target_refs = [{ kind: 'Service', name: '*' }];
+      },
+      problem: /targetRefs: "\*" \(any target\) is only for a fail-closed stand-in/,
+    },
+    {
       what: 'an IP block in a policy',
       mutate: (u) => {
         u.policies[0]!.authorization!.rules[0]!.from!.items[0]!.not_ip_blocks = ['10.0.0.0/40'];

@@ -235,6 +235,58 @@ describe("the CRDs of Ambit's kinds", () => {
     expect(structuralProblems(v?.schema.openAPIV3Schema ?? {}, 'openAPIV3Schema')).toEqual([]);
   });
 
+  /** What an API server would prune from `v` under schema `s`: the paths the schema does not hold. */
+  function pruned(s: Record<string, unknown>, v: unknown, path: string): string[] {
+    // metadata is the API server's own (ObjectMeta), whatever the CRD says.
+    if (s['x-kubernetes-preserve-unknown-fields'] === true || path === '.metadata') return [];
+    if (Array.isArray(v))
+      return v.flatMap((x, i) => pruned((s.items as Record<string, unknown>) ?? {}, x, `${path}[${i}]`));
+    if (typeof v !== 'object' || v === null) return [];
+    const props = s.properties as Record<string, Record<string, unknown>> | undefined;
+    const extra = s.additionalProperties as Record<string, unknown> | undefined;
+    return Object.entries(v).flatMap(([k, x]) => {
+      const sub = props?.[k] ?? extra;
+      return sub === undefined ? [`${path}.${k}`] : pruned(sub, x, `${path}.${k}`);
+    });
+  }
+  const schemaOf = (kind: string): Record<string, unknown> => {
+    const crd = crds.find((c) => (c.spec as { names: { kind: string } }).names.kind === kind);
+    const spec = crd?.spec as { versions: { schema: { openAPIV3Schema: Record<string, unknown> } }[] };
+    return spec.versions[0]!.schema.openAPIV3Schema;
+  };
+
+  // Every field Ambit's parser reads, once: a field missing from the schema would be pruned by the
+  // API server, and the policy would silently lose it.
+  test('a BackendTrafficPolicy with every field Ambit reads loses nothing to pruning', () => {
+    const btp = {
+      apiVersion: 'traffic.ambit.dev/v1alpha1',
+      kind: 'BackendTrafficPolicy',
+      metadata: { name: 'p', namespace: 'shop' },
+      spec: {
+        targetRefs: [{ group: '', kind: 'Service', name: 'web' }],
+        circuitBreaker: {
+          maxConnections: 1,
+          maxPendingRequests: 1,
+          maxParallelRequests: 1,
+          maxParallelRetries: 1,
+        },
+        faultInjection: {
+          delay: { fixedDelay: '1s', percentage: 10 },
+          abort: { httpStatus: 503, percentage: 5 },
+          headers: [{ type: 'Exact', name: 'x-fault', value: 'on' }],
+        },
+        retryConstraint: {
+          budget: { percent: 20, interval: '10s' },
+          minRetryRate: { count: 10, interval: '1s' },
+        },
+      },
+    };
+    expect(pruned(schemaOf('BackendTrafficPolicy'), btp, '')).toEqual([]);
+    expect(pruned(schemaOf('BackendTrafficPolicy'), { spec: { retryConstraints: {} } }, '')).toEqual([
+      '.spec.retryConstraints',
+    ]);
+  });
+
   test.each([
     [{ type: 'object', properties: { a: { description: 'x' } } }, ['s.properties.a: no type']],
     [{ type: 'array' }, ['s: an array without items']],
