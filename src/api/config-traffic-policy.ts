@@ -1,5 +1,13 @@
 import type { RetryConstraint } from '../traffic-policy/retry-budget.js';
 import type { AppliedTrafficPolicy, FaultAbort, FaultInjection } from '../traffic-policy/types.js';
+import {
+  decodeLoadBalancer,
+  decodeOutlierDetection,
+  encodeLoadBalancer,
+  encodeOutlierDetection,
+  type WireLoadBalancer,
+  type WireOutlierDetection,
+} from './config-balancing.js';
 import { decodeNamed, named, type WireNamedMatch } from './config-routes.js';
 
 /** `TrafficPolicy` in ambit.proto, as proto-loader gives it. */
@@ -16,6 +24,8 @@ export interface WireTrafficPolicy {
     abort: { http_status: number; grpc: boolean; grpc_status: number; percentage: number } | null;
     headers: WireNamedMatch[];
   } | null;
+  health_check: WireOutlierDetection | null;
+  load_balancer: WireLoadBalancer | null;
   retry_constraint?: {
     budget_percent: number;
     budget_interval_ms: number;
@@ -64,6 +74,8 @@ export function encodeTrafficPolicy(p: AppliedTrafficPolicy): WireTrafficPolicy 
                     },
             headers: named(fi.headers),
           },
+    health_check: p.passiveHealthCheck === undefined ? null : encodeOutlierDetection(p.passiveHealthCheck),
+    load_balancer: p.loadBalancer === undefined ? null : encodeLoadBalancer(p.loadBalancer),
     retry_constraint:
       p.retryConstraint === undefined
         ? null
@@ -130,6 +142,12 @@ export function decodeTrafficPolicy(w: WireTrafficPolicy): AppliedTrafficPolicy 
           },
         }),
     ...(fault === undefined ? {} : { faultInjection: fault }),
+    ...(w.load_balancer === null || w.load_balancer === undefined
+      ? {}
+      : { loadBalancer: decodeLoadBalancer(w.load_balancer) }),
+    ...(w.health_check === null || w.health_check === undefined
+      ? {}
+      : { passiveHealthCheck: decodeOutlierDetection(w.health_check) }),
     ...(rc === null || rc === undefined ? {} : { retryConstraint: decodeRetryConstraint(rc) }),
   };
 }

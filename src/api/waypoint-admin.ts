@@ -29,6 +29,8 @@ export interface WaypointClustersDump {
       readonly pod: string;
       readonly inFlight: number;
       readonly hbone: boolean;
+      /** Left out by the Service's passive health check until then (back at the first sweep after); ISO time. */
+      readonly ejectedUntil?: string;
     }[];
   }[];
   /** The BackendTrafficPolicy of each Service that has one, and what this replica has in flight to it. */
@@ -41,6 +43,13 @@ export interface WaypointClustersDump {
       readonly pending: number;
       readonly retries: number;
     };
+    /** With a passive health check: the endpoints ejected now, since and until when, and their ejections in a row. */
+    readonly ejected?: readonly {
+      readonly address: string;
+      readonly since: string;
+      readonly until: string;
+      readonly ejections: number;
+    }[];
   }[];
   /**
    * Each backend Service's retry budget in this replica (its policy's retryConstraint, or the

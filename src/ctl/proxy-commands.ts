@@ -283,7 +283,11 @@ async function waypointConfig(
   if (format === 'json' || format === 'yaml') return print(render(d, format));
   const policies = (d.trafficPolicies ?? []).map(
     (t) =>
-      `  ${t.service}: ${t.description} (in flight: ${t.inFlight.requests} requests, ${t.inFlight.connections} connections, ${t.inFlight.pending} pending, ${t.inFlight.retries} retries)`,
+      `  ${t.service}: ${t.description} (in flight: ${t.inFlight.requests} requests, ${t.inFlight.connections} connections, ${t.inFlight.pending} pending, ${t.inFlight.retries} retries)${
+        t.ejected === undefined
+          ? ''
+          : `; ejected now: ${t.ejected.map((e) => `${e.address} until ${e.until} (ejection ${e.ejections} in a row)`).join(', ') || 'none'}`
+      }`,
   );
   const budgets = (d.retryBudgets ?? []).map(
     (b) => `  ${b.service}: ${b.constraint}; in its window now: ${b.requests} requests, ${b.retries} retries`,
@@ -292,7 +296,7 @@ async function waypointConfig(
     (policies.length === 0 ? '' : `traffic policies:\n${policies.join('\n')}\n\n`) +
       (budgets.length === 0 ? '' : `retry budgets:\n${budgets.join('\n')}\n\n`) +
       table(
-        ['SERVICE', 'PORT', 'ENDPOINT', 'POD', 'IN FLIGHT', 'TRANSPORT'],
+        ['SERVICE', 'PORT', 'ENDPOINT', 'POD', 'IN FLIGHT', 'TRANSPORT', 'HEALTH'],
         d.clusters.flatMap((c) =>
           c.endpoints.map((e) => [
             c.service,
@@ -301,6 +305,7 @@ async function waypointConfig(
             e.pod,
             String(e.inFlight),
             e.hbone ? 'HBONE' : 'TCP',
+            e.ejectedUntil === undefined ? 'ok' : `ejected (${remaining(e.ejectedUntil)} left)`,
           ]),
         ),
       ),

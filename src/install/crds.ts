@@ -121,6 +121,33 @@ const backendTrafficPolicySpec = obj({
       items: obj({ type: str(), name: str(), value: str() }, 'Only requests with these headers are faulted.'),
     },
   }),
+  loadBalancer: obj({
+    type: { type: 'string', enum: ['RoundRobin', 'LeastRequest', 'Random', 'ConsistentHash'] },
+    consistentHash: obj({
+      type: str('Header, Cookie, SourceIP, or SourceIdentity (Ambit: the client SPIFFE identity).'),
+      header: obj({ name: str() }),
+      cookie: obj({
+        name: str(),
+        ttl: str('A duration: Max-Age of the cookie set when the request has none.'),
+        attributes: { type: 'object', additionalProperties: str() },
+      }),
+      tableSize: int('A prime, at most 5000011 (default 65537).'),
+    }),
+    slowStart: obj({ window: str() }),
+  }),
+  healthCheck: obj({
+    passive: obj({
+      consecutive5XxErrors: int(),
+      consecutiveGatewayErrors: int(),
+      consecutiveLocalOriginFailures: int(),
+      splitExternalLocalOriginErrors: { type: 'boolean' },
+      interval: str('A duration (default 3s).'),
+      baseEjectionTime: str('A duration (default 30s).'),
+      maxEjectionPercent: int(),
+      alwaysEjectOneEndpoint: { type: 'boolean' },
+    }),
+    panicThreshold: int('Percent in service under which ejections are disregarded (default 50).'),
+  }),
   retryConstraint: obj(
     {
       budget: obj({ percent: int(), interval: str('A duration: 10s.') }),

@@ -7,6 +7,8 @@ import { describeTrafficPolicy } from '../traffic-policy/describe.js';
 import { describeRetryConstraint } from '../traffic-policy/retry-budget.js';
 import type { CircuitBreakers } from './circuit-breakers.js';
 import type { WaypointConfig } from './config.js';
+import type { Ejected } from './outlier-detector.js';
+import type { Outliers } from './outliers.js';
 import type { RetryBudgets } from './retry-budgets.js';
 import type { RoutingState } from './routing-state.js';
 import type { Upstreams } from './upstream.js';
@@ -19,6 +21,7 @@ export function adminRoutes(o: {
   readonly dp: Dataplane;
   readonly pool: HbonePool;
   readonly breakers?: CircuitBreakers;
+  readonly outliers?: Outliers;
   readonly budgets?: RetryBudgets;
 }): Record<string, Handler> {
   const json = (res: Parameters<Handler>[1], body: unknown): void => {
@@ -79,6 +82,8 @@ export function adminRoutes(o: {
     },
     '/clusters': (_req, res) => {
       const state = o.routing();
+      const ejected: Map<string, Ejected[]> = o.outliers?.ejected() ?? new Map();
+      const iso = (ms: number): string => new Date(ms).toISOString();
       const clusters = (state?.mesh.view.services ?? []).flatMap((s) =>
         s.ports
           .filter((p) => p.protocol === 'TCP')
@@ -96,6 +101,9 @@ export function adminRoutes(o: {
                       pod: `${w.namespace}/${w.name}`,
                       inFlight: o.upstreams.inFlight(ep.key),
                       hbone: ep.hbone !== undefined,
+                      ...((u) => (u === undefined ? {} : { ejectedUntil: iso(u.untilMs) }))(
+                        ejected.get(s.hostname)?.find((x) => x.key === ep.key),
+                      ),
                     },
                   ];
             }),
@@ -117,6 +125,16 @@ export function adminRoutes(o: {
                     pending: 0,
                     retries: 0,
                   },
+                  ...(s.trafficPolicy.passiveHealthCheck === undefined
+                    ? {}
+                    : {
+                        ejected: (ejected.get(s.hostname) ?? []).map((x) => ({
+                          address: x.key,
+                          since: iso(x.sinceMs),
+                          until: iso(x.untilMs),
+                          ejections: x.times,
+                        })),
+                      }),
                 },
               ],
         ),

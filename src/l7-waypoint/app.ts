@@ -1,7 +1,7 @@
 import { createServer as createHttp1Server } from 'node:http';
 import { performServerHandshake } from 'node:http2';
 import { setDefaultHighWaterMark } from 'node:stream';
-import { Counter, collectDefaultMetrics, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { Clock } from '../clock.js';
 import { drain, startEndpoints } from '../dataplane/endpoints.js';
 import { startDataplane } from '../dataplane/runtime.js';
@@ -21,8 +21,10 @@ import { adminRoutes } from './admin.js';
 import { CircuitBreakers } from './circuit-breakers.js';
 import type { WaypointConfig } from './config.js';
 import { http1Downstream, http2Downstream } from './downstream.js';
+import { EndpointPicker } from './endpoint-picker.js';
 import { type ForwardDeps, forward } from './forward.js';
 import { type ConnSocket, handleConnect } from './inbound.js';
+import { Outliers } from './outliers.js';
 import { RetryBudgets } from './retry-budgets.js';
 import { RoutingState } from './routing-state.js';
 import { handleUpgrade } from './upgrade.js';
@@ -124,6 +126,35 @@ export async function startWaypoint(
     labelNames: ['response_flags'],
     registers: [registry],
   });
+  const now = deps.clock === undefined ? Date.now : () => deps.clock!.now().getTime();
+  const outliers = new Outliers(
+    {
+      ejections: new Counter({
+        name: 'ambit_outlier_ejections_total',
+        help: "Endpoints ejected by a BackendTrafficPolicy's passive health check (Envoy's ejections_enforced_total), by why",
+        labelNames: ['destination_service', 'endpoint', 'reason'],
+        registers: [registry],
+      }),
+      overflows: new Counter({
+        name: 'ambit_outlier_ejections_overflow_total',
+        help: 'Outliers not ejected because maxEjectionPercent of the endpoints were out already',
+        labelNames: ['destination_service', 'reason'],
+        registers: [registry],
+      }),
+    },
+    now,
+  );
+  new Gauge({
+    name: 'ambit_outlier_ejected_endpoints',
+    help: 'Endpoints ejected now by a passive health check, per backend Service',
+    labelNames: ['destination_service'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [service, out] of outliers.ejected()) this.set({ destination_service: service }, out.length);
+    },
+  });
+  const picker = new EndpointPicker(upstreams, random, outliers);
   const overflows = new Counter({
     name: 'ambit_waypoint_circuit_breaker_overflows_total',
     help: 'Requests refused (503, flag UO) or retries not made because a BackendTrafficPolicy circuit breaker was open or the retry budget spent, by the limit reached (reason="retryConstraint": the budget)',
@@ -144,6 +175,7 @@ export async function startWaypoint(
     log,
     ...(tracing === undefined ? {} : { tracing }),
     random,
+    picker,
     dial,
     active: { count: 0, mirrors: 0 },
     breakers: new CircuitBreakers(overflows),
@@ -218,6 +250,7 @@ export async function startWaypoint(
           accessLog,
           log: log.child({ component: 'inbound' }),
           random,
+          picker,
           tcp: (flag) => tcpConnections.inc({ response_flags: flag }),
           refused: (flag) => refused.inc({ response_flags: flag }),
         },
@@ -245,6 +278,7 @@ export async function startWaypoint(
       dp,
       pool: hbonePool,
       ...(fwd.breakers === undefined ? {} : { breakers: fwd.breakers }),
+      outliers,
       ...(fwd.budgets === undefined ? {} : { budgets: fwd.budgets }),
     }),
   });
@@ -255,6 +289,9 @@ export async function startWaypoint(
     );
     const next_ = new RoutingState(new MeshIndex(next.view), next.routes, self, authz);
     routing = next_;
+    outliers.retain(
+      new Set(next.view.services.flatMap((s) => (s.trafficPolicy?.passiveHealthCheck ? [s.hostname] : []))),
+    );
     // Pools to endpoints that moved (a pod IP now another pod's, identity or node) are closed.
     upstreams.retain((ep) => {
       const w = next_.mesh.workloadByIp(ep.ip);

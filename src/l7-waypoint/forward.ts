@@ -13,7 +13,6 @@ import {
   shouldRetry,
 } from '../mesh/http-retry.js';
 import { resolveBackend } from '../mesh/l7-route.js';
-import { pickLeastRequest } from '../mesh/load-balancer-least-request.js';
 import {
   FAULT_ABORT_FLAG,
   FAULT_DELAY_FLAG,
@@ -30,6 +29,7 @@ import { chooseFault } from '../traffic-policy/fault-injection.js';
 import type { AppliedTrafficPolicy } from '../traffic-policy/types.js';
 import type { CircuitBreakers, Release } from './circuit-breakers.js';
 import type { Downstream } from './downstream.js';
+import { type EndpointPicker, hashFactsOf, targetOf } from './endpoint-picker.js';
 import {
   authorizeAt,
   type ConnContext,
@@ -63,6 +63,8 @@ export interface ForwardDeps {
   readonly log: Logger;
   readonly tracing?: Tracing;
   readonly random: Random;
+  /** Picks each attempt's endpoint by the Service's load balancer and passive health check. */
+  readonly picker: EndpointPicker;
   /** Requests in progress (what shutdown drains). */
   readonly active: { count: number; mirrors: number };
   /** What is in flight to each backend, bounded by its BackendTrafficPolicy circuitBreaker. */
@@ -104,7 +106,7 @@ interface Plan {
 
 /**
  * One request through the waypoint: the pure decision (`decide`), then its carrying-out: filters,
- * an endpoint per attempt (least request), retries and timeouts, the response streamed back with its
+ * an endpoint per attempt (the Service's load balancer, ejected endpoints left out), retries and timeouts, the response streamed back with its
  * trailers, mirrors sent aside, and one record (metrics and access log) at the end. Whatever goes
  * wrong, the client gets an answer or a reset and the record is written once.
  */
@@ -167,6 +169,8 @@ class Exchange {
   private body: RequestBody | undefined;
   /** Circuit-breaker slots this request holds, given back when it ends. */
   private readonly releases: Release[] = [];
+  /** The session cookie a consistent hash on a cookie wants set (the request had none). */
+  private setCookie: string | undefined;
 
   constructor(
     private readonly deps: ForwardDeps,
@@ -435,6 +439,8 @@ class Exchange {
     const cb = plan.policy?.applied.circuitBreaker;
     const breakers = deps.breakers;
     let retrySlot: Release | undefined;
+    const picks = deps.picker.request(plan.policy, hashFactsOf(this.ctx, this.down.headers));
+    this.setCookie = picks.setCookie;
     const budget = plan.policy?.applied.retryConstraint;
     if (plan.service !== undefined && budget !== undefined) deps.budgets?.request(plan.service, budget);
     /**
@@ -476,12 +482,11 @@ class Exchange {
       const payload = body?.forAttempt();
       if (body !== undefined && payload === undefined) break;
       // A retry goes to another endpoint when there is one (Envoy's previous-hosts predicate).
-      const fresh = tried.size === 0 ? plan.endpoints : plan.endpoints.filter((e) => !tried.has(e.key));
-      const ep = pickLeastRequest(
-        fresh.length > 0 ? fresh : plan.endpoints,
-        (e) => deps.upstreams.inFlight(e.key),
-        deps.random,
-      )!;
+      const ep = picks.next(plan.endpoints, tried);
+      if (ep === undefined) {
+        this.localReply('no-healthy-upstream', 'every endpoint is ejected (healthCheck.panicThreshold 0)');
+        return undefined;
+      }
       tried.add(ep.key);
       made++;
       rec.attempts = made;
@@ -543,6 +548,7 @@ class Exchange {
           attempt.signal,
         );
         last = { kind: 'response', status: resp.status };
+        deps.picker.outcome(plan.policy, ep, last, plan.endpoints.length);
         span?.end({ 'http.response.status_code': resp.status }, resp.status >= 500);
         const w = shouldRetry(plan.retry, made, last, body?.state ?? 'none') ? nextWait(made) : undefined;
         if (w !== undefined && !controller.signal.aborted && retryAllowed()) {
@@ -569,6 +575,14 @@ class Exchange {
             ? { kind: err.kind }
             : { kind: 'reset' };
         last = failed;
+        // The client leaving says nothing about the endpoint; the request's timeout is a timeout there.
+        if (!this.clientGone)
+          deps.picker.outcome(
+            plan.policy,
+            ep,
+            this.timedOut ? { kind: 'attempt-timeout' } : failed,
+            plan.endpoints.length,
+          );
         span?.end({ 'ambit.error': (err as Error).message }, true);
         rec.reason = (err as Error).message;
         if (this.clientGone || this.timedOut) break;
@@ -607,6 +621,10 @@ class Exchange {
     const { down, rec } = this;
     const out: HeaderRecord = { ...resp.headers };
     for (const m of plan.responseHeaders) applyHeaderModifier(out, m);
+    if (this.setCookie !== undefined) {
+      const had = out['set-cookie'];
+      out['set-cookie'] = had === undefined ? this.setCookie : [...[had].flat(), this.setCookie];
+    }
     rec.status = resp.status;
     if (rec.attempts > 1 && plan.retry.codes.has(resp.status)) rec.flags.push(RETRY_LIMIT_FLAG);
     const gs = headerOf(resp.headers, 'grpc-status');
@@ -685,11 +703,9 @@ class Exchange {
       if (!mirrorChosen(m.fraction, deps.random)) continue;
       const target = resolveBackend(state.mesh, plan.routeNamespace, { ...m.backendRef, weight: 1 });
       if (target.service === undefined) continue;
-      const ep = pickLeastRequest(
-        state.endpoints(target.service, target.port, dstIsV6(this.ctx)),
-        (e) => deps.upstreams.inFlight(e.key),
-        deps.random,
-      );
+      const ep = deps.picker
+        .request(targetOf(target.service), hashFactsOf(this.ctx, plan.head.headers))
+        .next(state.endpoints(target.service, target.port, dstIsV6(this.ctx)));
       if (ep === undefined) continue;
       const send = (payload: Buffer | undefined): void => {
         if (deps.active.mirrors >= MAX_MIRRORS_IN_FLIGHT) {

@@ -2,13 +2,13 @@ import type { Server as Http1Server } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { HboneRequest } from '../hbone/server.js';
-import { pickLeastRequest } from '../mesh/load-balancer-least-request.js';
 import { declaredProtocol, type Sniffed, sniffProtocol } from '../mesh/protocol.js';
 import { hostPort } from '../net/ip.js';
 import { endStream, splice } from '../net/splice.js';
 import { StreamSocket } from '../net/stream-socket.js';
 import { HTTP_FAILURES, type HttpFailure } from '../telemetry/http-outcomes.js';
 import type { Logger } from '../telemetry/logger.js';
+import { type EndpointPicker, hashFactsOf, targetOf } from './endpoint-picker.js';
 import { type ConnContext, dstIsV6, dstName } from './exchange.js';
 import type { RoutingState } from './routing-state.js';
 import { openStream, type Upstreams, type UpstreamsOptions } from './upstream.js';
@@ -35,6 +35,7 @@ export interface InboundDeps {
   readonly accessLog: Logger;
   readonly log: Logger;
   readonly random: () => number;
+  readonly picker: EndpointPicker;
   /** Counts a TCP pass-through connection by its flag (`ambit_waypoint_tcp_connections_total`). */
   readonly tcp: (flag: string) => void;
   /** Counts a refused CONNECT by its flag (`ambit_hbone_refused_total`). */
@@ -189,7 +190,9 @@ function passThrough(
     ctx.dst.kind === 'service'
       ? state.endpoints(ctx.dst.service, ctx.dst.port.port, v6)
       : [state.endpointOf(ctx.dst.workload, ctx.dst.port, v6)].filter((e) => e !== undefined);
-  const ep = pickLeastRequest(endpoints, (e) => deps.upstreams.inFlight(e.key), deps.random);
+  const ep = deps.picker
+    .request(targetOf(ctx.dst.kind === 'service' ? ctx.dst.service : undefined), hashFactsOf(ctx, {}))
+    .next(endpoints);
   if (ep === undefined) {
     fail('no-healthy-upstream', 'no ready endpoint');
     return;

@@ -2,10 +2,10 @@ import { type IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { HeaderRecord } from '../gateway-api/route-filters.js';
-import { pickLeastRequest } from '../mesh/load-balancer-least-request.js';
 import { endStream, resetSocket, splice } from '../net/splice.js';
 import { HTTP_FAILURES, type HttpFailure } from '../telemetry/http-outcomes.js';
 import { http1Downstream } from './downstream.js';
+import { hashFactsOf, targetOf } from './endpoint-picker.js';
 import { authorizeAt, decide, dstIsV6, dstName, headerOf, redirectFor, upstreamHead } from './exchange.js';
 import { type ForwardDeps, forward } from './forward.js';
 import type { ConnSocket } from './inbound.js';
@@ -129,7 +129,9 @@ export function handleUpgrade(
     rec.backend = d.backend.service;
     endpoints = state.endpoints(d.backend.service, d.backend.port, v6);
   }
-  const ep = pickLeastRequest(endpoints, (e) => deps.upstreams.inFlight(e.key), deps.random);
+  const ep = deps.picker
+    .request(targetOf(d?.kind === 'forward' ? d.backend.service : undefined), hashFactsOf(ctx, headers))
+    .next(endpoints);
   if (ep === undefined) {
     fail('no-healthy-upstream', 'no ready endpoint');
     return;

@@ -1,5 +1,6 @@
 import type { HeaderFacts } from '../gateway-api/route-match.js';
 import { headersTest } from '../gateway-api/route-match.js';
+import type { LoadBalancer, PassiveHealthCheck } from './balancing.js';
 import { describeRetryConstraint } from './retry-budget.js';
 import type { AppliedTrafficPolicy, FaultInjection } from './types.js';
 
@@ -32,6 +33,8 @@ export function describeTrafficPolicy(p: AppliedTrafficPolicy): string {
       `circuitBreaker maxConnections=${cb.maxConnections} maxPendingRequests=${cb.maxPendingRequests} maxParallelRequests=${cb.maxParallelRequests} maxParallelRetries=${cb.maxParallelRetries} (over a limit: 503, flag UO)`,
     );
   if (p.faultInjection !== undefined) parts.push(faults(p.faultInjection));
+  if (p.loadBalancer !== undefined) parts.push(describeLoadBalancer(p.loadBalancer));
+  if (p.passiveHealthCheck !== undefined) parts.push(describePassiveHealthCheck(p.passiveHealthCheck));
   if (p.retryConstraint !== undefined) parts.push(describeRetryConstraint(p.retryConstraint));
   return `BackendTrafficPolicy ${p.policy}: ${parts.join('; ') || 'nothing'}`;
 }
@@ -40,4 +43,31 @@ export function describeTrafficPolicy(p: AppliedTrafficPolicy): string {
 export function faultsApplyTo(p: AppliedTrafficPolicy, req: HeaderFacts): boolean {
   const fi = p.faultInjection;
   return fi !== undefined && (fi.headers.length === 0 || headersTest(fi.headers)(req));
+}
+
+/** `loadBalancer ConsistentHash on header x-user (Maglev 65537)`. */
+export function describeLoadBalancer(lb: LoadBalancer): string {
+  if (lb.type !== 'ConsistentHash') return `loadBalancer ${lb.type}`;
+  const h = lb.hashOn;
+  const on =
+    h.type === 'Header'
+      ? `header ${h.name}`
+      : h.type === 'Cookie'
+        ? `cookie ${h.name}${h.ttlMs === undefined ? '' : ` (set for ${duration(h.ttlMs)} when absent)`}`
+        : h.type === 'SourceIP'
+          ? 'source IP'
+          : 'source identity';
+  return `loadBalancer ConsistentHash on ${on} (Maglev, table ${lb.tableSize})`;
+}
+
+/** `healthCheck.passive consecutive5XxErrors=5 ...`. */
+export function describePassiveHealthCheck(p: PassiveHealthCheck): string {
+  const on = (n: number): string => (n === 0 ? 'off' : String(n));
+  return `healthCheck.passive consecutive5XxErrors=${on(p.consecutive5xxErrors)} consecutiveGatewayErrors=${on(p.consecutiveGatewayErrors)}${
+    p.splitExternalLocalOriginErrors
+      ? ` consecutiveLocalOriginFailures=${on(p.consecutiveLocalOriginFailures)} (split)`
+      : ''
+  } interval=${duration(p.intervalMs)} baseEjectionTime=${duration(p.baseEjectionTimeMs)} maxEjectionPercent=${p.maxEjectionPercent}${
+    p.alwaysEjectOneEndpoint ? ' alwaysEjectOneEndpoint' : ''
+  } panicThreshold=${p.panicThreshold}`;
 }

@@ -1,6 +1,7 @@
 import type { Fields } from '../config/field-reader.js';
 import { show } from '../config/issue.js';
 import { gatewayDuration, headerMatches } from '../gateway-api/parse-common.js';
+import { parseHealthCheck, parseLoadBalancer } from './parse-balancing.js';
 import { parseRetryConstraint } from './retry-budget.js';
 import {
   type BackendTrafficPolicy,
@@ -19,17 +20,21 @@ import {
  */
 
 const UNKNOWN = 'is not a BackendTrafficPolicy field Ambit knows';
-const SUPPORTED_FIELDS = ['circuitBreaker', 'faultInjection', 'retryConstraint'];
+const SUPPORTED_FIELDS = [
+  'circuitBreaker',
+  'faultInjection',
+  'retryConstraint',
+  'loadBalancer',
+  'healthCheck',
+];
 const SUPPORTED = `(supported: ${SUPPORTED_FIELDS.join(', ')})`;
 const NOT_YET = `is not supported by Ambit yet ${SUPPORTED}`;
 const ENVOY_GATEWAY_FIELDS = [
   'targetRef',
   'targetSelectors',
   'mergeType',
-  'loadBalancer',
   'retry',
   'rateLimit',
-  'healthCheck',
   'tcpKeepalive',
   'timeout',
   'connection',
@@ -144,10 +149,7 @@ export function parseBackendTrafficPolicy(
   meta: TrafficPolicyMeta,
 ): BackendTrafficPolicy | undefined {
   const { f, errors } = spec.counted();
-  f.rejectUnknown(
-    ['targetRefs', 'circuitBreaker', 'faultInjection', 'retryConstraint', ...ENVOY_GATEWAY_FIELDS],
-    UNKNOWN,
-  );
+  f.rejectUnknown(['targetRefs', ...SUPPORTED_FIELDS, ...ENVOY_GATEWAY_FIELDS], UNKNOWN);
   for (const k of ENVOY_GATEWAY_FIELDS)
     if (f.has(k))
       f.error(
@@ -162,11 +164,22 @@ export function parseBackendTrafficPolicy(
   const cb = f.object('circuitBreaker');
   const fi = f.object('faultInjection');
   const rc = f.object('retryConstraint');
-  if (cb === undefined && fi === undefined && rc === undefined && errors() === 0)
+  const lb = f.object('loadBalancer');
+  const hc = f.object('healthCheck');
+  if (
+    cb === undefined &&
+    fi === undefined &&
+    rc === undefined &&
+    lb === undefined &&
+    hc === undefined &&
+    errors() === 0
+  )
     f.sink.warn(f.path, `sets none of ${SUPPORTED_FIELDS.join(', ')}: it changes nothing`);
   const circuit = cb === undefined ? undefined : circuitBreaker(cb);
   const fault = fi === undefined ? undefined : faultInjection(fi);
   const budget = rc === undefined ? undefined : parseRetryConstraint(rc, UNKNOWN);
+  const balancer = lb === undefined ? undefined : parseLoadBalancer(lb);
+  const health = hc === undefined ? undefined : parseHealthCheck(hc);
   if (errors() > 0) return undefined;
   return {
     kind: 'BackendTrafficPolicy',
@@ -176,5 +189,7 @@ export function parseBackendTrafficPolicy(
     ...(circuit === undefined ? {} : { circuitBreaker: circuit }),
     ...(fault === undefined ? {} : { faultInjection: fault }),
     ...(budget === undefined ? {} : { retryConstraint: budget }),
+    ...(balancer === undefined ? {} : { loadBalancer: balancer }),
+    ...(health === undefined ? {} : { passiveHealthCheck: health }),
   };
 }

@@ -1,4 +1,5 @@
 import type { HeaderMatch } from '../gateway-api/types.js';
+import type { LoadBalancer, PassiveHealthCheck } from './balancing.js';
 import type { RetryConstraint } from './retry-budget.js';
 
 /**
@@ -56,6 +57,10 @@ export interface BackendTrafficPolicy {
   readonly targetRefs: readonly ServiceTargetRef[];
   readonly circuitBreaker?: CircuitBreaker;
   readonly faultInjection?: FaultInjection;
+  /** `loadBalancer`: how the waypoint picks the endpoint of each attempt (unset: least request). */
+  readonly loadBalancer?: LoadBalancer;
+  /** `healthCheck.passive`: outlier detection. */
+  readonly passiveHealthCheck?: PassiveHealthCheck;
   readonly retryConstraint?: RetryConstraint;
 }
 
@@ -65,6 +70,8 @@ export interface AppliedTrafficPolicy {
   readonly policy: string;
   readonly circuitBreaker?: CircuitBreaker;
   readonly faultInjection?: FaultInjection;
+  readonly loadBalancer?: LoadBalancer;
+  readonly passiveHealthCheck?: PassiveHealthCheck;
   /** The retry budget; unset: none (retries are bounded by the route's attempts). */
   readonly retryConstraint?: RetryConstraint;
 }
@@ -87,6 +94,8 @@ export function trafficPolicyFor(
     policy: `${best.namespace}/${best.name}`,
     ...(best.circuitBreaker === undefined ? {} : { circuitBreaker: best.circuitBreaker }),
     ...(best.faultInjection === undefined ? {} : { faultInjection: best.faultInjection }),
+    ...(best.loadBalancer === undefined ? {} : { loadBalancer: best.loadBalancer }),
+    ...(best.passiveHealthCheck === undefined ? {} : { passiveHealthCheck: best.passiveHealthCheck }),
     ...(best.retryConstraint === undefined ? {} : { retryConstraint: best.retryConstraint }),
   };
 }
