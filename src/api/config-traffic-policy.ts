@@ -1,4 +1,5 @@
 import type { AppliedTrafficPolicy, FaultAbort, FaultInjection } from '../traffic-policy/types.js';
+import { decodeRateLimit, encodeRateLimit, type WireRateLimit } from './config-rate-limit.js';
 import { decodeNamed, named, type WireNamedMatch } from './config-routes.js';
 
 /** `TrafficPolicy` in ambit.proto, as proto-loader gives it. */
@@ -15,6 +16,7 @@ export interface WireTrafficPolicy {
     abort: { http_status: number; grpc: boolean; grpc_status: number; percentage: number } | null;
     headers: WireNamedMatch[];
   } | null;
+  rate_limit: WireRateLimit | null;
 }
 
 export function encodeTrafficPolicy(p: AppliedTrafficPolicy): WireTrafficPolicy {
@@ -57,6 +59,7 @@ export function encodeTrafficPolicy(p: AppliedTrafficPolicy): WireTrafficPolicy 
                     },
             headers: named(fi.headers),
           },
+    rate_limit: p.rateLimit === undefined ? null : encodeRateLimit(p.rateLimit),
   };
 }
 
@@ -113,5 +116,8 @@ export function decodeTrafficPolicy(w: WireTrafficPolicy): AppliedTrafficPolicy 
           },
         }),
     ...(fault === undefined ? {} : { faultInjection: fault }),
+    ...(w.rate_limit === null || w.rate_limit === undefined
+      ? {}
+      : { rateLimit: decodeRateLimit(w.rate_limit, 'rate_limit') }),
   };
 }

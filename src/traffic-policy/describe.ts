@@ -1,5 +1,6 @@
 import type { HeaderFacts } from '../gateway-api/route-match.js';
 import { headersTest } from '../gateway-api/route-match.js';
+import { describeRateLimit } from './rate-limit.js';
 import type { AppliedTrafficPolicy, FaultInjection } from './types.js';
 
 /** `1s`, `250ms`. */
@@ -31,6 +32,7 @@ export function describeTrafficPolicy(p: AppliedTrafficPolicy): string {
       `circuitBreaker maxConnections=${cb.maxConnections} maxPendingRequests=${cb.maxPendingRequests} maxParallelRequests=${cb.maxParallelRequests} maxParallelRetries=${cb.maxParallelRetries} (over a limit: 503, flag UO)`,
     );
   if (p.faultInjection !== undefined) parts.push(faults(p.faultInjection));
+  if (p.rateLimit !== undefined) parts.push(describeRateLimit(p.rateLimit));
   return `BackendTrafficPolicy ${p.policy}: ${parts.join('; ') || 'nothing'}`;
 }
 

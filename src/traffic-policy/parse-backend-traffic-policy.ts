@@ -1,6 +1,7 @@
 import type { Fields } from '../config/field-reader.js';
 import { show } from '../config/issue.js';
 import { gatewayDuration, headerMatches } from '../gateway-api/parse-common.js';
+import { parseRateLimit } from './parse-rate-limit.js';
 import {
   type BackendTrafficPolicy,
   CIRCUIT_BREAKER_DEFAULT,
@@ -18,14 +19,13 @@ import {
  */
 
 const UNKNOWN = 'is not a BackendTrafficPolicy field Ambit knows';
-const NOT_YET = 'is not supported by Ambit yet (supported: circuitBreaker, faultInjection)';
+const NOT_YET = 'is not supported by Ambit yet (supported: circuitBreaker, faultInjection, rateLimit)';
 const ENVOY_GATEWAY_FIELDS = [
   'targetRef',
   'targetSelectors',
   'mergeType',
   'loadBalancer',
   'retry',
-  'rateLimit',
   'healthCheck',
   'tcpKeepalive',
   'timeout',
@@ -91,7 +91,7 @@ function circuitBreaker(f: Fields): CircuitBreaker {
       f.error(
         k,
         NOT_YET.replace(
-          '(supported: circuitBreaker, faultInjection)',
+          '(supported: circuitBreaker, faultInjection, rateLimit)',
           `(supported: ${CIRCUIT_FIELDS.join(', ')})`,
         ),
       );
@@ -148,7 +148,10 @@ export function parseBackendTrafficPolicy(
   meta: TrafficPolicyMeta,
 ): BackendTrafficPolicy | undefined {
   const { f, errors } = spec.counted();
-  f.rejectUnknown(['targetRefs', 'circuitBreaker', 'faultInjection', ...ENVOY_GATEWAY_FIELDS], UNKNOWN);
+  f.rejectUnknown(
+    ['targetRefs', 'circuitBreaker', 'faultInjection', 'rateLimit', ...ENVOY_GATEWAY_FIELDS],
+    UNKNOWN,
+  );
   for (const k of ENVOY_GATEWAY_FIELDS)
     if (f.has(k))
       f.error(
@@ -158,8 +161,10 @@ export function parseBackendTrafficPolicy(
   const refs = targetRefs(f);
   const cb = f.object('circuitBreaker');
   const fi = f.object('faultInjection');
-  if (cb === undefined && fi === undefined && errors() === 0)
-    f.sink.warn(f.path, 'sets neither circuitBreaker nor faultInjection: it changes nothing');
+  const rl = f.object('rateLimit');
+  if (cb === undefined && fi === undefined && rl === undefined && errors() === 0)
+    f.sink.warn(f.path, 'sets none of circuitBreaker, faultInjection, rateLimit: it changes nothing');
+  const rate = rl === undefined ? undefined : parseRateLimit(rl);
   const circuit = cb === undefined ? undefined : circuitBreaker(cb);
   const fault = fi === undefined ? undefined : faultInjection(fi);
   if (errors() > 0) return undefined;
@@ -170,5 +175,6 @@ export function parseBackendTrafficPolicy(
     targetRefs: refs,
     ...(circuit === undefined ? {} : { circuitBreaker: circuit }),
     ...(fault === undefined ? {} : { faultInjection: fault }),
+    ...(rate === undefined ? {} : { rateLimit: rate }),
   };
 }

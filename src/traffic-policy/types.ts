@@ -1,4 +1,5 @@
 import type { HeaderMatch } from '../gateway-api/types.js';
+import type { LocalRateLimit } from './rate-limit.js';
 
 /**
  * Backend traffic policy (`traffic.ambit.dev/v1alpha1` BackendTrafficPolicy), field for field after
@@ -55,6 +56,7 @@ export interface BackendTrafficPolicy {
   readonly targetRefs: readonly ServiceTargetRef[];
   readonly circuitBreaker?: CircuitBreaker;
   readonly faultInjection?: FaultInjection;
+  readonly rateLimit?: LocalRateLimit;
 }
 
 /** What a Service carries in the pushed config: the one policy in force for it, by name. */
@@ -63,6 +65,7 @@ export interface AppliedTrafficPolicy {
   readonly policy: string;
   readonly circuitBreaker?: CircuitBreaker;
   readonly faultInjection?: FaultInjection;
+  readonly rateLimit?: LocalRateLimit;
 }
 
 /**
@@ -83,5 +86,6 @@ export function trafficPolicyFor(
     policy: `${best.namespace}/${best.name}`,
     ...(best.circuitBreaker === undefined ? {} : { circuitBreaker: best.circuitBreaker }),
     ...(best.faultInjection === undefined ? {} : { faultInjection: best.faultInjection }),
+    ...(best.rateLimit === undefined ? {} : { rateLimit: best.rateLimit }),
   };
 }
