@@ -333,6 +333,7 @@ class Exchange {
       if (v.status !== undefined) this.rateHeaders = rateLimitHeaders(v.status);
       if (!v.allowed) {
         deps.rateLimited?.inc({ destination_service: p.hostname, policy: p.applied.policy });
+        this.rateHeaders['x-envoy-ratelimited'] = 'true'; // as Envoy's local_ratelimit marks its 429
         this.localReply(
           'rate-limited',
           `rateLimit rule ${v.rule} of BackendTrafficPolicy ${p.applied.policy}: no token left`,

@@ -210,6 +210,10 @@ describe('BackendTrafficPolicy rateLimit at a waypoint (local mode, real clients
       expect(c['200'], out).toBeLessThanOrEqual(10 + 10 * (SECONDS + 1));
       expect(c['200'], out).toBeGreaterThanOrEqual(0.6 * 10 * SECONDS);
     }
+    // Two buckets: together they let through more than one bucket ever could in the window.
+    expect(codes[0]!['200']! + codes[1]!['200']!, JSON.stringify(codes)).toBeGreaterThan(
+      10 + 10 * (SECONDS + 1),
+    );
     const limitedA = codes[0]!['429']!;
     const limitedB = codes[1]!['429']!;
 
@@ -244,8 +248,12 @@ describe('BackendTrafficPolicy rateLimit at a waypoint (local mode, real clients
       'x-ratelimit-limit': '10',
       'x-ratelimit-remaining': '0',
       'x-ratelimit-reset': '1',
+      'x-envoy-ratelimited': 'true',
     });
-    for (const r of admitted) expect(r.headers['x-ratelimit-limit']).toBe('10');
+    for (const r of admitted) {
+      expect(r.headers['x-ratelimit-limit']).toBe('10');
+      expect(r.headers['x-envoy-ratelimited']).toBeUndefined();
+    }
 
     // Another Service in the same namespace, same waypoint, no policy: no limit, no headers.
     const free = await burst('alice', 'http://free/x');
