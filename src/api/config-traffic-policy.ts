@@ -8,6 +8,7 @@ import {
   type WireLoadBalancer,
   type WireOutlierDetection,
 } from './config-balancing.js';
+import { decodeRateLimit, encodeRateLimit, type WireRateLimit } from './config-rate-limit.js';
 import { decodeNamed, named, type WireNamedMatch } from './config-routes.js';
 
 /** `TrafficPolicy` in ambit.proto, as proto-loader gives it. */
@@ -32,6 +33,7 @@ export interface WireTrafficPolicy {
     min_retry_count: number;
     min_retry_interval_ms: number;
   } | null;
+  rate_limit: WireRateLimit | null;
 }
 
 export function encodeTrafficPolicy(p: AppliedTrafficPolicy): WireTrafficPolicy {
@@ -85,6 +87,7 @@ export function encodeTrafficPolicy(p: AppliedTrafficPolicy): WireTrafficPolicy 
             min_retry_count: p.retryConstraint.minRetryCount,
             min_retry_interval_ms: p.retryConstraint.minRetryIntervalMs,
           },
+    rate_limit: p.rateLimit === undefined ? null : encodeRateLimit(p.rateLimit),
   };
 }
 
@@ -149,6 +152,9 @@ export function decodeTrafficPolicy(w: WireTrafficPolicy): AppliedTrafficPolicy 
       ? {}
       : { passiveHealthCheck: decodeOutlierDetection(w.health_check) }),
     ...(rc === null || rc === undefined ? {} : { retryConstraint: decodeRetryConstraint(rc) }),
+    ...(w.rate_limit === null || w.rate_limit === undefined
+      ? {}
+      : { rateLimit: decodeRateLimit(w.rate_limit, 'rate_limit') }),
   };
 }
 

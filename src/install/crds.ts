@@ -96,6 +96,49 @@ const percentage: JsonObject = {
   description: 'Share of requests, 0 to 100; 100 when unset.',
 };
 
+const bool: JsonObject = { type: 'boolean' };
+/** Kept as written, so that the parser refuses it by name rather than the API server dropping it. */
+const refused = (d: string): JsonObject => ({ 'x-kubernetes-preserve-unknown-fields': true, ...desc(d) });
+const sourceMatch = (d: string): JsonObject =>
+  obj({ type: str('Exact (default) or Distinct.'), value: str() }, d);
+
+/** BackendTrafficPolicy rateLimit: Envoy Gateway's local rate limit, plus Ambit's sourceIdentity. */
+const rateLimitSpec = obj({
+  type: str('Local (Envoy Gateway deprecated this field; local alone says the same).'),
+  global: refused('Refused: Ambit has no rate-limit service.'),
+  local: obj({
+    rules: {
+      type: 'array',
+      items: obj({
+        clientSelectors: {
+          type: 'array',
+          items: obj({
+            headers: {
+              type: 'array',
+              items: obj({
+                name: str(),
+                type: str('Exact, RegularExpression or Distinct.'),
+                value: str(),
+                invert: bool,
+              }),
+            },
+            sourceCIDR: sourceMatch('The client pod address.'),
+            sourceIdentity: sourceMatch(
+              'Ambit: the SPIFFE identity the client proved on its HBONE connection.',
+            ),
+            methods: refused('Not supported by Ambit yet.'),
+            path: refused('Not supported by Ambit yet.'),
+          }),
+        },
+        limit: obj({ requests: int(), unit: str('Second, Minute, Hour or Day.') }),
+        shared: bool,
+        cost: refused('Not supported by Ambit yet.'),
+        shadowMode: refused('Global rate limits only.'),
+      }),
+    },
+  }),
+});
+
 /** BackendTrafficPolicy (traffic.ambit.dev): Envoy Gateway's field shapes, the ones Ambit enforces. */
 const backendTrafficPolicySpec = obj({
   targetRefs: {
@@ -155,6 +198,7 @@ const backendTrafficPolicySpec = obj({
     },
     'A retry budget (Gateway API GEP-3388).',
   ),
+  rateLimit: rateLimitSpec,
 });
 
 function crd(kind: string, spec: JsonObject, labels: Record<string, string>): KubeObject {

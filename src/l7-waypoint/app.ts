@@ -25,6 +25,7 @@ import { EndpointPicker } from './endpoint-picker.js';
 import { type ForwardDeps, forward } from './forward.js';
 import { type ConnSocket, handleConnect } from './inbound.js';
 import { Outliers } from './outliers.js';
+import { RateLimits } from './rate-limits.js';
 import { RetryBudgets } from './retry-budgets.js';
 import { RoutingState } from './routing-state.js';
 import { handleUpgrade } from './upgrade.js';
@@ -184,6 +185,21 @@ export async function startWaypoint(
       name: 'ambit_waypoint_faults_injected_total',
       help: 'Faults injected by a BackendTrafficPolicy (abort: flag FI, delay: flag DI)',
       labelNames: ['destination_service', 'fault'],
+      registers: [registry],
+    }),
+    rateLimits: new RateLimits(
+      new Counter({
+        name: 'ambit_waypoint_rate_limit_buckets_evicted_total',
+        help: 'Rate-limit buckets dropped (least recently used) to keep a replica under its bound, by policy',
+        labelNames: ['policy'],
+        registers: [registry],
+      }),
+      log.child({ component: 'rate-limit' }),
+    ),
+    rateLimited: new Counter({
+      name: 'ambit_waypoint_rate_limited_requests_total',
+      help: 'Requests answered 429 (flag RL) by a BackendTrafficPolicy local rate limit',
+      labelNames: ['destination_service', 'policy'],
       registers: [registry],
     }),
   };

@@ -26,6 +26,7 @@ import type { Logger } from '../telemetry/logger.js';
 import { traceIdOf } from '../telemetry/traceparent.js';
 import type { RequestTrace, Tracing } from '../telemetry/tracing.js';
 import { chooseFault } from '../traffic-policy/fault-injection.js';
+import { rateLimitHeaders } from '../traffic-policy/rate-limit.js';
 import type { AppliedTrafficPolicy } from '../traffic-policy/types.js';
 import type { CircuitBreakers, Release } from './circuit-breakers.js';
 import type { Downstream } from './downstream.js';
@@ -42,6 +43,7 @@ import {
   redirectFor,
   upstreamHead,
 } from './exchange.js';
+import type { RateLimits } from './rate-limits.js';
 import { bodyMode, RequestBody } from './request-body.js';
 import { RequestRecord } from './request-record.js';
 import type { RetryBudgets } from './retry-budgets.js';
@@ -71,8 +73,11 @@ export interface ForwardDeps {
   readonly breakers?: CircuitBreakers;
   /** Faults injected by a BackendTrafficPolicy, by kind (abort, delay). */
   readonly faults?: Counter<'destination_service' | 'fault'>;
-  /** Each backend Service's retry budget (its policy's retryConstraint, or the default). */
+  /** Each backend Service's retry budget (where its policy sets retryConstraint). */
   readonly budgets?: RetryBudgets;
+  /** The BackendTrafficPolicy rateLimit buckets, and the requests they limited (429, flag RL). */
+  readonly rateLimits?: RateLimits;
+  readonly rateLimited?: Counter<'destination_service' | 'policy'>;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -171,6 +176,8 @@ class Exchange {
   private readonly releases: Release[] = [];
   /** The session cookie a consistent hash on a cookie wants set (the request had none). */
   private setCookie: string | undefined;
+  /** The x-ratelimit-* headers of every response, when a rateLimit rule counted the request. */
+  private rateHeaders: Record<string, string> = {};
 
   constructor(
     private readonly deps: ForwardDeps,
@@ -228,6 +235,7 @@ class Exchange {
           'content-type': 'application/grpc',
           'grpc-status': String(g),
           'grpc-message': encodeURIComponent(info.message),
+          ...this.rateHeaders,
         },
         { end: true, trailers: false },
       );
@@ -237,7 +245,7 @@ class Exchange {
     rec.responseBytes = body.length;
     down.respond(
       info.status,
-      { 'content-type': 'text/plain', 'content-length': String(body.length) },
+      { 'content-type': 'text/plain', 'content-length': String(body.length), ...this.rateHeaders },
       { end: false, trailers: false },
     );
     down.write(body);
@@ -302,9 +310,10 @@ class Exchange {
   }
 
   /**
-   * The BackendTrafficPolicy's faults, then its request limit (Envoy's fault filter runs before the
-   * router's circuit breakers); false when the request was answered here. An injected abort is the
-   * waypoint's own answer: no attempt is made, so no route retry can hide it.
+   * The BackendTrafficPolicy's faults, then its rate limit, then its request limit (Envoy's fault
+   * filter, then local_ratelimit, then the router's circuit breakers); false when the request was
+   * answered here. An injected abort or a 429 is the waypoint's own answer: no attempt is made, so no
+   * route retry can hide it.
    */
   private async protect(plan: Plan): Promise<boolean> {
     const { deps, down, rec } = this;
@@ -325,6 +334,20 @@ class Exchange {
       if (fault.abort !== undefined) {
         deps.faults?.inc({ destination_service: p.hostname, fault: 'abort' });
         this.faultReply(fault.abort, p.applied.policy);
+        return false;
+      }
+    }
+    const rl = p.applied.rateLimit;
+    if (rl !== undefined && deps.rateLimits !== undefined) {
+      const v = deps.rateLimits.check(p.applied.policy, rl, p.hostname, this.ctx, down.headers, rec.route);
+      if (v.status !== undefined) this.rateHeaders = rateLimitHeaders(v.status);
+      if (!v.allowed) {
+        deps.rateLimited?.inc({ destination_service: p.hostname, policy: p.applied.policy });
+        this.rateHeaders['x-envoy-ratelimited'] = 'true'; // as Envoy's local_ratelimit marks its 429
+        this.localReply(
+          'rate-limited',
+          `rateLimit rule ${v.rule} of BackendTrafficPolicy ${p.applied.policy}: no token left`,
+        );
         return false;
       }
     }
@@ -625,6 +648,7 @@ class Exchange {
       const had = out['set-cookie'];
       out['set-cookie'] = had === undefined ? this.setCookie : [...[had].flat(), this.setCookie];
     }
+    Object.assign(out, this.rateHeaders);
     rec.status = resp.status;
     if (rec.attempts > 1 && plan.retry.codes.has(resp.status)) rec.flags.push(RETRY_LIMIT_FLAG);
     const gs = headerOf(resp.headers, 'grpc-status');

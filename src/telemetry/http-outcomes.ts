@@ -11,6 +11,8 @@ export type HttpFailure =
   | 'no-backend'
   /** The backend has no ready endpoint. */
   | 'no-healthy-upstream'
+  /** A local rate limit of the backend's BackendTrafficPolicy has no token left for the request. */
+  | 'rate-limited'
   /** A circuit breaker of the backend's BackendTrafficPolicy is open (a limit is reached). */
   | 'upstream-overflow'
   /** No connection or stream to the endpoint could be opened. */
@@ -38,6 +40,8 @@ export const HTTP_FAILURES: Readonly<Record<HttpFailure, HttpFailureInfo>> = {
   'no-route': { status: 404, flag: 'NR', message: 'no route matches this request' },
   'no-backend': { status: 500, flag: 'NC', message: 'the route has no backend that exists' },
   'no-healthy-upstream': { status: 503, flag: 'UH', message: 'no healthy upstream' },
+  /** Envoy's local_ratelimit answer (its body text; gRPC clients get UNAVAILABLE, as Envoy maps 429). */
+  'rate-limited': { status: 429, flag: 'RL', message: 'local_rate_limited' },
   'upstream-overflow': { status: 503, flag: 'UO', message: 'upstream overflow (circuit breaker open)' },
   'upstream-connect-failure': { status: 503, flag: 'UF', message: 'upstream connect error' },
   'upstream-reset': { status: 503, flag: 'UC', message: 'upstream connection terminated' },

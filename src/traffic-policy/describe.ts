@@ -1,6 +1,7 @@
 import type { HeaderFacts } from '../gateway-api/route-match.js';
 import { headersTest } from '../gateway-api/route-match.js';
 import type { LoadBalancer, PassiveHealthCheck } from './balancing.js';
+import { describeRateLimit } from './rate-limit.js';
 import { describeRetryConstraint } from './retry-budget.js';
 import type { AppliedTrafficPolicy, FaultInjection } from './types.js';
 
@@ -36,6 +37,7 @@ export function describeTrafficPolicy(p: AppliedTrafficPolicy): string {
   if (p.loadBalancer !== undefined) parts.push(describeLoadBalancer(p.loadBalancer));
   if (p.passiveHealthCheck !== undefined) parts.push(describePassiveHealthCheck(p.passiveHealthCheck));
   if (p.retryConstraint !== undefined) parts.push(describeRetryConstraint(p.retryConstraint));
+  if (p.rateLimit !== undefined) parts.push(describeRateLimit(p.rateLimit));
   return `BackendTrafficPolicy ${p.policy}: ${parts.join('; ') || 'nothing'}`;
 }
 

@@ -2,6 +2,7 @@ import type { Fields } from '../config/field-reader.js';
 import { show } from '../config/issue.js';
 import { gatewayDuration, headerMatches } from '../gateway-api/parse-common.js';
 import { parseHealthCheck, parseLoadBalancer } from './parse-balancing.js';
+import { parseRateLimit } from './parse-rate-limit.js';
 import { parseRetryConstraint } from './retry-budget.js';
 import {
   type BackendTrafficPolicy,
@@ -26,6 +27,7 @@ const SUPPORTED_FIELDS = [
   'retryConstraint',
   'loadBalancer',
   'healthCheck',
+  'rateLimit',
 ];
 const SUPPORTED = `(supported: ${SUPPORTED_FIELDS.join(', ')})`;
 const NOT_YET = `is not supported by Ambit yet ${SUPPORTED}`;
@@ -34,7 +36,6 @@ const ENVOY_GATEWAY_FIELDS = [
   'targetSelectors',
   'mergeType',
   'retry',
-  'rateLimit',
   'tcpKeepalive',
   'timeout',
   'connection',
@@ -166,20 +167,15 @@ export function parseBackendTrafficPolicy(
   const rc = f.object('retryConstraint');
   const lb = f.object('loadBalancer');
   const hc = f.object('healthCheck');
-  if (
-    cb === undefined &&
-    fi === undefined &&
-    rc === undefined &&
-    lb === undefined &&
-    hc === undefined &&
-    errors() === 0
-  )
+  const rl = f.object('rateLimit');
+  if ([cb, fi, rc, lb, hc, rl].every((x) => x === undefined) && errors() === 0)
     f.sink.warn(f.path, `sets none of ${SUPPORTED_FIELDS.join(', ')}: it changes nothing`);
   const circuit = cb === undefined ? undefined : circuitBreaker(cb);
   const fault = fi === undefined ? undefined : faultInjection(fi);
   const budget = rc === undefined ? undefined : parseRetryConstraint(rc, UNKNOWN);
   const balancer = lb === undefined ? undefined : parseLoadBalancer(lb);
   const health = hc === undefined ? undefined : parseHealthCheck(hc);
+  const rate = rl === undefined ? undefined : parseRateLimit(rl);
   if (errors() > 0) return undefined;
   return {
     kind: 'BackendTrafficPolicy',
@@ -191,5 +187,6 @@ export function parseBackendTrafficPolicy(
     ...(budget === undefined ? {} : { retryConstraint: budget }),
     ...(balancer === undefined ? {} : { loadBalancer: balancer }),
     ...(health === undefined ? {} : { passiveHealthCheck: health }),
+    ...(rate === undefined ? {} : { rateLimit: rate }),
   };
 }

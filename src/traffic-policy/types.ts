@@ -1,5 +1,6 @@
 import type { HeaderMatch } from '../gateway-api/types.js';
 import type { LoadBalancer, PassiveHealthCheck } from './balancing.js';
+import type { LocalRateLimit } from './rate-limit.js';
 import type { RetryConstraint } from './retry-budget.js';
 
 /**
@@ -62,6 +63,7 @@ export interface BackendTrafficPolicy {
   /** `healthCheck.passive`: outlier detection. */
   readonly passiveHealthCheck?: PassiveHealthCheck;
   readonly retryConstraint?: RetryConstraint;
+  readonly rateLimit?: LocalRateLimit;
 }
 
 /** What a Service carries in the pushed config: the one policy in force for it, by name. */
@@ -74,6 +76,7 @@ export interface AppliedTrafficPolicy {
   readonly passiveHealthCheck?: PassiveHealthCheck;
   /** The retry budget; unset: none (retries are bounded by the route's attempts). */
   readonly retryConstraint?: RetryConstraint;
+  readonly rateLimit?: LocalRateLimit;
 }
 
 /**
@@ -97,5 +100,6 @@ export function trafficPolicyFor(
     ...(best.loadBalancer === undefined ? {} : { loadBalancer: best.loadBalancer }),
     ...(best.passiveHealthCheck === undefined ? {} : { passiveHealthCheck: best.passiveHealthCheck }),
     ...(best.retryConstraint === undefined ? {} : { retryConstraint: best.retryConstraint }),
+    ...(best.rateLimit === undefined ? {} : { rateLimit: best.rateLimit }),
   };
 }

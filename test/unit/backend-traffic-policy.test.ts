@@ -130,8 +130,8 @@ describe('BackendTrafficPolicy parsing: defaults applied, each mistake rejected 
     },
     {
       rule: 'an Envoy Gateway field Ambit does not enforce yet',
-      spec: `${TARGET}\nrateLimit: {type: Local}`,
-      issue: /spec\.rateLimit: is not supported by Ambit yet/,
+      spec: `${TARGET}\ntcpKeepalive: {}`,
+      issue: /spec\.tcpKeepalive: is not supported by Ambit yet/,
     },
     {
       rule: 'a typo',
