@@ -1,4 +1,4 @@
-import type { WaypointClustersDump, WaypointRoutesDump } from '../api/waypoint-admin.js';
+import type { WaypointAuthnDump, WaypointClustersDump, WaypointRoutesDump } from '../api/waypoint-admin.js';
 import type { Dataplane } from '../dataplane/runtime.js';
 import type { HbonePool } from '../hbone/pool.js';
 import { serviceEndpoints } from '../mesh/l7-route.js';
@@ -6,6 +6,7 @@ import type { Handler } from '../telemetry/http-endpoints.js';
 import { describeTrafficPolicy } from '../traffic-policy/describe.js';
 import type { CircuitBreakers } from './circuit-breakers.js';
 import type { WaypointConfig } from './config.js';
+import type { JwksCache } from './jwks.js';
 import type { RoutingState } from './routing-state.js';
 import type { Upstreams } from './upstream.js';
 
@@ -17,6 +18,7 @@ export function adminRoutes(o: {
   readonly dp: Dataplane;
   readonly pool: HbonePool;
   readonly breakers?: CircuitBreakers;
+  readonly jwks?: JwksCache;
 }): Record<string, Handler> {
   const json = (res: Parameters<Handler>[1], body: unknown): void => {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body, null, 2));
@@ -71,6 +73,37 @@ export function adminRoutes(o: {
                 },
               ];
         }),
+      };
+      json(res, dump);
+    },
+    '/authn': (_req, res) => {
+      const state = o.routing();
+      const dump: WaypointAuthnDump = {
+        waypoint: name,
+        requestAuthentications: (state?.requestAuthn ?? []).map((p) => ({
+          policy: `${p.namespace}/${p.name}`,
+          targets:
+            p.targetRefs?.map((t) => `${t.kind}/${t.name}`) ??
+            (p.selector === undefined
+              ? [`namespace ${p.namespace}`]
+              : [
+                  `selector ${Object.entries(p.selector)
+                    .map(([k, v]) => `${k}=${v}`)
+                    .join(',')}`,
+                ]),
+          rules: p.jwtRules.map((r) => ({
+            issuer: r.issuer,
+            audiences: r.audiences ?? [],
+            jwks: r.jwks.kind === 'uri' ? r.jwks.uri : 'inline',
+            locations: [
+              ...r.fromHeaders.map((h) => `header ${h.name}${h.prefix === '' ? '' : ` "${h.prefix}"`}`),
+              ...r.fromParams.map((q) => `param ${q}`),
+              ...r.fromCookies.map((c) => `cookie ${c}`),
+            ],
+            forwardOriginalToken: r.forwardOriginalToken,
+          })),
+        })),
+        jwks: o.jwks?.states() ?? [],
       };
       json(res, dump);
     },

@@ -23,6 +23,7 @@ import type { WaypointConfig } from './config.js';
 import { http1Downstream, http2Downstream } from './downstream.js';
 import { type ForwardDeps, forward } from './forward.js';
 import { type ConnSocket, handleConnect } from './inbound.js';
+import { JwksCache } from './jwks.js';
 import { RoutingState } from './routing-state.js';
 import { handleUpgrade } from './upgrade.js';
 import { Upstreams, type UpstreamsOptions } from './upstream.js';
@@ -123,6 +124,16 @@ export async function startWaypoint(
     labelNames: ['response_flags'],
     registers: [registry],
   });
+  const jwks = new JwksCache({
+    log: log.child({ component: 'jwks' }),
+    ...(deps.clock === undefined ? {} : { clock: deps.clock }),
+    fetched: new Counter({
+      name: 'ambit_jwks_fetch_total',
+      help: 'JWKS fetches for RequestAuthentication jwksUri, by result (success, failed): Envoy jwks_fetch_success/failed',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+  });
   const fwd: ForwardDeps & { dial: UpstreamsOptions } = {
     routing: () => routing,
     upstreams,
@@ -153,6 +164,15 @@ export async function startWaypoint(
       labelNames: ['destination_service', 'fault'],
       registers: [registry],
     }),
+    jwt: {
+      jwks,
+      counter: new Counter({
+        name: 'ambit_jwt_authn_total',
+        help: 'Requests a RequestAuthentication applied to, by result: allowed (valid token), denied (401/403), missing (no token): Envoy jwt_authn.allowed/denied',
+        labelNames: ['destination_service', 'result'],
+        registers: [registry],
+      }),
+    },
   };
 
   const http1 = createHttp1Server({
@@ -243,6 +263,7 @@ export async function startWaypoint(
       upstreams,
       dp,
       pool: hbonePool,
+      jwks,
       ...(fwd.breakers === undefined ? {} : { breakers: fwd.breakers }),
     }),
   });
@@ -251,7 +272,11 @@ export async function startWaypoint(
     const authz = [...next.policies.values()].flatMap((p) =>
       p.kind === 'AuthorizationPolicy' && p.targetRefs !== undefined ? [p] : [],
     );
-    const next_ = new RoutingState(new MeshIndex(next.view), next.routes, self, authz);
+    const requestAuthn = [...next.policies.values()].flatMap((p) =>
+      p.kind === 'RequestAuthentication' ? [p] : [],
+    );
+    jwks.retain(requestAuthn.flatMap((p) => p.jwtRules));
+    const next_ = new RoutingState(new MeshIndex(next.view), next.routes, self, authz, requestAuthn);
     routing = next_;
     // Pools to endpoints that moved (a pod IP now another pod's, identity or node) are closed.
     upstreams.retain((ep) => {
@@ -300,6 +325,7 @@ export async function startWaypoint(
       http1.close();
       await upstreams.close();
       hbonePool.close();
+      jwks.close();
       await tracing?.shutdown().catch(() => undefined);
       dp.close();
       endpoints.close();

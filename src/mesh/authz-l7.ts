@@ -69,8 +69,11 @@ export interface RequestAuthzDecision {
   readonly applicable: readonly string[];
 }
 
-/** Whether a waypoint policy targets the request: same namespace, and a ref naming the Service or the Gateway. */
-export function policyTargets(p: AuthorizationPolicy, t: RequestTarget): boolean {
+/** Whether a waypoint policy (authorization or authentication) targets the request: same namespace, and a ref naming the Service or the Gateway. */
+export function policyTargets(
+  p: { readonly namespace: string; readonly targetRefs?: AuthorizationPolicy['targetRefs'] },
+  t: RequestTarget,
+): boolean {
   return (p.targetRefs ?? []).some((r) =>
     r.kind === 'Gateway'
       ? t.waypoint.namespace === p.namespace && t.waypoint.name === r.name
