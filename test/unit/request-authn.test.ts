@@ -18,6 +18,8 @@ import {
 import { parseRequestAuthentication } from '../../src/policy/parse-request-authentication.js';
 import type { JwtRule, RequestAuthentication } from '../../src/policy/types.js';
 
+type PrivateKey = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
+
 function parse(spec: unknown): { policy: RequestAuthentication | undefined; issues: string[] } {
   const issues: string[] = [];
   const sink: IssueSink = {
@@ -205,28 +207,28 @@ describe('RequestAuthentication on the config stream', () => {
   test.each([
     {
       what: 'no key source',
-      mutate: (r: Record<string, unknown>) => ((r.jwks = ''), (r.jwks_uri = '')),
+      patch: { jwks: '', jwks_uri: '' },
       problem: /exactly one of jwksUri and jwks/,
     },
     {
       what: 'a bad inline JWKS',
-      mutate: (r: Record<string, unknown>) => (r.jwks = '{'),
+      patch: { jwks: '{' },
       problem: /jwtRules\[0\]\.jwks is not JSON/,
     },
     {
       what: 'no issuer',
-      mutate: (r: Record<string, unknown>) => (r.issuer = ''),
+      patch: { issuer: '' },
       problem: /jwtRules\[0\]\.issuer is required/,
     },
     {
       what: 'a bad header',
-      mutate: (r: Record<string, unknown>) => (r.from_headers = [{ name: 'A B', prefix: '' }]),
+      patch: { from_headers: [{ name: 'A B', prefix: '' }] },
       problem: /is not a header name/,
     },
-  ])('a decoded policy with $what is refused', ({ mutate, problem }) => {
+  ])('a decoded policy with $what is refused', ({ patch, problem }) => {
     const p = parse({ jwtRules: [{ issuer: 'idp', jwks: JWKS }] }).policy!;
     const wire = JSON.parse(JSON.stringify(encodePolicy('RequestAuthentication/shop/jwt', p)));
-    mutate(wire.request_authentication.jwt_rules[0]);
+    Object.assign(wire.request_authentication.jwt_rules[0], patch);
     const d = decodePolicy(wire);
     expect('problem' in d && d.problem).toMatch(problem);
   });
@@ -333,7 +335,7 @@ describe('where the token is, and which rule checks it', () => {
     },
     { what: 'nothing', path: '/', headers: {}, at: undefined },
   ])('$what', ({ path, headers, at }) => {
-    const found = findTokens([r], { path, headers });
+    const found = findTokens([r], { path, headers: headers as Record<string, string> });
     expect(found.map((f) => `${f.at.kind} ${f.at.name}`)[0]).toBe(at);
     if (at !== undefined) expect(found[0]!.token).toBe(tok);
   });
@@ -450,8 +452,8 @@ describe('the outcome, as Envoy jwt_authn answers', () => {
 });
 
 describe('JwksCache: jose verification, and key rotation', () => {
-  let keyA: CryptoKey;
-  let keyB: CryptoKey;
+  let keyA: PrivateKey;
+  let keyB: PrivateKey;
   let jwksA: JSONWebKeySet;
   let jwksB: JSONWebKeySet;
   const now = { t: Date.parse('2026-01-01T00:00:00Z') };
@@ -465,7 +467,7 @@ describe('JwksCache: jose verification, and key rotation', () => {
     jwksB = { keys: [{ ...(await exportJWK(b.publicKey)), kid: 'b', alg: 'RS256' }] };
   });
   const sign = (
-    key: CryptoKey,
+    key: PrivateKey,
     kid: string,
     claims: Record<string, unknown> = {},
     exp = now.t / 1000 + 3600,
