@@ -205,7 +205,13 @@ describe('RequestAuthentication at a waypoint (local mode, curl, JWKS over HTTP)
     const token = await sign(keyA, { group: 'eng' });
     await waitFor(
       'the waypoint to accept a valid token',
-      async () => (await request('/ready', token)).code === '200',
+      async () => {
+        const r = await request('/ready', token);
+        if (r.code === '200') return true;
+        // Said in the timeout's message: what the waypoint answered, and its last log lines.
+        const log = readFileSync(`/run/ambit/${CLUSTER}/pods/${NS}/${waypointPod()}/waypoint.log`, 'utf8');
+        throw new Error(`${r.code} ${r.body}\n${log.split('\n').slice(-8).join('\n')}`);
+      },
       60_000,
     );
   }, 240_000);
