@@ -164,8 +164,7 @@ async function request(
       '-sS',
       '--max-time',
       '10',
-      '-D',
-      '/dev/stderr',
+      '-i',
       '-w',
       '\n%{http_code}',
       ...(token === undefined ? [] : ['-H', `authorization: Bearer ${token}`]),
@@ -174,7 +173,10 @@ async function request(
     NS,
   );
   const i = r.stdout.lastIndexOf('\n');
-  return { code: r.stdout.slice(i + 1), body: r.stdout.slice(0, i), headers: r.stderr };
+  const all = r.stdout.slice(0, i);
+  const h = all.indexOf('\r\n\r\n');
+  if (i === -1 || h === -1) throw new Error(`curl: ${r.stderr}`);
+  return { code: r.stdout.slice(i + 1), body: all.slice(h + 4), headers: all.slice(0, h) };
 }
 
 const waypointPod = (): string => waypointPodOf(state, NS);
