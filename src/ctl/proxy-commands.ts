@@ -11,6 +11,7 @@ import { explainHttp, type HttpExplanation } from '../mesh/explain-http.js';
 import { MeshIndex } from '../mesh/mesh-index.js';
 import type { MeshView } from '../mesh/view.js';
 import type { ActivePolicies } from '../policy/active.js';
+import type { RequestAuthentication } from '../policy/types.js';
 import { loadState } from './local-common.js';
 import { findPod } from './local-inspect.js';
 import { httpInNetns } from './netns-http.js';
@@ -423,15 +424,28 @@ export async function explainCommand(argv: readonly string[], s: CliSettings): P
     const wp = /waypoint ([^ ]+\/[^ ]+) \(for/.exec(
       e.steps.find((st) => st.step === 'route')?.detail ?? '',
     )?.[1];
-    const routes =
+    const held =
       via === undefined || wp === undefined
-        ? []
-        : (await waypointAdmin<{ routes: MeshRoute[] }>(state, wp, '/config_dump')).routes;
-    e = explainHttp(mesh, dump.policies, routes, src, dst, {
-      method: values.request.toUpperCase(),
-      path: `${url.pathname}${url.search}`,
-      headers: { host: url.host, ...headers },
-    });
+        ? { routes: [], requestAuthentications: [] }
+        : await waypointAdmin<{ routes: MeshRoute[]; requestAuthentications?: RequestAuthentication[] }>(
+            state,
+            wp,
+            '/config_dump',
+          );
+    const routes = held.routes;
+    e = explainHttp(
+      mesh,
+      dump.policies,
+      routes,
+      src,
+      dst,
+      {
+        method: values.request.toUpperCase(),
+        path: `${url.pathname}${url.search}`,
+        headers: { host: url.host, ...headers },
+      },
+      held.requestAuthentications ?? [],
+    );
   }
   if (format === 'json' || format === 'yaml') return print(render(e, format));
   const lines = [`${e.source.pod} -> ${target} (${e.destination}): ${e.verdict.toUpperCase()}`];
@@ -441,6 +455,7 @@ export async function explainCommand(argv: readonly string[], s: CliSettings): P
     lines.push(
       `  l7 (waypoint ${l.waypoint}): ${values.request.toUpperCase()} ${url?.pathname ?? ''}${url?.search ?? ''}`,
     );
+    if (l.authn !== undefined) lines.push(`    authentication: ${l.authn}`);
     lines.push(`    authorization: ${l.authz}`);
     lines.push(`    route: ${l.route}`);
     if (l.outcome === 'refuse') lines.push(`    answered by the waypoint: ${l.status} (${l.reason})`);

@@ -34,6 +34,7 @@ export function adminRoutes(o: {
         node: o.cfg.node,
         version: config?.view.revision ?? null,
         routes: config === undefined ? [] : [...config.routes.values()],
+        requestAuthentications: o.routing()?.requestAuthn ?? [],
         rejections: config?.rejections ?? [],
         certificates: o.dp.certs.list(),
         tunnels: o.pool.stats(),

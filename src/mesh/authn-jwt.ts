@@ -323,3 +323,50 @@ export function authnRewrite(
   }
   return { path, headers };
 }
+
+/** The unverified claims of a token (for `explain`, which holds no keys); undefined when it is not a JWT. */
+function unverifiedClaims(token: string): Record<string, unknown> | undefined {
+  try {
+    const p = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as unknown;
+    return p !== null && typeof p === 'object' && !Array.isArray(p)
+      ? (p as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What `explain` can say of a request's authentication without the keys: which RequestAuthentications
+ * apply, where the token is, and whether its issuer is configured. A token whose rule is found is taken
+ * as valid (its signature and times are checked only by the waypoint), so that authorization can be
+ * explained with its claims.
+ */
+export function explainAuthn(
+  policies: readonly RequestAuthentication[],
+  t: AuthnTarget,
+  req: AuthnRequest,
+):
+  | {
+      readonly text: string;
+      readonly refused?: { readonly status: number; readonly message: string };
+      readonly auth?: { readonly principal: string; readonly claims: Readonly<Record<string, unknown>> };
+    }
+  | undefined {
+  const { policies: names, rules } = jwtRulesFor(policies, t);
+  if (names.length === 0) return undefined;
+  const by = `RequestAuthentication ${names.join(', ')}`;
+  const [found] = findTokens(rules, req);
+  if (found === undefined) return { text: `${by} applies; no token: the request goes on unauthenticated` };
+  const pick = ruleForToken(found);
+  if ('failure' in pick) {
+    const f = JWT_FAILURES[pick.failure];
+    return { text: `${by}: the token in ${where(found.at)} is refused: ${f.message}`, refused: f };
+  }
+  const claims = unverifiedClaims(found.token) ?? {};
+  const principal = `${pick.rule.rule.issuer}/${typeof claims.sub === 'string' ? claims.sub : ''}`;
+  return {
+    text: `${by}: the token in ${where(found.at)} is checked against issuer ${pick.rule.rule.issuer} (${pick.rule.policy}); if its signature, exp, nbf and aud hold, the request carries principal ${principal} (a bad one is refused 401)`,
+    auth: { principal, claims },
+  };
+}

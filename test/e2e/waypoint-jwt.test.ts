@@ -267,6 +267,22 @@ describe('RequestAuthentication at a waypoint (local mode, curl, JWKS over HTTP)
       authz_policy: 'jwt/engineers',
     });
 
+    const explain = async (extra: readonly string[]): Promise<string> => {
+      const r = await ambit(['explain', '--name', CLUSTER, '-n', NS, 'client', 'http://web/x', ...extra]);
+      expect(r.code, r.stderr).toBe(0);
+      return r.stdout;
+    };
+    const withToken = await explain(['-H', `authorization: Bearer ${await sign(keyA, { group: 'eng' })}`]);
+    expect(withToken).toMatch(
+      /authentication: RequestAuthentication jwt\/idp: the token in header authorization is checked against issuer https:\/\/idp\.example .*principal https:\/\/idp\.example\/alice/,
+    );
+    expect(withToken).toMatch(/authorization: allowed by ALLOW policy jwt\/engineers \(rule 0\)/);
+    const without = await explain([]);
+    expect(without).toMatch(
+      /authentication: RequestAuthentication jwt\/idp applies; no token: the request goes on unauthenticated/,
+    );
+    expect(without).toMatch(/: DENIED$/m);
+
     const m1 = await metrics();
     const delta = (result: string) =>
       sumSamples(m1, 'ambit_jwt_authn_total', { result }) -

@@ -11,6 +11,7 @@ import {
   authnOutcome,
   authnRewrite,
   type CheckedToken,
+  explainAuthn,
   findTokens,
   jwtRulesFor,
   ruleForToken,
@@ -547,5 +548,34 @@ describe('JwksCache: jose verification, and key rotation', () => {
       failure: 'jwks-fetch-failed',
       detail: 'connect ECONNREFUSED',
     });
+  });
+});
+
+describe('explain: what can be said without the keys', () => {
+  const p = [ra('jwt', { targetRefs: [{ kind: 'Gateway', name: 'waypoint' }] })];
+  test.each([
+    { what: 'no policy', policies: [], headers: {}, text: undefined },
+    {
+      what: 'no token',
+      policies: p,
+      headers: {},
+      text: 'RequestAuthentication shop/jwt applies; no token: the request goes on unauthenticated',
+    },
+    {
+      what: 'a token from another issuer',
+      policies: p,
+      headers: { authorization: `Bearer ${fake({ iss: 'https://evil' })}` },
+      text: 'RequestAuthentication shop/jwt: the token in header authorization is refused: Jwt issuer is not configured',
+    },
+    {
+      what: 'a token of the issuer',
+      policies: p,
+      headers: { authorization: `Bearer ${fake({ iss: 'https://idp', sub: 'bob' })}` },
+      text: 'RequestAuthentication shop/jwt: the token in header authorization is checked against issuer https://idp (shop/jwt); if its signature, exp, nbf and aud hold, the request carries principal https://idp/bob (a bad one is refused 401)',
+    },
+  ])('$what', ({ policies, headers, text }) => {
+    expect(
+      explainAuthn(policies, target, { path: '/', headers: headers as Record<string, string> })?.text,
+    ).toBe(text);
   });
 });
