@@ -1,15 +1,19 @@
 import { cidr } from '../config/validators.js';
+import { jwksProblem } from '../policy/parse-request-authentication.js';
 import {
   type AuthorizationPolicy,
   type AuthzCondition,
   type AuthzOperation,
   type AuthzRule,
   type AuthzSource,
+  type JwtRule,
   L4_CONDITION_KEYS,
   type L4ConditionKey,
   type MeshPolicy,
   type MtlsMode,
   type PeerAuthentication,
+  type PolicyTargetRef,
+  type RequestAuthentication,
 } from '../policy/types.js';
 
 /*
@@ -67,6 +71,29 @@ export interface WirePolicy {
     mode: string;
     port_level: Record<string, string>;
   } | null;
+  request_authentication: WireRequestAuthentication | null;
+}
+
+interface WireJwtRule {
+  issuer: string;
+  audiences: string[];
+  jwks_uri: string;
+  jwks: string;
+  timeout_ms: number;
+  from_headers: { name: string; prefix: string }[];
+  from_params: string[];
+  from_cookies: string[];
+  output_payload_to_header: string;
+  output_claim_to_headers: { header: string; claim: string }[];
+  forward_original_token: boolean;
+}
+
+interface WireRequestAuthentication {
+  namespace: string;
+  name: string;
+  selector: WireSelector;
+  target_refs: { kind: string; name: string }[];
+  jwt_rules: WireJwtRule[];
 }
 
 const list = <T>(v: readonly T[] | undefined): T[] => [...(v ?? [])];
@@ -114,7 +141,37 @@ function encodeRule(r: AuthzRule): WireRule {
   };
 }
 
+function encodeJwtRule(r: JwtRule): WireJwtRule {
+  return {
+    issuer: r.issuer,
+    audiences: list(r.audiences),
+    jwks_uri: r.jwks.kind === 'uri' ? r.jwks.uri : '',
+    jwks: r.jwks.kind === 'inline' ? r.jwks.json : '',
+    timeout_ms: r.timeoutMs,
+    from_headers: r.fromHeaders.map((h) => ({ name: h.name, prefix: h.prefix })),
+    from_params: list(r.fromParams),
+    from_cookies: list(r.fromCookies),
+    output_payload_to_header: r.outputPayloadToHeader ?? '',
+    output_claim_to_headers: r.outputClaimToHeaders.map((c) => ({ header: c.header, claim: c.claim })),
+    forward_original_token: r.forwardOriginalToken,
+  };
+}
+
 export function encodePolicy(key: string, p: MeshPolicy): WirePolicy {
+  if (p.kind === 'RequestAuthentication') {
+    return {
+      key,
+      authorization: null,
+      peer_authentication: null,
+      request_authentication: {
+        namespace: p.namespace,
+        name: p.name,
+        selector: selector(p.selector),
+        target_refs: (p.targetRefs ?? []).map((t) => ({ kind: t.kind, name: t.name })),
+        jwt_rules: p.jwtRules.map(encodeJwtRule),
+      },
+    };
+  }
   if (p.kind === 'AuthorizationPolicy') {
     return {
       key,
@@ -128,6 +185,7 @@ export function encodePolicy(key: string, p: MeshPolicy): WirePolicy {
         target_refs: (p.targetRefs ?? []).map((t) => ({ kind: t.kind, name: t.name })),
       },
       peer_authentication: null,
+      request_authentication: null,
     };
   }
   return {
@@ -140,6 +198,7 @@ export function encodePolicy(key: string, p: MeshPolicy): WirePolicy {
       mode: p.mode ?? 'UNSET',
       port_level: { ...(p.portLevel ?? {}) },
     },
+    request_authentication: null,
   };
 }
 
@@ -242,22 +301,91 @@ function decodeSelector(s: WireSelector | undefined): Readonly<Record<string, st
 
 const MODES: readonly string[] = ['STRICT', 'PERMISSIVE', 'DISABLE'];
 
+/** Policy targets; the any-target name `*` only in a fail-closed stand-in (`closed`). */
+function decodeRefs(refs: { kind: string; name: string }[] | undefined, closed = false): PolicyTargetRef[] {
+  return (refs ?? []).map((t) => {
+    if ((t.kind !== 'Service' && t.kind !== 'Gateway') || typeof t.name !== 'string' || t.name === '')
+      throw new Bad(`targetRefs: ${JSON.stringify(t)} is not a Service or Gateway reference`);
+    if (t.name === '*' && !closed)
+      throw new Bad('targetRefs: "*" (any target) is only for a fail-closed stand-in');
+    return { kind: t.kind, name: t.name } as const;
+  });
+}
+
+const HEADER = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
+
+function decodeJwtRule(r: WireJwtRule, i: number): JwtRule {
+  const at = `jwtRules[${i}]`;
+  if (typeof r.issuer !== 'string' || r.issuer === '') throw new Bad(`${at}.issuer is required`);
+  const uri = r.jwks_uri ?? '';
+  const json = r.jwks ?? '';
+  if ((uri === '') === (json === '')) throw new Bad(`${at}: exactly one of jwksUri and jwks is required`);
+  if (uri !== '' && !/^https?:\/\/[^/]/.test(uri))
+    throw new Bad(`${at}.jwksUri ${JSON.stringify(uri)} is not http(s)`);
+  if (json !== '') {
+    const why = jwksProblem(json);
+    if (why !== undefined) throw new Bad(`${at}.jwks ${why}`);
+  }
+  if (!Number.isInteger(r.timeout_ms) || r.timeout_ms <= 0) throw new Bad(`${at}.timeout is not positive`);
+  const header = (v: string, field: string): string => {
+    if (typeof v !== 'string' || !HEADER.test(v))
+      throw new Bad(`${at}.${field} ${JSON.stringify(v)} is not a header name`);
+    return v;
+  };
+  const audiences = strings(r.audiences, `${at}.audiences`);
+  const out = r.output_payload_to_header ?? '';
+  return {
+    issuer: r.issuer,
+    ...(audiences === undefined ? {} : { audiences }),
+    jwks: uri !== '' ? { kind: 'uri', uri } : { kind: 'inline', json },
+    timeoutMs: r.timeout_ms,
+    fromHeaders: (r.from_headers ?? []).map((h) => ({
+      name: header(h.name, 'fromHeaders.name'),
+      prefix: typeof h.prefix === 'string' ? h.prefix : '',
+    })),
+    fromParams: strings(r.from_params, `${at}.fromParams`) ?? [],
+    fromCookies: strings(r.from_cookies, `${at}.fromCookies`) ?? [],
+    ...(out === '' ? {} : { outputPayloadToHeader: header(out, 'outputPayloadToHeader') }),
+    outputClaimToHeaders: (r.output_claim_to_headers ?? []).map((c) => {
+      if (typeof c.claim !== 'string' || c.claim === '')
+        throw new Bad(`${at}.outputClaimToHeaders.claim is empty`);
+      return { header: header(c.header, 'outputClaimToHeaders.header'), claim: c.claim };
+    }),
+    forwardOriginalToken: r.forward_original_token === true,
+  };
+}
+
+function decodeRequestAuthentication(ra: WireRequestAuthentication): RequestAuthentication {
+  if (ra.namespace === '' || ra.name === '') throw new Bad('namespace and name are required');
+  const refs = decodeRefs(ra.target_refs);
+  const sel = decodeSelector(ra.selector);
+  if (refs.length > 0 && sel !== undefined) throw new Bad('selector and targetRefs are both set');
+  return {
+    kind: 'RequestAuthentication',
+    namespace: ra.namespace,
+    name: ra.name,
+    ...(sel === undefined ? {} : { selector: sel }),
+    ...(refs.length > 0 ? { targetRefs: refs } : {}),
+    jwtRules: (ra.jwt_rules ?? []).map(decodeJwtRule),
+  };
+}
+
+const present = <T>(v: T | null | undefined): v is T => v !== null && v !== undefined;
+
 /** Decodes one policy; throws a message naming the field when it does not check out. */
 function decode(w: WirePolicy): MeshPolicy {
   const a = w.authorization;
   const p = w.peer_authentication;
-  if ((a === null || a === undefined) === (p === null || p === undefined))
-    throw new Bad('must be exactly one of an AuthorizationPolicy and a PeerAuthentication');
+  const ra = w.request_authentication;
+  if ([a, p, ra].filter(present).length !== 1)
+    throw new Bad(
+      'must be exactly one of an AuthorizationPolicy, a PeerAuthentication and a RequestAuthentication',
+    );
+  if (present(ra)) return decodeRequestAuthentication(ra);
   if (a !== null && a !== undefined) {
     if (a.namespace === '' || a.name === '') throw new Bad('namespace and name are required');
     const closed = typeof a.fail_closed === 'string' && a.fail_closed !== '';
-    const refs = (a.target_refs ?? []).map((t) => {
-      if ((t.kind !== 'Service' && t.kind !== 'Gateway') || typeof t.name !== 'string' || t.name === '')
-        throw new Bad(`targetRefs: ${JSON.stringify(t)} is not a Service or Gateway reference`);
-      if (t.name === '*' && !closed)
-        throw new Bad('targetRefs: "*" (any target) is only for a fail-closed stand-in');
-      return { kind: t.kind, name: t.name } as const;
-    });
+    const refs = decodeRefs(a.target_refs, closed);
     const l7 = refs.length > 0;
     if (a.action !== 'ALLOW' && a.action !== 'DENY' && !(l7 && a.action === 'AUDIT'))
       throw new Bad(`action ${JSON.stringify(a.action)} is not ALLOW or DENY${l7 ? ' or AUDIT' : ''}`);

@@ -62,3 +62,28 @@ export interface WaypointClustersDump {
     readonly retries: number;
   }[];
 }
+
+/** What `ambit proxy-config authn --waypoint` reads: the RequestAuthentications in force, and the JWKS fetches. */
+export interface WaypointAuthnDump {
+  readonly waypoint: string;
+  readonly requestAuthentications: readonly {
+    readonly policy: string;
+    /** `Service/web`, `Gateway/waypoint`, `selector app=web`, or `namespace`. */
+    readonly targets: readonly string[];
+    readonly rules: readonly {
+      readonly issuer: string;
+      readonly audiences: readonly string[];
+      /** `inline` or the jwksUri. */
+      readonly jwks: string;
+      readonly locations: readonly string[];
+      readonly forwardOriginalToken: boolean;
+    }[];
+  }[];
+  readonly jwks: readonly {
+    readonly uri: string;
+    readonly kids: readonly string[];
+    readonly fetchedAt?: string;
+    readonly lastError?: string;
+    readonly fetches: number;
+  }[];
+}

@@ -5,6 +5,7 @@ import { parseGrpcRoute } from '../gateway-api/parse-grpc-route.js';
 import { parseHttpRoute } from '../gateway-api/parse-http-route.js';
 import { parseAuthorizationPolicy, SECURITY_API_VERSION } from '../policy/parse-authorization-policy.js';
 import { parsePeerAuthentication } from '../policy/parse-peer-authentication.js';
+import { parseRequestAuthentication } from '../policy/parse-request-authentication.js';
 import { parseBackendTrafficPolicy } from '../traffic-policy/parse-backend-traffic-policy.js';
 import { TRAFFIC_API_VERSION } from '../traffic-policy/types.js';
 import type { MeshConfigKind, MeshConfigValue } from './resources.js';
@@ -16,6 +17,7 @@ import type { MeshConfigKind, MeshConfigValue } from './resources.js';
 export const MESH_CONFIG_KINDS: Readonly<Record<MeshConfigKind, readonly string[]>> = {
   AuthorizationPolicy: [SECURITY_API_VERSION],
   PeerAuthentication: [SECURITY_API_VERSION],
+  RequestAuthentication: [SECURITY_API_VERSION],
   Gateway: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'],
   HTTPRoute: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'],
   GRPCRoute: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1alpha2'],
@@ -49,6 +51,10 @@ export function parseMeshConfig(
     }
     case 'PeerAuthentication': {
       const value = parsePeerAuthentication(spec, meta);
+      return value === undefined ? undefined : { kind, value };
+    }
+    case 'RequestAuthentication': {
+      const value = parseRequestAuthentication(spec, meta);
       return value === undefined ? undefined : { kind, value };
     }
     case 'Gateway': {

@@ -1,7 +1,7 @@
 import type { SourceRef } from '../config/issue.js';
 import type { Labels, Protocol, QosClass, ServicePort } from '../config/kube-types.js';
 import type { Gateway, GrpcRoute, HttpRoute } from '../gateway-api/types.js';
-import type { AuthorizationPolicy, PeerAuthentication } from '../policy/types.js';
+import type { AuthorizationPolicy, PeerAuthentication, RequestAuthentication } from '../policy/types.js';
 import type { BackendTrafficPolicy } from '../traffic-policy/types.js';
 
 /**
@@ -91,6 +91,7 @@ export interface ClusterEndpointSlice {
 export type MeshConfigKind =
   | 'AuthorizationPolicy'
   | 'PeerAuthentication'
+  | 'RequestAuthentication'
   | 'Gateway'
   | 'HTTPRoute'
   | 'GRPCRoute'
@@ -99,6 +100,7 @@ export type MeshConfigKind =
 export type MeshConfigValue =
   | { readonly kind: 'AuthorizationPolicy'; readonly value: AuthorizationPolicy }
   | { readonly kind: 'PeerAuthentication'; readonly value: PeerAuthentication }
+  | { readonly kind: 'RequestAuthentication'; readonly value: RequestAuthentication }
   | { readonly kind: 'Gateway'; readonly value: Gateway }
   | { readonly kind: 'HTTPRoute'; readonly value: HttpRoute }
   | { readonly kind: 'GRPCRoute'; readonly value: GrpcRoute }

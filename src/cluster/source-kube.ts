@@ -16,6 +16,7 @@ export const CLUSTER_KINDS: readonly ClusterKind[] = [
   'EndpointSlice',
   'AuthorizationPolicy',
   'PeerAuthentication',
+  'RequestAuthentication',
   'Gateway',
   'HTTPRoute',
   'GRPCRoute',

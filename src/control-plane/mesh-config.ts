@@ -220,6 +220,7 @@ export class MeshConfigBuilder {
     switch (p.kind) {
       case 'AuthorizationPolicy':
       case 'PeerAuthentication':
+      case 'RequestAuthentication':
         this.policies.set(policyKey(p.value), p.value);
         return hadWaypoint;
       case 'HTTPRoute':

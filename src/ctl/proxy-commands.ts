@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
-import type { WaypointClustersDump, WaypointRoutesDump } from '../api/waypoint-admin.js';
+import type { WaypointAuthnDump, WaypointClustersDump, WaypointRoutesDump } from '../api/waypoint-admin.js';
 import { AmbitError, ErrorCode } from '../errors.js';
 import type { MeshRoute } from '../gateway-api/types.js';
 import { GATEWAY_NAME_LABEL } from '../gateway-api/waypoint.js';
@@ -11,6 +11,7 @@ import { explainHttp, type HttpExplanation } from '../mesh/explain-http.js';
 import { MeshIndex } from '../mesh/mesh-index.js';
 import type { MeshView } from '../mesh/view.js';
 import type { ActivePolicies } from '../policy/active.js';
+import type { RequestAuthentication } from '../policy/types.js';
 import { loadState } from './local-common.js';
 import { findPod } from './local-inspect.js';
 import { httpInNetns } from './netns-http.js';
@@ -18,10 +19,11 @@ import { age, parseOutputFormat, render, table } from './output.js';
 import type { CliSettings } from './settings.js';
 
 export const PROXY_CONFIG_USAGE = `Usage: ambit proxy-config <workloads|services|policies|certificates|connections> --node <node> [-o table|json|yaml]
-       ambit proxy-config <routes|clusters> --waypoint <ns/name> [-o table|json|yaml]
+       ambit proxy-config <routes|clusters|authn> --waypoint <ns/name> [-o table|json|yaml]
 
 Shows what a node proxy holds, from its admin endpoint (localhost:15000 on the node), or what a
-waypoint holds: the routes of each Service port it serves, and the backends with their endpoints.`;
+waypoint holds: the routes of each Service port it serves, the backends with their endpoints, and
+the RequestAuthentications in force with the state of their JWKS fetches (authn).`;
 
 export const EXPLAIN_USAGE = `Usage: ambit explain <source-pod> <destination>:<port> [-n namespace] [-o table|json|yaml]
        ambit explain <source-pod> http://<destination>[:port]/path [-X method] [-H 'name: value']...
@@ -92,7 +94,7 @@ export async function proxyConfigCommand(argv: readonly string[], s: CliSettings
     allowPositionals: true,
   });
   const what = positionals[0];
-  if (what === 'routes' || what === 'clusters') {
+  if (what === 'routes' || what === 'clusters' || what === 'authn') {
     if (values.waypoint === undefined) throw new AmbitError(ErrorCode.USAGE, PROXY_CONFIG_USAGE);
     return waypointConfig(loadState(s, values.name), values.waypoint, what, parseOutputFormat(values.output));
   }
@@ -257,9 +259,39 @@ async function waypointAdmin<T>(state: LocalState, ref: string, path: string): P
 async function waypointConfig(
   state: LocalState,
   ref: string,
-  what: 'routes' | 'clusters',
+  what: 'routes' | 'clusters' | 'authn',
   format: ReturnType<typeof parseOutputFormat>,
 ): Promise<number> {
+  if (what === 'authn') {
+    const d = await waypointAdmin<WaypointAuthnDump>(state, ref, '/authn');
+    if (format === 'json' || format === 'yaml') return print(render(d, format));
+    const rules = table(
+      ['POLICY', 'TARGETS', 'ISSUER', 'AUDIENCES', 'JWKS', 'TOKEN FROM'],
+      d.requestAuthentications.flatMap((p) =>
+        p.rules.map((r) => [
+          p.policy,
+          p.targets.join(', '),
+          r.issuer,
+          r.audiences.join(', ') || '(any)',
+          r.jwks,
+          r.locations.join(', '),
+        ]),
+      ),
+    );
+    const fetches = table(
+      ['JWKS URI', 'KEYS (kid)', 'FETCHED', 'FETCHES', 'LAST ERROR'],
+      d.jwks.map((j) => [
+        j.uri,
+        j.kids.join(', ') || '-',
+        j.fetchedAt ?? 'never',
+        String(j.fetches),
+        j.lastError ?? '-',
+      ]),
+    );
+    return print(`${rules}
+
+${fetches}`);
+  }
   if (what === 'routes') {
     const d = await waypointAdmin<WaypointRoutesDump>(state, ref, '/routes');
     if (format === 'json' || format === 'yaml') return print(render(d, format));
@@ -401,15 +433,28 @@ export async function explainCommand(argv: readonly string[], s: CliSettings): P
     const wp = /waypoint ([^ ]+\/[^ ]+) \(for/.exec(
       e.steps.find((st) => st.step === 'route')?.detail ?? '',
     )?.[1];
-    const routes =
+    const held =
       via === undefined || wp === undefined
-        ? []
-        : (await waypointAdmin<{ routes: MeshRoute[] }>(state, wp, '/config_dump')).routes;
-    e = explainHttp(mesh, dump.policies, routes, src, dst, {
-      method: values.request.toUpperCase(),
-      path: `${url.pathname}${url.search}`,
-      headers: { host: url.host, ...headers },
-    });
+        ? { routes: [], requestAuthentications: [] }
+        : await waypointAdmin<{ routes: MeshRoute[]; requestAuthentications?: RequestAuthentication[] }>(
+            state,
+            wp,
+            '/config_dump',
+          );
+    const routes = held.routes;
+    e = explainHttp(
+      mesh,
+      dump.policies,
+      routes,
+      src,
+      dst,
+      {
+        method: values.request.toUpperCase(),
+        path: `${url.pathname}${url.search}`,
+        headers: { host: url.host, ...headers },
+      },
+      held.requestAuthentications ?? [],
+    );
   }
   if (format === 'json' || format === 'yaml') return print(render(e, format));
   const lines = [`${e.source.pod} -> ${target} (${e.destination}): ${e.verdict.toUpperCase()}`];
@@ -419,6 +464,7 @@ export async function explainCommand(argv: readonly string[], s: CliSettings): P
     lines.push(
       `  l7 (waypoint ${l.waypoint}): ${values.request.toUpperCase()} ${url?.pathname ?? ''}${url?.search ?? ''}`,
     );
+    if (l.authn !== undefined) lines.push(`    authentication: ${l.authn}`);
     lines.push(`    authorization: ${l.authz}`);
     lines.push(`    route: ${l.route}`);
     if (l.outcome === 'refuse') lines.push(`    answered by the waypoint: ${l.status} (${l.reason})`);

@@ -90,6 +90,31 @@ const peerAuthenticationSpec = obj({
   portLevelMtls: { type: 'object', additionalProperties: mtls },
 });
 
+const requestAuthenticationSpec = obj({
+  selector,
+  targetRef,
+  targetRefs: { type: 'array', items: targetRef },
+  jwtRules: {
+    type: 'array',
+    items: {
+      ...obj({
+        issuer: str('The iss a token must carry.'),
+        audiences: strings('Accepted aud values; any when empty.'),
+        jwksUri: str("Where the waypoint fetches the issuer's public keys (http or https)."),
+        jwks: str('The public keys inline, as JWKS JSON.'),
+        timeout: str('How long a JWKS fetch may take (a duration: 5s).'),
+        fromHeaders: { type: 'array', items: obj({ name: str(), prefix: str() }) },
+        fromParams: strings(),
+        fromCookies: strings(),
+        outputPayloadToHeader: str(),
+        outputClaimToHeaders: { type: 'array', items: obj({ header: str(), claim: str() }) },
+        forwardOriginalToken: { type: 'boolean' },
+      }),
+      required: ['issuer'],
+    },
+  },
+});
+
 const int = (description?: string): JsonObject => ({ type: 'integer', ...desc(description) });
 const percentage: JsonObject = {
   type: 'number',
@@ -234,12 +259,18 @@ function crd(kind: string, spec: JsonObject, labels: Record<string, string>): Ku
 }
 
 /** Ambit's own kinds, the ones its control plane reads (src/kube/api-resources.ts). */
-export const CRD_KINDS = ['AuthorizationPolicy', 'PeerAuthentication', 'BackendTrafficPolicy'] as const;
+export const CRD_KINDS = [
+  'AuthorizationPolicy',
+  'PeerAuthentication',
+  'RequestAuthentication',
+  'BackendTrafficPolicy',
+] as const;
 
 export function renderCrds(labels: Record<string, string>): KubeObject[] {
   return [
     crd('AuthorizationPolicy', authorizationPolicySpec, labels),
     crd('PeerAuthentication', peerAuthenticationSpec, labels),
+    crd('RequestAuthentication', requestAuthenticationSpec, labels),
     crd('BackendTrafficPolicy', backendTrafficPolicySpec, labels),
   ];
 }

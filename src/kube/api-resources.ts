@@ -167,6 +167,16 @@ export const API_RESOURCES: readonly ApiResource[] = [
     verbs: WRITE,
   },
   {
+    kind: 'RequestAuthentication',
+    group: 'security.ambit.dev',
+    version: 'v1alpha1',
+    plural: 'requestauthentications',
+    singular: 'requestauthentication',
+    namespaced: true,
+    shortNames: ['ra'],
+    verbs: WRITE,
+  },
+  {
     kind: 'BackendTrafficPolicy',
     group: 'traffic.ambit.dev',
     version: 'v1alpha1',

@@ -1,4 +1,4 @@
-import type { WaypointClustersDump, WaypointRoutesDump } from '../api/waypoint-admin.js';
+import type { WaypointAuthnDump, WaypointClustersDump, WaypointRoutesDump } from '../api/waypoint-admin.js';
 import type { Dataplane } from '../dataplane/runtime.js';
 import type { HbonePool } from '../hbone/pool.js';
 import { serviceEndpoints } from '../mesh/l7-route.js';
@@ -7,6 +7,7 @@ import { describeTrafficPolicy } from '../traffic-policy/describe.js';
 import { describeRetryConstraint } from '../traffic-policy/retry-budget.js';
 import type { CircuitBreakers } from './circuit-breakers.js';
 import type { WaypointConfig } from './config.js';
+import type { JwksCache } from './jwks.js';
 import type { Ejected } from './outlier-detector.js';
 import type { Outliers } from './outliers.js';
 import type { RetryBudgets } from './retry-budgets.js';
@@ -23,6 +24,7 @@ export function adminRoutes(o: {
   readonly breakers?: CircuitBreakers;
   readonly outliers?: Outliers;
   readonly budgets?: RetryBudgets;
+  readonly jwks?: JwksCache;
 }): Record<string, Handler> {
   const json = (res: Parameters<Handler>[1], body: unknown): void => {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body, null, 2));
@@ -38,6 +40,7 @@ export function adminRoutes(o: {
         node: o.cfg.node,
         version: config?.view.revision ?? null,
         routes: config === undefined ? [] : [...config.routes.values()],
+        requestAuthentications: o.routing()?.requestAuthn ?? [],
         rejections: config?.rejections ?? [],
         certificates: o.dp.certs.list(),
         tunnels: o.pool.stats(),
@@ -77,6 +80,37 @@ export function adminRoutes(o: {
                 },
               ];
         }),
+      };
+      json(res, dump);
+    },
+    '/authn': (_req, res) => {
+      const state = o.routing();
+      const dump: WaypointAuthnDump = {
+        waypoint: name,
+        requestAuthentications: (state?.requestAuthn ?? []).map((p) => ({
+          policy: `${p.namespace}/${p.name}`,
+          targets:
+            p.targetRefs?.map((t) => `${t.kind}/${t.name}`) ??
+            (p.selector === undefined
+              ? [`namespace ${p.namespace}`]
+              : [
+                  `selector ${Object.entries(p.selector)
+                    .map(([k, v]) => `${k}=${v}`)
+                    .join(',')}`,
+                ]),
+          rules: p.jwtRules.map((r) => ({
+            issuer: r.issuer,
+            audiences: r.audiences ?? [],
+            jwks: r.jwks.kind === 'uri' ? r.jwks.uri : 'inline',
+            locations: [
+              ...r.fromHeaders.map((h) => `header ${h.name}${h.prefix === '' ? '' : ` "${h.prefix}"`}`),
+              ...r.fromParams.map((q) => `param ${q}`),
+              ...r.fromCookies.map((c) => `cookie ${c}`),
+            ],
+            forwardOriginalToken: r.forwardOriginalToken,
+          })),
+        })),
+        jwks: o.jwks?.states() ?? [],
       };
       json(res, dump);
     },

@@ -24,6 +24,7 @@ import { http1Downstream, http2Downstream } from './downstream.js';
 import { EndpointPicker } from './endpoint-picker.js';
 import { type ForwardDeps, forward } from './forward.js';
 import { type ConnSocket, handleConnect } from './inbound.js';
+import { JwksCache } from './jwks.js';
 import { Outliers } from './outliers.js';
 import { RateLimits } from './rate-limits.js';
 import { RetryBudgets } from './retry-budgets.js';
@@ -162,6 +163,16 @@ export async function startWaypoint(
     labelNames: ['destination_service', 'reason'],
     registers: [registry],
   });
+  const jwks = new JwksCache({
+    log: log.child({ component: 'jwks' }),
+    ...(deps.clock === undefined ? {} : { clock: deps.clock }),
+    fetched: new Counter({
+      name: 'ambit_jwks_fetch_total',
+      help: 'JWKS fetches for RequestAuthentication jwksUri, by result (success, failed): Envoy jwks_fetch_success/failed',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+  });
   const fwd: ForwardDeps & { dial: UpstreamsOptions } = {
     routing: () => routing,
     upstreams,
@@ -202,6 +213,15 @@ export async function startWaypoint(
       labelNames: ['destination_service', 'policy'],
       registers: [registry],
     }),
+    jwt: {
+      jwks,
+      counter: new Counter({
+        name: 'ambit_jwt_authn_total',
+        help: 'Requests a RequestAuthentication applied to, by result: allowed (valid token), denied (401/403), missing (no token): Envoy jwt_authn.allowed/denied',
+        labelNames: ['destination_service', 'result'],
+        registers: [registry],
+      }),
+    },
   };
 
   const http1 = createHttp1Server({
@@ -293,6 +313,7 @@ export async function startWaypoint(
       upstreams,
       dp,
       pool: hbonePool,
+      jwks,
       ...(fwd.breakers === undefined ? {} : { breakers: fwd.breakers }),
       outliers,
       ...(fwd.budgets === undefined ? {} : { budgets: fwd.budgets }),
@@ -303,7 +324,11 @@ export async function startWaypoint(
     const authz = [...next.policies.values()].flatMap((p) =>
       p.kind === 'AuthorizationPolicy' && p.targetRefs !== undefined ? [p] : [],
     );
-    const next_ = new RoutingState(new MeshIndex(next.view), next.routes, self, authz);
+    const requestAuthn = [...next.policies.values()].flatMap((p) =>
+      p.kind === 'RequestAuthentication' ? [p] : [],
+    );
+    jwks.retain(requestAuthn.flatMap((p) => p.jwtRules));
+    const next_ = new RoutingState(new MeshIndex(next.view), next.routes, self, authz, requestAuthn);
     routing = next_;
     outliers.retain(
       new Set(next.view.services.flatMap((s) => (s.trafficPolicy?.passiveHealthCheck ? [s.hostname] : []))),
@@ -357,6 +382,7 @@ export async function startWaypoint(
       http1.close();
       await upstreams.close();
       hbonePool.close();
+      jwks.close();
       await tracing?.shutdown().catch(() => undefined);
       dp.close();
       endpoints.close();

@@ -6,7 +6,7 @@ import {
   redirectLocation,
   rewriteRequest,
 } from '../gateway-api/route-filters.js';
-import { authorizeRequest, type RequestAuthzDecision } from '../mesh/authz-l7.js';
+import { authorizeRequest, type RequestAttrs, type RequestAuthzDecision } from '../mesh/authz-l7.js';
 import { decideL7, type L7Decision } from '../mesh/l7-route.js';
 import type { MeshService, Workload } from '../mesh/view.js';
 import { isV6 } from '../net/ip.js';
@@ -105,7 +105,12 @@ export function decide(
  * The waypoint's authorization of a request (AuthorizationPolicies with targetRefs naming the Service
  * addressed or this waypoint's Gateway), before any routing: the same function `explain` runs.
  */
-export function authorizeAt(state: RoutingState, ctx: ConnContext, req: RequestHead): RequestAuthzDecision {
+export function authorizeAt(
+  state: RoutingState,
+  ctx: ConnContext,
+  req: RequestHead,
+  auth?: RequestAttrs['auth'],
+): RequestAuthzDecision {
   const dst = ctx.dst;
   return authorizeRequest(
     state.authz,
@@ -125,6 +130,7 @@ export function authorizeAt(state: RoutingState, ctx: ConnContext, req: RequestH
       host: req.authority,
       header: (name) =>
         name === 'host' || name === ':authority' ? req.authority : headerOf(req.headers, name),
+      ...(auth === undefined ? {} : { auth }),
     },
   );
 }

@@ -43,7 +43,9 @@ import {
   redirectFor,
   upstreamHead,
 } from './exchange.js';
+import type { JwksCache } from './jwks.js';
 import type { RateLimits } from './rate-limits.js';
+import { authenticate } from './request-authn.js';
 import { bodyMode, RequestBody } from './request-body.js';
 import { RequestRecord } from './request-record.js';
 import type { RetryBudgets } from './retry-budgets.js';
@@ -78,6 +80,8 @@ export interface ForwardDeps {
   /** The BackendTrafficPolicy rateLimit buckets, and the requests they limited (429, flag RL). */
   readonly rateLimits?: RateLimits;
   readonly rateLimited?: Counter<'destination_service' | 'policy'>;
+  /** RequestAuthentication: the key sets, and requests by result (allowed, denied, missing). */
+  readonly jwt?: { readonly jwks: JwksCache; readonly counter: Counter<'destination_service' | 'result'> };
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -252,15 +256,49 @@ class Exchange {
     down.end();
   }
 
+  /**
+   * Envoy jwt_authn's answer to a refused token: 401 (403 for audiences), its status text as the body,
+   * `www-authenticate: Bearer realm=...`, and no response flag (Envoy sets none; the reason says why).
+   */
+  private authnReply(status: 401 | 403, message: string, reason: string): void {
+    const { rec, down } = this;
+    rec.reason = reason;
+    rec.status = status;
+    if (this.clientGone) {
+      rec.status = 0;
+      rec.flags.push('DC');
+      return;
+    }
+    const auth = `Bearer realm="http://${down.authority}${down.path.split('?')[0]}", error="invalid_token"`;
+    if (this.grpc) {
+      rec.status = 200;
+      rec.grpcStatus = grpcStatusOfHttp(status);
+      down.respond(
+        200,
+        {
+          'content-type': 'application/grpc',
+          'grpc-status': String(rec.grpcStatus),
+          'grpc-message': encodeURIComponent(message),
+          'www-authenticate': auth,
+        },
+        { end: true, trailers: false },
+      );
+      return;
+    }
+    const body = Buffer.from(message);
+    rec.responseBytes = body.length;
+    down.respond(
+      status,
+      { 'content-type': 'text/plain', 'content-length': String(body.length), 'www-authenticate': auth },
+      { end: false, trailers: false },
+    );
+    down.write(body);
+    down.end();
+  }
+
   /** What to send, and where, from the decision; undefined when the request was answered already. */
-  private plan(state: RoutingState, requestId: string): Plan | undefined {
+  private plan(state: RoutingState, requestId: string, head: RequestHead): Plan | undefined {
     const { ctx, down, rec } = this;
-    const head: RequestHead = {
-      method: down.method,
-      path: down.path,
-      authority: down.authority,
-      headers: down.headers,
-    };
     const v6 = dstIsV6(ctx);
     const decision = decide(state, ctx, head, this.deps.random);
     if (decision === undefined) {
@@ -405,16 +443,28 @@ class Exchange {
     const { deps, down, rec } = this;
     const state = deps.routing();
     if (state === undefined) return this.localReply('no-healthy-upstream', 'the waypoint has no config yet');
-    const authz = authorizeAt(state, this.ctx, {
+    let head: RequestHead = {
       method: down.method,
       path: down.path,
       authority: down.authority,
       headers: down.headers,
-    });
+    };
+    let auth: { principal: string; claims: Readonly<Record<string, unknown>> } | undefined;
+    if (deps.jwt !== undefined) {
+      const authn = await authenticate(state, this.ctx, head, deps.jwt.jwks, deps.jwt.counter);
+      const o = authn.outcome;
+      if (o.kind === 'denied') return this.authnReply(o.status, o.message, o.reason);
+      if (o.kind === 'authenticated') {
+        auth = { principal: o.principal, claims: o.claims };
+        rec.requestPrincipal = o.principal;
+      }
+      head = authn.head;
+    }
+    const authz = authorizeAt(state, this.ctx, head, auth);
     if (authz.audited.length > 0) rec.audited = authz.audited;
     if (authz.decidedBy.length > 0) rec.policy = authz.decidedBy.join(',');
     if (!authz.allowed) return this.localReply('rbac-denied', authz.reason);
-    const plan = this.plan(state, requestId);
+    const plan = this.plan(state, requestId, head);
     if (plan === undefined) return;
     if (plan.endpoints.length === 0)
       return this.localReply(

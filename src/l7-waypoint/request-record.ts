@@ -31,6 +31,8 @@ export class RequestRecord {
   policy?: string;
   /** The AUDIT policies that matched. */
   audited?: readonly string[];
+  /** The verified JWT's principal, `<iss>/<sub>` (RequestAuthentication). */
+  requestPrincipal?: string;
   private done = false;
 
   constructor(
@@ -119,6 +121,7 @@ export class RequestRecord {
         ...(this.reason === undefined ? {} : { reason: this.reason }),
         ...(this.policy === undefined ? {} : { authz_policy: this.policy }),
         ...(this.audited === undefined ? {} : { audited_by: this.audited }),
+        ...(this.requestPrincipal === undefined ? {} : { request_principal: this.requestPrincipal }),
       },
       'request',
     );

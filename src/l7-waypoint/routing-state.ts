@@ -5,7 +5,7 @@ import { compilePortRoutes, type PortRoutes, serviceEndpoints } from '../mesh/l7
 import type { MeshIndex } from '../mesh/mesh-index.js';
 import type { MeshService, Workload } from '../mesh/view.js';
 import { isV6 } from '../net/ip.js';
-import type { AuthorizationPolicy } from '../policy/types.js';
+import type { AuthorizationPolicy, RequestAuthentication } from '../policy/types.js';
 import type { UpstreamEndpoint } from './upstream.js';
 
 /**
@@ -22,6 +22,8 @@ export class RoutingState {
     readonly self: WaypointRef,
     /** The AuthorizationPolicies with targetRefs: the ones a waypoint enforces. */
     readonly authz: readonly AuthorizationPolicy[] = [],
+    /** Every RequestAuthentication: the waypoint decides which apply to a request (src/mesh/authn-jwt.ts). */
+    readonly requestAuthn: readonly RequestAuthentication[] = [],
   ) {}
 
   /** Whether this waypoint serves the Service (the Service's traffic is bound to it). */

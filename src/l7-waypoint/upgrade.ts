@@ -2,13 +2,24 @@ import { type IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { HeaderRecord } from '../gateway-api/route-filters.js';
+import type { RequestAttrs } from '../mesh/authz-l7.js';
 import { endStream, resetSocket, splice } from '../net/splice.js';
 import { HTTP_FAILURES, type HttpFailure } from '../telemetry/http-outcomes.js';
 import { http1Downstream } from './downstream.js';
 import { hashFactsOf, targetOf } from './endpoint-picker.js';
-import { authorizeAt, decide, dstIsV6, dstName, headerOf, redirectFor, upstreamHead } from './exchange.js';
+import {
+  authorizeAt,
+  decide,
+  dstIsV6,
+  dstName,
+  headerOf,
+  type RequestHead,
+  redirectFor,
+  upstreamHead,
+} from './exchange.js';
 import { type ForwardDeps, forward } from './forward.js';
 import type { ConnSocket } from './inbound.js';
+import { authenticate } from './request-authn.js';
 import { RequestRecord } from './request-record.js';
 import { openStream, type UpstreamEndpoint, type UpstreamsOptions } from './upstream.js';
 
@@ -90,129 +101,155 @@ export function handleUpgrade(
     const had = headers[k];
     headers[k] = had === undefined ? v : [...(Array.isArray(had) ? had : [had]), v];
   }
-  const reqHead = {
+  const asSent: RequestHead = {
     method: req.method ?? 'GET',
     path: req.url ?? '/',
     authority: req.headers.host ?? '',
     headers,
   };
-  const requestId = headerOf(headers, 'x-request-id') ?? '';
-  const v6 = dstIsV6(ctx);
-  const authz = authorizeAt(state, ctx, reqHead);
-  if (authz.audited.length > 0) rec.audited = authz.audited;
-  if (authz.decidedBy.length > 0) rec.policy = authz.decidedBy.join(',');
-  if (!authz.allowed) {
-    fail('rbac-denied', authz.reason);
+  if (deps.jwt === undefined || state.requestAuthn.length === 0) {
+    proceed(asSent, undefined);
     return;
   }
-  const d = decide(state, ctx, reqHead, deps.random);
-  let endpoints: readonly UpstreamEndpoint[];
-  let sent = reqHead;
-  if (d === undefined) {
-    const dst = ctx.dst as Extract<typeof ctx.dst, { kind: 'workload' }>;
-    const ep = state.endpointOf(dst.workload, dst.port, v6);
-    endpoints = ep === undefined ? [] : [ep];
-  } else {
-    if (d.route !== undefined) rec.route = d.route;
-    if (d.kind === 'refuse') {
-      fail(d.failure, d.reason);
-      return;
-    }
-    if (d.kind === 'redirect') {
-      const r = redirectFor(d, ctx.dst as Extract<typeof ctx.dst, { kind: 'service' }>, reqHead);
-      answer(r.status, 'Redirect', r.headers);
-      return;
-    }
-    // The upgrade's own headers (upgrade, connection) go on: the endpoint must see the request.
-    sent = upstreamHead(d, reqHead, requestId || 'upgrade', ['upgrade']);
-    sent.headers.connection = headers.connection ?? 'upgrade';
-    rec.backend = d.backend.service;
-    endpoints = state.endpoints(d.backend.service, d.backend.port, v6);
-  }
-  const ep = deps.picker
-    .request(targetOf(d?.kind === 'forward' ? d.backend.service : undefined), hashFactsOf(ctx, headers))
-    .next(endpoints);
-  if (ep === undefined) {
-    fail('no-healthy-upstream', 'no ready endpoint');
-    return;
-  }
-  rec.attempts = 1;
-  rec.endpoint = ep.workload;
-  rec.upstreamHost = ep.key;
-  let clientGone = socket.destroyed;
-  socket.once('close', () => {
-    clientGone = true;
-  });
-  openStream(deps.dial, ep).then(
-    (up) => {
-      if (clientGone) {
-        up.destroy();
-        rec.flags.push(HTTP_FAILURES['downstream-reset'].flag);
-        finish();
+  authenticate(state, ctx, asSent, deps.jwt.jwks, deps.jwt.counter).then(
+    (step) => {
+      const o = step.outcome;
+      if (o.kind === 'denied') {
+        rec.reason = o.reason;
+        answer(o.status, o.status === 401 ? 'Unauthorized' : 'Forbidden', {
+          'www-authenticate': `Bearer realm="http://${asSent.authority}${asSent.path.split('?')[0]}", error="invalid_token"`,
+        });
         return;
       }
-      up.on('error', () => undefined);
-      let text = `${sent.method} ${sent.path} HTTP/1.1\r\nhost: ${sent.authority}\r\n`;
-      for (const [k, v] of Object.entries(sent.headers)) {
-        if (k === 'host') continue;
-        for (const one of Array.isArray(v) ? v : [v]) text += `${k}: ${one}\r\n`;
-      }
-      up.write(`${text}\r\n`);
-      if (head.length > 0) up.write(head);
-      // Read the endpoint's answer head before deciding what the connection becomes.
-      let answerHead = Buffer.alloc(0);
-      const onData = (chunk: Buffer): void => {
-        answerHead = Buffer.concat([answerHead, chunk]);
-        const end = answerHead.indexOf('\r\n\r\n');
-        if (end === -1 && answerHead.length < MAX_ANSWER_HEAD) return;
-        up.off('data', onData);
-        up.pause();
-        rec.status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(answerHead.toString('latin1', 0, 16))?.[1] ?? 0);
-        if (rec.status === 101) {
-          socket.write(answerHead);
-          splice(socket, up, { down: resetSocket, up: endStream }, (err) => {
-            if (err !== undefined) rec.flags.push(HTTP_FAILURES['upstream-reset'].flag);
-            finish();
-          });
-          return;
-        }
-        // Not switched: the answer goes back, and the connection ends with it (after its body, when
-        // its length is known; else when the endpoint closes or goes quiet).
-        const headEnd = answerHead.indexOf('\r\n\r\n') + 4;
-        const length = Number(
-          /\r\ncontent-length:\s*(\d+)/i.exec(answerHead.toString('latin1', 0, headEnd))?.[1] ?? Number.NaN,
-        );
-        let left = Number.isFinite(length)
-          ? length - (answerHead.length - headEnd)
-          : Number.POSITIVE_INFINITY;
-        const close = (): void => {
-          socket.end();
-          up.destroy();
-          finish();
-        };
-        socket.write(answerHead);
-        if (left <= 0) {
-          close();
-          return;
-        }
-        (up as Duplex & { setTimeout?: (ms: number, cb: () => void) => void }).setTimeout?.(10_000, close);
-        up.on('data', (chunk: Buffer) => {
-          socket.write(chunk);
-          left -= chunk.length;
-          if (left <= 0) close();
-        });
-        up.once('end', close);
-        up.resume();
-      };
-      up.on('data', onData);
-      up.once('close', () => {
-        if (rec.status === 0) {
-          rec.flags.push(HTTP_FAILURES['upstream-reset'].flag);
-          socket.destroy();
-          finish();
-        }
-      });
+      if (o.kind === 'authenticated') rec.requestPrincipal = o.principal;
+      proceed(
+        step.head,
+        o.kind === 'authenticated' ? { principal: o.principal, claims: o.claims } : undefined,
+      );
     },
-    (err: Error) => fail('upstream-connect-failure', err.message),
+    (err: Error) => fail('internal', err.message),
   );
+
+  function proceed(reqHead: RequestHead, auth: RequestAttrs['auth']): void {
+    if (state === undefined) return;
+    const requestId = headerOf(headers, 'x-request-id') ?? '';
+    const v6 = dstIsV6(ctx);
+    const authz = authorizeAt(state, ctx, reqHead, auth);
+    if (authz.audited.length > 0) rec.audited = authz.audited;
+    if (authz.decidedBy.length > 0) rec.policy = authz.decidedBy.join(',');
+    if (!authz.allowed) {
+      fail('rbac-denied', authz.reason);
+      return;
+    }
+    const d = decide(state, ctx, reqHead, deps.random);
+    let endpoints: readonly UpstreamEndpoint[];
+    let sent = reqHead;
+    if (d === undefined) {
+      const dst = ctx.dst as Extract<typeof ctx.dst, { kind: 'workload' }>;
+      const ep = state.endpointOf(dst.workload, dst.port, v6);
+      endpoints = ep === undefined ? [] : [ep];
+    } else {
+      if (d.route !== undefined) rec.route = d.route;
+      if (d.kind === 'refuse') {
+        fail(d.failure, d.reason);
+        return;
+      }
+      if (d.kind === 'redirect') {
+        const r = redirectFor(d, ctx.dst as Extract<typeof ctx.dst, { kind: 'service' }>, reqHead);
+        answer(r.status, 'Redirect', r.headers);
+        return;
+      }
+      // The upgrade's own headers (upgrade, connection) go on: the endpoint must see the request.
+      sent = upstreamHead(d, reqHead, requestId || 'upgrade', ['upgrade']);
+      sent.headers.connection = headers.connection ?? 'upgrade';
+      rec.backend = d.backend.service;
+      endpoints = state.endpoints(d.backend.service, d.backend.port, v6);
+    }
+    const ep = deps.picker
+      .request(targetOf(d?.kind === 'forward' ? d.backend.service : undefined), hashFactsOf(ctx, headers))
+      .next(endpoints);
+    if (ep === undefined) {
+      fail('no-healthy-upstream', 'no ready endpoint');
+      return;
+    }
+    rec.attempts = 1;
+    rec.endpoint = ep.workload;
+    rec.upstreamHost = ep.key;
+    let clientGone = socket.destroyed;
+    socket.once('close', () => {
+      clientGone = true;
+    });
+    openStream(deps.dial, ep).then(
+      (up) => {
+        if (clientGone) {
+          up.destroy();
+          rec.flags.push(HTTP_FAILURES['downstream-reset'].flag);
+          finish();
+          return;
+        }
+        up.on('error', () => undefined);
+        let text = `${sent.method} ${sent.path} HTTP/1.1\r\nhost: ${sent.authority}\r\n`;
+        for (const [k, v] of Object.entries(sent.headers)) {
+          if (k === 'host') continue;
+          for (const one of Array.isArray(v) ? v : [v]) text += `${k}: ${one}\r\n`;
+        }
+        up.write(`${text}\r\n`);
+        if (head.length > 0) up.write(head);
+        // Read the endpoint's answer head before deciding what the connection becomes.
+        let answerHead = Buffer.alloc(0);
+        const onData = (chunk: Buffer): void => {
+          answerHead = Buffer.concat([answerHead, chunk]);
+          const end = answerHead.indexOf('\r\n\r\n');
+          if (end === -1 && answerHead.length < MAX_ANSWER_HEAD) return;
+          up.off('data', onData);
+          up.pause();
+          rec.status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(answerHead.toString('latin1', 0, 16))?.[1] ?? 0);
+          if (rec.status === 101) {
+            socket.write(answerHead);
+            splice(socket, up, { down: resetSocket, up: endStream }, (err) => {
+              if (err !== undefined) rec.flags.push(HTTP_FAILURES['upstream-reset'].flag);
+              finish();
+            });
+            return;
+          }
+          // Not switched: the answer goes back, and the connection ends with it (after its body, when
+          // its length is known; else when the endpoint closes or goes quiet).
+          const headEnd = answerHead.indexOf('\r\n\r\n') + 4;
+          const length = Number(
+            /\r\ncontent-length:\s*(\d+)/i.exec(answerHead.toString('latin1', 0, headEnd))?.[1] ?? Number.NaN,
+          );
+          let left = Number.isFinite(length)
+            ? length - (answerHead.length - headEnd)
+            : Number.POSITIVE_INFINITY;
+          const close = (): void => {
+            socket.end();
+            up.destroy();
+            finish();
+          };
+          socket.write(answerHead);
+          if (left <= 0) {
+            close();
+            return;
+          }
+          (up as Duplex & { setTimeout?: (ms: number, cb: () => void) => void }).setTimeout?.(10_000, close);
+          up.on('data', (chunk: Buffer) => {
+            socket.write(chunk);
+            left -= chunk.length;
+            if (left <= 0) close();
+          });
+          up.once('end', close);
+          up.resume();
+        };
+        up.on('data', onData);
+        up.once('close', () => {
+          if (rec.status === 0) {
+            rec.flags.push(HTTP_FAILURES['upstream-reset'].flag);
+            socket.destroy();
+            finish();
+          }
+        });
+      },
+      (err: Error) => fail('upstream-connect-failure', err.message),
+    );
+  }
 }

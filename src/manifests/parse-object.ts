@@ -67,7 +67,8 @@ function meshConfig(kind: MeshConfigKind): KindInfo {
     namespaced: true,
     parse: (f, head) => {
       f.expectOnly(['apiVersion', 'kind', 'metadata', 'spec'], ['status']);
-      const required = kind !== 'AuthorizationPolicy' && kind !== 'PeerAuthentication';
+      const required =
+        kind !== 'AuthorizationPolicy' && kind !== 'PeerAuthentication' && kind !== 'RequestAuthentication';
       const parsed = parseMeshConfig(kind, f.object('spec', { required }), head.meta);
       const kept: KeptObject = { ...head, body: bodyOf(f), ...(parsed === undefined ? {} : { parsed }) };
       return kept;
@@ -109,7 +110,7 @@ export const KINDS: Readonly<Record<string, KindInfo>> = {
   ReferenceGrant: { apiVersions: ['gateway.networking.k8s.io/v1beta1'], namespaced: true, parse: keep },
   AuthorizationPolicy: meshConfig('AuthorizationPolicy'),
   PeerAuthentication: meshConfig('PeerAuthentication'),
-  RequestAuthentication: { apiVersions: ['security.ambit.dev/v1alpha1'], namespaced: true, parse: keep },
+  RequestAuthentication: meshConfig('RequestAuthentication'),
   BackendTrafficPolicy: meshConfig('BackendTrafficPolicy'),
   ConfigMap: { apiVersions: ['v1'], namespaced: true, parse: keep },
   Secret: { apiVersions: ['v1'], namespaced: true, parse: keep },

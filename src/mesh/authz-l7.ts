@@ -70,10 +70,14 @@ export interface RequestAuthzDecision {
 }
 
 /**
- * Whether a waypoint policy targets the request: same namespace, and a ref naming the Service or the
- * Gateway (`*`, only in a fail-closed stand-in whose targets could not be read: any of the namespace).
+ * Whether a waypoint policy (authorization or authentication) targets the request: same namespace,
+ * and a ref naming the Service or the Gateway (`*`, only in a fail-closed stand-in whose targets
+ * could not be read: any of the namespace).
  */
-export function policyTargets(p: AuthorizationPolicy, t: RequestTarget): boolean {
+export function policyTargets(
+  p: { readonly namespace: string; readonly targetRefs?: AuthorizationPolicy['targetRefs'] },
+  t: RequestTarget,
+): boolean {
   return (p.targetRefs ?? []).some((r) =>
     r.kind === 'Gateway'
       ? t.waypoint.namespace === p.namespace && (r.name === t.waypoint.name || r.name === '*')

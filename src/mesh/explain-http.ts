@@ -1,7 +1,9 @@
 import type { MeshRoute } from '../gateway-api/types.js';
 import { type ActivePolicies, principalOf } from '../policy/active.js';
+import type { RequestAuthentication } from '../policy/types.js';
 import { HTTP_FAILURES } from '../telemetry/http-outcomes.js';
 import { describeTrafficPolicy, faultsApplyTo } from '../traffic-policy/describe.js';
+import { explainAuthn } from './authn-jwt.js';
 import { authorizeRequest } from './authz-l7.js';
 import { type Explanation, explainConnection } from './explain.js';
 import { compilePortRoutes, decideL7 } from './l7-route.js';
@@ -12,6 +14,8 @@ import type { Workload } from './view.js';
 /** What the waypoint decides for one request, for people (`ambit explain ... http://...`). */
 export interface L7Explanation {
   readonly waypoint: string;
+  /** The waypoint's RequestAuthentication step, when one applies (before authorization). */
+  readonly authn?: string;
   /** The waypoint's AuthorizationPolicy decision (targetRefs policies), before routing. */
   readonly authz: string;
   /** The rule that matched (`HTTPRoute/ns/name rule 0`), or why none did. */
@@ -60,6 +64,7 @@ export function explainHttp(
   src: Workload,
   dst: { readonly ip: string; readonly port: number },
   req: ExplainedRequest,
+  requestAuthn: readonly RequestAuthentication[] = [],
 ): HttpExplanation {
   const base = explainConnection(mesh, policies, src, dst);
   const r = routeOutbound(mesh, dst, (_k, c) => c[0], src);
@@ -79,6 +84,38 @@ export function explainHttp(
     grpc,
   };
   const waypointName = `${r.waypoint.namespace}/${r.waypoint.name}`;
+  const an = explainAuthn(
+    requestAuthn,
+    {
+      waypoint: r.waypoint,
+      service: { namespace: service.namespace, name: service.name },
+      namespace: service.namespace,
+      workloadLabels: service.endpoints.flatMap((e) => {
+        const w = mesh.workload(e.workloadUid);
+        return w === undefined ? [] : [w.labels];
+      }),
+    },
+    { path: req.path, headers: req.headers },
+  );
+  if (an?.refused !== undefined)
+    return {
+      ...base,
+      verdict: 'denied',
+      endpoints: [],
+      l7: {
+        waypoint: waypointName,
+        authn: an.text,
+        authz: '- (not reached)',
+        route: '-',
+        outcome: 'refuse',
+        status: an.refused.status,
+        reason: an.refused.message,
+        backends: [],
+        filters: [],
+        retry: '-',
+        timeouts: '-',
+      },
+    };
   const az = authorizeRequest(
     policies.authz,
     { waypoint: r.waypoint, service: { namespace: service.namespace, name: service.name } },
@@ -92,6 +129,7 @@ export function explainHttp(
       host: req.host ?? req.headers.host ?? service.hostname,
       header: (name) =>
         name === 'host' ? (req.host ?? req.headers.host ?? service.hostname) : req.headers[name],
+      ...(an?.auth === undefined ? {} : { auth: an.auth }),
     },
   );
   const authz = `${az.reason}${az.audited.length > 0 ? `; audited by ${az.audited.join(', ')}` : ''}`;
@@ -103,6 +141,7 @@ export function explainHttp(
       endpoints: [],
       l7: {
         waypoint: waypointName,
+        ...(an === undefined ? {} : { authn: an.text }),
         authz,
         route: '-',
         outcome: 'refuse',
@@ -143,6 +182,7 @@ export function explainHttp(
       ...base,
       l7: {
         waypoint,
+        ...(an === undefined ? {} : { authn: an.text }),
         authz,
         route,
         outcome: 'refuse',
@@ -164,6 +204,7 @@ export function explainHttp(
       ...base,
       l7: {
         waypoint,
+        ...(an === undefined ? {} : { authn: an.text }),
         authz,
         route,
         outcome: 'redirect',
@@ -198,6 +239,7 @@ export function explainHttp(
     verdict: endpoints.length === 0 ? 'refused' : verdicts.size === 1 ? [...verdicts][0]! : 'mixed',
     l7: {
       waypoint,
+      ...(an === undefined ? {} : { authn: an.text }),
       authz,
       route,
       outcome: 'forward',

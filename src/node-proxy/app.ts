@@ -55,7 +55,8 @@ function policiesOf(config: PushedConfig): ActivePolicies {
   const peerAuth: PeerAuthentication[] = [];
   for (const p of config.policies.values()) {
     if (p.kind === 'AuthorizationPolicy') authz.push(p);
-    else peerAuth.push(p);
+    else if (p.kind === 'PeerAuthentication') peerAuth.push(p);
+    // RequestAuthentication is a waypoint's: node proxies see no HTTP.
   }
   return { authz, peerAuth };
 }

@@ -221,7 +221,6 @@ function parseSource(f: Fields, found: L7Finding[], l7: boolean): AuthzSource {
     listOf(f, 'notRemoteIpBlocks', text(f.sink, ipOrCidr)),
   );
   if (!l7) httpOnly(f, SOURCE_HTTP_FIELDS, found);
-  else for (const k of SOURCE_HTTP_FIELDS) if (isSet(f, k)) f.sink.warn(f.at(k), NO_JWT_YET);
   const pattern = text(f.sink, matchPattern);
   return defined({
     ...(l7
@@ -284,10 +283,6 @@ function conditionItem(key: L4ConditionKey, sink: IssueSink): Item<string> {
   }
 }
 
-/** What a waypoint policy's JWT attributes mean while Ambit has no RequestAuthentication. */
-const NO_JWT_YET =
-  'is read from a verified JWT, and Ambit does not verify JWTs yet (no RequestAuthentication): no request has one, so this matches as if the token were absent';
-
 /** The request.* keys the waypoint reads. */
 function isL7Key(key: string): key is L7ConditionKey {
   return (
@@ -310,7 +305,6 @@ function parseCondition(f: Fields, found: L7Finding[], l7: boolean): AuthzCondit
     return defined({ key: l4, values: listOf(f, 'values', item), notValues: listOf(f, 'notValues', item) });
   }
   if (l7 && isL7Key(key)) {
-    if (key.startsWith('request.auth.')) f.sink.warn(f.at('key'), `${show(key)} ${NO_JWT_YET}`);
     const item = text(f.sink, matchPattern);
     return defined({ key, values: listOf(f, 'values', item), notValues: listOf(f, 'notValues', item) });
   }
@@ -399,7 +393,7 @@ function parseAction(f: Fields, l7: boolean): 'ALLOW' | 'DENY' | 'AUDIT' {
 const GATEWAY_GROUP = 'gateway.networking.k8s.io';
 
 /** `targetRefs` (or Istio's older single `targetRef`): Services and Gateways in the policy's namespace. */
-function parseTargetRefs(f: Fields, meta: PolicyMeta): PolicyTargetRef[] | undefined {
+export function parseTargetRefs(f: Fields, meta: PolicyMeta): PolicyTargetRef[] | undefined {
   const one = (e: Fields): PolicyTargetRef | undefined => {
     onlyKeys(e, ['group', 'kind', 'name', 'namespace']);
     const group = e.string('group', { allowEmpty: true }) ?? '';

@@ -134,7 +134,62 @@ export interface PeerAuthentication {
   readonly portLevel?: Readonly<Record<string, MtlsMode>>;
 }
 
-export type MeshPolicy = AuthorizationPolicy | PeerAuthentication;
+/** Where a JWT is read from: a header, with the prefix before the token (`Bearer `), the value as sent. */
+export interface JwtHeaderLocation {
+  /** Lowercase. */
+  readonly name: string;
+  /** Stripped from the value; '' when the header holds the token alone. */
+  readonly prefix: string;
+}
+
+/** Where a JWT rule's keys come from: inline JWKS JSON, or a URI the waypoint fetches and refreshes. */
+export type JwksSource =
+  | { readonly kind: 'inline'; readonly json: string }
+  | { readonly kind: 'uri'; readonly uri: string };
+
+/** The default token locations (Istio): `Authorization: Bearer <token>`, then the `access_token` query parameter. */
+export const DEFAULT_JWT_HEADERS: readonly JwtHeaderLocation[] = [
+  { name: 'authorization', prefix: 'Bearer ' },
+];
+export const DEFAULT_JWT_PARAMS: readonly string[] = ['access_token'];
+
+/** One issuer a RequestAuthentication accepts tokens from (Istio's JWTRule), every default applied. */
+export interface JwtRule {
+  /** The `iss` a token must carry. */
+  readonly issuer: string;
+  /** Unset: any audience (or none). Set: the token's `aud` must include one of these. */
+  readonly audiences?: readonly string[];
+  readonly jwks: JwksSource;
+  /** How long a JWKS fetch may take, in ms (Istio's `timeout`, default 5 s). */
+  readonly timeoutMs: number;
+  readonly fromHeaders: readonly JwtHeaderLocation[];
+  readonly fromParams: readonly string[];
+  readonly fromCookies: readonly string[];
+  /** The header that gets the verified payload, base64url-encoded JSON. */
+  readonly outputPayloadToHeader?: string;
+  /** Headers (lowercase) set from claims of the verified token. */
+  readonly outputClaimToHeaders: readonly { readonly header: string; readonly claim: string }[];
+  /** false (Istio's default): the header or parameter carrying the token is removed before forwarding. */
+  readonly forwardOriginalToken: boolean;
+}
+
+/**
+ * Istio's RequestAuthentication, enforced by waypoints: which JWTs a request may carry. A request with
+ * an invalid token is refused (401); one with no token goes on unauthenticated; a valid one carries
+ * its principal `<iss>/<sub>` and claims into authorization.
+ */
+export interface RequestAuthentication {
+  readonly kind: 'RequestAuthentication';
+  readonly namespace: string;
+  readonly name: string;
+  /** Workloads whose labels include all of these (undefined: every workload in scope). */
+  readonly selector?: Readonly<Record<string, string>>;
+  /** Set: the Services or waypoint Gateway it targets. */
+  readonly targetRefs?: readonly PolicyTargetRef[];
+  readonly jwtRules: readonly JwtRule[];
+}
+
+export type MeshPolicy = AuthorizationPolicy | PeerAuthentication | RequestAuthentication;
 
 /** `AuthorizationPolicy/shop/allow-web`. */
 export function policyKey(p: MeshPolicy): string {

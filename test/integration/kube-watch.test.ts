@@ -398,7 +398,7 @@ describe('KubeClusterSource: what daemons receive', () => {
       ac.signal,
     );
     try {
-      await vi.waitFor(() => expect(errors.size).toBe(12));
+      await vi.waitFor(() => expect(errors.size).toBe(13));
       expect([...errors].sort()).toEqual(
         [
           'authorizationpolicies',
@@ -411,6 +411,7 @@ describe('KubeClusterSource: what daemons receive', () => {
           'nodes',
           'peerauthentications',
           'pods',
+          'requestauthentications',
           'serviceaccounts',
           'services',
         ].sort(),

@@ -506,7 +506,7 @@ describe('applyUpdate: every entry is checked; a bad one is left out and named, 
       mutate: (u) => {
         u.policies[0]!.authorization = null;
       },
-      problem: /exactly one of an AuthorizationPolicy and a PeerAuthentication/,
+      problem: /exactly one of an AuthorizationPolicy, a PeerAuthentication and a RequestAuthentication/,
     },
     {
       what: 'an mTLS mode',

@@ -293,7 +293,7 @@ async function watchAll(table: KubeCallTable, kinds: typeof NODE_AGENT_KINDS | u
     { onEvents: () => undefined, onSynced: () => undefined, onError: (m) => errors.push(m) },
     ac.signal,
   );
-  const expected = kinds?.length ?? 12;
+  const expected = kinds?.length ?? 13;
   // Every kind lists, then watches: done when each has opened its watch.
   await vi.waitFor(() => expect(r.seen.filter((s) => s.url.includes('watch=')).length).toBe(expected));
   ac.abort();
@@ -491,6 +491,7 @@ describe('the API calls the daemons make', () => {
         'list gateway.networking.k8s.io/httproutes',
         'list security.ambit.dev/authorizationpolicies',
         'list security.ambit.dev/peerauthentications',
+        'list security.ambit.dev/requestauthentications',
         'list traffic.ambit.dev/backendtrafficpolicies',
         'patch gateway.networking.k8s.io/gateways/status',
         'patch gateway.networking.k8s.io/grpcroutes/status',
@@ -506,6 +507,7 @@ describe('the API calls the daemons make', () => {
         'watch gateway.networking.k8s.io/httproutes',
         'watch security.ambit.dev/authorizationpolicies',
         'watch security.ambit.dev/peerauthentications',
+        'watch security.ambit.dev/requestauthentications',
         'watch traffic.ambit.dev/backendtrafficpolicies',
       ].sort(),
     );

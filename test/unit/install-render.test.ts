@@ -225,6 +225,7 @@ describe("the CRDs of Ambit's kinds", () => {
     expect(crds.map((c) => c.metadata.name)).toEqual([
       'authorizationpolicies.security.ambit.dev',
       'peerauthentications.security.ambit.dev',
+      'requestauthentications.security.ambit.dev',
       'backendtrafficpolicies.traffic.ambit.dev',
     ]);
   });

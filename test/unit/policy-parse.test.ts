@@ -993,7 +993,7 @@ describe('AuthorizationPolicy domain values', () => {
     ]);
   });
 
-  test('a waypoint policy (targetRefs) keeps its HTTP fields and takes AUDIT; JWT attributes are kept with a warning', () => {
+  test('a waypoint policy (targetRefs) keeps its HTTP fields and takes AUDIT; JWT attributes are kept without a warning', () => {
     const { policy, issues } = direct(parseAuthorizationPolicy, {
       targetRefs: [
         { kind: 'Service', group: '', name: 'web' },
@@ -1023,14 +1023,8 @@ describe('AuthorizationPolicy domain values', () => {
         },
       ],
     });
-    // JWT attributes are kept (Istio's meaning) and flagged: nothing verifies tokens yet.
-    const noJwt =
-      'is read from a verified JWT, and Ambit does not verify JWTs yet (no RequestAuthentication): no request has one, so this matches as if the token were absent';
-    expect(issues).toEqual([
-      `warning spec.rules[0].from[0].source.requestPrincipals: ${noJwt}`,
-      `warning spec.rules[0].when[1].key: "request.auth.claims[groups]" ${noJwt}`,
-      `warning spec.rules[0].when[2].key: "request.auth.principal" ${noJwt}`,
-    ]);
+    // JWT attributes are read from the token a RequestAuthentication verified: no warning.
+    expect(issues).toEqual([]);
     expect(policy).toEqual({
       ...HEAD,
       targetRefs: [
