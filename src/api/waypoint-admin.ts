@@ -52,8 +52,8 @@ export interface WaypointClustersDump {
     }[];
   }[];
   /**
-   * Each backend Service's retry budget in this replica (its policy's retryConstraint, or the
-   * default): the requests and retries counted in its window now.
+   * Each backend Service's retry budget in this replica (where its policy sets a retryConstraint):
+   * the requests and retries counted in its window now.
    */
   readonly retryBudgets?: readonly {
     readonly service: string;

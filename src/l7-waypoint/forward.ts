@@ -178,6 +178,11 @@ class Exchange {
   private body: RequestBody | undefined;
   /** Circuit-breaker slots this request holds, given back when it ends. */
   private readonly releases: Release[] = [];
+  /**
+   * The request's headers as the waypoint's steps read them: after authentication (claim headers
+   * set, forged ones removed), so that faults, rate limits and hashing see what the backend will.
+   */
+  private headers: HeaderRecord;
   /** The session cookie a consistent hash on a cookie wants set (the request had none). */
   private setCookie: string | undefined;
   /** The x-ratelimit-* headers of every response, when a rateLimit rule counted the request. */
@@ -191,6 +196,7 @@ class Exchange {
     private readonly trace: RequestTrace | undefined,
     private readonly grpc: boolean,
   ) {
+    this.headers = down.headers;
     down.onClose((completed) => {
       if (!completed && !this.finished) {
         this.clientGone = true;
@@ -359,7 +365,7 @@ class Exchange {
     if (p === undefined) return true;
     const fi = p.applied.faultInjection;
     if (fi !== undefined) {
-      const fault = chooseFault(fi, { header: (n) => headerOf(down.headers, n) }, deps.random);
+      const fault = chooseFault(fi, { header: (n) => headerOf(this.headers, n) }, deps.random);
       if (fault.delayMs !== undefined) {
         rec.flags.push(FAULT_DELAY_FLAG);
         deps.faults?.inc({ destination_service: p.hostname, fault: 'delay' });
@@ -377,7 +383,7 @@ class Exchange {
     }
     const rl = p.applied.rateLimit;
     if (rl !== undefined && deps.rateLimits !== undefined) {
-      const v = deps.rateLimits.check(p.applied.policy, rl, p.hostname, this.ctx, down.headers, rec.route);
+      const v = deps.rateLimits.check(p.applied.policy, rl, p.hostname, this.ctx, this.headers, rec.route);
       if (v.status !== undefined) this.rateHeaders = rateLimitHeaders(v.status);
       if (!v.allowed) {
         deps.rateLimited?.inc({ destination_service: p.hostname, policy: p.applied.policy });
@@ -459,6 +465,7 @@ class Exchange {
         rec.requestPrincipal = o.principal;
       }
       head = authn.head;
+      this.headers = head.headers;
     }
     const authz = authorizeAt(state, this.ctx, head, auth);
     if (authz.audited.length > 0) rec.audited = authz.audited;
@@ -512,7 +519,7 @@ class Exchange {
     const cb = plan.policy?.applied.circuitBreaker;
     const breakers = deps.breakers;
     let retrySlot: Release | undefined;
-    const picks = deps.picker.request(plan.policy, hashFactsOf(this.ctx, this.down.headers));
+    const picks = deps.picker.request(plan.policy, hashFactsOf(this.ctx, this.headers));
     this.setCookie = picks.setCookie;
     const budget = plan.policy?.applied.retryConstraint;
     if (plan.service !== undefined && budget !== undefined) deps.budgets?.request(plan.service, budget);

@@ -1,9 +1,5 @@
 import type { Counter } from 'prom-client';
-import {
-  RETRY_CONSTRAINT_DEFAULT,
-  RetryBudget,
-  type RetryConstraint,
-} from '../traffic-policy/retry-budget.js';
+import { RetryBudget, type RetryConstraint } from '../traffic-policy/retry-budget.js';
 
 /**
  * This waypoint replica's retry budget for each backend Service whose BackendTrafficPolicy sets a
