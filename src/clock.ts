@@ -1,3 +1,5 @@
+import { setTimeout as sleepFor } from 'node:timers/promises';
+
 /**
  * Time behind an interface: wall-clock reads and timers. Certificate issue and renewal, and anything
  * else that waits, take a Clock, so that tests drive time instead of sleeping.
@@ -68,4 +70,9 @@ export class ManualClock implements Clock {
     }
     this.t = end;
   }
+}
+
+/** Waits `ms`, or until `signal` aborts: resolves either way (the caller reads `signal` after). */
+export function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return sleepFor(ms, undefined, { signal }).catch(() => undefined);
 }

@@ -4,31 +4,26 @@ import type { Duplex } from 'node:stream';
 import type { HeaderRecord } from '../gateway-api/route-filters.js';
 import type { RequestAttrs } from '../mesh/authz-l7.js';
 import { endStream, resetSocket, splice } from '../net/splice.js';
-import { HTTP_FAILURES, type HttpFailure } from '../telemetry/http-outcomes.js';
+import { FAULT_ABORT_FLAG, HTTP_FAILURES, type HttpFailure } from '../telemetry/http-outcomes.js';
+import type { Release } from './circuit-breakers.js';
 import { http1Downstream } from './downstream.js';
-import { hashFactsOf, targetOf } from './endpoint-picker.js';
-import {
-  authorizeAt,
-  decide,
-  dstIsV6,
-  dstName,
-  headerOf,
-  type RequestHead,
-  redirectFor,
-  upstreamHead,
-} from './exchange.js';
+import { hashFactsOf } from './endpoint-picker.js';
+import { authorizeAt, dstName, headerOf, type RequestHead } from './exchange.js';
 import { type ForwardDeps, forward } from './forward.js';
 import type { ConnSocket } from './inbound.js';
+import { planRequest } from './plan.js';
+import { protect } from './protect.js';
 import { authenticate } from './request-authn.js';
 import { RequestRecord } from './request-record.js';
-import { openStream, type UpstreamEndpoint, type UpstreamsOptions } from './upstream.js';
+import { openStream, type UpstreamsOptions } from './upstream.js';
 
 /** The most bytes of an endpoint's answer head read before deciding whether it switched protocols. */
 const MAX_ANSWER_HEAD = 16 * 1024;
 
 /**
- * An HTTP/1.1 `Upgrade` (WebSocket): routed like any request (the same decision, its request header
- * filters and URL rewrite, a redirect answered as such), then the request head goes to the endpoint
+ * An HTTP/1.1 `Upgrade` (WebSocket): authenticated, authorized, routed and protected like any request
+ * (the same plan, its request header filters and URL rewrite, a redirect answered as such; the
+ * backend's faults, rate limit and circuit breaker), then the request head goes to the endpoint
  * and its answer is read. Only a `101 Switching Protocols` makes the two connections one: any other
  * answer is passed back with `connection: close` and the connection ends, so that nothing after it
  * can reach the endpoint without being routed. `Upgrade: h2c` (curl --http2 on http://) is served as
@@ -70,9 +65,19 @@ export function handleUpgrade(
     dstName(ctx),
   );
   let done = false;
+  /** Circuit-breaker slots the upgrade holds until its connection ends. */
+  const held: Release[] = [];
+  const hold = (r: Release): void => {
+    held.push(r);
+  };
+  // Aborts when the client goes away (ends an injected delay, a wait for a connection slot).
+  const gone = new AbortController();
+  if (socket.destroyed) gone.abort();
+  else socket.once('close', () => gone.abort());
   const finish = (): void => {
     if (done) return;
     done = true;
+    for (const r of held) r();
     rec.finish();
   };
   const answer = (status: number, reason: string, headers: HeaderRecord = {}): void => {
@@ -83,11 +88,17 @@ export function handleUpgrade(
     socket.end(`${text}\r\n`);
     finish();
   };
-  const fail = (failure: HttpFailure, reason: string): void => {
+  const fail = (failure: HttpFailure, reason: string, extra: HeaderRecord = {}): void => {
     const info = HTTP_FAILURES[failure];
     rec.flags.push(info.flag);
     rec.reason = reason;
-    answer(info.status, info.message);
+    if (failure === 'downstream-reset') {
+      rec.status = 0;
+      socket.destroy();
+      finish();
+      return;
+    }
+    answer(info.status, info.message, extra);
   };
   if (state === undefined) {
     fail('no-healthy-upstream', 'no config yet');
@@ -131,57 +142,67 @@ export function handleUpgrade(
   );
 
   function proceed(reqHead: RequestHead, auth: RequestAttrs['auth']): void {
+    void carry(reqHead, auth).catch((err: Error) => {
+      if (!done) fail('internal', err.message);
+    });
+  }
+
+  async function carry(reqHead: RequestHead, auth: RequestAttrs['auth']): Promise<void> {
     if (state === undefined) return;
     const requestId = headerOf(headers, 'x-request-id') ?? '';
-    const v6 = dstIsV6(ctx);
     const authz = authorizeAt(state, ctx, reqHead, auth);
     if (authz.audited.length > 0) rec.audited = authz.audited;
     if (authz.decidedBy.length > 0) rec.policy = authz.decidedBy.join(',');
-    if (!authz.allowed) {
-      fail('rbac-denied', authz.reason);
-      return;
-    }
-    const d = decide(state, ctx, reqHead, deps.random);
-    let endpoints: readonly UpstreamEndpoint[];
-    let sent = reqHead;
-    if (d === undefined) {
-      const dst = ctx.dst as Extract<typeof ctx.dst, { kind: 'workload' }>;
-      const ep = state.endpointOf(dst.workload, dst.port, v6);
-      endpoints = ep === undefined ? [] : [ep];
-    } else {
-      if (d.route !== undefined) rec.route = d.route;
-      if (d.kind === 'refuse') {
-        fail(d.failure, d.reason);
-        return;
+    if (!authz.allowed) return fail('rbac-denied', authz.reason);
+    // The upgrade's own headers (upgrade, connection) go on: the endpoint must see the request.
+    const planned = planRequest(state, ctx, reqHead, requestId || 'upgrade', deps.random, ['upgrade']);
+    if (planned.route !== undefined) rec.route = planned.route;
+    if (planned.kind === 'refuse') return fail(planned.failure, planned.reason);
+    if (planned.kind === 'redirect') return answer(planned.status, 'Redirect', planned.headers);
+    const plan = planned.plan;
+    const sent = plan.head;
+    sent.headers.connection = headers.connection ?? 'upgrade';
+    if (plan.backend !== undefined) rec.backend = plan.backend;
+    // The backend's protections hold for an upgrade as for any request: faults, rate limit, and the
+    // circuit breaker's request and connection limits (held while the upgraded connection lasts).
+    if (plan.policy !== undefined) {
+      const p = await protect(deps, plan.policy, {
+        ctx,
+        headers: reqHead.headers,
+        route: rec.route,
+        flags: rec.flags,
+        signal: gone.signal,
+        hold,
+      });
+      if (gone.signal.aborted) return fail('downstream-reset', 'the client went away');
+      if (p.kind === 'abort') {
+        rec.flags.push(FAULT_ABORT_FLAG);
+        rec.reason = p.reason;
+        // An upgrade is no gRPC call: an abort by gRPC status refuses it as unavailable.
+        const status = 'httpStatus' in p.abort ? p.abort.httpStatus : 503;
+        return answer(status, 'fault filter abort');
       }
-      if (d.kind === 'redirect') {
-        const r = redirectFor(d, ctx.dst as Extract<typeof ctx.dst, { kind: 'service' }>, reqHead);
-        answer(r.status, 'Redirect', r.headers);
-        return;
+      if (p.kind === 'refuse') return fail(p.failure, p.reason, p.rateHeaders);
+      const cb = plan.policy.applied.circuitBreaker;
+      if (cb !== undefined && deps.breakers !== undefined) {
+        const conn = await deps.breakers.connection(plan.policy.hostname, cb, gone.signal);
+        if (conn === undefined) return fail('downstream-reset', 'the client went away');
+        if (typeof conn === 'string')
+          return fail(
+            'upstream-overflow',
+            `circuitBreaker.maxConnections (${cb.maxConnections}) in use and maxPendingRequests (${cb.maxPendingRequests}) waiting, BackendTrafficPolicy ${plan.policy.applied.policy}`,
+          );
+        hold(conn);
       }
-      // The upgrade's own headers (upgrade, connection) go on: the endpoint must see the request.
-      sent = upstreamHead(d, reqHead, requestId || 'upgrade', ['upgrade']);
-      sent.headers.connection = headers.connection ?? 'upgrade';
-      rec.backend = d.backend.service;
-      endpoints = state.endpoints(d.backend.service, d.backend.port, v6);
     }
-    const ep = deps.picker
-      .request(targetOf(d?.kind === 'forward' ? d.backend.service : undefined), hashFactsOf(ctx, headers))
-      .next(endpoints);
-    if (ep === undefined) {
-      fail('no-healthy-upstream', 'no ready endpoint');
-      return;
-    }
+    const ep = deps.picker.request(plan.policy, hashFactsOf(ctx, reqHead.headers)).next(plan.endpoints);
+    if (ep === undefined) return fail('no-healthy-upstream', 'no ready endpoint');
     rec.attempts = 1;
     rec.endpoint = ep.workload;
     rec.upstreamHost = ep.key;
-    let clientGone = socket.destroyed;
-    socket.once('close', () => {
-      clientGone = true;
-    });
     openStream(deps.dial, ep).then(
       (up) => {
-        if (clientGone) {
+        if (gone.signal.aborted) {
           up.destroy();
           rec.flags.push(HTTP_FAILURES['downstream-reset'].flag);
           finish();
