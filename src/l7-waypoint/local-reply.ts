@@ -4,7 +4,7 @@ import {
   HTTP_FAILURES,
   type HttpFailure,
 } from '../telemetry/http-outcomes.js';
-import type { FaultAbort } from '../traffic-policy/fault-injection.js';
+import type { AbortAnswer } from '../traffic-policy/fault-injection.js';
 import type { Downstream } from './downstream.js';
 import type { RequestRecord } from './request-record.js';
 
@@ -117,7 +117,7 @@ export function authnReply(to: ReplyTo, status: 401 | 403, message: string, reas
 }
 
 /** The answer of an injected abort: its status (gRPC: in grpc-status, also for an HTTP status), flag FI. */
-export function faultReply(to: ReplyTo, abort: FaultAbort, reason: string): void {
+export function faultReply(to: ReplyTo, abort: AbortAnswer, reason: string): void {
   const { rec } = to;
   rec.flags.push(FAULT_ABORT_FLAG);
   rec.reason = reason;

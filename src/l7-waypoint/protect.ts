@@ -4,7 +4,7 @@ import type { Random } from '../gateway-api/backend-pick.js';
 import type { HeaderRecord } from '../gateway-api/route-filters.js';
 import type { RuleRef } from '../mesh/l7-route.js';
 import { FAULT_DELAY_FLAG } from '../telemetry/http-outcomes.js';
-import { chooseFault, type FaultAbort } from '../traffic-policy/fault-injection.js';
+import { type AbortAnswer, chooseFault } from '../traffic-policy/fault-injection.js';
 import { rateLimitHeaders } from '../traffic-policy/rate-limit.js';
 import type { AppliedTrafficPolicy } from '../traffic-policy/types.js';
 import type { CircuitBreakers, Release } from './circuit-breakers.js';
@@ -48,7 +48,7 @@ export interface ProtectedRequest {
  */
 export type Protection =
   | { readonly kind: 'pass'; readonly rateHeaders: Readonly<Record<string, string>> }
-  | { readonly kind: 'abort'; readonly abort: FaultAbort; readonly reason: string }
+  | { readonly kind: 'abort'; readonly abort: AbortAnswer; readonly reason: string }
   | {
       readonly kind: 'refuse';
       readonly failure: 'rate-limited' | 'upstream-overflow' | 'downstream-reset';

@@ -3,12 +3,12 @@ import { type HeaderFacts, headersTest } from '../gateway-api/route-match.js';
 import type { FaultInjection } from './types.js';
 
 /** An injected abort's answer: an HTTP status, or a gRPC status (in grpc-status). */
-export type FaultAbort = { readonly httpStatus: number } | { readonly grpcStatus: number };
+export type AbortAnswer = { readonly httpStatus: number } | { readonly grpcStatus: number };
 
 /** The faults chosen for one request: a delay before it is sent, then perhaps an abort instead. */
 export interface ChosenFault {
   readonly delayMs?: number;
-  readonly abort?: FaultAbort;
+  readonly abort?: AbortAnswer;
 }
 
 /** A share out of 100, drawn with `random` (in [0, 1)); 100 always, 0 never. */

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type OriginalDestination, workloadId } from '../../src/bpf/redirect-maps.js';
 import type { ClusterConfigObject, ClusterResource } from '../../src/cluster/resources.js';
 import { MemoryClusterSource } from '../../src/cluster/source-memory.js';
+import { Fields } from '../../src/config/field-reader.js';
 import { type ControlPlane, startControlPlane } from '../../src/control-plane/app.js';
 import type { HttpRoute, HttpRouteRule } from '../../src/gateway-api/types.js';
 import { TRUST_BUNDLE } from '../../src/identity/ca.js';
@@ -16,6 +17,7 @@ import { startWaypoint, type Waypoint } from '../../src/l7-waypoint/app.js';
 import { type NodeProxy, startNodeProxy } from '../../src/node-proxy/app.js';
 import type { Redirection } from '../../src/node-proxy/redirection.js';
 import { createRootLogger } from '../../src/telemetry/logger.js';
+import { parseBackendTrafficPolicy } from '../../src/traffic-policy/parse-backend-traffic-policy.js';
 import {
   AMBIENT_NS,
   slicesOf,
@@ -64,6 +66,24 @@ function freePort(host: string): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/** A BackendTrafficPolicy in shop from its spec (as the cluster source parses it); throws on an error. */
+function trafficPolicy(name: string, spec: Record<string, unknown>): ClusterConfigObject {
+  const errors: string[] = [];
+  const fields = Fields.of(spec, ['spec'], {
+    error: (path, m) => errors.push(`${path.join('.')}: ${m}`),
+    warn: () => undefined,
+  });
+  const value = fields && parseBackendTrafficPolicy(fields, { namespace: 'shop', name });
+  if (value === undefined) throw new Error(`BackendTrafficPolicy ${name}: ${errors.join('; ')}`);
+  return {
+    kind: 'BackendTrafficPolicy',
+    namespace: 'shop',
+    name,
+    parsed: { kind: 'BackendTrafficPolicy', value },
+    issues: [],
+  };
 }
 
 interface Seen {
@@ -547,6 +567,81 @@ describe('the waypoint, in-process, with a real control plane, node proxies and 
       });
     });
     expect(got).toMatch(/^HTTP\/1.1 101/);
+  });
+
+  /**
+   * An HTTP/1.1 Upgrade from the client pod to the Service on a raw connection: resolves with what came
+   * back once the connection closes or an answer head (a 101) has arrived; `close` ends it.
+   */
+  function upgrade(path: string): Promise<{ head: string; close: () => void }> {
+    redirect.a.dst = { ip: VIP, port: 80, family: 4, cgroupId: 1n, workloadId: workloadId('uid-client') };
+    return new Promise((resolve) => {
+      const c = connect({ host: '127.0.0.1', port: proxies[0]!.ports.outbound[0]!, localAddress: CLIENT_IP });
+      let data = '';
+      const done = () => resolve({ head: data, close: () => c.destroy() });
+      c.on('data', (d: Buffer) => {
+        data += d.toString();
+        if (data.startsWith('HTTP/1.1 101') && data.includes('\r\n\r\n')) done();
+      });
+      c.on('close', done);
+      c.on('error', () => undefined);
+      c.on('connect', () =>
+        c.write(`GET ${path} HTTP/1.1\r\nhost: web\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n`),
+      );
+    });
+  }
+
+  test('a BackendTrafficPolicy holds for Upgrades as for plain requests: 429 RL at the rate limit, FI for an injected abort, UO while maxParallelRequests is held by an upgraded connection', async () => {
+    const target = { targetRefs: [{ group: '', kind: 'Service', name: 'web' }] };
+    await setRoutes(
+      [
+        trafficPolicy('limits', {
+          ...target,
+          rateLimit: { type: 'Local', local: { rules: [{ limit: { requests: 2, unit: 'Hour' } }] } },
+        }),
+      ],
+      async () => (await get('/probe')).status === 429,
+    );
+    const limited = await upgrade('/app/ws');
+    expect(limited.head).toMatch(/^HTTP\/1.1 429 local_rate_limited\r\n/);
+    expect(limited.head).toMatch(/\r\nx-ratelimit-limit: 2\r\n/i);
+    expect(limited.head).toMatch(/\r\nx-envoy-ratelimited: true\r\n/i);
+    expect(limited.head).not.toContain('101');
+    // The probe's first 429 and the Upgrade's.
+    expect(await requests({ response_code: '429', response_flags: 'RL' })).toBe(2);
+
+    await setRoutes(
+      [
+        trafficPolicy('faults', {
+          ...target,
+          faultInjection: { abort: { httpStatus: 418, percentage: 100 } },
+        }),
+      ],
+      async () => (await get('/probe')).status === 418,
+    );
+    expect((await upgrade('/app/ws')).head).toMatch(/^HTTP\/1.1 418 fault filter abort\r\n/);
+    expect(await requests({ response_code: '418', response_flags: 'FI' })).toBe(2);
+
+    await setRoutes(
+      [trafficPolicy('breaker', { ...target, circuitBreaker: { maxParallelRequests: 1 } })],
+      async () => (await get('/probe')).status === 200,
+    );
+    // An upgraded connection holds its request slot while it lasts: a request alongside overflows.
+    let held = await upgrade('/app/ws');
+    for (let i = 0; i < 50 && (await get('/hello')).status !== 503; i++) {
+      held.close(); // opened before the policy was in force
+      held = await upgrade('/app/ws');
+    }
+    expect(held.head).toMatch(/^HTTP\/1.1 101/);
+    const second = await upgrade('/app/ws');
+    expect(second.head).toMatch(/^HTTP\/1.1 503 upstream overflow/);
+    expect(await requests({ response_code: '503', response_flags: 'UO' })).toBe(2);
+    held.close();
+    await expect.poll(async () => (await get('/hello')).status, { timeout: 5_000 }).toBe(200);
+    const again = await upgrade('/app/ws');
+    expect(again.head).toMatch(/^HTTP\/1.1 101/);
+    again.close();
+    source.set(base);
   });
 
   test('a waypoint AuthorizationPolicy is enforced on plain requests and on Upgrades alike: 403 RBAC', async () => {
