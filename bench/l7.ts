@@ -9,6 +9,12 @@
  *                       out) -> a "waypoint" pod on the same node as Ambit's (TLS in, HTTP mode with a
  *                       routing rule and an access line per request, TLS out) -> node-2 (TLS in, TCP
  *                       out); every TLS hop mutual, ECDSA P-256 certificates from one CA
+ *   ambit (waypoint + traffic policy) - the same, to Service `guarded` (same pods) with a
+ *                       BackendTrafficPolicy: circuit breaker, a local rate limit per client identity
+ *                       (never reached), passive health check, least request, a retry budget
+ *   ambit (waypoint + JWT + authz) - the same, to Service `secured` with a RequestAuthentication (an
+ *                       inline RS256 JWKS; every request carries a token) and an ALLOW
+ *                       AuthorizationPolicy on the token's principal and a claim
  * Per path: keep-alive req/s with p50/p99 (wrk), the waypoint's CPU per 1000 requests and peak RSS
  * during that run, CPU of all proxies of the path; and at a fixed rate (hey, 1000 req/s for 10 s) the
  * waypoint's CPU in vCPU (CPU seconds / wall seconds) and RSS, next to haproxy's "waypoint".
@@ -20,6 +26,7 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { createRoot, generateKey, signWorkloadCert } from '../src/identity/x509.js';
 import type { LocalState } from '../src/local/state.js';
 import {
@@ -29,6 +36,7 @@ import {
   cpuMs,
   daemonPid,
   type HeyResult,
+  headerArgs,
   heyRun,
   inNodeNetns,
   inPod,
@@ -86,7 +94,87 @@ spec:
  * HTTPRoute on it; in bench-plain (outside the mesh) a client and nginx; with `haWaypoint`, the haproxy
  * "waypoint" pod too (added once Ambit's waypoint is placed, on the same node).
  */
-function manifests(haWaypoint?: { node: string; command: string }): string {
+/** A Service on the server pod, with an HTTPRoute (PathPrefix / to itself), as `server` has. */
+const routedService = (name: string): string => `apiVersion: v1
+kind: Service
+metadata: { name: ${name}, namespace: ${MESH_NS} }
+spec:
+  selector: { app: server }
+  ports: [{ name: http, port: 8080, targetPort: http, appProtocol: http }]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: ${name}, namespace: ${MESH_NS} }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: ${name}, port: 8080 }]
+  rules:
+    - matches: [{ path: { type: PathPrefix, value: / } }]
+      backendRefs: [{ name: ${name}, port: 8080 }]
+`;
+
+const ISSUER = 'https://idp.bench';
+
+/**
+ * `guarded`: every BackendTrafficPolicy protection a request passes through, with limits it never
+ * reaches; `secured`: JWT authentication (inline keys) and an ALLOW policy on the token.
+ */
+const protections = (jwks: string): string[] => [
+  routedService('guarded'),
+  `apiVersion: traffic.ambit.dev/v1alpha1
+kind: BackendTrafficPolicy
+metadata: { name: guarded, namespace: ${MESH_NS} }
+spec:
+  targetRefs: [{ group: "", kind: Service, name: guarded }]
+  circuitBreaker: { maxConnections: 100000, maxPendingRequests: 100000, maxParallelRequests: 100000, maxParallelRetries: 1000 }
+  rateLimit:
+    type: Local
+    local:
+      rules:
+        - clientSelectors: [{ sourceIdentity: { type: Distinct } }]
+          limit: { requests: 1000000, unit: Second }
+  loadBalancer: { type: LeastRequest }
+  healthCheck: { passive: { consecutive5XxErrors: 5, interval: 10s, baseEjectionTime: 30s } }
+  retryConstraint: { budget: { percent: 20, interval: 10s }, minRetryRate: { count: 10, interval: 1s } }
+`,
+  routedService('secured'),
+  `apiVersion: security.ambit.dev/v1alpha1
+kind: RequestAuthentication
+metadata: { name: secured, namespace: ${MESH_NS} }
+spec:
+  targetRefs: [{ kind: Service, name: secured }]
+  jwtRules:
+    - issuer: ${ISSUER}
+      audiences: [bench]
+      jwks: '${jwks}'
+---
+apiVersion: security.ambit.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata: { name: secured, namespace: ${MESH_NS} }
+spec:
+  targetRefs: [{ kind: Service, name: secured }]
+  action: ALLOW
+  rules:
+    - from: [{ source: { requestPrincipals: ["${ISSUER}/*"] } }]
+      when: [{ key: "request.auth.claims[group]", values: [bench] }]
+`,
+];
+
+/** An RS256 key, its JWKS (inline in the RequestAuthentication), and a token for the client. */
+async function jwtFixture(): Promise<{ jwks: string; token: string }> {
+  const { privateKey, publicKey } = await generateKeyPair('RS256');
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'bench', alg: 'RS256', use: 'sig' };
+  const token = await new SignJWT({ group: 'bench' })
+    .setProtectedHeader({ alg: 'RS256', kid: 'bench' })
+    .setIssuer(ISSUER)
+    .setAudience('bench')
+    .setSubject('client')
+    .setIssuedAt()
+    .setExpirationTime('12h')
+    .sign(privateKey);
+  return { jwks: JSON.stringify({ keys: [jwk] }), token };
+}
+
+function manifests(jwks: string, haWaypoint?: { node: string; command: string }): string {
   return [
     `apiVersion: v1
 kind: Namespace
@@ -120,6 +208,7 @@ spec:
     - matches: [{ path: { type: PathPrefix, value: / } }]
       backendRefs: [{ name: server, port: 8080 }]
 `,
+    ...protections(jwks),
     benchPod(PLAIN_NS, 'client', 'node-1', 'exec sleep infinity'),
     serverPod(PLAIN_NS),
     ...(haWaypoint === undefined
@@ -265,6 +354,7 @@ async function otherClusters(): Promise<string[]> {
 
 async function main(): Promise<void> {
   const certs = await certificates();
+  const jwt = await jwtFixture();
   progress('starting a 2-node local cluster');
   await down();
   // Teardown also stops what runs in the nodes' namespaces (haproxy).
@@ -272,7 +362,7 @@ async function main(): Promise<void> {
   const others = await otherClusters();
   if (others.length > 0)
     progress(`warning: other local clusters are running (${others.join(', ')}): they share the CPUs`);
-  const file = tempFile('bench.yaml', manifests());
+  const file = tempFile('bench.yaml', manifests(jwt.jwks));
   const haProcs: ChildProcess[] = [];
   try {
     await ambit('local', 'up', file, '--name', CLUSTER, '--nodes', '2');
@@ -284,7 +374,7 @@ async function main(): Promise<void> {
     progress(`Ambit's waypoint ${wpPod.name} is on ${wpPod.node}: starting haproxy's there`);
     writeFileSync(
       file,
-      manifests({
+      manifests(jwt.jwks, {
         node: wpPod.node,
         command: `exec ${haEnv('waypoint', ':18443', `${node2}:18443`, certs.pem('waypoint'), certs.ca).join(' ')} haproxy -db -f ${HA_CFG}`,
       }),
@@ -311,8 +401,11 @@ async function main(): Promise<void> {
     await sleep(500);
     for (const p of haProcs) if (p.exitCode !== null) throw new Error('haproxy did not start');
 
-    const vip = state.services.find((s) => s.namespace === MESH_NS && s.name === 'server')?.vips[0];
-    if (vip === undefined) throw new Error(`Service ${MESH_NS}/server has no VIP`);
+    const vipOf = (name: string): string => {
+      const vip = state.services.find((s) => s.namespace === MESH_NS && s.name === name)?.vips[0];
+      if (vip === undefined) throw new Error(`Service ${MESH_NS}/${name} has no VIP`);
+      return vip;
+    };
     const waypointPid = podProcess(state, MESH_NS, wpPod.name, 'l7-waypoint/main.js');
     const haWaypointPid = podProcess(state, PLAIN_NS, HA_WAYPOINT, 'haproxy');
     const run = { cluster: CLUSTER, seconds: SECONDS, connections: CONNS };
@@ -325,15 +418,22 @@ async function main(): Promise<void> {
         proxies: [],
         all: [],
       },
-      {
+      ...(
+        [
+          ['ambit (waypoint)', 'server', []],
+          ['ambit (waypoint + traffic policy)', 'guarded', []],
+          ['ambit (waypoint + JWT + authz)', 'secured', [`authorization: Bearer ${jwt.token}`]],
+        ] as const
+      ).map(([name, service, headers]) => ({
         ...run,
-        name: 'ambit (waypoint)',
+        name,
         ns: MESH_NS,
-        url: `http://${vip}:8080`,
+        url: `http://${vipOf(service)}:8080`,
+        headers,
         proxies: [waypointPid],
         waypoint: waypointPid,
         all: [daemonPid(state, 0, 'proxy'), waypointPid, daemonPid(state, 1, 'proxy')],
-      },
+      })),
       {
         ...run,
         name: 'haproxy HTTP mTLS (3 hops)',
@@ -344,20 +444,50 @@ async function main(): Promise<void> {
         all: [haProcs[0]!.pid!, haWaypointPid, haProcs[1]!.pid!],
       },
     ];
-    const [direct, amb, ha] = modes as [Mode, Mode, Mode];
+    const [direct, amb, guarded, secured, ha] = modes as [Mode, Mode, Mode, Mode, Mode];
+    /** Ambit's paths: through its waypoint (what the waypoint's metrics and log are checked for). */
+    const ambits = new Set([amb, guarded, secured]);
 
-    // Every path answers, and Ambit's request went through the waypoint and its route.
+    // Every path answers, and Ambit's requests went through the waypoint, its routes and protections.
     for (const m of modes) {
-      const out = await inPod(CLUSTER, m.ns, 'client', ['curl', '-sS', '--max-time', '5', `${m.url}/small`]);
+      const out = await inPod(CLUSTER, m.ns, 'client', [
+        'curl',
+        '-sS',
+        '--max-time',
+        '5',
+        ...headerArgs(m),
+        `${m.url}/small`,
+      ]);
       if (out.trim() !== 'ok') throw new Error(`${m.name}: unexpected answer ${JSON.stringify(out)}`);
     }
     const log = await ambit('local', 'logs', '--name', CLUSTER, '-n', MESH_NS, wpPod.name);
-    const last = log
-      .split('\n')
-      .filter((l) => l.includes('"msg":"request"'))
-      .pop();
-    if (last === undefined || !last.includes('"route":"HTTPRoute/bench-l7/server"'))
-      throw new Error(`the waypoint did not route the request by the HTTPRoute: ${last ?? 'no access line'}`);
+    const lines = log.split('\n').filter((l) => l.includes('"msg":"request"'));
+    for (const name of ['server', 'guarded', 'secured'])
+      if (!lines.some((l) => l.includes(`"route":"HTTPRoute/bench-l7/${name}"`)))
+        throw new Error(
+          `the waypoint did not route a request by HTTPRoute ${name}: ${lines.at(-1) ?? 'no access line'}`,
+        );
+    const limited = await inPod(CLUSTER, MESH_NS, 'client', [
+      'curl',
+      '-sSi',
+      '--max-time',
+      '5',
+      `${guarded.url}/small`,
+    ]);
+    if (!/^x-ratelimit-limit: 1000000/im.test(limited))
+      throw new Error(`the BackendTrafficPolicy of guarded is not in force: ${limited}`);
+    const anonymous = await inPod(CLUSTER, MESH_NS, 'client', [
+      'curl',
+      '-s',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '--max-time',
+      '5',
+      `${secured.url}/small`,
+    ]);
+    if (anonymous !== '403') throw new Error(`secured without a token answered ${anonymous}, not 403`);
 
     const rows = new Map<string, Row>(
       modes.map((m) => [
@@ -382,7 +512,7 @@ async function main(): Promise<void> {
     };
     /** Runs `run`; on Ambit's path, checks what the waypoint served and answered. */
     const observe = async <T>(m: Mode, run: () => Promise<T>): Promise<T> => {
-      if (m !== amb) return run();
+      if (!ambits.has(m)) return run();
       const w = await watchWaypoint(wpWatch, run);
       rows.get(m.name)!.wpFailed += w.failed - w.aborted;
       rows.get(m.name)!.wpAborted += w.aborted;
@@ -456,11 +586,12 @@ async function main(): Promise<void> {
       const row = rows.get(m.name)!;
       const v = rps(row);
       const errors = row.keepalive.reduce((n, r) => n + r.errors, 0);
-      const wpFailed = m === amb && row.wpFailed > 0 ? ` (waypoint: ${row.wpFailed} not 2xx, all runs)` : '';
+      const wpFailed =
+        ambits.has(m) && row.wpFailed > 0 ? ` (waypoint: ${row.wpFailed} not 2xx, all runs)` : '';
       const vs =
         m === direct
           ? ''
-          : ` (${(v / rps(dRow)).toFixed(2)}x direct${m === amb ? `, ${(v / rps(hRow)).toFixed(2)}x haproxy` : ''})`;
+          : ` (${(v / rps(dRow)).toFixed(2)}x direct${ambits.has(m) ? `, ${(v / rps(hRow)).toFixed(2)}x haproxy` : ''}${ambits.has(m) && m !== amb ? `, ${(v / rps(aRow)).toFixed(2)}x plain waypoint` : ''})`;
       const wp = m.waypoint === undefined;
       ka.push(
         `| ${m.name} | ${v.toFixed(0)}${vs}${errors > 0 ? ` (${errors} errors)` : ''}${wpFailed} | ${f(median(row.keepalive.map((r) => r.p50ms)), 2)} / ${f(median(row.keepalive.map((r) => r.p99ms)), 2)} | ${wp ? '-' : f(median(row.wpCpuPer1k))} | ${wp ? '-' : f(median(row.wpPeakMb), 0)} | ${wp ? '-' : f(median(row.allCpuPer1k))} |`,
@@ -476,9 +607,24 @@ async function main(): Promise<void> {
       const row = rows.get(m.name)!;
       const failed = row.fixed.reduce((n, r) => n + r.failed, 0);
       const wp = m.waypoint === undefined;
-      const vsHa = (v: number, h: number) => (m === amb ? ` (${(v / h).toFixed(2)}x haproxy)` : '');
+      const vsHa = (v: number, h: number, a: number) =>
+        ambits.has(m)
+          ? ` (${(v / h).toFixed(2)}x haproxy${m === amb ? '' : `, ${(v / a).toFixed(2)}x plain waypoint`})`
+          : '';
       fixed.push(
-        `| ${m.name} | ${f(median(row.fixed.map((r) => r.rps)), 0)}${failed > 0 ? ` (${failed} failed)` : ''} | ${f(median(row.fixed.map((r) => r.p50ms)), 2)} / ${f(median(row.fixed.map((r) => r.p99ms)), 2)} | ${wp ? '-' : `${f(vcpu(row), 3)}${vsHa(vcpu(row), vcpu(hRow))}`} | ${wp ? '-' : `${f(mb(row), 0)}${vsHa(mb(row), mb(hRow))}; ${f(row.idleMb ?? Number.NaN, 0)}`} | ${wp ? '-' : f(median(row.allVcpu), 3)} |`,
+        `| ${m.name} | ${f(median(row.fixed.map((r) => r.rps)), 0)}${failed > 0 ? ` (${failed} failed)` : ''} | ${f(median(row.fixed.map((r) => r.p50ms)), 2)} / ${f(median(row.fixed.map((r) => r.p99ms)), 2)} | ${wp ? '-' : `${f(vcpu(row), 3)}${vsHa(vcpu(row), vcpu(hRow), vcpu(aRow))}`} | ${wp ? '-' : `${f(mb(row), 0)}${vsHa(mb(row), mb(hRow), mb(aRow))}; ${f(row.idleMb ?? Number.NaN, 0)}`} | ${wp ? '-' : f(median(row.allVcpu), 3)} |`,
+      );
+    }
+    // What the protections add to a request, against the plain waypoint of the same run.
+    const cpu1k = (r: Row) => median(r.wpCpuPer1k);
+    const cost = [
+      '| path | keep-alive req/s vs plain waypoint | waypoint CPU us / request added (keep-alive) | waypoint vCPU at the fixed rate vs plain waypoint |',
+      '|---|---|---|---|',
+    ];
+    for (const m of [guarded, secured]) {
+      const row = rows.get(m.name)!;
+      cost.push(
+        `| ${m.name} | ${(rps(row) / rps(aRow)).toFixed(2)}x | ${f(cpu1k(row) - cpu1k(aRow))} | ${(vcpu(row) / vcpu(aRow)).toFixed(2)}x |`,
       );
     }
     const met = (ok: boolean) => (ok ? 'met' : 'missed');
@@ -494,8 +640,9 @@ async function main(): Promise<void> {
     process.stdout.write(
       `\nKeep-alive (wrk -t1 -c${CONNS} -d${SECONDS}s, ${ROUNDS} rounds, median):\n\n${ka.join('\n')}\n` +
         `\nFixed rate (hey -z ${RATE_SECONDS}s -c ${RATE_WORKERS} -q ${perWorker}, ${ROUNDS} rounds, median; vCPU = CPU seconds / wall seconds):\n\n${fixed.join('\n')}\n` +
+        `\nCost of the protections (same run):\n\n${cost.join('\n')}\n` +
         `\nTargets:\n\n${targets.join('\n')}\n` +
-        `\n(command: ${command}; both waypoints write an access line per request; "all proxies" = node-1 hop + waypoint + node-2 hop; ambit's waypoint logged ${aRow.wpAborted} requests cut off by the load generator when it stopped (status 0, DC), not counted as failures${others.length > 0 ? `; other local clusters were running: ${others.join(', ')}` : ''})\n`,
+        `\n(command: ${command}; both waypoints write an access line per request; "all proxies" = node-1 hop + waypoint + node-2 hop; ambit's waypoint logged ${[...ambits].reduce((n, m) => n + rows.get(m.name)!.wpAborted, 0)} requests cut off by the load generator when it stopped (status 0, DC), not counted as failures${others.length > 0 ? `; other local clusters were running: ${others.join(', ')}` : ''})\n`,
     );
   } finally {
     for (const p of haProcs) p.kill('SIGTERM');

@@ -189,7 +189,13 @@ export interface LoadRun {
   readonly connections: number;
   /** Proxy processes whose CPU is charged to the run. */
   readonly proxies: readonly number[];
+  /** Headers every request carries (`name: value`), e.g. a bearer token. */
+  readonly headers?: readonly string[];
 }
+
+/** `-H` arguments for wrk, hey and curl. */
+export const headerArgs = (run: Pick<LoadRun, 'headers'>): string[] =>
+  (run.headers ?? []).flatMap((h) => ['-H', h]);
 
 /** wrk from the client pod against `url`/small; with `closeEach`, a new connection per request. */
 export async function wrkRun(
@@ -205,6 +211,7 @@ export async function wrkRun(
     `-d${run.seconds}s`,
     '--latency',
     ...(closeEach ? ['-H', 'Connection: close'] : []),
+    ...headerArgs(run),
     `${run.url}/small`,
   ];
   const r = parseWrk(await inPod(run.cluster, run.ns, 'client', args, (run.seconds + 30) * 1000));
@@ -336,7 +343,7 @@ export function parseHey(out: string): HeyResult {
  * `perWorker` requests per second, for `seconds`. Returns hey's result and the CPU (ms) `pids` used.
  */
 export async function heyRun(
-  run: Pick<LoadRun, 'cluster' | 'ns' | 'url'>,
+  run: Pick<LoadRun, 'cluster' | 'ns' | 'url' | 'headers'>,
   o: { seconds: number; workers: number; perWorker: number; pids: readonly number[] },
 ): Promise<{ r: HeyResult; cpuMs: number }> {
   const used = () => o.pids.reduce((n, p) => n + cpuMs(p), 0);
@@ -345,7 +352,17 @@ export async function heyRun(
     run.cluster,
     run.ns,
     'client',
-    ['hey', '-z', `${o.seconds}s`, '-c', String(o.workers), '-q', String(o.perWorker), `${run.url}/small`],
+    [
+      'hey',
+      '-z',
+      `${o.seconds}s`,
+      '-c',
+      String(o.workers),
+      '-q',
+      String(o.perWorker),
+      ...headerArgs(run),
+      `${run.url}/small`,
+    ],
     (o.seconds + 60) * 1000,
   );
   return { r: parseHey(out), cpuMs: used() - before };
