@@ -1,9 +1,17 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { LocalState } from '../../src/local/state.js';
-import { ambit, downCluster, podExec, ROOT, runCmd, status, waitFor } from './helpers.js';
-import { type Sample, scrapeWaypoint, waypointPodOf } from './waypoint-helpers.js';
+import { ambit, waitFor } from './helpers.js';
+import {
+  app,
+  clientPod,
+  documents,
+  echoCommand,
+  meshNamespace,
+  type Sample,
+  serviceAccount,
+  WaypointCluster,
+} from './waypoint-helpers.js';
 
 /*
  * L7 AuthorizationPolicy at a waypoint, in a local cluster, with curl as the client: policies with
@@ -15,37 +23,16 @@ import { type Sample, scrapeWaypoint, waypointPodOf } from './waypoint-helpers.j
 
 const CLUSTER = 'e2e-authz';
 const NS = 'authz';
-const SHARED = mkdtempSync('/var/tmp/ambit-e2e-authz-');
-const FIX = join(SHARED, 'fixtures');
-cpSync(join(ROOT, 'test/e2e/fixtures'), FIX, { recursive: true });
-const PY = '/usr/bin/python3';
-const KUBECONFIG = `/run/ambit/${CLUSTER}/kube/admin.kubeconfig`;
+const cluster = new WaypointCluster({ name: CLUSTER, namespace: NS, nodes: 2 });
 
-function echo(name: string): string {
-  return `apiVersion: apps/v1
-kind: Deployment
-metadata: { name: ${name}, namespace: ${NS} }
-spec:
-  replicas: 1
-  selector: { matchLabels: { app: ${name} } }
-  template:
-    metadata: { labels: { app: ${name} } }
-    spec:
-      serviceAccountName: backend
-      nodeName: node-2
-      containers:
-        - name: app
-          command: ["/bin/sh", "-c", "exec ${PY} -u ${FIX}/echo-server.py --name ${name} --port 8080"]
-          readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 }
----
-apiVersion: v1
-kind: Service
-metadata: { name: ${name}, namespace: ${NS} }
-spec:
-  selector: { app: ${name} }
-  ports: [{ name: http, port: 80, targetPort: 8080, appProtocol: http }]
-`;
-}
+const echo = (name: string): string =>
+  app({
+    name,
+    namespace: NS,
+    command: echoCommand(cluster.fix, name),
+    serviceAccount: 'backend',
+    node: 'node-2',
+  });
 
 const DENY_MALLORY = `apiVersion: security.ambit.dev/v1alpha1
 kind: AuthorizationPolicy
@@ -58,34 +45,13 @@ spec:
 `;
 
 const MANIFESTS: Record<string, string> = {
-  'namespace.yaml': `apiVersion: v1
-kind: Namespace
-metadata:
-  name: ${NS}
-  labels: { ambit.dev/dataplane-mode: ambient, ambit.dev/use-waypoint: waypoint }
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: { name: waypoint, namespace: ${NS} }
-spec:
-  gatewayClassName: ambit-waypoint
-  listeners: [{ name: mesh, port: 15008, protocol: HBONE }]
-`,
-  'apps.yaml': [
-    `apiVersion: v1\nkind: ServiceAccount\nmetadata: { name: backend, namespace: ${NS} }\n`,
-    `apiVersion: v1\nkind: ServiceAccount\nmetadata: { name: client, namespace: ${NS} }\n`,
+  'namespace.yaml': meshNamespace(NS),
+  'apps.yaml': documents(
+    serviceAccount('backend', NS),
     echo('web'),
     echo('open'),
-    `apiVersion: v1
-kind: Pod
-metadata: { name: client, namespace: ${NS}, labels: { app: client } }
-spec:
-  serviceAccountName: client
-  nodeName: node-1
-  terminationGracePeriodSeconds: 1
-  containers: [{ name: c, command: ["sleep", "infinity"] }]
-`,
-  ].join('---\n'),
+    clientPod({ namespace: NS, node: 'node-1' }),
+  ),
   'policies.yaml': `apiVersion: security.ambit.dev/v1alpha1
 kind: AuthorizationPolicy
 metadata: { name: api-read-only, namespace: ${NS} }
@@ -108,23 +74,23 @@ spec:
 ${DENY_MALLORY}`,
 };
 
-let manifests = '';
-let state: LocalState;
-
 /** curl in the client pod: the status code, then the body. */
 async function request(url: string, extra: readonly string[] = []): Promise<{ code: string; body: string }> {
-  const r = await podExec(
-    CLUSTER,
-    'client',
-    ['curl', '-sS', '--max-time', '10', '-w', '\n%{http_code}', ...extra, url],
-    NS,
-  );
+  const r = await cluster.exec('client', [
+    'curl',
+    '-sS',
+    '--max-time',
+    '10',
+    '-w',
+    '\n%{http_code}',
+    ...extra,
+    url,
+  ]);
   const i = r.stdout.lastIndexOf('\n');
   return { code: r.stdout.slice(i + 1), body: r.stdout.slice(0, i) };
 }
 
-const waypointPod = (): string => waypointPodOf(state, NS);
-const waypointMetrics = (): Promise<Sample[]> => scrapeWaypoint(CLUSTER, NS, waypointPod());
+const waypointMetrics = (): Promise<Sample[]> => cluster.waypointMetrics();
 
 const requests = (s: readonly Sample[], match: Record<string, string>): number =>
   s
@@ -136,18 +102,7 @@ const requests = (s: readonly Sample[], match: Record<string, string>): number =
     )
     .reduce((n, x) => n + x.value, 0);
 
-/** The waypoint's access-log lines for requests carrying `x-case: <tag>`-free paths: all of them. */
-function accessLog(): Record<string, unknown>[] {
-  return readFileSync(`/run/ambit/${CLUSTER}/pods/${NS}/${waypointPod()}/waypoint.log`, 'utf8')
-    .split('\n')
-    .filter((l) => l.includes('"component":"access"'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-}
-
-/** The access-log line of the one request to `path` (paths are unique per case). */
-async function logOf(path: string): Promise<Record<string, unknown>> {
-  return waitFor(`the access-log line of ${path}`, () => accessLog().find((l) => l.path === path), 10_000);
-}
+const logOf = (path: string): Promise<Record<string, unknown>> => cluster.accessLogOf(path);
 
 async function explain(url: string, extra: readonly string[] = []): Promise<string> {
   const r = await ambit(['explain', '--name', CLUSTER, '-n', NS, 'client', url, ...extra]);
@@ -155,23 +110,9 @@ async function explain(url: string, extra: readonly string[] = []): Promise<stri
   return r.stdout;
 }
 
-function kubectl(args: readonly string[], input?: string) {
-  if (input === undefined) return runCmd('kubectl', ['--kubeconfig', KUBECONFIG, ...args]);
-  const f = join(SHARED, `apply-${Date.now()}.yaml`);
-  writeFileSync(f, input);
-  return runCmd('kubectl', ['--kubeconfig', KUBECONFIG, ...args, '-f', f]);
-}
-
 describe('L7 AuthorizationPolicy at a waypoint (local mode, curl)', () => {
   beforeAll(async () => {
-    manifests = mkdtempSync('/var/tmp/ambit-e2e-authz-manifests-');
-    for (const [f, text] of Object.entries(MANIFESTS)) writeFileSync(join(manifests, f), text);
-    await downCluster(CLUSTER).catch(() => undefined);
-    const up = await ambit(['local', 'up', manifests, '--nodes', '2', '--name', CLUSTER, '--wait', '150s'], {
-      timeoutMs: 170_000,
-    });
-    expect(up.code, `${up.stdout}\n${up.stderr}`).toBe(0);
-    state = await status(CLUSTER);
+    await cluster.up(MANIFESTS);
     // The waypoint serves web with its policies before the first case.
     await waitFor(
       'the waypoint to enforce the policies',
@@ -180,11 +121,7 @@ describe('L7 AuthorizationPolicy at a waypoint (local mode, curl)', () => {
     );
   }, 240_000);
 
-  afterAll(async () => {
-    await downCluster(CLUSTER);
-    rmSync(manifests, { recursive: true, force: true });
-    rmSync(SHARED, { recursive: true, force: true });
-  });
+  afterAll(() => cluster.down());
 
   test('GET on the path is allowed, POST on it is 403 RBAC: access denied; metrics, access log and explain agree', async () => {
     const m0 = await waypointMetrics();
@@ -267,7 +204,7 @@ describe('L7 AuthorizationPolicy at a waypoint (local mode, curl)', () => {
       /AuthorizationPolicy\s+authz\s+deny-mallory\s+DENY\s+\(waypoint\) Gateway\/waypoint\s+1/,
     );
 
-    const del = await kubectl(['delete', 'authorizationpolicies', '-n', NS, 'deny-mallory']);
+    const del = await cluster.kubectl('delete', 'authorizationpolicies', '-n', NS, 'deny-mallory');
     expect(del.code, del.stderr).toBe(0);
     await waitFor(
       'mallory to be let through once the DENY is deleted',
@@ -277,8 +214,7 @@ describe('L7 AuthorizationPolicy at a waypoint (local mode, curl)', () => {
     expect(await explain('http://open/mallory', ['-H', 'x-user: mallory'])).toMatch(
       /authorization: allowed: no waypoint policy applies/,
     );
-    const back = await kubectl(['apply'], DENY_MALLORY);
-    expect(back.code, back.stderr).toBe(0);
+    await cluster.apply('deny-mallory', DENY_MALLORY);
     await waitFor(
       'mallory to be refused again once the DENY is back',
       async () => (await request('http://open/mallory-again', ['-H', 'x-user: mallory'])).code === '403',
@@ -299,7 +235,7 @@ spec:
     // local API refuses it as a validating webhook would; it reaches the mesh the way it would in a
     // cluster without one: written as it is, here into the manifest folder.)
     expect((await request('http://open/before')).code).toBe('200');
-    writeFileSync(join(manifests, 'deny-admin.yaml'), bad('/admin*/x*'));
+    writeFileSync(join(cluster.manifests, 'deny-admin.yaml'), bad('/admin*/x*'));
     await waitFor(
       'the waypoint to deny everything to open',
       async () => (await request('http://open/closed-probe')).code === '403',
@@ -325,7 +261,7 @@ spec:
     );
 
     // Fixed live: it denies only the paths it names.
-    writeFileSync(join(manifests, 'deny-admin.yaml'), bad('/admin/*'));
+    writeFileSync(join(cluster.manifests, 'deny-admin.yaml'), bad('/admin/*'));
     await waitFor(
       'open to be served again once the policy is fixed',
       async () => (await request('http://open/public/again')).code === '200',
@@ -333,6 +269,6 @@ spec:
     );
     expect((await request('http://open/admin/users')).code).toBe('403');
     expect((await logOf('/admin/users')).reason).toBe('denied by DENY policy authz/deny-admin (rule 0)');
-    rmSync(join(manifests, 'deny-admin.yaml'));
+    rmSync(join(cluster.manifests, 'deny-admin.yaml'));
   });
 });

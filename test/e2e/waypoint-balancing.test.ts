@@ -1,9 +1,18 @@
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { LocalState } from '../../src/local/state.js';
-import { ambit, downCluster, podExec, ROOT, runCmd, status, waitFor } from './helpers.js';
-import { type Sample, scrapeWaypoint, sumSamples, waypointPodOf } from './waypoint-helpers.js';
+import { ambit, waitFor } from './helpers.js';
+import {
+  clientPod,
+  deployment,
+  documents,
+  echoCommand,
+  meshNamespace,
+  type Sample,
+  service,
+  serviceAccount,
+  sumSamples,
+  WaypointCluster,
+} from './waypoint-helpers.js';
 
 /*
  * BackendTrafficPolicy loadBalancer and healthCheck.passive at a waypoint, in a local cluster, with
@@ -13,70 +22,31 @@ import { type Sample, scrapeWaypoint, sumSamples, waypointPodOf } from './waypoi
 
 const CLUSTER = 'e2e-lb';
 const NS = 'lb';
-const SHARED = mkdtempSync('/var/tmp/ambit-e2e-lb-');
-const FIX = join(SHARED, 'fixtures');
-cpSync(join(ROOT, 'test/e2e/fixtures'), FIX, { recursive: true });
-const PY = '/usr/bin/python3';
+const cluster = new WaypointCluster({ name: CLUSTER, namespace: NS, nodes: 2 });
+const SHARED = cluster.shared;
 const MEMBERS = ['pool-a', 'pool-b', 'pool-c'] as const;
 const POOL = 'pool.lb.svc.cluster.local';
 
-function member(name: string): string {
-  const cmd = `exec ${PY} -u ${FIX}/echo-server.py --name ${name} --port 8080 --log ${SHARED}/${name}.log --fail-file ${SHARED}/${name}.fail --slow-file ${SHARED}/${name}.slow`;
-  return `apiVersion: apps/v1
-kind: Deployment
-metadata: { name: ${name}, namespace: ${NS} }
-spec:
-  replicas: 1
-  selector: { matchLabels: { app: pool, member: ${name} } }
-  template:
-    metadata: { labels: { app: pool, member: ${name} } }
-    spec:
-      serviceAccountName: backend
-      containers:
-        - name: app
-          command: ["/bin/sh", "-c", ${JSON.stringify(cmd)}]
-          readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 }
-`;
-}
+const member = (name: string): string =>
+  deployment({
+    name,
+    namespace: NS,
+    command: echoCommand(
+      cluster.fix,
+      name,
+      `--log ${SHARED}/${name}.log --fail-file ${SHARED}/${name}.fail --slow-file ${SHARED}/${name}.slow`,
+    ),
+    labels: { app: 'pool', member: name },
+    serviceAccount: 'backend',
+  });
 
-const MANIFESTS = `apiVersion: v1
-kind: Namespace
-metadata:
-  name: ${NS}
-  labels: { ambit.dev/dataplane-mode: ambient, ambit.dev/use-waypoint: waypoint }
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: { name: waypoint, namespace: ${NS} }
-spec:
-  gatewayClassName: ambit-waypoint
-  listeners: [{ name: mesh, port: 15008, protocol: HBONE }]
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: { name: backend, namespace: ${NS} }
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: { name: client, namespace: ${NS} }
----
-${MEMBERS.map(member).join('---\n')}---
-apiVersion: v1
-kind: Service
-metadata: { name: pool, namespace: ${NS} }
-spec:
-  selector: { app: pool }
-  ports: [{ name: http, port: 80, targetPort: 8080, appProtocol: http }]
----
-apiVersion: v1
-kind: Pod
-metadata: { name: client, namespace: ${NS}, labels: { app: client } }
-spec:
-  serviceAccountName: client
-  nodeName: node-1
-  terminationGracePeriodSeconds: 1
-  containers: [{ name: c, command: ["sleep", "infinity"] }]
-`;
+const MANIFESTS = documents(
+  meshNamespace(NS),
+  serviceAccount('backend', NS),
+  ...MEMBERS.map(member),
+  service({ name: 'pool', namespace: NS }),
+  clientPod({ namespace: NS, node: 'node-1' }),
+);
 
 const policy = (spec: string): string => `apiVersion: traffic.ambit.dev/v1alpha1
 kind: BackendTrafficPolicy
@@ -85,27 +55,13 @@ spec:
   targetRefs: [{ group: "", kind: Service, name: pool }]
 ${spec}`;
 
-let state: LocalState;
-let work = '';
-
 function inClient(cmd: readonly string[]) {
-  return podExec(CLUSTER, 'client', cmd, NS);
+  return cluster.exec('client', cmd);
 }
 
-function kubectl(...args: string[]) {
-  return runCmd('kubectl', ['--kubeconfig', `/run/ambit/${CLUSTER}/kube/admin.kubeconfig`, ...args], {
-    timeoutMs: 30_000,
-  });
-}
+const apply = (yaml: string): Promise<void> => cluster.apply('policy', yaml);
 
-async function apply(yaml: string): Promise<void> {
-  const f = join(work, 'policy.yaml');
-  writeFileSync(f, yaml);
-  const r = await kubectl('apply', '-f', f);
-  expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
-}
-
-const waypointMetrics = (): Promise<Sample[]> => scrapeWaypoint(CLUSTER, NS, waypointPodOf(state, NS));
+const waypointMetrics = (): Promise<Sample[]> => cluster.waypointMetrics();
 
 /** `n` requests one after another over one connection: each answer's status and the pod that sent it. */
 async function stream(n: number, extra: readonly string[] = []): Promise<{ code: string; by: string }[]> {
@@ -152,16 +108,7 @@ async function shareUnderLoad(name: string, n: number, c: number): Promise<numbe
 
 describe('BackendTrafficPolicy loadBalancer and passive health check at a waypoint (local mode, real clients)', () => {
   beforeAll(async () => {
-    work = mkdtempSync('/var/tmp/ambit-e2e-lb-manifests-');
-    const dir = join(work, 'manifests');
-    mkdirSync(dir);
-    writeFileSync(join(dir, 'all.yaml'), MANIFESTS);
-    await downCluster(CLUSTER).catch(() => undefined);
-    const up = await ambit(['local', 'up', dir, '--nodes', '2', '--name', CLUSTER, '--wait', '150s'], {
-      timeoutMs: 170_000,
-    });
-    expect(up.code, `${up.stdout}\n${up.stderr}`).toBe(0);
-    state = await status(CLUSTER);
+    await cluster.up({ 'all.yaml': MANIFESTS });
     await waitFor(
       'the waypoint to reach all three pods',
       async () => new Set((await stream(30)).map((x) => x.by)).size === 3,
@@ -169,11 +116,7 @@ describe('BackendTrafficPolicy loadBalancer and passive health check at a waypoi
     );
   }, 240_000);
 
-  afterAll(async () => {
-    await downCluster(CLUSTER);
-    rmSync(work, { recursive: true, force: true });
-    rmSync(SHARED, { recursive: true, force: true });
-  });
+  afterAll(() => cluster.down());
 
   test('a pod answering 500 is ejected after 3 in a row, the others carry the stream, and it comes back after the ejection time once healthy', async () => {
     await apply(

@@ -1,10 +1,20 @@
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { LocalState } from '../../src/local/state.js';
-import { ambit, downCluster, podExec, ROOT, status, waitFor } from './helpers.js';
-import { type Sample, scrapeWaypoint, sumSamples, waypointPodOf } from './waypoint-helpers.js';
+import { ambit, waitFor } from './helpers.js';
+import {
+  app,
+  clientPod,
+  deployment,
+  documents,
+  echoCommand,
+  meshNamespace,
+  PY,
+  type Sample,
+  sumSamples,
+  WaypointCluster,
+} from './waypoint-helpers.js';
 
 type PrivateKey = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
 
@@ -20,88 +30,35 @@ type PrivateKey = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
 const CLUSTER = 'e2e-jwt';
 const NS = 'jwt';
 const ISSUER = 'https://idp.example';
-const SHARED = mkdtempSync('/var/tmp/ambit-e2e-jwt-');
-const FIX = join(SHARED, 'fixtures');
-const KEYS = join(SHARED, 'keys');
-cpSync(join(ROOT, 'test/e2e/fixtures'), FIX, { recursive: true });
+const cluster = new WaypointCluster({ name: CLUSTER, namespace: NS, nodes: 2 });
+const KEYS = join(cluster.shared, 'keys');
 mkdirSync(KEYS);
-const PY = '/usr/bin/python3';
 
 const MANIFESTS: Record<string, string> = {
-  'namespace.yaml': `apiVersion: v1
-kind: Namespace
-metadata:
-  name: ${NS}
-  labels: { ambit.dev/dataplane-mode: ambient, ambit.dev/use-waypoint: waypoint }
----
-apiVersion: v1
+  'namespace.yaml': documents(
+    meshNamespace(NS),
+    `apiVersion: v1
 kind: Namespace
 metadata: { name: idp }
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: { name: waypoint, namespace: ${NS} }
-spec:
-  gatewayClassName: ambit-waypoint
-  listeners: [{ name: mesh, port: 15008, protocol: HBONE }]
 `,
-  'apps.yaml': `apiVersion: v1
-kind: ServiceAccount
-metadata: { name: client, namespace: ${NS} }
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: web, namespace: ${NS} }
-spec:
-  replicas: 1
-  selector: { matchLabels: { app: web } }
-  template:
-    metadata: { labels: { app: web } }
-    spec:
-      nodeName: node-2
-      containers:
-        - name: app
-          command: ["/bin/sh", "-c", "exec ${PY} -u ${FIX}/echo-server.py --name web --port 8080"]
-          readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 }
----
-apiVersion: v1
-kind: Service
-metadata: { name: web, namespace: ${NS} }
-spec:
-  selector: { app: web }
-  ports: [{ name: http, port: 80, targetPort: 8080, appProtocol: http }]
----
-apiVersion: v1
-kind: Pod
-metadata: { name: client, namespace: ${NS}, labels: { app: client } }
-spec:
-  serviceAccountName: client
-  nodeName: node-1
-  terminationGracePeriodSeconds: 1
-  containers: [{ name: c, command: ["sleep", "infinity"] }]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: jwks, namespace: idp }
-spec:
-  replicas: 1
-  selector: { matchLabels: { app: jwks } }
-  template:
-    metadata: { labels: { app: jwks } }
-    spec:
-      nodeName: node-2
-      containers:
-        - name: http
-          command: ["/bin/sh", "-c", "exec ${PY} -m http.server 8080 --bind 0.0.0.0 --directory ${KEYS}"]
-          readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 }
----
-apiVersion: v1
+  ),
+  'apps.yaml': documents(
+    app({ name: 'web', namespace: NS, command: echoCommand(cluster.fix, 'web'), node: 'node-2' }),
+    clientPod({ namespace: NS, node: 'node-1' }),
+    deployment({
+      name: 'jwks',
+      namespace: 'idp',
+      command: `${PY} -m http.server 8080 --bind 0.0.0.0 --directory ${KEYS}`,
+      node: 'node-2',
+    }),
+    `apiVersion: v1
 kind: Service
 metadata: { name: jwks, namespace: idp }
 spec:
   selector: { app: jwks }
   ports: [{ name: http, port: 80, targetPort: 8080 }]
 `,
+  ),
   'policies.yaml': `apiVersion: security.ambit.dev/v1alpha1
 kind: RequestAuthentication
 metadata: { name: idp, namespace: ${NS} }
@@ -148,30 +105,23 @@ function sign(key: Key, claims: Record<string, unknown>, expiresIn = '1h'): Prom
     .sign(key.privateKey);
 }
 
-let manifests = '';
-let state: LocalState;
 let keyA: Key;
 
 async function request(
   path: string,
   token?: string,
 ): Promise<{ code: string; body: string; headers: string }> {
-  const r = await podExec(
-    CLUSTER,
-    'client',
-    [
-      'curl',
-      '-sS',
-      '--max-time',
-      '10',
-      '-i',
-      '-w',
-      '\n%{http_code}',
-      ...(token === undefined ? [] : ['-H', `authorization: Bearer ${token}`]),
-      `http://web${path}`,
-    ],
-    NS,
-  );
+  const r = await cluster.exec('client', [
+    'curl',
+    '-sS',
+    '--max-time',
+    '10',
+    '-i',
+    '-w',
+    '\n%{http_code}',
+    ...(token === undefined ? [] : ['-H', `authorization: Bearer ${token}`]),
+    `http://web${path}`,
+  ]);
   const i = r.stdout.lastIndexOf('\n');
   const all = r.stdout.slice(0, i);
   const h = all.indexOf('\r\n\r\n');
@@ -179,31 +129,15 @@ async function request(
   return { code: r.stdout.slice(i + 1), body: all.slice(h + 4), headers: all.slice(0, h) };
 }
 
-const waypointPod = (): string => waypointPodOf(state, NS);
-const metrics = (): Promise<Sample[]> => scrapeWaypoint(CLUSTER, NS, waypointPod());
+const metrics = (): Promise<Sample[]> => cluster.waypointMetrics();
 
-function accessLog(): Record<string, unknown>[] {
-  return readFileSync(`/run/ambit/${CLUSTER}/pods/${NS}/${waypointPod()}/waypoint.log`, 'utf8')
-    .split('\n')
-    .filter((l) => l.includes('"component":"access"'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-}
-
-const logOf = (path: string): Promise<Record<string, unknown>> =>
-  waitFor(`the access-log line of ${path}`, () => accessLog().find((l) => l.path === path), 10_000);
+const logOf = (path: string): Promise<Record<string, unknown>> => cluster.accessLogOf(path);
 
 describe('RequestAuthentication at a waypoint (local mode, curl, JWKS over HTTP)', () => {
   beforeAll(async () => {
     keyA = await newKey('key-a');
     serveKeys([keyA]);
-    manifests = mkdtempSync('/var/tmp/ambit-e2e-jwt-manifests-');
-    for (const [f, text] of Object.entries(MANIFESTS)) writeFileSync(join(manifests, f), text);
-    await downCluster(CLUSTER).catch(() => undefined);
-    const up = await ambit(['local', 'up', manifests, '--nodes', '2', '--name', CLUSTER, '--wait', '150s'], {
-      timeoutMs: 170_000,
-    });
-    expect(up.code, `${up.stdout}\n${up.stderr}`).toBe(0);
-    state = await status(CLUSTER);
+    await cluster.up(MANIFESTS);
     const token = await sign(keyA, { group: 'eng' });
     await waitFor(
       'the waypoint to accept a valid token',
@@ -211,18 +145,14 @@ describe('RequestAuthentication at a waypoint (local mode, curl, JWKS over HTTP)
         const r = await request('/ready', token);
         if (r.code === '200') return true;
         // Said in the timeout's message: what the waypoint answered, and its last log lines.
-        const log = readFileSync(`/run/ambit/${CLUSTER}/pods/${NS}/${waypointPod()}/waypoint.log`, 'utf8');
+        const log = cluster.waypointLog();
         throw new Error(`${r.code} ${r.body}\n${log.split('\n').slice(-8).join('\n')}`);
       },
       60_000,
     );
   }, 240_000);
 
-  afterAll(async () => {
-    await downCluster(CLUSTER);
-    rmSync(manifests, { recursive: true, force: true });
-    rmSync(SHARED, { recursive: true, force: true });
-  });
+  afterAll(() => cluster.down());
 
   test('the right claim is allowed, the wrong one 403, expired and badly signed 401, no token denied by the ALLOW policy', async () => {
     const m0 = await metrics();

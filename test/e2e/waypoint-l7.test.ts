@@ -1,9 +1,21 @@
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { LocalState } from '../../src/local/state.js';
-import { ambit, downCluster, podExec, ROOT, runCmd, status, waitFor } from './helpers.js';
-import { type Sample, scrapeWaypoint, sumSamples, waypointPodOf } from './waypoint-helpers.js';
+import { ambit, runCmd, status, waitFor } from './helpers.js';
+import {
+  clientPod,
+  deployment,
+  documents,
+  echoCommand,
+  fixtureCommand,
+  meshNamespace,
+  PY,
+  type Sample,
+  service,
+  serviceAccount,
+  sumSamples,
+  WaypointCluster,
+} from './waypoint-helpers.js';
 
 /*
  * L7 through a waypoint, in a local cluster, with clients this project did not write: curl, wrk,
@@ -14,56 +26,56 @@ import { type Sample, scrapeWaypoint, sumSamples, waypointPodOf } from './waypoi
 
 const CLUSTER = 'e2e-l7';
 const NS = 'l7';
-// Pods have a private /tmp: what backends log for the test goes where both can see it, and so do the
-// fixture programs the pods run (the checkout itself may be under /tmp, as CI's fresh clone can be).
-const SHARED = mkdtempSync('/var/tmp/ambit-e2e-l7-');
-const FIX = join(SHARED, 'fixtures');
-cpSync(join(ROOT, 'test/e2e/fixtures'), FIX, { recursive: true });
-const PY = '/usr/bin/python3';
+const cluster = new WaypointCluster({ name: CLUSTER, namespace: NS, nodes: 2 });
+const SHARED = cluster.shared;
+const FIX = cluster.fix;
 
-function echo(name: string, labels: string, extra = ''): string {
-  return deployment(name, labels, `${PY} -u ${FIX}/echo-server.py --name ${name} --port 8080 ${extra}`);
-}
+/** A backend Deployment running a fixture server named after it. */
+const server = (name: string, labels: Record<string, string>, script: string, port = 8080): string =>
+  deployment({
+    name,
+    namespace: NS,
+    labels,
+    command: fixtureCommand(FIX, script, `--name ${name} --port ${port}`),
+    serviceAccount: 'backend',
+    port,
+  });
 
-function deployment(name: string, labels: string, command: string, replicas = 1): string {
-  return `apiVersion: apps/v1
-kind: Deployment
-metadata: { name: ${name}, namespace: ${NS} }
-spec:
-  replicas: ${replicas}
-  selector: { matchLabels: { ${labels} } }
-  template:
-    metadata: { labels: { ${labels} } }
-    spec:
-      serviceAccountName: backend
-      containers:
-        - name: app
-          command: ["/bin/sh", "-c", ${JSON.stringify(`exec ${command}`)}]
-          readinessProbe: { tcpSocket: { port: ${command.includes('grpc') ? 9090 : 8080} }, periodSeconds: 1 }
-`;
-}
+const echo = (name: string, labels: Record<string, string>, flags = ''): string =>
+  deployment({
+    name,
+    namespace: NS,
+    labels,
+    command: echoCommand(FIX, name, flags),
+    serviceAccount: 'backend',
+  });
 
-function service(name: string, selector: string, port: number, target: number, appProtocol: string): string {
-  return `apiVersion: v1
-kind: Service
-metadata: { name: ${name}, namespace: ${NS} }
-spec:
-  selector: { ${selector} }
-  ports: [{ name: ${appProtocol === 'grpc' ? 'grpc' : 'http'}, port: ${port}, targetPort: ${target}, appProtocol: ${appProtocol} }]
-`;
-}
+const http = (name: string, selector: Record<string, string>, appProtocol = 'http'): string =>
+  service({ name, namespace: NS, selector, appProtocol });
+
+const grpc = (name: string, selector: Record<string, string>): string =>
+  service({
+    name,
+    namespace: NS,
+    selector,
+    port: 9090,
+    targetPort: 9090,
+    appProtocol: 'grpc',
+    portName: 'grpc',
+  });
 
 const backendRef = (name: string, weight?: number): string =>
   `{ name: ${name}, port: 80${weight === undefined ? '' : `, weight: ${weight}`} }`;
 
 const MANIFESTS: Record<string, string> = {
-  'namespace.yaml': `apiVersion: v1
-kind: Namespace
-metadata:
-  name: ${NS}
-  labels: { ambit.dev/dataplane-mode: ambient, ambit.dev/use-waypoint: waypoint }
----
-apiVersion: v1
+  'namespace.yaml': documents(
+    meshNamespace(NS, {
+      gatewayAnnotations: {
+        'ambit.dev/otlp-endpoint': 'http://otel.observe.svc.cluster.local:4318/v1/traces',
+        'ambit.dev/trace-sampling': '1',
+      },
+    }),
+    `apiVersion: v1
 kind: Namespace
 metadata: { name: observe }
 ---
@@ -72,57 +84,29 @@ kind: Namespace
 metadata:
   name: consumer
   labels: { ambit.dev/dataplane-mode: ambient }
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: waypoint
-  namespace: ${NS}
-  annotations:
-    ambit.dev/otlp-endpoint: http://otel.observe.svc.cluster.local:4318/v1/traces
-    ambit.dev/trace-sampling: "1"
-spec:
-  gatewayClassName: ambit-waypoint
-  listeners: [{ name: mesh, port: 15008, protocol: HBONE }]
 `,
-  'apps.yaml': [
-    `apiVersion: v1\nkind: ServiceAccount\nmetadata: { name: backend, namespace: ${NS} }\n`,
-    `apiVersion: v1\nkind: ServiceAccount\nmetadata: { name: client, namespace: ${NS} }\n`,
-    echo('web-v1', 'app: web, version: v1'),
-    echo('web-v2', 'app: web, version: v2'),
-    echo('shadow', 'app: shadow', `--log ${SHARED}/shadow.log`),
-    echo('flaky', 'app: flaky', '--fail-rate 0.2'),
-    deployment('h2', 'app: h2', `${PY} -u ${FIX}/h2c-server.py --name h2 --port 8080`),
-    deployment('ws', 'app: ws', `${PY} -u ${FIX}/ws-server.py --name ws --port 8080`),
-    deployment(
-      'grpc-v1',
-      'app: grpc, version: v1',
-      `${PY} -u ${FIX}/grpc-server.py --name grpc-v1 --port 9090`,
-    ),
-    deployment(
-      'grpc-v2',
-      'app: grpc, version: v2',
-      `${PY} -u ${FIX}/grpc-server.py --name grpc-v2 --port 9090`,
-    ),
-    service('web', 'app: web', 80, 8080, 'http'),
-    service('web-v1', 'app: web, version: v1', 80, 8080, 'http'),
-    service('web-v2', 'app: web, version: v2', 80, 8080, 'http'),
-    service('shadow', 'app: shadow', 80, 8080, 'http'),
-    service('flaky', 'app: flaky', 80, 8080, 'http'),
-    service('h2', 'app: h2', 80, 8080, 'kubernetes.io/h2c'),
-    service('ws', 'app: ws', 80, 8080, 'http'),
-    service('grpc', 'app: grpc', 9090, 9090, 'grpc'),
-    service('grpc-v1', 'app: grpc, version: v1', 9090, 9090, 'grpc'),
-    service('grpc-v2', 'app: grpc, version: v2', 9090, 9090, 'grpc'),
-    `apiVersion: v1
-kind: Pod
-metadata: { name: client, namespace: ${NS}, labels: { app: client } }
-spec:
-  serviceAccountName: client
-  nodeName: node-1
-  terminationGracePeriodSeconds: 1
-  containers: [{ name: c, command: ["sleep", "infinity"] }]
-`,
+  ),
+  'apps.yaml': documents(
+    serviceAccount('backend', NS),
+    echo('web-v1', { app: 'web', version: 'v1' }),
+    echo('web-v2', { app: 'web', version: 'v2' }),
+    echo('shadow', { app: 'shadow' }, `--log ${SHARED}/shadow.log`),
+    echo('flaky', { app: 'flaky' }, '--fail-rate 0.2'),
+    server('h2', { app: 'h2' }, 'h2c-server.py'),
+    server('ws', { app: 'ws' }, 'ws-server.py'),
+    server('grpc-v1', { app: 'grpc', version: 'v1' }, 'grpc-server.py', 9090),
+    server('grpc-v2', { app: 'grpc', version: 'v2' }, 'grpc-server.py', 9090),
+    http('web', { app: 'web' }),
+    http('web-v1', { app: 'web', version: 'v1' }),
+    http('web-v2', { app: 'web', version: 'v2' }),
+    http('shadow', { app: 'shadow' }),
+    http('flaky', { app: 'flaky' }),
+    http('h2', { app: 'h2' }, 'kubernetes.io/h2c'),
+    http('ws', { app: 'ws' }),
+    grpc('grpc', { app: 'grpc' }),
+    grpc('grpc-v1', { app: 'grpc', version: 'v1' }),
+    grpc('grpc-v2', { app: 'grpc', version: 'v2' }),
+    clientPod({ namespace: NS, node: 'node-1' }),
     `apiVersion: v1
 kind: Service
 metadata: { name: ports, namespace: ${NS} }
@@ -132,19 +116,7 @@ spec:
     - { name: http, port: 80, targetPort: 8080, appProtocol: http }
     - { name: http-alt, port: 8080, targetPort: 8080, appProtocol: http }
 `,
-    `apiVersion: v1
-kind: ServiceAccount
-metadata: { name: client, namespace: consumer }
----
-apiVersion: v1
-kind: Pod
-metadata: { name: client, namespace: consumer, labels: { app: client } }
-spec:
-  serviceAccountName: client
-  nodeName: node-2
-  terminationGracePeriodSeconds: 1
-  containers: [{ name: c, command: ["sleep", "infinity"] }]
-`,
+    clientPod({ namespace: 'consumer', node: 'node-2' }),
     `apiVersion: v1
 kind: Pod
 metadata: { name: otel, namespace: observe, labels: { app: otel } }
@@ -162,7 +134,7 @@ spec:
   selector: { app: otel }
   ports: [{ name: http, port: 4318, targetPort: 4318 }]
 `,
-  ].join('---\n'),
+  ),
   'routes.yaml': `apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: { name: web, namespace: ${NS} }
@@ -260,12 +232,9 @@ spec:
 `,
 };
 
-let manifests = '';
-let state: LocalState;
-
 /** A command in the client pod. */
 function inClient(cmd: readonly string[]) {
-  return podExec(CLUSTER, 'client', cmd, NS);
+  return cluster.exec('client', cmd);
 }
 
 /** curl in the client pod: body and, with `-w`, a trailing status line. */
@@ -285,17 +254,11 @@ function bodies(text: string): { name: string; path: string; headers: Record<str
     .map((t) => JSON.parse(t) as { name: string; path: string; headers: Record<string, string> });
 }
 
-const waypointPod = (): string => waypointPodOf(state, NS);
-const waypointMetrics = (): Promise<Sample[]> => scrapeWaypoint(CLUSTER, NS, waypointPod());
+const waypointMetrics = (): Promise<Sample[]> => cluster.waypointMetrics();
 
 const sum = sumSamples;
 
-function accessLog(): Record<string, unknown>[] {
-  return readFileSync(`/run/ambit/${CLUSTER}/pods/${NS}/${waypointPod()}/waypoint.log`, 'utf8')
-    .split('\n')
-    .filter((l) => l.includes('"component":"access"'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-}
+const accessLog = (): Record<string, unknown>[] => cluster.accessLog();
 
 /** Binomial bounds: the count of successes in n trials with probability p falls here 99.9% of the time. */
 function bounds(n: number, p: number): [number, number] {
@@ -321,15 +284,7 @@ interface ApiObject {
 
 describe('L7 through a waypoint (local mode, real clients)', () => {
   beforeAll(async () => {
-    manifests = mkdtempSync('/var/tmp/ambit-e2e-l7-manifests-');
-    for (const [f, text] of Object.entries(MANIFESTS)) writeFileSync(join(manifests, f), text);
-    mkdirSync(SHARED, { recursive: true });
-    await downCluster(CLUSTER).catch(() => undefined);
-    const up = await ambit(['local', 'up', manifests, '--nodes', '2', '--name', CLUSTER, '--wait', '150s'], {
-      timeoutMs: 170_000,
-    });
-    expect(up.code, `${up.stdout}\n${up.stderr}`).toBe(0);
-    state = await status(CLUSTER);
+    await cluster.up(MANIFESTS);
     // The waypoint is programmed and the routes are in it before the first request.
     await waitFor(
       'the waypoint to serve the routes',
@@ -340,11 +295,7 @@ describe('L7 through a waypoint (local mode, real clients)', () => {
     );
   });
 
-  afterAll(async () => {
-    await downCluster(CLUSTER);
-    rmSync(manifests, { recursive: true, force: true });
-    rmSync(SHARED, { recursive: true, force: true });
-  });
+  afterAll(() => cluster.down());
 
   test('path, header, query and method matches route to the right backend; an unmatched request gets 404', async () => {
     const name = async (url: string, extra: string[] = []) => bodies((await curl(url, extra)).body)[0]?.name;
@@ -410,8 +361,7 @@ describe('L7 through a waypoint (local mode, real clients)', () => {
   });
 
   test("a consumer route applies to its own namespace's clients only; a port-scoped route to its port only (Mesh conformance)", async () => {
-    const fromConsumer = await podExec(
-      CLUSTER,
+    const fromConsumer = await cluster.exec(
       'client',
       ['curl', '-sS', '-i', 'http://web-v1.l7/app/c'],
       'consumer',
@@ -574,7 +524,7 @@ describe('L7 through a waypoint (local mode, real clients)', () => {
         50,
     );
     // /exact goes to v2 by route; sent to v1's pod address it is v1's answer, and the waypoint sees none of it.
-    const v1 = state.pods.find((p) => p.namespace === NS && p.name.startsWith('web-v1-'))!;
+    const v1 = cluster.state.pods.find((p) => p.namespace === NS && p.name.startsWith('web-v1-'))!;
     const mid = sum(await waypointMetrics(), 'istio_requests_total', { reporter: 'waypoint' });
     const direct = bodies((await curl(`http://${v1.ip4}:8080/exact`)).body)[0];
     expect(direct?.name).toBe('web-v1');
@@ -662,7 +612,7 @@ describe('L7 through a waypoint (local mode, real clients)', () => {
 
   test('an invalid HTTPRoute is rejected with file:line:path and a reason in its status, while the other routes keep serving', async () => {
     writeFileSync(
-      join(manifests, 'broken.yaml'),
+      join(cluster.manifests, 'broken.yaml'),
       `apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: { name: broken, namespace: ${NS} }
@@ -701,7 +651,7 @@ spec:
     });
     expect(accepted).toBe('ambit.dev/gateway-controller True');
     const gw = await runCmd('kubectl', ['--kubeconfig', kc, 'get', 'gateways', '-n', NS]);
-    const vip = state.services.find((x) => x.name === 'waypoint')?.vips[0] ?? 'none';
+    const vip = cluster.state.services.find((x) => x.name === 'waypoint')?.vips[0] ?? 'none';
     expect(gw.stdout).toMatch(
       new RegExp(`^waypoint\\s+ambit-waypoint\\s+${vip.replace(/\./g, '\\.')}\\s+True\\s+`, 'm'),
     );
@@ -747,7 +697,7 @@ spec:
     ]);
     expect(garbage.stdout).toMatch(/^HTTP\/1.1 400/);
     expect(bodies((await curl('http://web/exact')).body)[0]?.name).toBe('web-v2');
-    const log = readFileSync(`/run/ambit/${CLUSTER}/pods/${NS}/${waypointPod()}/waypoint.log`, 'utf8');
+    const log = cluster.waypointLog();
     // The log names the peer (its identity) and why.
     expect(log).toMatch(
       /"peer":"spiffe:\/\/cluster.local\/ns\/l7\/sa\/client".*"msg":"bad HTTP\/1.1 request"/,
@@ -765,7 +715,7 @@ spec:
       '--enroll-namespace',
     ]);
     expect(apply.code, apply.stderr).toBe(0);
-    expect(readFileSync(join(manifests, 'namespace.yaml'), 'utf8')).toMatch(
+    expect(readFileSync(join(cluster.manifests, 'namespace.yaml'), 'utf8')).toMatch(
       /ambit.dev\/use-waypoint: waypoint/,
     );
     const listed = await waitFor(
@@ -784,7 +734,7 @@ spec:
     expect(listed.map((g) => g.namespace).sort()).toEqual(['consumer', NS]);
     const del = await ambit(['waypoint', 'delete', 'waypoint', '--name', CLUSTER, '-n', 'consumer']);
     expect(del.code, del.stderr).toBe(0);
-    expect(readFileSync(join(manifests, 'namespace.yaml'), 'utf8')).not.toMatch(
+    expect(readFileSync(join(cluster.manifests, 'namespace.yaml'), 'utf8')).not.toMatch(
       /use-waypoint: waypoint\n.*name: consumer/,
     );
     await waitFor(
@@ -798,10 +748,7 @@ spec:
   });
 
   test("the waypoint's objects are the control plane's: owned by the Gateway, re-applied when edited, gone with the Gateway", async () => {
-    const kubectl = (...args: string[]) =>
-      runCmd('kubectl', ['--kubeconfig', `/run/ambit/${CLUSTER}/kube/admin.kubeconfig`, ...args], {
-        timeoutMs: 30_000,
-      });
+    const kubectl = (...args: string[]) => cluster.kubectl(...args);
     const json = async (...args: string[]) => {
       const r = await kubectl('get', ...args, '-o', 'json', '--show-managed-fields');
       expect(r.code, r.stderr).toBe(0);
@@ -837,8 +784,10 @@ spec:
       ).toEqual(['ambit-control-plane/Apply']);
     }
     // None of it was written into the user's manifests.
-    for (const f of readdirSync(manifests))
-      expect(readFileSync(join(manifests, f), 'utf8'), f).not.toMatch(/ownerReferences|ambit-control-plane/);
+    for (const f of readdirSync(cluster.manifests))
+      expect(readFileSync(join(cluster.manifests, f), 'utf8'), f).not.toMatch(
+        /ownerReferences|ambit-control-plane/,
+      );
 
     // A hand edit: replicas (the control plane's field) is reverted; an added env var (not its) stays.
     expect((await kubectl('scale', 'deployment/waypoint', '-n', NS, '--replicas', '2')).code).toBe(0);

@@ -1,9 +1,19 @@
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { LocalState } from '../../src/local/state.js';
-import { ambit, downCluster, podExec, ROOT, runCmd, status, waitFor } from './helpers.js';
-import { type Sample, scrapeWaypoint, sumSamples, waypointPodOf } from './waypoint-helpers.js';
+import { ambit, waitFor } from './helpers.js';
+import {
+  app,
+  clientPod,
+  documents,
+  echoCommand,
+  fixtureCommand,
+  heyCodes,
+  meshNamespace,
+  PY,
+  type Sample,
+  serviceAccount,
+  sumSamples,
+  WaypointCluster,
+} from './waypoint-helpers.js';
 
 /*
  * BackendTrafficPolicy rateLimit at a waypoint, in a local cluster: two client pods with their own
@@ -14,74 +24,30 @@ import { type Sample, scrapeWaypoint, sumSamples, waypointPodOf } from './waypoi
 
 const CLUSTER = 'e2e-rl';
 const NS = 'rl';
-const SHARED = mkdtempSync('/var/tmp/ambit-e2e-rl-');
-const FIX = join(SHARED, 'fixtures');
-cpSync(join(ROOT, 'test/e2e/fixtures'), FIX, { recursive: true });
-const PY = '/usr/bin/python3';
+const cluster = new WaypointCluster({ name: CLUSTER, namespace: NS, nodes: 2 });
+const FIX = cluster.fix;
 
-function app(name: string, command: string, port: number, appProtocol: string): string {
-  return `apiVersion: apps/v1
-kind: Deployment
-metadata: { name: ${name}, namespace: ${NS} }
-spec:
-  replicas: 1
-  selector: { matchLabels: { app: ${name} } }
-  template:
-    metadata: { labels: { app: ${name} } }
-    spec:
-      serviceAccountName: backend
-      containers:
-        - name: app
-          command: ["/bin/sh", "-c", ${JSON.stringify(`exec ${command}`)}]
-          readinessProbe: { tcpSocket: { port: ${port} }, periodSeconds: 1 }
----
-apiVersion: v1
-kind: Service
-metadata: { name: ${name}, namespace: ${NS} }
-spec:
-  selector: { app: ${name} }
-  ports: [{ name: p, port: ${port === 8080 ? 80 : port}, targetPort: ${port}, appProtocol: ${appProtocol} }]
-`;
-}
+const echo = (name: string): string =>
+  app({ name, namespace: NS, command: echoCommand(FIX, name), serviceAccount: 'backend' }, { portName: 'p' });
 
-const client = (name: string, node: string): string => `apiVersion: v1
-kind: ServiceAccount
-metadata: { name: ${name}, namespace: ${NS} }
----
-apiVersion: v1
-kind: Pod
-metadata: { name: ${name}, namespace: ${NS}, labels: { app: ${name} } }
-spec:
-  serviceAccountName: ${name}
-  nodeName: ${node}
-  terminationGracePeriodSeconds: 1
-  containers: [{ name: c, command: ["sleep", "infinity"] }]
-`;
-
-const echo = (name: string): string => `${PY} -u ${FIX}/echo-server.py --name ${name} --port 8080`;
-
-const MANIFESTS = `apiVersion: v1
-kind: Namespace
-metadata:
-  name: ${NS}
-  labels: { ambit.dev/dataplane-mode: ambient, ambit.dev/use-waypoint: waypoint }
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: { name: waypoint, namespace: ${NS} }
-spec:
-  gatewayClassName: ambit-waypoint
-  listeners: [{ name: mesh, port: 15008, protocol: HBONE }]
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: { name: backend, namespace: ${NS} }
----
-${app('limited', echo('limited'), 8080, 'http')}---
-${app('free', echo('free'), 8080, 'http')}---
-${app('grpc', `${PY} -u ${FIX}/grpc-server.py --name grpc --port 9090`, 9090, 'grpc')}---
-${client('alice', 'node-1')}---
-${client('bob', 'node-2')}`;
+const MANIFESTS = documents(
+  meshNamespace(NS),
+  serviceAccount('backend', NS),
+  echo('limited'),
+  echo('free'),
+  app(
+    {
+      name: 'grpc',
+      namespace: NS,
+      command: fixtureCommand(FIX, 'grpc-server.py', '--name grpc --port 9090'),
+      serviceAccount: 'backend',
+      port: 9090,
+    },
+    { portName: 'p', port: 9090, appProtocol: 'grpc' },
+  ),
+  clientPod({ namespace: NS, node: 'node-1', name: 'alice' }),
+  clientPod({ namespace: NS, node: 'node-2', name: 'bob' }),
+);
 
 /** `requests` per second for each client identity, on the limited and grpc Services. */
 const policy = (requests: number): string => `apiVersion: traffic.ambit.dev/v1alpha1
@@ -105,32 +71,9 @@ const POLICY = `${NS}/per-client`;
 const ALICE = 'spiffe://cluster.local/ns/rl/sa/alice';
 const BOB = 'spiffe://cluster.local/ns/rl/sa/bob';
 
-let state: LocalState;
-let work = '';
+const inPod = (pod: string, cmd: readonly string[]) => cluster.exec(pod, cmd);
 
-const inPod = (pod: string, cmd: readonly string[]) => podExec(CLUSTER, pod, cmd, NS);
-
-function kubectl(...args: string[]) {
-  return runCmd('kubectl', ['--kubeconfig', `/run/ambit/${CLUSTER}/kube/admin.kubeconfig`, ...args], {
-    timeoutMs: 30_000,
-  });
-}
-
-async function apply(name: string, yaml: string): Promise<void> {
-  const f = join(work, `${name}.yaml`);
-  writeFileSync(f, yaml);
-  const r = await kubectl('apply', '-f', f);
-  expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
-}
-
-const waypointMetrics = (): Promise<Sample[]> => scrapeWaypoint(CLUSTER, NS, waypointPodOf(state, NS));
-
-/** hey's status code distribution: `[200] 40 responses`. */
-function heyCodes(out: string): Record<string, number> {
-  const codes: Record<string, number> = {};
-  for (const m of out.matchAll(/\[(\d{3})\]\s+(\d+) responses/g)) codes[m[1]!] = Number(m[2]);
-  return codes;
-}
+const waypointMetrics = (): Promise<Sample[]> => cluster.waypointMetrics();
 
 interface Reply {
   readonly status: number;
@@ -158,16 +101,7 @@ async function burst(pod: string, url: string, n = 30): Promise<Reply[]> {
 
 describe('BackendTrafficPolicy rateLimit at a waypoint (local mode, real clients)', () => {
   beforeAll(async () => {
-    work = mkdtempSync('/var/tmp/ambit-e2e-rl-manifests-');
-    const dir = join(work, 'manifests');
-    mkdirSync(dir);
-    writeFileSync(join(dir, 'all.yaml'), MANIFESTS);
-    await downCluster(CLUSTER).catch(() => undefined);
-    const up = await ambit(['local', 'up', dir, '--nodes', '2', '--name', CLUSTER, '--wait', '150s'], {
-      timeoutMs: 170_000,
-    });
-    expect(up.code, `${up.stdout}\n${up.stderr}`).toBe(0);
-    state = await status(CLUSTER);
+    await cluster.up({ 'all.yaml': MANIFESTS });
     await waitFor(
       'the waypoint to serve both Services to both clients',
       async () => {
@@ -182,14 +116,10 @@ describe('BackendTrafficPolicy rateLimit at a waypoint (local mode, real clients
     );
   }, 240_000);
 
-  afterAll(async () => {
-    await downCluster(CLUSTER);
-    rmSync(work, { recursive: true, force: true });
-    rmSync(SHARED, { recursive: true, force: true });
-  });
+  afterAll(() => cluster.down());
 
   test('10 req/s per client identity: two clients under hey at once are each held to their own bucket; the excess gets 429 RL with x-ratelimit-* headers; a Service without a policy is untouched', async () => {
-    await apply('policy', policy(10));
+    await cluster.apply('policy', policy(10));
     await waitFor(
       'the rate limit to be in force',
       async () => (await burst('alice', 'http://limited/x')).some((r) => r.status === 429),
@@ -286,7 +216,7 @@ describe('BackendTrafficPolicy rateLimit at a waypoint (local mode, real clients
   }, 60_000);
 
   test('changing the policy takes effect live, and removing it lifts the limit', async () => {
-    await apply('policy', policy(1000));
+    await cluster.apply('policy', policy(1000));
     const raised = await waitFor(
       'the raised limit to be in force',
       async () => {
@@ -297,7 +227,7 @@ describe('BackendTrafficPolicy rateLimit at a waypoint (local mode, real clients
     );
     expect(raised).toHaveLength(30);
 
-    const del = await kubectl('delete', 'backendtrafficpolicy', 'per-client', '-n', NS);
+    const del = await cluster.kubectl('delete', 'backendtrafficpolicy', 'per-client', '-n', NS);
     expect(del.code, del.stderr).toBe(0);
     await waitFor(
       'the limit to be gone',

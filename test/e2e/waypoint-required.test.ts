@@ -1,8 +1,16 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { LocalState } from '../../src/local/state.js';
-import { ambit, downCluster, podExec, ROOT, runCmd, status, waitFor } from './helpers.js';
+import { ambit, runCmd, status, waitFor } from './helpers.js';
+import {
+  app,
+  clientPod,
+  documents,
+  echoCommand,
+  meshNamespace,
+  serviceAccount,
+  WaypointCluster,
+} from './waypoint-helpers.js';
 
 /*
  * A waypoint that cannot be bypassed (ambit.dev/waypoint-required), and an invalid DENY policy that
@@ -11,81 +19,36 @@ import { ambit, downCluster, podExec, ROOT, runCmd, status, waitFor } from './he
 
 const CLUSTER = 'e2e-wpreq';
 const NS = 'req';
-const SHARED = mkdtempSync('/var/tmp/ambit-e2e-wpreq-');
-const FIX = join(SHARED, 'fixtures');
-cpSync(join(ROOT, 'test/e2e/fixtures'), FIX, { recursive: true });
-const PY = '/usr/bin/python3';
+const cluster = new WaypointCluster({ name: CLUSTER, namespace: NS, nodes: 2 });
 
-function echo(ns: string, name: string, node: string): string {
-  return `apiVersion: v1
-kind: ServiceAccount
-metadata: { name: ${name}, namespace: ${ns} }
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: ${name}, namespace: ${ns} }
-spec:
-  replicas: 1
-  selector: { matchLabels: { app: ${name} } }
-  template:
-    metadata: { labels: { app: ${name} } }
-    spec:
-      serviceAccountName: ${name}
-      nodeName: ${node}
-      containers:
-        - name: app
-          command: ["/bin/sh", "-c", "exec ${PY} -u ${FIX}/echo-server.py --name ${name} --port 8080"]
-          readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 }
----
-apiVersion: v1
-kind: Service
-metadata: { name: ${name}, namespace: ${ns} }
-spec:
-  selector: { app: ${name} }
-  ports: [{ name: http, port: 80, targetPort: 8080, appProtocol: http }]
-`;
-}
+/** An echo server of its own ServiceAccount, and its Service. */
+const echo = (ns: string, name: string, node: string): string =>
+  documents(
+    serviceAccount(name, ns),
+    app({
+      name,
+      namespace: ns,
+      command: echoCommand(cluster.fix, name),
+      serviceAccount: name,
+      node,
+    }),
+  );
 
 const MANIFESTS: Record<string, string> = {
-  'namespaces.yaml': `apiVersion: v1
-kind: Namespace
-metadata:
-  name: ${NS}
-  labels:
-    ambit.dev/dataplane-mode: ambient
-    ambit.dev/use-waypoint: waypoint
-    ambit.dev/waypoint-required: "true"
----
-apiVersion: v1
+  'namespaces.yaml': documents(
+    meshNamespace(NS, { labels: { 'ambit.dev/waypoint-required': 'true' } }),
+    `apiVersion: v1
 kind: Namespace
 metadata:
   name: plain
   labels: { ambit.dev/dataplane-mode: ambient }
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: { name: waypoint, namespace: ${NS} }
-spec:
-  gatewayClassName: ambit-waypoint
-  listeners: [{ name: mesh, port: 15008, protocol: HBONE }]
 `,
-  'apps.yaml': [
+  ),
+  'apps.yaml': documents(
     echo(NS, 'web', 'node-2'),
     echo('plain', 'db', 'node-2'),
-    `apiVersion: v1
-kind: ServiceAccount
-metadata: { name: client, namespace: plain }
----
-apiVersion: v1
-kind: Pod
-metadata: { name: client, namespace: plain, labels: { app: client } }
-spec:
-  serviceAccountName: client
-  nodeName: node-1
-  terminationGracePeriodSeconds: 1
-  containers: [{ name: c, command: ["sleep", "infinity"] }]
-`,
-  ].join('---\n'),
+    clientPod({ namespace: 'plain', node: 'node-1' }),
+  ),
 };
 
 /** An AuthorizationPolicy on db: `principals` decides whether it is valid. */
@@ -100,11 +63,8 @@ spec:
         - source: { principals: [${JSON.stringify(principal)}] }
 `;
 
-let manifests = '';
-let state: LocalState;
-
 async function curl(url: string): Promise<{ code: number; body: string }> {
-  const r = await podExec(CLUSTER, 'client', ['curl', '-sS', '--max-time', '10', url], 'plain');
+  const r = await cluster.exec('client', ['curl', '-sS', '--max-time', '10', url], 'plain');
   return { code: r.code, body: r.stdout };
 }
 
@@ -155,14 +115,7 @@ async function proxyPolicies(node: string): Promise<{
 
 describe('required waypoints and fail-closed DENY policies (local mode, real clients)', () => {
   beforeAll(async () => {
-    manifests = mkdtempSync('/var/tmp/ambit-e2e-wpreq-manifests-');
-    for (const [f, text] of Object.entries(MANIFESTS)) writeFileSync(join(manifests, f), text);
-    await downCluster(CLUSTER).catch(() => undefined);
-    const up = await ambit(['local', 'up', manifests, '--nodes', '2', '--name', CLUSTER, '--wait', '150s'], {
-      timeoutMs: 170_000,
-    });
-    expect(up.code, `${up.stdout}\n${up.stderr}`).toBe(0);
-    state = await status(CLUSTER);
+    await cluster.up(MANIFESTS);
     await waitFor(
       'the waypoint to serve web',
       async () => (await curl('http://web.req/')).body.includes('web'),
@@ -170,17 +123,13 @@ describe('required waypoints and fail-closed DENY policies (local mode, real cli
     );
   });
 
-  afterAll(async () => {
-    await downCluster(CLUSTER);
-    rmSync(manifests, { recursive: true, force: true });
-    rmSync(SHARED, { recursive: true, force: true });
-  });
+  afterAll(() => cluster.down());
 
   test('the Service answers through the waypoint; the pod IP dialled directly is refused, naming the waypoint; probes keep the pod Ready', async () => {
     const via = await curl('http://web.req/');
     expect(via.code).toBe(0);
     expect(via.body).toMatch(/"name": ?"web"/);
-    const webIp = state.pods.find((p) => p.namespace === NS && p.name.startsWith('web-'))!.ip4;
+    const webIp = cluster.state.pods.find((p) => p.namespace === NS && p.name.startsWith('web-'))!.ip4;
     const before = accessLines('node-2').length;
     const denied = { reporter: 'destination', destination_workload: 'web', response_flags: 'DENY' };
     const failedBefore = await failed('node-2', denied);
@@ -209,7 +158,7 @@ describe('required waypoints and fail-closed DENY policies (local mode, real cli
 
   test('an invalid DENY denies everything it selects, says so in proxy-config policies, and fixing it restores the intended behaviour live', async () => {
     expect((await curl('http://db.plain/')).code).toBe(0);
-    writeFileSync(join(manifests, 'deny-db.yaml'), denyPolicy('cluster.local/ns/*/sa/*'));
+    writeFileSync(join(cluster.manifests, 'deny-db.yaml'), denyPolicy('cluster.local/ns/*/sa/*'));
     const held = await waitFor('node-2 to hold the fail-closed stand-in', async () => {
       const p = await proxyPolicies('node-2');
       return p.authz.some((x) => x.name === 'deny-db' && x.failClosed !== undefined) ? p : undefined;
@@ -226,7 +175,7 @@ describe('required waypoints and fail-closed DENY policies (local mode, real cli
     // Other workloads are untouched.
     expect((await curl('http://web.req/')).code).toBe(0);
     // Fixed: it denies only what it names, so the client gets through again.
-    writeFileSync(join(manifests, 'deny-db.yaml'), denyPolicy('cluster.local/ns/plain/sa/intruder'));
+    writeFileSync(join(cluster.manifests, 'deny-db.yaml'), denyPolicy('cluster.local/ns/plain/sa/intruder'));
     await waitFor('node-2 to hold the fixed policy', async () => {
       const p = await proxyPolicies('node-2');
       return p.authz.some((x) => x.name === 'deny-db' && x.failClosed === undefined);

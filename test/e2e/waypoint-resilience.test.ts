@@ -1,9 +1,19 @@
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { LocalState } from '../../src/local/state.js';
-import { ambit, downCluster, podExec, ROOT, runCmd, status, waitFor } from './helpers.js';
-import { type Sample, scrapeWaypoint, sumSamples, waypointPodOf } from './waypoint-helpers.js';
+import { ambit, status, waitFor } from './helpers.js';
+import {
+  app,
+  clientPod,
+  documents,
+  echoCommand,
+  heyCodes,
+  meshNamespace,
+  type Sample,
+  serviceAccount,
+  sumSamples,
+  WaypointCluster,
+} from './waypoint-helpers.js';
 
 /*
  * BackendTrafficPolicy at a waypoint, in a local cluster, with clients this project did not write
@@ -12,60 +22,18 @@ import { type Sample, scrapeWaypoint, sumSamples, waypointPodOf } from './waypoi
 
 const CLUSTER = 'e2e-btp';
 const NS = 'res';
-const SHARED = mkdtempSync('/var/tmp/ambit-e2e-btp-');
-const FIX = join(SHARED, 'fixtures');
-cpSync(join(ROOT, 'test/e2e/fixtures'), FIX, { recursive: true });
-const PY = '/usr/bin/python3';
+const cluster = new WaypointCluster({ name: CLUSTER, namespace: NS, nodes: 2 });
+const SHARED = cluster.shared;
 
-function app(name: string, extra = ''): string {
-  return `apiVersion: apps/v1
-kind: Deployment
-metadata: { name: ${name}, namespace: ${NS} }
-spec:
-  replicas: 1
-  selector: { matchLabels: { app: ${name} } }
-  template:
-    metadata: { labels: { app: ${name} } }
-    spec:
-      serviceAccountName: backend
-      containers:
-        - name: app
-          command: ["/bin/sh", "-c", ${JSON.stringify(`exec ${PY} -u ${FIX}/echo-server.py --name ${name} --port 8080 ${extra}`)}]
-          readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 }
----
-apiVersion: v1
-kind: Service
-metadata: { name: ${name}, namespace: ${NS} }
-spec:
-  selector: { app: ${name} }
-  ports: [{ name: http, port: 80, targetPort: 8080, appProtocol: http }]
-`;
-}
+const echo = (name: string, flags = ''): string =>
+  app({ name, namespace: NS, command: echoCommand(cluster.fix, name, flags), serviceAccount: 'backend' });
 
-const MANIFESTS = `apiVersion: v1
-kind: Namespace
-metadata:
-  name: ${NS}
-  labels: { ambit.dev/dataplane-mode: ambient, ambit.dev/use-waypoint: waypoint }
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: { name: waypoint, namespace: ${NS} }
-spec:
-  gatewayClassName: ambit-waypoint
-  listeners: [{ name: mesh, port: 15008, protocol: HBONE }]
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: { name: backend, namespace: ${NS} }
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: { name: client, namespace: ${NS} }
----
-${app('slow')}---
-${app('faulty', `--log ${SHARED}/faulty.log`)}---
-apiVersion: gateway.networking.k8s.io/v1
+const MANIFESTS = documents(
+  meshNamespace(NS),
+  serviceAccount('backend', NS),
+  echo('slow'),
+  echo('faulty', `--log ${SHARED}/faulty.log`),
+  `apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: { name: faulty, namespace: ${NS} }
 spec:
@@ -73,16 +41,9 @@ spec:
   rules:
     - backendRefs: [{ name: faulty, port: 80 }]
       retry: { codes: [503], attempts: 3 }
----
-apiVersion: v1
-kind: Pod
-metadata: { name: client, namespace: ${NS}, labels: { app: client } }
-spec:
-  serviceAccountName: client
-  nodeName: node-1
-  terminationGracePeriodSeconds: 1
-  containers: [{ name: c, command: ["sleep", "infinity"] }]
-`;
+`,
+  clientPod({ namespace: NS, node: 'node-1' }),
+);
 
 const CIRCUIT = `apiVersion: traffic.ambit.dev/v1alpha1
 kind: BackendTrafficPolicy
@@ -100,37 +61,15 @@ spec:
   faultInjection:
 ${spec}`;
 
-let state: LocalState;
-let work = '';
-
 function inClient(cmd: readonly string[]) {
-  return podExec(CLUSTER, 'client', cmd, NS);
+  return cluster.exec('client', cmd);
 }
 
-function kubectl(...args: string[]) {
-  return runCmd('kubectl', ['--kubeconfig', `/run/ambit/${CLUSTER}/kube/admin.kubeconfig`, ...args], {
-    timeoutMs: 30_000,
-  });
-}
-
-async function apply(name: string, yaml: string): Promise<void> {
-  const f = join(work, `${name}.yaml`);
-  writeFileSync(f, yaml);
-  const r = await kubectl('apply', '-f', f);
-  expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
-}
-
-const waypointPod = (): string => waypointPodOf(state, NS);
-const waypointMetrics = (): Promise<Sample[]> => scrapeWaypoint(CLUSTER, NS, waypointPod());
+const kubectl = (...args: string[]) => cluster.kubectl(...args);
+const apply = (name: string, yaml: string): Promise<void> => cluster.apply(name, yaml);
+const waypointMetrics = (): Promise<Sample[]> => cluster.waypointMetrics();
 
 const sum = sumSamples;
-
-/** hey's status code distribution: `[200] 40 responses`. */
-function heyCodes(out: string): Record<string, number> {
-  const codes: Record<string, number> = {};
-  for (const m of out.matchAll(/\[(\d{3})\]\s+(\d+) responses/g)) codes[m[1]!] = Number(m[2]);
-  return codes;
-}
 
 /** curl's status and total time for one request. */
 async function timed(url: string, extra: readonly string[] = []): Promise<{ code: number; seconds: number }> {
@@ -155,16 +94,7 @@ const FAULTY = 'faulty.res.svc.cluster.local';
 
 describe('BackendTrafficPolicy at a waypoint (local mode, real clients)', () => {
   beforeAll(async () => {
-    work = mkdtempSync('/var/tmp/ambit-e2e-btp-manifests-');
-    const dir = join(work, 'manifests');
-    mkdirSync(dir);
-    writeFileSync(join(dir, 'all.yaml'), MANIFESTS);
-    await downCluster(CLUSTER).catch(() => undefined);
-    const up = await ambit(['local', 'up', dir, '--nodes', '2', '--name', CLUSTER, '--wait', '150s'], {
-      timeoutMs: 170_000,
-    });
-    expect(up.code, `${up.stdout}\n${up.stderr}`).toBe(0);
-    state = await status(CLUSTER);
+    await cluster.up({ 'all.yaml': MANIFESTS });
     await waitFor(
       'the waypoint to serve the faulty route',
       async () => (await timed('http://faulty/x')).code === 200,
@@ -172,11 +102,7 @@ describe('BackendTrafficPolicy at a waypoint (local mode, real clients)', () => 
     );
   }, 240_000);
 
-  afterAll(async () => {
-    await downCluster(CLUSTER);
-    rmSync(work, { recursive: true, force: true });
-    rmSync(SHARED, { recursive: true, force: true });
-  });
+  afterAll(() => cluster.down());
 
   test('maxParallelRequests 10: a slow backend under hey gets 503 UO for the excess at once, the admitted succeed; without the policy all pass', async () => {
     await apply('circuit', CIRCUIT);
@@ -406,13 +332,11 @@ spec:
   targetRefs: [{ group: "", kind: Service, name: slow }]
   faultInjection: { abort: { httpStatus: 503, percentage: 150 } }
 `;
-    const f = join(work, 'bad.yaml');
-    writeFileSync(f, bad);
-    const r = await kubectl('apply', '-f', f);
+    const r = await cluster.kubectlApply('bad', bad);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/spec\.faultInjection\.abort\.percentage: 150 is not a number from 0 to 100/);
     // In a manifest file, it is rejected alone: file, line, path and reason.
-    writeFileSync(join(work, 'manifests', 'bad.yaml'), bad);
+    writeFileSync(join(cluster.manifests, 'bad.yaml'), bad);
     const st = await waitFor(
       'the rejection in status',
       async () => {

@@ -4,38 +4,10 @@ import {
   encodeTrafficPolicy,
   type WireTrafficPolicy,
 } from '../../src/api/config-traffic-policy.js';
-import { services } from '../../src/api/grpc.js';
-import { formatIssue } from '../../src/config/issue.js';
-import { parseManifestTexts } from '../../src/manifests/load-manifests.js';
 import { PASSIVE_HEALTH_CHECK_DEFAULTS } from '../../src/traffic-policy/balancing.js';
 import { describeTrafficPolicy } from '../../src/traffic-policy/describe.js';
-import type { AppliedTrafficPolicy, BackendTrafficPolicy } from '../../src/traffic-policy/types.js';
-
-const OPTS = { requireCommand: true, nodeNames: ['node-1'] } as const;
-const SHOP = 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n';
-
-/** A BackendTrafficPolicy in shop whose spec lines start at line 7 of p.yaml. */
-function load(spec: string) {
-  const text = `apiVersion: traffic.ambit.dev/v1alpha1\nkind: BackendTrafficPolicy\nmetadata:\n  name: p\n  namespace: shop\nspec:\n${spec
-    .trim()
-    .split('\n')
-    .map((l) => `  ${l}`)
-    .join('\n')}\n`;
-  const { manifests, issues } = parseManifestTexts(
-    [
-      { file: 'ns.yaml', text: SHOP },
-      { file: 'p.yaml', text },
-    ],
-    OPTS,
-  );
-  const kept = manifests.kept.filter((k) => k.kind === 'BackendTrafficPolicy');
-  return {
-    value: (kept[0] as { parsed?: { value: BackendTrafficPolicy } } | undefined)?.parsed?.value,
-    errors: issues.filter((i) => i.severity === 'error').map(formatIssue),
-  };
-}
-
-const TARGET = 'targetRefs: [{group: "", kind: Service, name: web}]';
+import type { AppliedTrafficPolicy } from '../../src/traffic-policy/types.js';
+import { loadTrafficPolicy, overTheWire, TARGET_WEB } from './traffic-policy-fixtures.js';
 
 describe('BackendTrafficPolicy loadBalancer and healthCheck parsing', () => {
   test.each([
@@ -63,19 +35,21 @@ describe('BackendTrafficPolicy loadBalancer and healthCheck parsing', () => {
       want: { type: 'ConsistentHash', hashOn: { type: 'SourceIdentity' }, tableSize: 65537 },
     },
   ])('$spec', ({ spec, want }) => {
-    const r = load(`${TARGET}\n${spec}`);
+    const r = loadTrafficPolicy(`${TARGET_WEB}\n${spec}`);
     expect(r.errors).toEqual([]);
     expect(r.value?.loadBalancer).toEqual(want);
   });
 
   test('healthCheck.panicThreshold goes with the passive check', () => {
-    const r = load(`${TARGET}\nhealthCheck: {panicThreshold: 0, passive: {}}`);
+    const r = loadTrafficPolicy(`${TARGET_WEB}\nhealthCheck: {panicThreshold: 0, passive: {}}`);
     expect(r.errors).toEqual([]);
     expect(r.value?.passiveHealthCheck).toEqual({ ...PASSIVE_HEALTH_CHECK_DEFAULTS, panicThreshold: 0 });
   });
 
   test("healthCheck.passive: Envoy Gateway's defaults for what is unset", () => {
-    const r = load(`${TARGET}\nhealthCheck: {passive: {consecutive5XxErrors: 3, baseEjectionTime: 5s}}`);
+    const r = loadTrafficPolicy(
+      `${TARGET_WEB}\nhealthCheck: {passive: {consecutive5XxErrors: 3, baseEjectionTime: 5s}}`,
+    );
     expect(r.errors).toEqual([]);
     expect(r.value?.passiveHealthCheck).toEqual({
       ...PASSIVE_HEALTH_CHECK_DEFAULTS,
@@ -162,7 +136,7 @@ describe('BackendTrafficPolicy loadBalancer and healthCheck parsing', () => {
       issue: /splitExternalLocalOriginErrors: "yes" is not a boolean/,
     },
   ])('$spec is rejected: $issue', ({ spec, issue }) => {
-    const r = load(`${TARGET}\n${spec}`);
+    const r = loadTrafficPolicy(`${TARGET_WEB}\n${spec}`);
     expect(r.value).toBeUndefined();
     expect(r.errors.join('\n')).toMatch(issue);
   });
@@ -195,28 +169,7 @@ describe('loadBalancer and healthCheck over the wire, and for people', () => {
     },
   ];
   test.each(applied)('$policy survives protobuf', (a) => {
-    const method = services().config.service.StreamConfig!;
-    const u = {
-      version: '1',
-      full: true,
-      services: [
-        {
-          namespace: 'shop',
-          name: 'web',
-          hostname: 'web.shop.svc.cluster.local',
-          vips: [],
-          ports: [],
-          labels: {},
-          endpoints: [],
-          waypoint: null,
-          traffic_policy: encodeTrafficPolicy(a),
-        },
-      ],
-    };
-    const back = method.responseDeserialize(method.responseSerialize(u)) as {
-      services: { traffic_policy: WireTrafficPolicy }[];
-    };
-    expect(decodeTrafficPolicy(back.services[0]!.traffic_policy)).toEqual(a);
+    expect(overTheWire(a)).toEqual(a);
   });
 
   test.each([

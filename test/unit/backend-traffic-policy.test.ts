@@ -1,12 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import {
-  decodeTrafficPolicy,
-  encodeTrafficPolicy,
-  type WireTrafficPolicy,
-} from '../../src/api/config-traffic-policy.js';
-import { services } from '../../src/api/grpc.js';
-import { formatIssue } from '../../src/config/issue.js';
-import { parseManifestTexts } from '../../src/manifests/load-manifests.js';
+import { decodeTrafficPolicy, encodeTrafficPolicy } from '../../src/api/config-traffic-policy.js';
 import {
   admitAttempt,
   admitRequest,
@@ -22,38 +15,11 @@ import {
   type FaultInjection,
   trafficPolicyFor,
 } from '../../src/traffic-policy/types.js';
-
-const OPTS = { requireCommand: true, nodeNames: ['node-1'] } as const;
-const SHOP = 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n';
-
-/** A BackendTrafficPolicy in shop whose spec lines start at line 7 of p.yaml. */
-function load(spec: string) {
-  const text = `apiVersion: traffic.ambit.dev/v1alpha1\nkind: BackendTrafficPolicy\nmetadata:\n  name: p\n  namespace: shop\nspec:\n${spec
-    .trim()
-    .split('\n')
-    .map((l) => `  ${l.trim() === '' ? '' : l.replace(/^ {4}/, '')}`)
-    .join('\n')}\n`;
-  const { manifests, issues } = parseManifestTexts(
-    [
-      { file: 'ns.yaml', text: SHOP },
-      { file: 'p.yaml', text },
-    ],
-    OPTS,
-  );
-  const kept = manifests.kept.filter((k) => k.kind === 'BackendTrafficPolicy');
-  return {
-    kept: kept.length,
-    value: (kept[0] as { parsed?: { value: BackendTrafficPolicy } } | undefined)?.parsed?.value,
-    errors: issues.filter((i) => i.severity === 'error').map(formatIssue),
-    warnings: issues.filter((i) => i.severity === 'warning').map(formatIssue),
-  };
-}
-
-const TARGET = 'targetRefs: [{group: "", kind: Service, name: web}]';
+import { loadTrafficPolicy, overTheWire, TARGET_WEB } from './traffic-policy-fixtures.js';
 
 describe('BackendTrafficPolicy parsing: defaults applied, each mistake rejected with file:line path and reason', () => {
   test("circuitBreaker: unset limits get Envoy's 1024", () => {
-    const r = load(`${TARGET}\ncircuitBreaker: {maxParallelRequests: 10}`);
+    const r = loadTrafficPolicy(`${TARGET_WEB}\ncircuitBreaker: {maxParallelRequests: 10}`);
     expect(r.errors).toEqual([]);
     expect(r.value).toEqual({
       kind: 'BackendTrafficPolicy',
@@ -70,8 +36,8 @@ describe('BackendTrafficPolicy parsing: defaults applied, each mistake rejected 
   });
 
   test('faultInjection: percentage defaults to 100, headers are lowercased, grpcStatus accepted', () => {
-    const r = load(
-      `${TARGET}\nfaultInjection:\n  delay: {fixedDelay: 1s}\n  abort: {grpcStatus: 14, percentage: 12.5}\n  headers: [{name: X-Fault, value: "on"}]`,
+    const r = loadTrafficPolicy(
+      `${TARGET_WEB}\nfaultInjection:\n  delay: {fixedDelay: 1s}\n  abort: {grpcStatus: 14, percentage: 12.5}\n  headers: [{name: X-Fault, value: "on"}]`,
     );
     expect(r.errors).toEqual([]);
     expect(r.value?.faultInjection).toEqual({
@@ -95,51 +61,51 @@ describe('BackendTrafficPolicy parsing: defaults applied, each mistake rejected 
     },
     {
       rule: 'a negative limit',
-      spec: `${TARGET}\ncircuitBreaker: {maxParallelRequests: -1}`,
+      spec: `${TARGET_WEB}\ncircuitBreaker: {maxParallelRequests: -1}`,
       issue: /p\.yaml:8 spec\.circuitBreaker\.maxParallelRequests: .*-1/,
     },
     {
       rule: 'a percentage over 100',
-      spec: `${TARGET}\nfaultInjection: {abort: {httpStatus: 503, percentage: 150}}`,
+      spec: `${TARGET_WEB}\nfaultInjection: {abort: {httpStatus: 503, percentage: 150}}`,
       issue: /p\.yaml:8 spec\.faultInjection\.abort\.percentage: 150 is not a number from 0 to 100/,
     },
     {
       rule: 'both httpStatus and grpcStatus',
-      spec: `${TARGET}\nfaultInjection: {abort: {httpStatus: 503, grpcStatus: 14}}`,
+      spec: `${TARGET_WEB}\nfaultInjection: {abort: {httpStatus: 503, grpcStatus: 14}}`,
       issue: /spec\.faultInjection\.abort\.httpStatus: exactly one of httpStatus and grpcStatus must be set/,
     },
     {
       rule: 'an HTTP status out of range',
-      spec: `${TARGET}\nfaultInjection: {abort: {httpStatus: 99}}`,
+      spec: `${TARGET_WEB}\nfaultInjection: {abort: {httpStatus: 99}}`,
       issue: /spec\.faultInjection\.abort\.httpStatus: /,
     },
     {
       rule: 'a delay without fixedDelay',
-      spec: `${TARGET}\nfaultInjection: {delay: {percentage: 5}}`,
+      spec: `${TARGET_WEB}\nfaultInjection: {delay: {percentage: 5}}`,
       issue: /spec\.faultInjection\.delay\.fixedDelay: is required/,
     },
     {
       rule: 'a bad duration',
-      spec: `${TARGET}\nfaultInjection: {delay: {fixedDelay: one-second}}`,
+      spec: `${TARGET_WEB}\nfaultInjection: {delay: {fixedDelay: one-second}}`,
       issue: /spec\.faultInjection\.delay\.fixedDelay: "one-second" is not a duration/,
     },
     {
       rule: 'faultInjection with neither delay nor abort',
-      spec: `${TARGET}\nfaultInjection: {headers: [{name: x-fault, value: "on"}]}`,
+      spec: `${TARGET_WEB}\nfaultInjection: {headers: [{name: x-fault, value: "on"}]}`,
       issue: /spec\.faultInjection: needs a delay, an abort, or both/,
     },
     {
       rule: 'an Envoy Gateway field Ambit does not enforce yet',
-      spec: `${TARGET}\ntcpKeepalive: {}`,
+      spec: `${TARGET_WEB}\ntcpKeepalive: {}`,
       issue: /spec\.tcpKeepalive: is not supported by Ambit yet/,
     },
     {
       rule: 'a typo',
-      spec: `${TARGET}\ncircuitBreakers: {maxConnections: 1}`,
+      spec: `${TARGET_WEB}\ncircuitBreakers: {maxConnections: 1}`,
       issue: /spec\.circuitBreakers: unknown field/,
     },
   ])('$rule is rejected', ({ spec, issue }) => {
-    const r = load(spec);
+    const r = loadTrafficPolicy(spec);
     expect(r.value).toBeUndefined();
     expect(r.errors.join('\n')).toMatch(issue);
   });
@@ -278,28 +244,7 @@ describe('the policy in force for a Service, and its trip over the wire', () => 
     { policy: 'shop/grpc', faultInjection: { abort: { grpcStatus: 0, percentage: 100 }, headers: [] } },
   ];
   test.each(applied)('$policy survives protobuf', (a) => {
-    const method = services().config.service.StreamConfig!;
-    const u = {
-      version: '1',
-      full: true,
-      services: [
-        {
-          namespace: 'shop',
-          name: 'web',
-          hostname: 'web.shop.svc.cluster.local',
-          vips: [],
-          ports: [],
-          labels: {},
-          endpoints: [],
-          waypoint: null,
-          traffic_policy: encodeTrafficPolicy(a),
-        },
-      ],
-    };
-    const back = method.responseDeserialize(method.responseSerialize(u)) as {
-      services: { traffic_policy: WireTrafficPolicy }[];
-    };
-    expect(decodeTrafficPolicy(back.services[0]!.traffic_policy)).toEqual(a);
+    expect(overTheWire(a)).toEqual(a);
   });
 
   test('a bad wire percentage is refused with the field', () => {

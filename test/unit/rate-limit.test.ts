@@ -1,15 +1,8 @@
 import { Counter, Registry } from 'prom-client';
 import { describe, expect, test } from 'vitest';
-import {
-  decodeTrafficPolicy,
-  encodeTrafficPolicy,
-  type WireTrafficPolicy,
-} from '../../src/api/config-traffic-policy.js';
-import { services } from '../../src/api/grpc.js';
-import { formatIssue } from '../../src/config/issue.js';
+import { decodeTrafficPolicy, encodeTrafficPolicy } from '../../src/api/config-traffic-policy.js';
 import type { ConnContext } from '../../src/l7-waypoint/exchange.js';
 import { RateLimits } from '../../src/l7-waypoint/rate-limits.js';
-import { parseManifestTexts } from '../../src/manifests/load-manifests.js';
 import { createRootLogger } from '../../src/telemetry/logger.js';
 import { describeTrafficPolicy } from '../../src/traffic-policy/describe.js';
 import {
@@ -21,38 +14,14 @@ import {
   ruleBuckets,
   takeToken,
 } from '../../src/traffic-policy/rate-limit.js';
-import type { AppliedTrafficPolicy, BackendTrafficPolicy } from '../../src/traffic-policy/types.js';
+import type { AppliedTrafficPolicy } from '../../src/traffic-policy/types.js';
+import { loadTrafficPolicy, overTheWire, TARGET_WEB } from './traffic-policy-fixtures.js';
 
-const OPTS = { requireCommand: true, nodeNames: ['node-1'] } as const;
-const SHOP = 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n';
-
-/** A BackendTrafficPolicy in shop whose spec lines start at line 7 of p.yaml. */
-function load(spec: string) {
-  const text = `apiVersion: traffic.ambit.dev/v1alpha1\nkind: BackendTrafficPolicy\nmetadata:\n  name: p\n  namespace: shop\nspec:\n${spec
-    .trim()
-    .split('\n')
-    .map((l) => `  ${l}`)
-    .join('\n')}\n`;
-  const { manifests, issues } = parseManifestTexts(
-    [
-      { file: 'ns.yaml', text: SHOP },
-      { file: 'p.yaml', text },
-    ],
-    OPTS,
-  );
-  const kept = manifests.kept.filter((k) => k.kind === 'BackendTrafficPolicy');
-  return {
-    value: (kept[0] as { parsed?: { value: BackendTrafficPolicy } } | undefined)?.parsed?.value,
-    errors: issues.filter((i) => i.severity === 'error').map(formatIssue),
-  };
-}
-
-const TARGET = 'targetRefs: [{group: "", kind: Service, name: web}]';
-const rules = (r: string): string => `${TARGET}\nrateLimit:\n  type: Local\n  local:\n    rules:\n${r}`;
+const rules = (r: string): string => `${TARGET_WEB}\nrateLimit:\n  type: Local\n  local:\n    rules:\n${r}`;
 
 describe('BackendTrafficPolicy rateLimit parsing', () => {
   test('Envoy Gateway shapes with their defaults, and the sourceIdentity extension', () => {
-    const r = load(
+    const r = loadTrafficPolicy(
       rules(`      - clientSelectors:
           - headers: [{name: X-User, type: Distinct}, {name: x-tier, value: free, invert: true}]
             sourceCIDR: {value: 10.0.0.0/8}
@@ -89,7 +58,9 @@ describe('BackendTrafficPolicy rateLimit parsing', () => {
   });
 
   test('local without the deprecated type is the same', () => {
-    const r = load(`${TARGET}\nrateLimit: {local: {rules: [{limit: {requests: 1, unit: Hour}}]}}`);
+    const r = loadTrafficPolicy(
+      `${TARGET_WEB}\nrateLimit: {local: {rules: [{limit: {requests: 1, unit: Hour}}]}}`,
+    );
     expect(r.errors).toEqual([]);
     expect(r.value?.rateLimit?.rules).toHaveLength(1);
   });
@@ -97,28 +68,28 @@ describe('BackendTrafficPolicy rateLimit parsing', () => {
   test.each([
     {
       rule: 'Global (no rate-limit service)',
-      spec: `${TARGET}\nrateLimit: {type: Global, global: {rules: []}}`,
+      spec: `${TARGET_WEB}\nrateLimit: {type: Global, global: {rules: []}}`,
       issue:
         /p\.yaml:8 spec\.rateLimit\.global: Global rate limits need a rate-limit service, which Ambit does not have/,
     },
     {
       rule: 'type Global alone',
-      spec: `${TARGET}\nrateLimit: {type: Global}`,
+      spec: `${TARGET_WEB}\nrateLimit: {type: Global}`,
       issue: /spec\.rateLimit\.type: Global rate limits need a rate-limit service/,
     },
     {
       rule: 'an unknown type',
-      spec: `${TARGET}\nrateLimit: {type: Both, local: {rules: [{limit: {requests: 1, unit: Second}}]}}`,
+      spec: `${TARGET_WEB}\nrateLimit: {type: Both, local: {rules: [{limit: {requests: 1, unit: Second}}]}}`,
       issue: /spec\.rateLimit\.type: "Both" is not one of Local, Global/,
     },
     {
       rule: 'no local',
-      spec: `${TARGET}\nrateLimit: {type: Local}`,
+      spec: `${TARGET_WEB}\nrateLimit: {type: Local}`,
       issue: /spec\.rateLimit\.local: is required/,
     },
     {
       rule: 'no rules',
-      spec: `${TARGET}\nrateLimit: {local: {rules: []}}`,
+      spec: `${TARGET_WEB}\nrateLimit: {local: {rules: []}}`,
       issue: /spec\.rateLimit\.local\.rules: must not be empty/,
     },
     {
@@ -190,7 +161,7 @@ describe('BackendTrafficPolicy rateLimit parsing', () => {
       issue: /rules\[0\]\.limits: unknown field/,
     },
   ])('$rule is rejected with its field path', ({ spec, issue }) => {
-    const r = load(spec);
+    const r = loadTrafficPolicy(spec);
     expect(r.value).toBeUndefined();
     expect(r.errors.join('\n')).toMatch(issue);
   });
@@ -481,28 +452,7 @@ describe('rateLimit over the wire and for people', () => {
   };
 
   test('survives protobuf', () => {
-    const method = services().config.service.StreamConfig!;
-    const u = {
-      version: '1',
-      full: true,
-      services: [
-        {
-          namespace: 'shop',
-          name: 'web',
-          hostname: 'web.shop.svc.cluster.local',
-          vips: [],
-          ports: [],
-          labels: {},
-          endpoints: [],
-          waypoint: null,
-          traffic_policy: encodeTrafficPolicy(applied),
-        },
-      ],
-    };
-    const back = method.responseDeserialize(method.responseSerialize(u)) as {
-      services: { traffic_policy: WireTrafficPolicy }[];
-    };
-    expect(decodeTrafficPolicy(back.services[0]!.traffic_policy)).toEqual(applied);
+    expect(overTheWire(applied)).toEqual(applied);
   });
 
   test('a bad wire unit is refused with the field', () => {

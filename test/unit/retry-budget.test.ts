@@ -1,9 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { decodeTrafficPolicy, encodeTrafficPolicy } from '../../src/api/config-traffic-policy.js';
-import { services } from '../../src/api/grpc.js';
-import { formatIssue } from '../../src/config/issue.js';
 import { RetryBudgets } from '../../src/l7-waypoint/retry-budgets.js';
-import { parseManifestTexts } from '../../src/manifests/load-manifests.js';
 import { describeTrafficPolicy } from '../../src/traffic-policy/describe.js';
 import {
   RETRY_CONSTRAINT_DEFAULT,
@@ -12,7 +9,8 @@ import {
   retryFits,
   WindowCount,
 } from '../../src/traffic-policy/retry-budget.js';
-import type { AppliedTrafficPolicy, BackendTrafficPolicy } from '../../src/traffic-policy/types.js';
+import type { AppliedTrafficPolicy } from '../../src/traffic-policy/types.js';
+import { loadTrafficPolicy, overTheWire, TARGET_WEB } from './traffic-policy-fixtures.js';
 
 const C: RetryConstraint = {
   budgetPercent: 20,
@@ -110,18 +108,8 @@ describe('RetryBudgets: one per Service', () => {
   });
 });
 
-const OPTS = { requireCommand: true, nodeNames: ['node-1'] } as const;
-function load(spec: string) {
-  const text = `apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\napiVersion: traffic.ambit.dev/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {name: p, namespace: shop}\nspec:\n  targetRefs: [{group: "", kind: Service, name: web}]\n  ${spec}\n`;
-  const { manifests, issues } = parseManifestTexts([{ file: 'p.yaml', text }], OPTS);
-  const kept = manifests.kept.find((k) => k.kind === 'BackendTrafficPolicy') as
-    | { parsed?: { value: BackendTrafficPolicy } }
-    | undefined;
-  return {
-    value: kept?.parsed?.value,
-    errors: issues.filter((i) => i.severity === 'error').map(formatIssue),
-  };
-}
+/** A policy on Service web with `spec` beside its targetRefs. */
+const load = (spec: string) => loadTrafficPolicy(`${TARGET_WEB}\n${spec}`);
 
 describe('retryConstraint parsing (Gateway API GEP-3388 fields)', () => {
   test('unset fields get the defaults', () => {
@@ -144,7 +132,7 @@ describe('retryConstraint parsing (Gateway API GEP-3388 fields)', () => {
     {
       rule: 'a percent over 100',
       spec: 'retryConstraint: {budget: {percent: 120}}',
-      issue: /p\.yaml:10 spec\.retryConstraint\.budget\.percent: .*120/,
+      issue: /p\.yaml:8 spec\.retryConstraint\.budget\.percent: .*120/,
     },
     {
       rule: 'an interval under 1s',
@@ -184,28 +172,7 @@ describe('retryConstraint over the wire and for people', () => {
     },
   };
   test('survives protobuf', () => {
-    const method = services().config.service.StreamConfig!;
-    const u = {
-      version: '1',
-      full: true,
-      services: [
-        {
-          namespace: 'shop',
-          name: 'web',
-          hostname: 'web.shop.svc.cluster.local',
-          vips: [],
-          ports: [],
-          labels: {},
-          endpoints: [],
-          waypoint: null,
-          traffic_policy: encodeTrafficPolicy(a),
-        },
-      ],
-    };
-    const back = method.responseDeserialize(method.responseSerialize(u)) as {
-      services: { traffic_policy: ReturnType<typeof encodeTrafficPolicy> }[];
-    };
-    expect(decodeTrafficPolicy(back.services[0]!.traffic_policy)).toEqual(a);
+    expect(overTheWire(a)).toEqual(a);
   });
   test('a bad wire interval is refused with the field', () => {
     const w = encodeTrafficPolicy(a);
