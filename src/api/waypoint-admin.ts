@@ -86,4 +86,6 @@ export interface WaypointAuthnDump {
     readonly lastError?: string;
     readonly fetches: number;
   }[];
+  /** Tokens verified and kept for their next request (a hit skips the signature check). */
+  readonly verifiedTokens: number;
 }

@@ -290,7 +290,9 @@ async function waypointConfig(
     );
     return print(`${rules}
 
-${fetches}`);
+${fetches}
+
+verified tokens kept for their next request: ${d.verifiedTokens}`);
   }
   if (what === 'routes') {
     const d = await waypointAdmin<WaypointRoutesDump>(state, ref, '/routes');

@@ -111,6 +111,7 @@ export function adminRoutes(o: {
           })),
         })),
         jwks: o.jwks?.states() ?? [],
+        verifiedTokens: o.jwks?.verifiedTokens ?? 0,
       };
       json(res, dump);
     },

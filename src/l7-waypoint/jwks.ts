@@ -4,12 +4,13 @@ import { type Clock, systemClock } from '../clock.js';
 import type { JwtFailure, TokenResult } from '../mesh/authn-jwt.js';
 import type { JwtRule } from '../policy/types.js';
 import type { Logger } from '../telemetry/logger.js';
+import { VerifiedTokens } from './verified-tokens.js';
 
 /*
  * The waypoint's JWT key sets and signature checks (jose). A `jwksUri` is fetched on first use, kept,
  * refreshed in the background every REFRESH_MS while a policy uses it, and fetched again when a token
  * names a key it does not have (a rotation), at most once per KID_MISS_COOLDOWN_MS. A failed refresh
- * keeps the last good keys.
+ * keeps the last good keys. Verified tokens are kept for their next request (verified-tokens.ts).
  */
 
 /** Envoy's default JWKS cache duration. */
@@ -56,6 +57,9 @@ export class JwksCache {
   private readonly clock: Clock;
   private readonly fetchJwks: JwksFetch;
   private timer: { cancel(): void } | undefined;
+  private readonly verified = new VerifiedTokens(CLOCK_SKEW_S);
+  /** What a token's verification depends on in its rule besides the keys: the issuer and audiences. */
+  private readonly ruleKeys = new WeakMap<JwtRule, string>();
 
   constructor(
     private readonly opts: {
@@ -162,11 +166,31 @@ export class JwksCache {
     return true;
   }
 
-  /** Verifies a token against its rule: signature, `iss`, `aud` (when the rule lists audiences), `exp` and `nbf`. */
+  /** The tokens verified and kept (for `proxy-config authn`). */
+  get verifiedTokens(): number {
+    return this.verified.size;
+  }
+
+  private ruleKey(rule: JwtRule): string {
+    let k = this.ruleKeys.get(rule);
+    if (k === undefined) {
+      k = JSON.stringify([rule.issuer, rule.audiences ?? null]);
+      this.ruleKeys.set(rule, k);
+    }
+    return k;
+  }
+
+  /**
+   * Verifies a token against its rule: signature, `iss`, `aud` (when the rule lists audiences), `exp`
+   * and `nbf`; a token verified before with the same keys, not expired since, is taken as verified.
+   */
   async verify(rule: JwtRule, token: string): Promise<TokenResult> {
     for (let attempt = 0; ; attempt++) {
       const keys = await this.keysOf(rule);
       if ('error' in keys) return { ok: false, failure: 'jwks-fetch-failed', detail: keys.error };
+      const ruleKey = this.ruleKey(rule);
+      const kept = this.verified.get(ruleKey, token, keys, this.clock.now().getTime());
+      if (kept !== undefined) return { ok: true, payload: kept };
       try {
         const { payload } = await jwtVerify(token, keys, {
           issuer: rule.issuer,
@@ -174,6 +198,7 @@ export class JwksCache {
           clockTolerance: CLOCK_SKEW_S,
           currentDate: this.clock.now(),
         });
+        this.verified.put(ruleKey, token, keys, payload as Record<string, unknown>);
         return { ok: true, payload: payload as Record<string, unknown> };
       } catch (err) {
         if (err instanceof errors.JWKSNoMatchingKey && attempt === 0 && (await this.kidMiss(rule))) continue;

@@ -81,8 +81,16 @@ interface Reply {
 }
 
 /** `n` requests back to back on one curl connection (fast enough to empty a 10-token bucket), with their heads. */
-async function burst(pod: string, url: string, n = 30): Promise<Reply[]> {
-  const r = await inPod(pod, ['curl', '-s', '-i', '--max-time', '20', ...Array<string>(n).fill(url)]);
+async function burst(pod: string, url: string, n = 30, curlArgs: readonly string[] = []): Promise<Reply[]> {
+  const r = await inPod(pod, [
+    'curl',
+    '-s',
+    '-i',
+    '--max-time',
+    '20',
+    ...curlArgs,
+    ...Array<string>(n).fill(url),
+  ]);
   expect(r.code, r.stderr).toBe(0);
   return r.stdout
     .split(/^(?=HTTP\/[\d.]+ \d{3})/m)
@@ -184,6 +192,20 @@ describe('BackendTrafficPolicy rateLimit at a waypoint (local mode, real clients
       expect(r.headers['x-ratelimit-limit']).toBe('10');
       expect(r.headers['x-envoy-ratelimited']).toBeUndefined();
     }
+
+    // An HTTP/1.1 Upgrade (WebSocket) is held to the same bucket: it cannot go around the limit.
+    const upgrades = await burst('bob', 'http://limited/x', 30, [
+      '-H',
+      'Connection: Upgrade',
+      '-H',
+      'Upgrade: websocket',
+    ]);
+    expect(upgrades, JSON.stringify(upgrades)).toHaveLength(30);
+    expect(
+      upgrades.filter((r) => r.status === 429 && r.headers['x-envoy-ratelimited'] === 'true').length,
+      JSON.stringify(upgrades),
+    ).toBeGreaterThan(0);
+    expect(upgrades.every((r) => r.status === 429 || r.status === 200)).toBe(true);
 
     // Another Service in the same namespace, same waypoint, no policy: no limit, no headers.
     const free = await burst('alice', 'http://free/x');

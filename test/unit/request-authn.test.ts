@@ -534,6 +534,32 @@ describe('JwksCache: jose verification, and key rotation', () => {
     expect(cache.states()).toMatchObject([{ uri: 'http://idp/jwks', kids: ['b'] }]);
   });
 
+  test('a verified token is taken as verified on its next request, until it expires or the keys it was verified with are rotated out', async () => {
+    let served = jwksA;
+    const cache = new JwksCache({ log: pino({ level: 'silent' }), clock, fetch: async () => served });
+    const r = rule({ jwks: { kind: 'uri', uri: 'http://idp/jwks' }, audiences: ['web'] });
+    const token = await sign(keyA, 'a', {}, now.t / 1000 + 120);
+    expect((await cache.verify(r, token)).ok).toBe(true);
+    expect(cache.verifiedTokens).toBe(1);
+    expect(await cache.verify(r, token)).toMatchObject({ ok: true, payload: { sub: 'alice' } });
+    // Kept for one rule only: another audience list checks it afresh (and refuses it).
+    expect(await cache.verify(rule({ ...r, audiences: ['other'] }), token)).toMatchObject({
+      failure: 'audience-not-allowed',
+    });
+    // Past exp and the 60 s skew: expired, as a full check says.
+    const start = now.t;
+    now.t += 181_000;
+    expect(await cache.verify(r, token)).toMatchObject({ ok: false, failure: 'expired' });
+    now.t = start;
+    expect((await cache.verify(r, token)).ok).toBe(true);
+    // The JWKS rotates to key b (a token with the new kid makes the fetch): the kept token is not trusted.
+    served = jwksB;
+    now.t += KID_MISS_COOLDOWN_MS;
+    expect((await cache.verify(r, await sign(keyB, 'b'))).ok).toBe(true);
+    expect(await cache.verify(r, token)).toMatchObject({ ok: false, failure: 'unknown-key' });
+    now.t = start;
+  });
+
   test('an unreachable jwksUri refuses the token (Jwks remote fetch is failed)', async () => {
     const cache = new JwksCache({
       log: pino({ level: 'silent' }),
