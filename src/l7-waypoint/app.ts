@@ -17,6 +17,7 @@ import { listen } from '../net/listen.js';
 import { IstioHttpMetrics } from '../telemetry/istio-http-metrics.js';
 import type { Logger } from '../telemetry/logger.js';
 import { outcomeInfo } from '../telemetry/outcomes.js';
+import { ruleKeys } from '../traffic-policy/rate-limit.js';
 import { adminRoutes } from './admin.js';
 import { CircuitBreakers } from './circuit-breakers.js';
 import type { WaypointConfig } from './config.js';
@@ -346,6 +347,14 @@ export async function startWaypoint(
     });
     const hosts = new Set(next.view.services.map((s) => s.hostname));
     fwd.budgets?.retain((h) => hosts.has(h));
+    fwd.rateLimits?.retain(
+      new Set(
+        next.view.services.flatMap((s) => {
+          const p = s.trafficPolicy;
+          return p?.rateLimit === undefined ? [] : ruleKeys(p.policy, p.rateLimit);
+        }),
+      ),
+    );
     log.info({ version, routes: next.routes.size, services: next.view.services.length }, 'config applied');
   });
   // The first certificate can be refused while the control plane has not seen this pod yet: retry.

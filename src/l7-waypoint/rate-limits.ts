@@ -9,6 +9,7 @@ import {
   type LocalRateLimit,
   type RateLimitStatus,
   ruleBuckets,
+  ruleKeyOf,
 } from '../traffic-policy/rate-limit.js';
 import { type ConnContext, headerOf } from './exchange.js';
 
@@ -77,6 +78,14 @@ export class RateLimits {
     }
     if (d.allowed) return d.status === undefined ? { allowed: true } : { allowed: true, status: d.status };
     return { allowed: false, status: d.status!, rule: d.limitedBy! };
+  }
+
+  /**
+   * Drops the buckets of rules no longer in force (a policy removed, a rule changed or gone), given
+   * what `ruleKeys` says of the policies in force, so that they do not wait for the LRU bound.
+   */
+  retain(rules: ReadonlySet<string>): void {
+    for (const k of this.buckets.keys()) if (!rules.has(ruleKeyOf(k))) this.buckets.delete(k);
   }
 
   /** Buckets held now (for proxy-config). */

@@ -165,6 +165,8 @@ export function handleUpgrade(
     if (plan.backend !== undefined) rec.backend = plan.backend;
     // The backend's protections hold for an upgrade as for any request: faults, rate limit, and the
     // circuit breaker's request and connection limits (held while the upgraded connection lasts).
+    /** Headers the waypoint adds to the endpoint's answer (the rate limit's state, an affinity cookie). */
+    const added: Record<string, string> = {};
     if (plan.policy !== undefined) {
       const p = await protect(deps, plan.policy, {
         ctx,
@@ -183,6 +185,7 @@ export function handleUpgrade(
         return answer(status, 'fault filter abort');
       }
       if (p.kind === 'refuse') return fail(p.failure, p.reason, p.rateHeaders);
+      Object.assign(added, p.rateHeaders);
       const cb = plan.policy.applied.circuitBreaker;
       if (cb !== undefined && deps.breakers !== undefined) {
         const conn = await deps.breakers.connection(plan.policy.hostname, cb, gone.signal);
@@ -195,7 +198,10 @@ export function handleUpgrade(
         hold(conn);
       }
     }
-    const ep = deps.picker.request(plan.policy, hashFactsOf(ctx, reqHead.headers)).next(plan.endpoints);
+    const picks = deps.picker.request(plan.policy, hashFactsOf(ctx, reqHead.headers));
+    // A WebSocket that reconnects comes back to the same endpoint (ConsistentHash on a cookie).
+    if (picks.setCookie !== undefined) added['set-cookie'] = picks.setCookie;
+    const ep = picks.next(plan.endpoints);
     if (ep === undefined) return fail('no-healthy-upstream', 'no ready endpoint');
     rec.attempts = 1;
     rec.endpoint = ep.workload;
@@ -217,7 +223,7 @@ export function handleUpgrade(
         up.write(`${text}\r\n`);
         if (head.length > 0) up.write(head);
         // Read the endpoint's answer head before deciding what the connection becomes.
-        let answerHead = Buffer.alloc(0);
+        let answerHead: Buffer = Buffer.alloc(0);
         const onData = (chunk: Buffer): void => {
           answerHead = Buffer.concat([answerHead, chunk]);
           const end = answerHead.indexOf('\r\n\r\n');
@@ -225,6 +231,7 @@ export function handleUpgrade(
           up.off('data', onData);
           up.pause();
           rec.status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(answerHead.toString('latin1', 0, 16))?.[1] ?? 0);
+          answerHead = withHeaders(answerHead, added);
           if (rec.status === 101) {
             socket.write(answerHead);
             splice(socket, up, { down: resetSocket, up: endStream }, (err) => {
@@ -273,4 +280,14 @@ export function handleUpgrade(
       (err: Error) => fail('upstream-connect-failure', err.message),
     );
   }
+}
+
+/** An answer head with `extra` headers added after the endpoint's own (unchanged when its end is not in it). */
+export function withHeaders(head: Buffer, extra: Readonly<Record<string, string>>): Buffer {
+  const names = Object.keys(extra);
+  if (names.length === 0) return head;
+  const end = head.indexOf('\r\n\r\n');
+  if (end === -1) return head;
+  const lines = names.map((k) => `\r\n${k}: ${extra[k]}`).join('');
+  return Buffer.concat([head.subarray(0, end), Buffer.from(lines, 'latin1'), head.subarray(end)]);
 }

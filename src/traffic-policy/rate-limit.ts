@@ -136,6 +136,7 @@ function selectorKey(s: RateLimitClientSelector, req: RateLimitRequest): string[
  * request's value of each Distinct selector.
  */
 export function ruleBuckets(policy: string, rl: LocalRateLimit, req: RateLimitRequest): RuleBucket[] {
+  const rules = ruleKeys(policy, rl);
   const out: RuleBucket[] = [];
   rl.rules.forEach((rule, i) => {
     const parts: string[] = [];
@@ -147,12 +148,20 @@ export function ruleBuckets(policy: string, rl: LocalRateLimit, req: RateLimitRe
     const scope = rule.shared ? '*' : `${req.service}|${req.route ?? '-'}`;
     out.push({
       rule: i,
-      key: `${policy}|${i}|${rule.limit.requests}/${rule.limit.unit}|${scope}|${parts.join('|')}`,
+      key: `${rules[i]}|${scope}|${parts.join('|')}`,
       limit: rule.limit,
     });
   });
   return out;
 }
+
+/** The start of the bucket keys of each rule of a policy (its buckets' owner): policy, index and limit. */
+export function ruleKeys(policy: string, rl: LocalRateLimit): string[] {
+  return rl.rules.map((rule, i) => `${policy}|${i}|${rule.limit.requests}/${rule.limit.unit}`);
+}
+
+/** The rule a bucket key belongs to (what `ruleKeys` gives). */
+export const ruleKeyOf = (bucketKey: string): string => bucketKey.split('|', 3).join('|');
 
 /** Whether any selector of the rule gives each client its own bucket (those are the ones to bound). */
 export function isDistinct(rule: RateLimitRule): boolean {

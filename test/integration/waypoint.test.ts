@@ -591,7 +591,7 @@ describe('the waypoint, in-process, with a real control plane, node proxies and 
     });
   }
 
-  test('a BackendTrafficPolicy holds for Upgrades as for plain requests: 429 RL at the rate limit, FI for an injected abort, UO while maxParallelRequests is held by an upgraded connection', async () => {
+  test('a BackendTrafficPolicy holds for Upgrades as for plain requests: 429 RL at the rate limit, FI for an injected abort, the affinity cookie on the 101, UO while maxParallelRequests is held by an upgraded connection', async () => {
     const target = { targetRefs: [{ group: '', kind: 'Service', name: 'web' }] };
     await setRoutes(
       [
@@ -621,6 +621,24 @@ describe('the waypoint, in-process, with a real control plane, node proxies and 
     );
     expect((await upgrade('/app/ws')).head).toMatch(/^HTTP\/1.1 418 fault filter abort\r\n/);
     expect(await requests({ response_code: '418', response_flags: 'FI' })).toBe(2);
+
+    // Sticky WebSockets: the 101 carries the affinity cookie a ConsistentHash on a cookie sets.
+    await setRoutes(
+      [
+        trafficPolicy('sticky', {
+          ...target,
+          loadBalancer: {
+            type: 'ConsistentHash',
+            consistentHash: { type: 'Cookie', cookie: { name: 'ep', ttl: '1h' } },
+          },
+        }),
+      ],
+      async () => 'set-cookie' in (await get('/probe')).headers,
+    );
+    const sticky = await upgrade('/app/ws');
+    sticky.close();
+    expect(sticky.head).toMatch(/^HTTP\/1.1 101/);
+    expect(sticky.head).toMatch(/\r\nset-cookie: ep=[0-9a-f]+; Max-Age=3600/i);
 
     await setRoutes(
       [trafficPolicy('breaker', { ...target, circuitBreaker: { maxParallelRequests: 1 } })],

@@ -12,6 +12,7 @@ import {
   type RateLimitRequest,
   type RateLimitRule,
   ruleBuckets,
+  ruleKeys,
   takeToken,
 } from '../../src/traffic-policy/rate-limit.js';
 import type { AppliedTrafficPolicy } from '../../src/traffic-policy/types.js';
@@ -419,6 +420,23 @@ describe('per-replica buckets', () => {
     expect(limits.size).toBe(2);
     expect(await registry.getSingleMetricAsString('evicted')).toContain('evicted{policy="shop/p"} 1');
     // A was dropped: it starts again with a full bucket.
+    expect(send(A)).toBe(true);
+  });
+
+  test('a config without the rule drops its buckets; the rules still in force keep theirs', () => {
+    const { limits, send } = make(100);
+    send(A);
+    send(A);
+    expect(send(A)).toBe(false);
+    send(B);
+    limits.retain(new Set(ruleKeys('shop/p', rl)));
+    expect(limits.size).toBe(2);
+    expect(send(A)).toBe(false);
+    // The limit changed (another rule key) or the policy went: its buckets go now, not at the LRU bound.
+    limits.retain(
+      new Set(ruleKeys('shop/p', { rules: [{ ...rl.rules[0]!, limit: { requests: 5, unit: 'Minute' } }] })),
+    );
+    expect(limits.size).toBe(0);
     expect(send(A)).toBe(true);
   });
 });
