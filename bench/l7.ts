@@ -288,6 +288,8 @@ async function watchWaypoint<T>(
   const after = await waypointCounts(wp.netns);
   const failed = after.failed - before.failed;
   let aborted = 0;
+  // The access log is written in batches (every 200 ms): wait for the last one.
+  if (failed > 0) await sleep(500);
   if (failed > 0 && existsSync(wp.log)) {
     const lines = await sh('sh', [
       '-c',
@@ -449,16 +451,19 @@ async function main(): Promise<void> {
     const ambits = new Set([amb, guarded, secured]);
 
     // Every path answers, and Ambit's requests went through the waypoint, its routes and protections.
+    // (The pods are ready, but a path's first answer can take a moment: tried for up to 30 s, and said.)
     for (const m of modes) {
-      const out = await inPod(CLUSTER, m.ns, 'client', [
-        'curl',
-        '-sS',
-        '--max-time',
-        '5',
-        ...headerArgs(m),
-        `${m.url}/small`,
-      ]);
-      if (out.trim() !== 'ok') throw new Error(`${m.name}: unexpected answer ${JSON.stringify(out)}`);
+      const curl = ['curl', '-sS', '--max-time', '5', ...headerArgs(m), `${m.url}/small`];
+      const deadline = Date.now() + 30_000;
+      for (let tries = 1; ; tries++) {
+        const out = await inPod(CLUSTER, m.ns, 'client', curl).catch((err: Error) => err.message);
+        if (out.trim() === 'ok') {
+          if (tries > 1) progress(`${m.name}: answered after ${tries} tries`);
+          break;
+        }
+        if (Date.now() > deadline) throw new Error(`${m.name}: unexpected answer ${JSON.stringify(out)}`);
+        await sleep(500);
+      }
     }
     const log = await ambit('local', 'logs', '--name', CLUSTER, '-n', MESH_NS, wpPod.name);
     const lines = log.split('\n').filter((l) => l.includes('"msg":"request"'));
