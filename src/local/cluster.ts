@@ -14,7 +14,7 @@ import { apiObjects } from './api-objects.js';
 import { type NodeCni, readNodeNetwork, writeNodeCni } from './cni-runtime.js';
 import { pendingWaypoints, withControllerObjects } from './controller-manifests.js';
 import { DaemonSupervisor, type NodeComponent } from './daemons.js';
-import { type DesiredPod, desiredPods } from './desired-pods.js';
+import { type DesiredPod, desiredPods, unavailableDeployments } from './desired-pods.js';
 import {
   type ClusterPaths,
   type NodeLayout,
@@ -411,7 +411,7 @@ export class LocalCluster {
       !this.readyAnnounced &&
       pods.every((p) => p.ready || p.phase === 'Succeeded') &&
       this.daemons.allReady &&
-      (m === undefined || pendingWaypoints(m).length === 0)
+      (m === undefined || (pendingWaypoints(m).length === 0 && unavailableDeployments(m, pods).length === 0))
     ) {
       this.readyAnnounced = true;
       this.log.info({ pods: pods.length }, `all ${pods.length} pods are ready`);

@@ -69,3 +69,26 @@ export function desiredPods(m: Manifests): DesiredPod[] {
   }
   return out;
 }
+
+/**
+ * The Deployments (`ns/name`) with fewer ready pods than replicas: what local mode still waits for
+ * before it says the cluster is ready (a waypoint's Deployment is made by the control plane after
+ * the manifests' pods have started: its pods come a moment later).
+ */
+export function unavailableDeployments(
+  m: Pick<Manifests, 'deployments'>,
+  pods: readonly {
+    readonly namespace: string;
+    readonly owner?: string;
+    readonly ready: boolean;
+    readonly deletedAt?: string;
+  }[],
+): string[] {
+  return m.deployments.flatMap((d) => {
+    const owner = `Deployment/${d.meta.name}`;
+    const ready = pods.filter(
+      (p) => p.namespace === d.meta.namespace && p.owner === owner && p.ready && p.deletedAt === undefined,
+    ).length;
+    return ready < d.replicas ? [`${d.meta.namespace}/${d.meta.name}`] : [];
+  });
+}

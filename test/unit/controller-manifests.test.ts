@@ -5,6 +5,7 @@ import {
   pendingWaypoints,
   withControllerObjects,
 } from '../../src/local/controller-manifests.js';
+import { unavailableDeployments } from '../../src/local/desired-pods.js';
 import { servedControllerObject } from '../../src/local/kube-api/local-api.js';
 import { parseManifestTexts } from '../../src/manifests/load-manifests.js';
 import { type Manifests, objectKey } from '../../src/manifests/model.js';
@@ -130,5 +131,29 @@ describe('pendingWaypoints: local mode is ready once the control plane made ever
     const m = load(text);
     const withMade = made ? withControllerObjects(m, rendered(), OPTS).manifests : m;
     expect(pendingWaypoints(withMade)).toEqual(pending);
+  });
+});
+
+describe('unavailableDeployments: local mode is ready once every Deployment has its pods ready', () => {
+  const m = () => withControllerObjects(load(NS + gwText), rendered(), OPTS).manifests;
+  const gwText = `---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: waypoint\n  namespace: shop\nspec:\n  gatewayClassName: ambit-waypoint\n  listeners:\n    - {name: mesh, port: 15008, protocol: HBONE}\n`;
+  const pod = (extra: { ready: boolean; deletedAt?: string; namespace?: string; owner?: string }) => ({
+    namespace: 'shop',
+    owner: 'Deployment/waypoint',
+    ...extra,
+  });
+  test.each([
+    ['the waypoint Deployment made, its pod not started yet', [], ['shop/waypoint']],
+    ['its pod started, not ready', [pod({ ready: false })], ['shop/waypoint']],
+    ['its pod ready', [pod({ ready: true })], []],
+    [
+      'only a terminating pod ready',
+      [pod({ ready: true, deletedAt: '2026-12-02T00:00:00Z' })],
+      ['shop/waypoint'],
+    ],
+    ['a ready pod of another namespace', [pod({ ready: true, namespace: 'other' })], ['shop/waypoint']],
+  ])('%s', (_what, pods, unavailable) => {
+    expect(pendingWaypoints(m())).toEqual([]);
+    expect(unavailableDeployments(m(), pods)).toEqual(unavailable);
   });
 });
