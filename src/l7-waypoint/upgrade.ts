@@ -1,7 +1,8 @@
 import { type IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { HeaderRecord } from '../gateway-api/route-filters.js';
+import { applyHeaderModifier, type HeaderRecord } from '../gateway-api/route-filters.js';
+import type { HeaderModifier } from '../gateway-api/types.js';
 import type { RequestAttrs } from '../mesh/authz-l7.js';
 import { endStream, resetSocket, splice } from '../net/splice.js';
 import { FAULT_ABORT_FLAG, HTTP_FAILURES, type HttpFailure } from '../telemetry/http-outcomes.js';
@@ -176,6 +177,7 @@ export function handleUpgrade(
         signal: gone.signal,
         hold,
       });
+      if (p.kind === 'refuse') return fail(p.failure, p.reason, p.rateHeaders);
       if (gone.signal.aborted) return fail('downstream-reset', 'the client went away');
       if (p.kind === 'abort') {
         rec.flags.push(FAULT_ABORT_FLAG);
@@ -184,37 +186,79 @@ export function handleUpgrade(
         const status = 'httpStatus' in p.abort ? p.abort.httpStatus : 503;
         return answer(status, 'fault filter abort');
       }
-      if (p.kind === 'refuse') return fail(p.failure, p.reason, p.rateHeaders);
       Object.assign(added, p.rateHeaders);
-      const cb = plan.policy.applied.circuitBreaker;
-      if (cb !== undefined && deps.breakers !== undefined) {
-        const conn = await deps.breakers.connection(plan.policy.hostname, cb, gone.signal);
-        if (conn === undefined) return fail('downstream-reset', 'the client went away');
-        if (typeof conn === 'string')
-          return fail(
-            'upstream-overflow',
-            `circuitBreaker.maxConnections (${cb.maxConnections}) in use and maxPendingRequests (${cb.maxPendingRequests}) waiting, BackendTrafficPolicy ${plan.policy.applied.policy}`,
-          );
-        hold(conn);
+    }
+    // Until the endpoint's answer head, the upgrade waits (for a connection slot, the connection, the
+    // answer) at most the route's timeout, and no longer once the client has gone.
+    const waiting = new AbortController();
+    const onGone = (): void => waiting.abort();
+    if (gone.signal.aborted) waiting.abort();
+    else gone.signal.addEventListener('abort', onGone, { once: true });
+    const limitMs = plan.timeouts.requestMs ?? plan.timeouts.attemptMs;
+    let timedOut = false;
+    const timer =
+      limitMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            waiting.abort();
+          }, limitMs);
+    const answered = (): void => {
+      clearTimeout(timer);
+      gone.signal.removeEventListener('abort', onGone);
+    };
+    /** The wait ended before an answer: the route's timeout (504), or the client left. */
+    const waitEnded = (): void => {
+      answered();
+      if (timedOut)
+        fail(
+          'upstream-timeout',
+          `the endpoint did not answer the upgrade within ${limitMs} ms (the route's timeouts)`,
+          added,
+        );
+      else fail('downstream-reset', 'the client went away');
+    };
+    const cb = plan.policy?.applied.circuitBreaker;
+    if (plan.policy !== undefined && cb !== undefined && deps.breakers !== undefined) {
+      const conn = await deps.breakers.connection(plan.policy.hostname, cb, waiting.signal);
+      if (conn === undefined) return waitEnded();
+      if (typeof conn === 'string') {
+        answered();
+        return fail(
+          'upstream-overflow',
+          `circuitBreaker.maxConnections (${cb.maxConnections}) in use and maxPendingRequests (${cb.maxPendingRequests}) waiting, BackendTrafficPolicy ${plan.policy.applied.policy}`,
+          added,
+        );
       }
+      hold(conn);
     }
     const picks = deps.picker.request(plan.policy, hashFactsOf(ctx, reqHead.headers));
     // A WebSocket that reconnects comes back to the same endpoint (ConsistentHash on a cookie).
     if (picks.setCookie !== undefined) added['set-cookie'] = picks.setCookie;
     const ep = picks.next(plan.endpoints);
-    if (ep === undefined) return fail('no-healthy-upstream', 'no ready endpoint');
+    if (ep === undefined) {
+      answered();
+      return fail('no-healthy-upstream', 'no ready endpoint', added);
+    }
     rec.attempts = 1;
     rec.endpoint = ep.workload;
     rec.upstreamHost = ep.key;
     openStream(deps.dial, ep).then(
       (up) => {
-        if (gone.signal.aborted) {
-          up.destroy();
-          rec.flags.push(HTTP_FAILURES['downstream-reset'].flag);
-          finish();
-          return;
-        }
         up.on('error', () => undefined);
+        if (waiting.signal.aborted) {
+          up.destroy();
+          return waitEnded();
+        }
+        waiting.signal.addEventListener(
+          'abort',
+          () => {
+            if (done || rec.status !== 0) return;
+            up.destroy();
+            waitEnded();
+          },
+          { once: true },
+        );
         let text = `${sent.method} ${sent.path} HTTP/1.1\r\nhost: ${sent.authority}\r\n`;
         for (const [k, v] of Object.entries(sent.headers)) {
           if (k === 'host') continue;
@@ -230,9 +274,17 @@ export function handleUpgrade(
           if (end === -1 && answerHead.length < MAX_ANSWER_HEAD) return;
           up.off('data', onData);
           up.pause();
+          answered();
           rec.status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(answerHead.toString('latin1', 0, 16))?.[1] ?? 0);
-          answerHead = withHeaders(answerHead, added);
+          answerHead = rewriteHead(answerHead, plan.responseHeaders, added);
           if (rec.status === 101) {
+            if (socket.destroyed) {
+              // The client left while the endpoint was switching: nothing to join.
+              up.destroy();
+              rec.flags.push(HTTP_FAILURES['downstream-reset'].flag);
+              finish();
+              return;
+            }
             socket.write(answerHead);
             splice(socket, up, { down: resetSocket, up: endStream }, (err) => {
               if (err !== undefined) rec.flags.push(HTTP_FAILURES['upstream-reset'].flag);
@@ -241,7 +293,7 @@ export function handleUpgrade(
             return;
           }
           // Not switched: the answer goes back, and the connection ends with it (after its body, when
-          // its length is known; else when the endpoint closes or goes quiet).
+          // its length is known; else when the endpoint closes, breaks or goes quiet).
           const headEnd = answerHead.indexOf('\r\n\r\n') + 4;
           const length = Number(
             /\r\ncontent-length:\s*(\d+)/i.exec(answerHead.toString('latin1', 0, headEnd))?.[1] ?? Number.NaN,
@@ -266,28 +318,56 @@ export function handleUpgrade(
             if (left <= 0) close();
           });
           up.once('end', close);
+          up.once('close', close);
           up.resume();
         };
         up.on('data', onData);
         up.once('close', () => {
-          if (rec.status === 0) {
-            rec.flags.push(HTTP_FAILURES['upstream-reset'].flag);
-            socket.destroy();
-            finish();
-          }
+          if (done || rec.status !== 0) return;
+          answered();
+          rec.flags.push(HTTP_FAILURES['upstream-reset'].flag);
+          socket.destroy();
+          finish();
         });
       },
-      (err: Error) => fail('upstream-connect-failure', err.message),
+      (err: Error) => {
+        if (waiting.signal.aborted) return waitEnded();
+        answered();
+        fail('upstream-connect-failure', err.message, added);
+      },
     );
   }
 }
 
-/** An answer head with `extra` headers added after the endpoint's own (unchanged when its end is not in it). */
-export function withHeaders(head: Buffer, extra: Readonly<Record<string, string>>): Buffer {
-  const names = Object.keys(extra);
-  if (names.length === 0) return head;
+/**
+ * The endpoint's answer head as the client gets it: the route's response header modifiers applied,
+ * then the waypoint's own headers (`set-cookie` added to any the endpoint set). Unchanged when there
+ * is nothing to do or its end is not in it.
+ */
+export function rewriteHead(
+  head: Buffer,
+  modifiers: readonly HeaderModifier[],
+  added: Readonly<Record<string, string>>,
+): Buffer {
+  if (modifiers.length === 0 && Object.keys(added).length === 0) return head;
   const end = head.indexOf('\r\n\r\n');
   if (end === -1) return head;
-  const lines = names.map((k) => `\r\n${k}: ${extra[k]}`).join('');
-  return Buffer.concat([head.subarray(0, end), Buffer.from(lines, 'latin1'), head.subarray(end)]);
+  const [status, ...lines] = head.toString('latin1', 0, end).split('\r\n');
+  const out: HeaderRecord = {};
+  for (const l of lines) {
+    const i = l.indexOf(':');
+    if (i <= 0) continue;
+    const k = l.slice(0, i).trim().toLowerCase();
+    const v = l.slice(i + 1).trim();
+    const had = out[k];
+    out[k] = had === undefined ? v : [...[had].flat(), v];
+  }
+  for (const m of modifiers) applyHeaderModifier(out, m);
+  for (const [k, v] of Object.entries(added)) {
+    const had = out[k];
+    out[k] = k === 'set-cookie' && had !== undefined ? [...[had].flat(), v] : v;
+  }
+  let text = status ?? '';
+  for (const [k, v] of Object.entries(out)) for (const one of [v].flat()) text += `\r\n${k}: ${one}`;
+  return Buffer.concat([Buffer.from(text, 'latin1'), head.subarray(end)]);
 }

@@ -1,10 +1,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, request as httpRequest, type Server } from 'node:http';
 import { createServer as createH2Server, type Http2Server, connect as h2connect } from 'node:http2';
-import { type AddressInfo, connect, createServer } from 'node:net';
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, onTestFinished, test } from 'vitest';
 import { type OriginalDestination, workloadId } from '../../src/bpf/redirect-maps.js';
 import type { ClusterConfigObject, ClusterResource } from '../../src/cluster/resources.js';
 import { MemoryClusterSource } from '../../src/cluster/source-memory.js';
@@ -114,9 +114,20 @@ function backend(name: string, seen: Seen[]): Server {
       res.writeHead(200, { 'content-type': 'application/json', 'x-served-by': name });
       res.end(JSON.stringify({ name, path: req.url, body, traceparent: req.headers.traceparent ?? null }));
     });
-  }).on('upgrade', (_req, socket) => {
-    socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: echo\r\nconnection: upgrade\r\n\r\n');
-    socket.pipe(socket);
+  }).on('upgrade', (req, socket) => {
+    // `/never`: no answer; `/refuse-then-reset`: a 403 of unknown length, then the connection breaks.
+    if (req.url === '/never') return;
+    if (req.url === '/refuse-then-reset') {
+      socket.write('HTTP/1.1 403 Forbidden\r\n\r\npartial body');
+      setTimeout(() => (socket as Socket).resetAndDestroy(), 50);
+      return;
+    }
+    const switched = () => {
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: echo\r\nconnection: upgrade\r\n\r\n');
+      socket.pipe(socket);
+    };
+    if (req.url === '/slow-ws') setTimeout(switched, 300);
+    else switched();
   });
 }
 
@@ -573,7 +584,7 @@ describe('the waypoint, in-process, with a real control plane, node proxies and 
    * An HTTP/1.1 Upgrade from the client pod to the Service on a raw connection: resolves with what came
    * back once the connection closes or an answer head (a 101) has arrived; `close` ends it.
    */
-  function upgrade(path: string): Promise<{ head: string; close: () => void }> {
+  function upgrade(path: string, leaveAfterMs?: number): Promise<{ head: string; close: () => void }> {
     redirect.a.dst = { ip: VIP, port: 80, family: 4, cgroupId: 1n, workloadId: workloadId('uid-client') };
     return new Promise((resolve) => {
       const c = connect({ host: '127.0.0.1', port: proxies[0]!.ports.outbound[0]!, localAddress: CLIENT_IP });
@@ -585,13 +596,15 @@ describe('the waypoint, in-process, with a real control plane, node proxies and 
       });
       c.on('close', done);
       c.on('error', () => undefined);
-      c.on('connect', () =>
-        c.write(`GET ${path} HTTP/1.1\r\nhost: web\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n`),
-      );
+      c.on('connect', () => {
+        c.write(`GET ${path} HTTP/1.1\r\nhost: web\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n`);
+        if (leaveAfterMs !== undefined) setTimeout(() => c.destroy(), leaveAfterMs);
+      });
     });
   }
 
   test('a BackendTrafficPolicy holds for Upgrades as for plain requests: 429 RL at the rate limit, FI for an injected abort, the affinity cookie on the 101, UO while maxParallelRequests is held by an upgraded connection', async () => {
+    onTestFinished(() => source.set(base));
     const target = { targetRefs: [{ group: '', kind: 'Service', name: 'web' }] };
     await setRoutes(
       [
@@ -627,6 +640,7 @@ describe('the waypoint, in-process, with a real control plane, node proxies and 
       [
         trafficPolicy('sticky', {
           ...target,
+          rateLimit: { type: 'Local', local: { rules: [{ limit: { requests: 1000, unit: 'Second' } }] } },
           loadBalancer: {
             type: 'ConsistentHash',
             consistentHash: { type: 'Cookie', cookie: { name: 'ep', ttl: '1h' } },
@@ -639,6 +653,7 @@ describe('the waypoint, in-process, with a real control plane, node proxies and 
     sticky.close();
     expect(sticky.head).toMatch(/^HTTP\/1.1 101/);
     expect(sticky.head).toMatch(/\r\nset-cookie: ep=[0-9a-f]+; Max-Age=3600/i);
+    expect(sticky.head).toMatch(/\r\nx-ratelimit-limit: 1000\r\n/);
 
     await setRoutes(
       [trafficPolicy('breaker', { ...target, circuitBreaker: { maxParallelRequests: 1 } })],
@@ -659,7 +674,41 @@ describe('the waypoint, in-process, with a real control plane, node proxies and 
     const again = await upgrade('/app/ws');
     expect(again.head).toMatch(/^HTTP\/1.1 101/);
     again.close();
-    source.set(base);
+    await expect.poll(async () => (await get('/hello')).status, { timeout: 5_000 }).toBe(200);
+
+    // Slots come back however an upgrade ends: the client leaving before the endpoint's 101, or the
+    // endpoint refusing and then breaking the connection.
+    const left = await upgrade('/slow-ws', 50);
+    expect(left.head).toBe('');
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await get('/hello')).status).toBe(200);
+    const refused = await upgrade('/refuse-then-reset');
+    expect(refused.head).toMatch(/^HTTP\/1.1 403 Forbidden\r\n/);
+    await expect.poll(async () => (await get('/hello')).status, { timeout: 2_000 }).toBe(200);
+  });
+
+  test("an Upgrade the endpoint never answers gets 504 UT at the route's timeout", async () => {
+    onTestFinished(() => source.set(base));
+    const timeouts = () => requests({ response_code: '504', response_flags: 'UT' });
+    await setRoutes(
+      [
+        route('upgrade-timeout', [
+          {
+            matches: [prefix('/never')],
+            filters: [],
+            backendRefs: [to('web-v1')],
+            timeouts: { requestMs: 300 },
+          },
+        ]),
+      ],
+      async () => (await get('/never')).status === 200,
+    );
+    const before = await timeouts();
+    const started = Date.now();
+    const r = await upgrade('/never');
+    expect(r.head).toMatch(/^HTTP\/1.1 504 upstream request timeout\r\n/);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect((await timeouts()) - before).toBe(1);
   });
 
   test('a waypoint AuthorizationPolicy is enforced on plain requests and on Upgrades alike: 403 RBAC', async () => {

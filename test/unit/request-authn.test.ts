@@ -1,6 +1,6 @@
 import { exportJWK, generateKeyPair, type JSONWebKeySet, SignJWT } from 'jose';
 import { pino } from 'pino';
-import { beforeAll, describe, expect, test } from 'vitest';
+import { beforeAll, describe, expect, onTestFinished, test } from 'vitest';
 import { decodePolicy, encodePolicy } from '../../src/api/config-policies.js';
 import { Fields, type IssueSink } from '../../src/config/field-reader.js';
 import { formatPath } from '../../src/config/issue.js';
@@ -536,6 +536,10 @@ describe('JwksCache: jose verification, and key rotation', () => {
 
   test('a verified token is taken as verified on its next request, until it expires or the keys it was verified with are rotated out', async () => {
     let served = jwksA;
+    const start = now.t;
+    onTestFinished(() => {
+      now.t = start;
+    });
     const cache = new JwksCache({ log: pino({ level: 'silent' }), clock, fetch: async () => served });
     const r = rule({ jwks: { kind: 'uri', uri: 'http://idp/jwks' }, audiences: ['web'] });
     const token = await sign(keyA, 'a', {}, now.t / 1000 + 120);
@@ -547,7 +551,6 @@ describe('JwksCache: jose verification, and key rotation', () => {
       failure: 'audience-not-allowed',
     });
     // Past exp and the 60 s skew: expired, as a full check says.
-    const start = now.t;
     now.t += 181_000;
     expect(await cache.verify(r, token)).toMatchObject({ ok: false, failure: 'expired' });
     now.t = start;
@@ -557,7 +560,12 @@ describe('JwksCache: jose verification, and key rotation', () => {
     now.t += KID_MISS_COOLDOWN_MS;
     expect((await cache.verify(r, await sign(keyB, 'b'))).ok).toBe(true);
     expect(await cache.verify(r, token)).toMatchObject({ ok: false, failure: 'unknown-key' });
+    // An inline JWKS changed to another key: the kept token is checked against the new keys.
+    const inlineA = rule({ jwks: { kind: 'inline', json: JSON.stringify(jwksA) } });
+    const inlineB = rule({ jwks: { kind: 'inline', json: JSON.stringify(jwksB) } });
     now.t = start;
+    expect((await cache.verify(inlineA, token)).ok).toBe(true);
+    expect(await cache.verify(inlineB, token)).toMatchObject({ ok: false, failure: 'unknown-key' });
   });
 
   test('an unreachable jwksUri refuses the token (Jwks remote fetch is failed)', async () => {
