@@ -103,6 +103,10 @@ function backend(name: string, seen: Seen[]): Server {
     });
     req.on('end', () => {
       seen.push({ name, method: req.method ?? '', path: req.url ?? '', headers: req.headers });
+      if (req.url?.startsWith('/v2-fails') && name === 'v2') {
+        res.writeHead(500).end('broken');
+        return;
+      }
       if (req.url?.startsWith('/fail-every-2nd') && n++ % 2 === 0) {
         res.writeHead(503).end('try again');
         return;
@@ -685,6 +689,43 @@ describe('the waypoint, in-process, with a real control plane, node proxies and 
     const refused = await upgrade('/refuse-then-reset');
     expect(refused.head).toMatch(/^HTTP\/1.1 403 Forbidden\r\n/);
     await expect.poll(async () => (await get('/hello')).status, { timeout: 2_000 }).toBe(200);
+  });
+
+  test("mirrored requests feed the mirror Service's passive health check: its failing endpoint is ejected", async () => {
+    onTestFinished(() => source.set(base));
+    const ejections = async () => {
+      const m = await waypoint!.registry.getSingleMetric('ambit_outlier_ejections_total')?.get();
+      return (m?.values ?? [])
+        .filter((v) => v.labels.destination_service === 'web-v2.shop.svc.cluster.local')
+        .reduce((n, v) => n + v.value, 0);
+    };
+    const before = await ejections();
+    await setRoutes(
+      [
+        route('mirrored', [
+          {
+            matches: [prefix('/v2-fails')],
+            filters: [
+              {
+                type: 'RequestMirror',
+                mirror: { backendRef: { group: '', kind: 'Service', name: 'web-v2', port: 80 }, fraction: 1 },
+              },
+            ],
+            backendRefs: [to('web-v1')],
+          },
+        ]),
+        trafficPolicy('v2-health', {
+          targetRefs: [{ group: '', kind: 'Service', name: 'web-v2' }],
+          healthCheck: {
+            passive: { consecutive5XxErrors: 3, alwaysEjectOneEndpoint: true, baseEjectionTime: '30s' },
+          },
+        }),
+      ],
+      async () => (await get('/v2-fails/probe')).headers['x-served-by'] === 'v1',
+    );
+    // The client's answers come from v1; the mirror's 500s from v2 eject it.
+    for (let i = 0; i < 5; i++) expect((await get('/v2-fails/x')).status).toBe(200);
+    await expect.poll(ejections, { timeout: 5_000 }).toBeGreaterThan(before);
   });
 
   test("an Upgrade the endpoint never answers gets 504 UT at the route's timeout", async () => {
