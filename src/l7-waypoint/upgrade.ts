@@ -1,8 +1,7 @@
 import { type IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { applyHeaderModifier, type HeaderRecord } from '../gateway-api/route-filters.js';
-import type { HeaderModifier } from '../gateway-api/types.js';
+import type { HeaderRecord } from '../gateway-api/route-filters.js';
 import type { RequestAttrs } from '../mesh/authz-l7.js';
 import { endStream, resetSocket, splice } from '../net/splice.js';
 import { FAULT_ABORT_FLAG, HTTP_FAILURES, type HttpFailure } from '../telemetry/http-outcomes.js';
@@ -16,6 +15,7 @@ import { planRequest } from './plan.js';
 import { protect } from './protect.js';
 import { authenticate } from './request-authn.js';
 import { RequestRecord } from './request-record.js';
+import { answerStatus, relayAndClose, requestHeadText, rewriteHead } from './upgrade-relay.js';
 import { openStream, type UpstreamsOptions } from './upstream.js';
 
 /** The most bytes of an endpoint's answer head read before deciding whether it switched protocols. */
@@ -259,12 +259,7 @@ export function handleUpgrade(
           },
           { once: true },
         );
-        let text = `${sent.method} ${sent.path} HTTP/1.1\r\nhost: ${sent.authority}\r\n`;
-        for (const [k, v] of Object.entries(sent.headers)) {
-          if (k === 'host') continue;
-          for (const one of Array.isArray(v) ? v : [v]) text += `${k}: ${one}\r\n`;
-        }
-        up.write(`${text}\r\n`);
+        up.write(requestHeadText(sent));
         if (head.length > 0) up.write(head);
         // Read the endpoint's answer head before deciding what the connection becomes.
         let answerHead: Buffer = Buffer.alloc(0);
@@ -275,7 +270,7 @@ export function handleUpgrade(
           up.off('data', onData);
           up.pause();
           answered();
-          rec.status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(answerHead.toString('latin1', 0, 16))?.[1] ?? 0);
+          rec.status = answerStatus(answerHead);
           answerHead = rewriteHead(answerHead, plan.responseHeaders, added);
           if (rec.status === 101) {
             if (socket.destroyed) {
@@ -292,34 +287,8 @@ export function handleUpgrade(
             });
             return;
           }
-          // Not switched: the answer goes back, and the connection ends with it (after its body, when
-          // its length is known; else when the endpoint closes, breaks or goes quiet).
-          const headEnd = answerHead.indexOf('\r\n\r\n') + 4;
-          const length = Number(
-            /\r\ncontent-length:\s*(\d+)/i.exec(answerHead.toString('latin1', 0, headEnd))?.[1] ?? Number.NaN,
-          );
-          let left = Number.isFinite(length)
-            ? length - (answerHead.length - headEnd)
-            : Number.POSITIVE_INFINITY;
-          const close = (): void => {
-            socket.end();
-            up.destroy();
-            finish();
-          };
-          socket.write(answerHead);
-          if (left <= 0) {
-            close();
-            return;
-          }
-          (up as Duplex & { setTimeout?: (ms: number, cb: () => void) => void }).setTimeout?.(10_000, close);
-          up.on('data', (chunk: Buffer) => {
-            socket.write(chunk);
-            left -= chunk.length;
-            if (left <= 0) close();
-          });
-          up.once('end', close);
-          up.once('close', close);
-          up.resume();
+          // Not switched: the answer goes back, and the connection ends with it.
+          relayAndClose(socket, up, answerHead, finish);
         };
         up.on('data', onData);
         up.once('close', () => {
@@ -337,37 +306,4 @@ export function handleUpgrade(
       },
     );
   }
-}
-
-/**
- * The endpoint's answer head as the client gets it: the route's response header modifiers applied,
- * then the waypoint's own headers (`set-cookie` added to any the endpoint set). Unchanged when there
- * is nothing to do or its end is not in it.
- */
-export function rewriteHead(
-  head: Buffer,
-  modifiers: readonly HeaderModifier[],
-  added: Readonly<Record<string, string>>,
-): Buffer {
-  if (modifiers.length === 0 && Object.keys(added).length === 0) return head;
-  const end = head.indexOf('\r\n\r\n');
-  if (end === -1) return head;
-  const [status, ...lines] = head.toString('latin1', 0, end).split('\r\n');
-  const out: HeaderRecord = {};
-  for (const l of lines) {
-    const i = l.indexOf(':');
-    if (i <= 0) continue;
-    const k = l.slice(0, i).trim().toLowerCase();
-    const v = l.slice(i + 1).trim();
-    const had = out[k];
-    out[k] = had === undefined ? v : [...[had].flat(), v];
-  }
-  for (const m of modifiers) applyHeaderModifier(out, m);
-  for (const [k, v] of Object.entries(added)) {
-    const had = out[k];
-    out[k] = k === 'set-cookie' && had !== undefined ? [...[had].flat(), v] : v;
-  }
-  let text = status ?? '';
-  for (const [k, v] of Object.entries(out)) for (const one of [v].flat()) text += `\r\n${k}: ${one}`;
-  return Buffer.concat([Buffer.from(text, 'latin1'), head.subarray(end)]);
 }

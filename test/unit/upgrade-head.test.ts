@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import type { HeaderModifier } from '../../src/gateway-api/types.js';
-import { rewriteHead } from '../../src/l7-waypoint/upgrade.js';
+import { rewriteHead } from '../../src/l7-waypoint/upgrade-relay.js';
 
 const head = (s: string) => Buffer.from(s, 'latin1');
 
