@@ -106,6 +106,13 @@ async function shareUnderLoad(name: string, n: number, c: number): Promise<numbe
   return served[MEMBERS.indexOf(name as (typeof MEMBERS)[number])]! / total;
 }
 
+/** `ambit proxy-config clusters` for the waypoint: what it holds of each Service's policy. */
+const clusters = () => ambit(['proxy-config', 'clusters', '--name', CLUSTER, '--waypoint', `${NS}/waypoint`]);
+
+/** Waits until `proxy-config clusters` shows what `shown` matches (a policy in force). */
+const untilClusters = (what: string, shown: RegExp): Promise<unknown> =>
+  waitFor(what, async () => shown.test((await clusters()).stdout), 30_000);
+
 describe('BackendTrafficPolicy loadBalancer and passive health check at a waypoint (local mode, real clients)', () => {
   beforeAll(async () => {
     await cluster.up({ 'all.yaml': MANIFESTS });
@@ -125,20 +132,9 @@ describe('BackendTrafficPolicy loadBalancer and passive health check at a waypoi
     passive: { consecutive5XxErrors: 3, interval: 1s, baseEjectionTime: 8s, maxEjectionPercent: 50 }
 `),
     );
-    await waitFor(
+    await untilClusters(
       'the policy to be in force',
-      async () => {
-        const pc = await ambit([
-          'proxy-config',
-          'clusters',
-          '--name',
-          CLUSTER,
-          '--waypoint',
-          `${NS}/waypoint`,
-        ]);
-        return /loadBalancer RoundRobin; healthCheck\.passive consecutive5XxErrors=3/.test(pc.stdout);
-      },
-      30_000,
+      /loadBalancer RoundRobin; healthCheck\.passive consecutive5XxErrors=3/,
     );
     const before = await waypointMetrics();
     writeFileSync(`${SHARED}/pool-c.fail`, '');
@@ -155,7 +151,7 @@ describe('BackendTrafficPolicy loadBalancer and passive health check at a waypoi
       }) - sumSamples(before, 'ambit_outlier_ejections_total', { destination_service: POOL }),
     ).toBe(1);
     expect(sumSamples(after, 'ambit_outlier_ejected_endpoints', { destination_service: POOL })).toBe(1);
-    const pc = await ambit(['proxy-config', 'clusters', '--name', CLUSTER, '--waypoint', `${NS}/waypoint`]);
+    const pc = await clusters();
     expect(pc.stdout).toMatch(/ejected now: \S+ until \S+ \(ejection 1 in a row\)/);
     expect(pc.stdout).toMatch(/pool-c\S*\s+\d+\s+\S+\s+ejected \(\d+s left\)/);
 
@@ -234,38 +230,10 @@ describe('BackendTrafficPolicy loadBalancer and passive health check at a waypoi
     writeFileSync(`${SHARED}/pool-b.slow`, '300');
     try {
       await apply(policy('  loadBalancer: { type: RoundRobin }\n'));
-      await waitFor(
-        'round robin to be in force',
-        async () => {
-          const pc = await ambit([
-            'proxy-config',
-            'clusters',
-            '--name',
-            CLUSTER,
-            '--waypoint',
-            `${NS}/waypoint`,
-          ]);
-          return /pool-balancing: loadBalancer RoundRobin \(/.test(pc.stdout);
-        },
-        30_000,
-      );
+      await untilClusters('round robin to be in force', /pool-balancing: loadBalancer RoundRobin \(/);
       const rr = await shareUnderLoad('pool-b', 150, 10);
       await apply(policy('  loadBalancer: { type: LeastRequest }\n'));
-      await waitFor(
-        'least request to be in force',
-        async () => {
-          const pc = await ambit([
-            'proxy-config',
-            'clusters',
-            '--name',
-            CLUSTER,
-            '--waypoint',
-            `${NS}/waypoint`,
-          ]);
-          return /pool-balancing: loadBalancer LeastRequest \(/.test(pc.stdout);
-        },
-        30_000,
-      );
+      await untilClusters('least request to be in force', /pool-balancing: loadBalancer LeastRequest \(/);
       const lr = await shareUnderLoad('pool-b', 150, 10);
       // Round robin gives every pod a third whatever its speed; least request steers around the slow one.
       expect(rr).toBeGreaterThan(0.3);

@@ -89,6 +89,22 @@ async function timed(url: string, extra: readonly string[] = []): Promise<{ code
   return { code: Number(code), seconds: Number(seconds) };
 }
 
+/** The status of each request of a curl URL range (`http://x/[1-100]`), in order, on one connection. */
+async function codesOf(urls: string): Promise<string[]> {
+  const r = await inClient([
+    'curl',
+    '-s',
+    '--max-time',
+    '120',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code}\\n',
+    urls,
+  ]);
+  return r.stdout.trim().split('\n');
+}
+
 const SLOW = 'slow.res.svc.cluster.local';
 const FAULTY = 'faulty.res.svc.cluster.local';
 
@@ -244,18 +260,7 @@ spec:
     const logBefore = readFileSync(`${SHARED}/faulty.log`, 'utf8')
       .split('\n')
       .filter((l) => l !== '').length;
-    const r = await inClient([
-      'curl',
-      '-s',
-      '--max-time',
-      '120',
-      '-o',
-      '/dev/null',
-      '-w',
-      '%{http_code}\\n',
-      'http://faulty/n/[1-1000]',
-    ]);
-    const codes = r.stdout.trim().split('\n');
+    const codes = await codesOf('http://faulty/n/[1-1000]');
     expect(codes.length).toBe(1000);
     const aborted = codes.filter((c) => c === '503').length;
     const ok = codes.filter((c) => c === '200').length;
@@ -380,18 +385,7 @@ spec:
         .split('\n')
         .filter((l) => l.includes('/status/503?n=')).length;
     const before = await waypointMetrics();
-    const r = await inClient([
-      'curl',
-      '-s',
-      '--max-time',
-      '120',
-      '-o',
-      '/dev/null',
-      '-w',
-      '%{http_code}\\n',
-      'http://faulty/status/503?n=[1-200]',
-    ]);
-    const codes = r.stdout.trim().split('\n');
+    const codes = await codesOf('http://faulty/status/503?n=[1-200]');
     // The backend's answer stands: the client sees 503, as it would with retries spent.
     expect(codes.length).toBe(200);
     expect(new Set(codes)).toEqual(new Set(['503']));
